@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# scripts/test.sh [--unit-only]: run every test and print one closing line
+# "N passed, N failed" (cmocka and bats counts added up). Exits non-zero on
+# any failure. Expects `make build build-asan` and scripts/setup.sh to have run.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+UNIT_ONLY=0
+[ "${1:-}" = "--unit-only" ] && UNIT_ONLY=1
+
+passed=0
+failed=0
+ARTIFACTS="$ROOT/tests/artifacts"
+mkdir -p "$ARTIFACTS"
+
+# ---- unit tests (cmocka, under ASan+UBSan) ----
+for t in build-asan/tests/unit/test-*; do
+	[ -x "$t" ] || continue
+	case "$t" in *.p) continue ;; esac
+	out=$("$t" 2>&1)
+	rc=$?
+	echo "$out"
+	p=$(echo "$out" | sed -n 's/^\[  PASSED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+	f=$(echo "$out" | sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' | tail -1)
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + ${f:-0}))
+	if [ $rc -ne 0 ] && [ -z "$f" ]; then
+		echo "unit: $t crashed (exit $rc)"
+		failed=$((failed + 1))
+	fi
+done
+
+# ---- system tests (bats, against a real Podman service) ----
+if [ $UNIT_ONLY -eq 0 ]; then
+	export BERTH_ROOT="$ROOT"
+	export BERTH_BIN="$ROOT/build-asan/src"
+	export BERTH_AGENT="$ROOT/build-asan/src/agent/berth-agent"
+	export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0"
+	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+	SUITE=$(mktemp -d /tmp/berth-test.XXXXXX)
+	export BERTH_TEST_SUITE="$SUITE"
+	# one podman service for the suite; berthd's own supervised service is
+	# tested separately
+	mkdir -m 0700 -p "$SUITE/engine"
+	podman system service --time=0 "unix://$SUITE/engine/podman.sock" >"$SUITE/podman.log" 2>&1 &
+	PODMAN_PID=$!
+	for _ in $(seq 1 300); do
+		curl -sf --unix-socket "$SUITE/engine/podman.sock" http://d/_ping >/dev/null && break
+		sleep 0.1
+	done
+	export BERTH_TEST_ENGINE="unix://$SUITE/engine/podman.sock"
+
+	tap="$SUITE/bats.tap"
+	bats --tap tests/system 2>&1 | tee "$tap"
+	p=$(grep -c '^ok ' "$tap")
+	f=$(grep -c '^not ok ' "$tap")
+	passed=$((passed + p))
+	failed=$((failed + f))
+	planned=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$tap" | head -1)
+	if [ -n "$planned" ] && [ $((p + f)) -lt "$planned" ]; then
+		echo "system: only $((p + f)) of $planned tests reported"
+		failed=$((failed + planned - p - f))
+	fi
+	kill "$PODMAN_PID" 2>/dev/null
+	wait "$PODMAN_PID" 2>/dev/null
+	cp "$SUITE"/*.log "$ARTIFACTS"/ 2>/dev/null
+	rm -rf "$SUITE"
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]

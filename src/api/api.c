@@ -1,0 +1,459 @@
+/* api.c - routes of the JSON API: workspaces, their actions, events, logs, exec.
+ *
+ * Handlers validate the request (json_unpack_ex names the bad field), call the
+ * workspace module and map its -errno results to HTTP statuses. Two routes
+ * stream: logs (fed by the workspace module's followers) and exec (a relay of
+ * the agent's frames straight to the client, with backpressure both ways).
+ */
+#include "api/api.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "workspace/agentc.h"
+
+#define API_PREFIX "/api/v1"
+#define EXEC_HIGH_WATER (1024 * 1024)
+
+struct api {
+    struct ws_manager *m;
+    struct engine *engine;
+    bool engine_ok;
+};
+
+struct api *api_new(struct ws_manager *m, struct engine *engine)
+{
+    struct api *a = xcalloc(1, sizeof(*a));
+    a->m = m;
+    a->engine = engine;
+    return a;
+}
+
+void api_free(struct api *a)
+{
+    free(a);
+}
+
+void api_set_engine_ok(struct api *a, bool ok)
+{
+    a->engine_ok = ok;
+}
+
+static int status_for(int r)
+{
+    switch (-r) {
+    case ENOENT: return 404;
+    case EINVAL: return 400;
+    case EEXIST:
+    case EBUSY: return 409;
+    case ENOTSUP: return 400;
+    default: return 500;
+    }
+}
+
+static void respond_berr(struct http_conn *c, int r, struct berr *e)
+{
+    http_respond_error(c, status_for(r), "%s", berr_msg(e));
+}
+
+/* Parses the body as a JSON object; answers 400 and returns NULL on failure. */
+static json_t *parse_body(struct http_conn *c, struct http_request *req)
+{
+    json_error_t jerr;
+    json_t *j = json_loadb(req->body.buf, req->body.len, 0, &jerr);
+    if (!j) {
+        http_respond_error(c, 400, "request body is not valid JSON: %s (line %d, column %d)",
+                           jerr.text, jerr.line, jerr.column);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        http_respond_error(c, 400, "request body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+static void create_workspace(struct api *a, struct http_conn *c, struct http_request *req)
+{
+    json_t *body = parse_body(c, req);
+    if (!body)
+        return;
+    struct ws_create_request cr = {0};
+    json_error_t jerr;
+    if (json_unpack_ex(body, &jerr, 0, "{s:s, s?s, s?s, s?s, s?s, s?s}", "repo", &cr.repo,
+                       "branch", &cr.branch, "commit", &cr.commit, "ref", &cr.ref, "name",
+                       &cr.name, "devcontainer_path", &cr.devcontainer_path) < 0) {
+        http_respond_error(c, 400, "invalid request: %s", jerr.text);
+        json_decref(body);
+        return;
+    }
+    struct ws_record rec;
+    _cleanup_berr_ struct berr *e = NULL;
+    int r = ws_create(a->m, &cr, &rec, &e);
+    json_decref(body);
+    if (r < 0) {
+        respond_berr(c, r, e);
+        return;
+    }
+    log_info("workspace '%s' (%s): create from '%s'", rec.name, rec.id, rec.repo);
+    http_respond_json(c, 201, ws_record_json(&rec));
+    ws_record_release(&rec);
+}
+
+static void list_workspaces(struct api *a, struct http_conn *c)
+{
+    struct ws_record *list = NULL;
+    size_t n = 0;
+    _cleanup_berr_ struct berr *e = NULL;
+    int r = store_ws_list(ws_manager_store(a->m), &list, &n, &e);
+    if (r < 0) {
+        respond_berr(c, r, e);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(arr, ws_record_json(&list[i]));
+        ws_record_release(&list[i]);
+    }
+    free(list);
+    http_respond_json(c, 200, json_pack("{s:o}", "workspaces", arr));
+}
+
+/* ---- logs ---- */
+
+struct log_stream {
+    struct api *a;
+    struct http_conn *conn;
+    struct ws_log_follower *f;
+};
+
+static void log_stream_cb(const char *lines, size_t len, bool done, void *data)
+{
+    struct log_stream *s = data;
+    if (lines)
+        http_stream_write(s->conn, lines, len);
+    if (done) {
+        http_conn_on_close(s->conn, NULL, NULL);
+        http_stream_end(s->conn);
+        free(s);
+    }
+}
+
+static void log_stream_closed(struct http_conn *c, void *data)
+{
+    (void)c;
+    struct log_stream *s = data;
+    ws_log_unfollow(s->a->m, s->f);
+    free(s);
+}
+
+static void get_logs(struct api *a, struct http_conn *c, struct http_request *req,
+                     const struct ws_record *rec)
+{
+    _cleanup_free_ char *follow = http_request_query(req, "follow");
+    if (follow && (strcmp(follow, "1") == 0 || strcmp(follow, "true") == 0)) {
+        struct log_stream *s = xcalloc(1, sizeof(*s));
+        s->a = a;
+        s->conn = c;
+        http_stream_begin(c, 200, "text/plain; charset=utf-8");
+        http_conn_on_close(c, log_stream_closed, s);
+        s->f = ws_log_follow(a->m, rec->id, log_stream_cb, s);
+        return;
+    }
+    _cleanup_buf_ struct buf out = BUF_INIT;
+    int64_t last = 0;
+    for (;;) {
+        size_t before = out.len;
+        if (store_logs_since(ws_manager_store(a->m), rec->id, last, 5000, &out, &last) < 0 ||
+            out.len == before || out.len > 64 * 1024 * 1024)
+            break;
+    }
+    http_respond(c, 200, "text/plain; charset=utf-8", out.buf, out.len);
+}
+
+/* ---- exec ---- */
+
+struct exec_relay {
+    uv_pipe_t pipe;
+    struct http_conn *conn;
+    bool reading;
+    bool pipe_closed;
+};
+
+static void relay_free(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void relay_close_pipe(struct exec_relay *x)
+{
+    if (x->pipe_closed)
+        return;
+    x->pipe_closed = true;
+    uv_close((uv_handle_t *)&x->pipe, relay_free);
+}
+
+static void relay_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    (void)suggested;
+    b->base = xmalloc(65536);
+    b->len = 65536;
+}
+
+static void relay_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct exec_relay *x = s->data;
+    if (n > 0 && x->conn) {
+        http_stream_write(x->conn, b->base, (size_t)n);
+        if (x->conn && http_conn_pending(x->conn) > EXEC_HIGH_WATER) {
+            uv_read_stop(s);
+            x->reading = false;
+        }
+    }
+    free(b->base);
+    if (n < 0) {
+        if (x->conn) {
+            http_conn_on_close(x->conn, NULL, NULL);
+            http_stream_end(x->conn);
+            x->conn = NULL;
+        }
+        relay_close_pipe(x);
+    }
+}
+
+static void relay_drained(struct http_conn *c, void *data)
+{
+    (void)c;
+    struct exec_relay *x = data;
+    if (!x->reading && !x->pipe_closed) {
+        x->reading = true;
+        uv_read_start((uv_stream_t *)&x->pipe, relay_alloc, relay_read);
+    }
+}
+
+static void relay_client_gone(struct http_conn *c, void *data)
+{
+    (void)c;
+    struct exec_relay *x = data;
+    x->conn = NULL;
+    /* closing our end makes the agent hang up the command */
+    relay_close_pipe(x);
+}
+
+static void relay_written(uv_write_t *w, int status)
+{
+    (void)status;
+    free(w->data);
+    free(w);
+}
+
+static void exec_command(struct api *a, struct http_conn *c, struct http_request *req,
+                         const struct ws_record *rec)
+{
+    json_t *body = parse_body(c, req);
+    if (!body)
+        return;
+    json_t *cmd = NULL, *env = NULL;
+    const char *user = NULL, *cwd = NULL;
+    json_error_t jerr;
+    if (json_unpack_ex(body, &jerr, 0, "{s:o, s?s, s?s, s?o}", "cmd", &cmd, "user", &user, "cwd",
+                       &cwd, "env", &env) < 0) {
+        http_respond_error(c, 400, "invalid request: %s", jerr.text);
+        json_decref(body);
+        return;
+    }
+    _cleanup_strv_ struct strv argv = STRV_INIT;
+    _cleanup_strv_ struct strv envv = STRV_INIT;
+    size_t i;
+    json_t *v;
+    bool ok = json_is_array(cmd) && json_array_size(cmd) > 0;
+    json_array_foreach(cmd, i, v)
+    {
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+            ok = false;
+        else
+            strv_push(&argv, json_string_value(v));
+    }
+    if (!ok) {
+        json_decref(body);
+        http_respond_error(c, 400, "cmd must be a non-empty array of strings");
+        return;
+    }
+    if (env && !json_is_object(env)) {
+        json_decref(body);
+        http_respond_error(c, 400, "env must be an object of strings");
+        return;
+    }
+    const char *k;
+    json_object_foreach(env, k, v)
+    {
+        if (!json_is_string(v) || !*k || strchr(k, '=')) {
+            json_decref(body);
+            http_respond_error(c, 400, "env must be an object of strings with valid names");
+            return;
+        }
+        strv_pushf(&envv, "%s=%s", k, json_string_value(v));
+    }
+    if (strcmp(rec->state, "running") != 0) {
+        json_decref(body);
+        http_respond_error(c, 409, "workspace '%s' is %s, not running", rec->name, rec->state);
+        return;
+    }
+    _cleanup_free_ char *run = ws_run_dir(a->m, rec->id);
+    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
+    if (fd < 0) {
+        json_decref(body);
+        http_respond_error(c, 502, "cannot reach the workspace agent: %s", strerror(-fd));
+        return;
+    }
+    struct agentc_exec ex = {.argv = &argv,
+                             .env = &envv,
+                             .cwd = cwd ? cwd : rec->workspace_folder,
+                             .user = user ? user : rec->remote_user};
+    struct buf frame = BUF_INIT;
+    agentc_build_exec(&frame, &ex);
+    json_decref(body);
+
+    struct exec_relay *x = xcalloc(1, sizeof(*x));
+    uv_pipe_init(uv_default_loop(), &x->pipe, 0);
+    x->pipe.data = x;
+    x->conn = c;
+    if (uv_pipe_open(&x->pipe, fd) < 0) {
+        close(fd);
+        buf_release(&frame);
+        x->pipe_closed = true;
+        uv_close((uv_handle_t *)&x->pipe, relay_free);
+        http_respond_error(c, 502, "cannot reach the workspace agent");
+        return;
+    }
+    uv_write_t *w = xmalloc(sizeof(*w));
+    size_t len;
+    w->data = buf_detach(&frame, &len);
+    uv_buf_t ub = uv_buf_init(w->data, (unsigned)len);
+    uv_write(w, (uv_stream_t *)&x->pipe, &ub, 1, relay_written);
+    http_stream_begin(c, 200, "application/vnd.berth.stream");
+    http_conn_on_close(c, relay_client_gone, x);
+    http_conn_on_drain(c, relay_drained, x);
+    x->reading = true;
+    uv_read_start((uv_stream_t *)&x->pipe, relay_alloc, relay_read);
+}
+
+/* ---- routing ---- */
+
+static void workspace_route(struct api *a, struct http_conn *c, struct http_request *req,
+                            const char *rest)
+{
+    /* rest: "{ws}" or "{ws}/action" */
+    const char *slash = strchr(rest, '/');
+    _cleanup_free_ char *ws = slash ? xstrndup(rest, (size_t)(slash - rest)) : xstrdup(rest);
+    const char *action = slash ? slash + 1 : "";
+    if (!*ws) {
+        http_respond_error(c, 404, "not found");
+        return;
+    }
+    _cleanup_ws_record_ struct ws_record rec = {0};
+    _cleanup_berr_ struct berr *e = NULL;
+    int r = store_ws_get(ws_manager_store(a->m), ws, &rec, &e);
+    if (r < 0) {
+        respond_berr(c, r, e);
+        return;
+    }
+    const char *m = req->method;
+    bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
+
+    if (!*action && get) {
+        http_respond_json(c, 200, ws_record_json(&rec));
+        return;
+    }
+    if (!*action && strcmp(m, "DELETE") == 0) {
+        struct ws_record out;
+        r = ws_act(a->m, rec.id, WS_ACTION_DELETE, &out, &e);
+        if (r < 0) {
+            respond_berr(c, r, e);
+            return;
+        }
+        log_info("workspace '%s' (%s): delete", out.name, out.id);
+        http_respond_json(c, 202, ws_record_json(&out));
+        ws_record_release(&out);
+        return;
+    }
+    static const struct {
+        const char *name;
+        enum ws_action action;
+    } actions[] = {{"start", WS_ACTION_START}, {"stop", WS_ACTION_STOP},
+                   {"rebuild", WS_ACTION_REBUILD}};
+    for (size_t i = 0; i < ELEMENTSOF(actions); i++) {
+        if (strcmp(action, actions[i].name) != 0)
+            continue;
+        if (!post) {
+            http_respond_error(c, 405, "use POST for %s", action);
+            return;
+        }
+        struct ws_record out;
+        r = ws_act(a->m, rec.id, actions[i].action, &out, &e);
+        if (r < 0) {
+            respond_berr(c, r, e);
+            return;
+        }
+        log_info("workspace '%s' (%s): %s", out.name, out.id, action);
+        http_respond_json(c, 202, ws_record_json(&out));
+        ws_record_release(&out);
+        return;
+    }
+    if (strcmp(action, "events") == 0 && get) {
+        json_t *events = NULL;
+        r = store_events_json(ws_manager_store(a->m), rec.id, &events, &e);
+        if (r < 0) {
+            respond_berr(c, r, e);
+            return;
+        }
+        http_respond_json(c, 200, json_pack("{s:o}", "events", events));
+        return;
+    }
+    if (strcmp(action, "logs") == 0 && get) {
+        get_logs(a, c, req, &rec);
+        return;
+    }
+    if (strcmp(action, "exec") == 0 && post) {
+        exec_command(a, c, req, &rec);
+        return;
+    }
+    http_respond_error(c, *action && !get && !post ? 405 : 404, "no route for %s %s", m,
+                       req->path);
+}
+
+void api_handle(struct http_conn *c, struct http_request *req, void *data)
+{
+    struct api *a = data;
+    const char *p = req->path;
+    if (strncmp(p, API_PREFIX "/", strlen(API_PREFIX) + 1) != 0) {
+        http_respond_error(c, 404, "not found");
+        return;
+    }
+    p += strlen(API_PREFIX);
+    if (strcmp(p, "/health") == 0) {
+        http_respond_json(c, 200, json_pack("{s:s, s:s}", "status", "ok", "engine",
+                                            a->engine_ok ? "ok" : "unreachable"));
+        return;
+    }
+    if (strcmp(p, "/workspaces") == 0 || strcmp(p, "/workspaces/") == 0) {
+        if (strcmp(req->method, "POST") == 0)
+            create_workspace(a, c, req);
+        else if (strcmp(req->method, "GET") == 0)
+            list_workspaces(a, c);
+        else
+            http_respond_error(c, 405, "use GET or POST on /workspaces");
+        return;
+    }
+    if (strncmp(p, "/workspaces/", 12) == 0) {
+        workspace_route(a, c, req, p + 12);
+        return;
+    }
+    http_respond_error(c, 404, "no route for %s %s", req->method, req->path);
+}

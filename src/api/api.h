@@ -1,0 +1,22 @@
+/* api.h - the JSON API under /api/v1 (see docs/api.md). */
+#ifndef BERTH_API_H
+#define BERTH_API_H
+
+#include <stdbool.h>
+
+#include "engine/engine.h"
+#include "http/server.h"
+#include "workspace/workspace.h"
+
+struct api;
+
+struct api *api_new(struct ws_manager *m, struct engine *engine);
+void api_free(struct api *a);
+
+/* Whether berthd's engine answered its last health check (set by the daemon). */
+void api_set_engine_ok(struct api *a, bool ok);
+
+/* The server's request handler; data is the struct api. */
+void api_handle(struct http_conn *c, struct http_request *req, void *data);
+
+#endif

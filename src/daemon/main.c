@@ -1,0 +1,354 @@
+/* main.c - berthd: flags, the data dir, the engine, the store, and the loop.
+ *
+ * Start-up order: parse flags; open the store (migrating it); pick the engine
+ * (--engine, DOCKER_HOST, the usual sockets, else a supervised podman service);
+ * start the HTTP server; then, off the loop, wait for the engine to answer and
+ * reconcile the store with it. Requests are served meanwhile.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "daemon/supervise.h"
+#include "engine/engine.h"
+#include "http/server.h"
+#include "store/store.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "workspace/workspace.h"
+
+struct daemon {
+    uv_loop_t *loop;
+    char *listen_addr;
+    int listen_port;
+    char *data_dir;
+    char *engine_socket;
+    char *agent_binary;
+    char *default_image;
+    struct store *store;
+    struct engine *engine;
+    struct supervisor *supervisor;
+    struct ws_manager *manager;
+    struct api *api;
+    struct http_server *http;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t health;
+    bool embedded; /* --engine embedded: always run our own podman service */
+    bool reconciled;
+    bool checking;
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: berthd [--listen ADDR:PORT] [--data DIR] [--engine unix:///PATH]\n"
+               "              [--agent PATH] [--default-image IMAGE] [--debug]\n"
+               "\n"
+               "  --listen ADDR:PORT   where to serve the API (default 127.0.0.1:7878)\n"
+               "  --data DIR           where workspaces and the database live\n"
+               "                       (default ./.berth-data)\n"
+               "  --engine URL         the Docker Engine API socket; default: DOCKER_HOST,\n"
+               "                       /var/run/docker.sock, /run/podman/podman.sock, else a\n"
+               "                       podman service that berthd runs itself ('embedded'\n"
+               "                       forces that)\n"
+               "  --agent PATH         the berth-agent binary (default: beside berthd)\n"
+               "  --default-image IMG  image for repositories without devcontainer.json\n"
+               "                       (default " WS_DEFAULT_IMAGE ")\n");
+}
+
+static int parse_listen(const char *s, char **ret_addr, int *ret_port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon)
+        return -EINVAL;
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || port <= 0 || port > 65535)
+        return -EINVAL;
+    const char *host = s;
+    size_t hl = (size_t)(colon - s);
+    if (hl >= 2 && s[0] == '[' && s[hl - 1] == ']') {
+        host++;
+        hl -= 2;
+    }
+    *ret_addr = hl ? xstrndup(host, hl) : xstrdup("127.0.0.1");
+    *ret_port = (int)port;
+    return 0;
+}
+
+static char *exe_dir(void)
+{
+    char path[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+    if (n <= 0)
+        return xstrdup(".");
+    path[n] = 0;
+    char *slash = strrchr(path, '/');
+    if (slash)
+        *slash = 0;
+    return xstrdup(path);
+}
+
+static char *find_agent(void)
+{
+    const char *env = getenv("BERTH_AGENT");
+    if (env && *env)
+        return xstrdup(env);
+    _cleanup_free_ char *dir = exe_dir();
+    const char *rel[] = {"berth-agent", "../agent/berth-agent", "../lib/berth/berth-agent"};
+    for (size_t i = 0; i < ELEMENTSOF(rel); i++) {
+        char *p = xasprintf("%s/%s", dir, rel[i]);
+        if (access(p, X_OK) == 0)
+            return p;
+        free(p);
+    }
+    return NULL;
+}
+
+static char *find_program(const char *name)
+{
+    const char *path = getenv("PATH");
+    _cleanup_free_ char *copy = xstrdup(path ? path : "/usr/bin:/bin");
+    char *save = NULL;
+    for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        char *p = xasprintf("%s/%s", d, name);
+        if (access(p, X_OK) == 0)
+            return p;
+        free(p);
+    }
+    return NULL;
+}
+
+static bool is_socket(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* Picks the engine socket; may start the supervised podman service. */
+static int choose_engine(struct daemon *d)
+{
+    if (d->engine_socket)
+        return 0;
+    if (d->embedded)
+        goto embedded;
+    const char *dh = getenv("DOCKER_HOST");
+    if (dh && strncmp(dh, "unix://", 7) == 0) {
+        d->engine_socket = xstrdup(dh + 7);
+        return 0;
+    }
+    const char *candidates[] = {"/var/run/docker.sock", "/run/podman/podman.sock"};
+    for (size_t i = 0; i < ELEMENTSOF(candidates); i++) {
+        if (!is_socket(candidates[i]))
+            continue;
+        struct engine *e = engine_new(candidates[i]);
+        int r = engine_ping(e, NULL);
+        engine_free(e);
+        if (r == 0) {
+            d->engine_socket = xstrdup(candidates[i]);
+            return 0;
+        }
+    }
+embedded:;
+    _cleanup_free_ char *podman = find_program("podman");
+    if (!podman) {
+        log_error("no container engine: give --engine, set DOCKER_HOST, or install podman");
+        return -ENOENT;
+    }
+    _cleanup_free_ char *dir = xasprintf("%s/engine", d->data_dir);
+    int r = supervisor_start(d->loop, podman, dir, &d->supervisor);
+    if (r < 0) {
+        log_error("cannot start the podman service: %s", strerror(-r));
+        return r;
+    }
+    d->engine_socket = xstrdup(supervisor_socket(d->supervisor));
+    return 0;
+}
+
+/* ---- engine health and reconcile, off the loop ---- */
+
+struct health_work {
+    uv_work_t work;
+    struct daemon *d;
+    bool ok;
+    bool wait;
+};
+
+static void health_run(uv_work_t *w)
+{
+    struct health_work *h = (struct health_work *)w;
+    /* on start-up, give a freshly started service time to come up */
+    for (int i = 0; i < (h->wait ? 600 : 1); i++) {
+        if (engine_ping(h->d->engine, NULL) == 0) {
+            h->ok = true;
+            return;
+        }
+        if (h->wait)
+            usleep(100 * 1000);
+    }
+}
+
+static void health_done(uv_work_t *w, int status)
+{
+    (void)status;
+    struct health_work *h = (struct health_work *)w;
+    struct daemon *d = h->d;
+    d->checking = false;
+    api_set_engine_ok(d->api, h->ok);
+    if (h->ok && !d->reconciled) {
+        d->reconciled = true;
+        log_info("engine ready at %s", d->engine_socket);
+        ws_manager_reconcile(d->manager);
+    } else if (!h->ok) {
+        log_warn("the container engine at %s does not answer", d->engine_socket);
+    }
+    free(h);
+}
+
+static void check_health(struct daemon *d, bool wait)
+{
+    if (d->checking)
+        return;
+    d->checking = true;
+    struct health_work *h = xcalloc(1, sizeof(*h));
+    h->d = d;
+    h->wait = wait;
+    uv_queue_work(d->loop, &h->work, health_run, health_done);
+}
+
+static void on_health_timer(uv_timer_t *t)
+{
+    check_health(t->data, false);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct daemon *d = s->data;
+    log_info("received signal %d, shutting down", signum);
+    http_server_close(d->http);
+    supervisor_stop(d->supervisor);
+    uv_timer_stop(&d->health);
+    uv_close((uv_handle_t *)&d->health, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    ws_manager_free(d->manager);
+    /* jobs still on the thread pool are abandoned: their state is in the
+     * store and reconcile resumes them at the next start */
+    uv_stop(d->loop);
+}
+
+int main(int argc, char **argv)
+{
+    struct daemon d = {.listen_port = 7878};
+    signal(SIGPIPE, SIG_IGN);
+    /* workspace jobs block on git and the engine for minutes: give the pool room */
+    setenv("UV_THREADPOOL_SIZE", "64", 0);
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--debug") == 0) {
+            log_set_level(LOG_DEBUG);
+        } else if (strcmp(a, "--listen") == 0 && v) {
+            free(d.listen_addr);
+            if (parse_listen(v, &d.listen_addr, &d.listen_port) < 0) {
+                fprintf(stderr, "berthd: invalid --listen '%s': use ADDR:PORT\n", v);
+                return 2;
+            }
+            i++;
+        } else if (strcmp(a, "--data") == 0 && v) {
+            d.data_dir = xstrdup(v);
+            i++;
+        } else if (strcmp(a, "--engine") == 0 && v) {
+            if (strcmp(v, "embedded") == 0) {
+                d.embedded = true;
+            } else if (strncmp(v, "unix://", 7) == 0) {
+                d.engine_socket = xstrdup(v + 7);
+            } else {
+                fprintf(stderr, "berthd: --engine must be unix:///path or 'embedded'\n");
+                return 2;
+            }
+            i++;
+        } else if (strcmp(a, "--agent") == 0 && v) {
+            d.agent_binary = xstrdup(v);
+            i++;
+        } else if (strcmp(a, "--default-image") == 0 && v) {
+            d.default_image = xstrdup(v);
+            i++;
+        } else {
+            fprintf(stderr, "berthd: unknown or incomplete option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!d.listen_addr)
+        d.listen_addr = xstrdup("127.0.0.1");
+    if (!d.data_dir)
+        d.data_dir = xstrdup(".berth-data");
+    int r = mkdir_p(d.data_dir, 0711);
+    char real[PATH_MAX];
+    if (r < 0 || !realpath(d.data_dir, real)) {
+        log_error("cannot use data dir '%s': %s", d.data_dir, strerror(r < 0 ? -r : errno));
+        return 1;
+    }
+    free(d.data_dir);
+    d.data_dir = xstrdup(real);
+    if (!d.agent_binary)
+        d.agent_binary = find_agent();
+    if (!d.agent_binary) {
+        log_error("cannot find berth-agent: give --agent PATH or set BERTH_AGENT");
+        return 1;
+    }
+
+    d.loop = uv_default_loop();
+    _cleanup_berr_ struct berr *e = NULL;
+    _cleanup_free_ char *db = xasprintf("%s/berth.db", d.data_dir);
+    if (store_open(db, &d.store, &e) < 0) {
+        log_error("%s", berr_msg(e));
+        return 1;
+    }
+    if (choose_engine(&d) < 0)
+        return 1;
+    d.engine = engine_new(d.engine_socket);
+    struct ws_manager_config mc = {.data_dir = d.data_dir,
+                                   .agent_binary = d.agent_binary,
+                                   .default_image = d.default_image};
+    if (ws_manager_new(d.loop, d.store, d.engine, &mc, &d.manager, &e) < 0) {
+        log_error("%s", berr_msg(e));
+        return 1;
+    }
+    d.api = api_new(d.manager, d.engine);
+    r = http_server_new(d.loop, d.listen_addr, d.listen_port, api_handle, d.api, &d.http);
+    if (r < 0) {
+        log_error("cannot listen on %s:%d: %s", d.listen_addr, d.listen_port, uv_strerror(r));
+        return 1;
+    }
+    log_info("berthd listening on http://%s%s%s:%d (data %s, engine %s)",
+             strchr(d.listen_addr, ':') ? "[" : "", d.listen_addr,
+             strchr(d.listen_addr, ':') ? "]" : "", d.listen_port, d.data_dir, d.engine_socket);
+
+    uv_signal_init(d.loop, &d.sigint);
+    uv_signal_init(d.loop, &d.sigterm);
+    d.sigint.data = d.sigterm.data = &d;
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_timer_init(d.loop, &d.health);
+    d.health.data = &d;
+    check_health(&d, true);
+    uv_timer_start(&d.health, on_health_timer, 15000, 15000);
+
+    uv_run(d.loop, UV_RUN_DEFAULT);
+    /* exit without waiting for abandoned jobs */
+    fflush(stderr);
+    _exit(0);
+}

@@ -1,0 +1,102 @@
+/* devcontainer.h - reading a repository's devcontainer.json.
+ *
+ * The file is JSONC (comments, trailing commas); errors name the file, line and
+ * column. The parsed file is merged with the image's `devcontainer.metadata`
+ * label (the spec's rule: entries in order, the repo's file last; scalars: last
+ * wins; containerEnv: merged by key; lifecycle commands: all collected in order)
+ * and variables such as ${containerWorkspaceFolder} are substituted.
+ *
+ * A repository's devcontainer.json is untrusted input: this module only reads
+ * it; nothing here runs, mounts or resolves anything from berthd's host.
+ */
+#ifndef BERTH_DEVCONTAINER_H
+#define BERTH_DEVCONTAINER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "util/err.h"
+#include "util/strv.h"
+
+/* The lifecycle hooks, in the order they run. */
+#define DC_HOOKS(X)                                                                                \
+    X(DC_ON_CREATE, "onCreateCommand")                                                             \
+    X(DC_UPDATE_CONTENT, "updateContentCommand")                                                   \
+    X(DC_POST_CREATE, "postCreateCommand")                                                         \
+    X(DC_POST_START, "postStartCommand")                                                           \
+    X(DC_POST_ATTACH, "postAttachCommand")
+
+#define DC_HOOK_ENUM(e, s) e,
+enum dc_hook { DC_HOOKS(DC_HOOK_ENUM) _DC_HOOK_MAX };
+#undef DC_HOOK_ENUM
+
+const char *dc_hook_name(enum dc_hook h);
+
+/* One command to run: a label (the object key in the object form, else the hook
+ * name) and an argv (the string form becomes /bin/sh -c STRING). */
+struct dc_command {
+    char *label;
+    struct strv argv;
+    int group; /* commands with the same group may run in parallel */
+};
+
+struct dc_config {
+    json_t *raw;            /* the parsed devcontainer.json, after substitution */
+    char *image;
+    char *remote_user;      /* NULL: containerUser, else root */
+    char *container_user;
+    char *workspace_folder; /* in the container */
+    struct strv container_env; /* NAME=value */
+    bool override_command;
+    /* per hook, a JSON array of the command values collected in order (metadata first) */
+    json_t *hooks[_DC_HOOK_MAX];
+};
+
+void dc_config_init(struct dc_config *c);
+void dc_config_release(struct dc_config *c);
+
+/* Strips comments and trailing commas from JSONC text in place, replacing them
+ * with spaces so line and column numbers stay true. */
+void dc_jsonc_strip(char *text, size_t len);
+
+/* Parses JSONC text. `name` is used in error messages:
+ * "'.devcontainer/devcontainer.json' line 3, column 5: unexpected token". */
+int dc_parse_jsonc(const char *text, size_t len, const char *name, json_t **ret,
+                   struct berr **reterr);
+
+/* Finds the devcontainer.json of a checkout at `repo_dir`. `explicit` (may be
+ * NULL) is a path relative to the repo. Sets *ret_relpath to the relative path
+ * found, or NULL when there is none (not an error). An explicit path that does
+ * not exist is an error. */
+int dc_find(const char *repo_dir, const char *explicit_path, char **ret_relpath,
+            struct berr **reterr);
+
+/* Variables the substitution knows. */
+struct dc_vars {
+    const char *local_workspace_folder;
+    const char *container_workspace_folder;
+    const char *devcontainer_id;
+    const struct strv *local_env; /* the owner's settings, never berthd's env */
+};
+
+/* Reads and validates the file at repo_dir/relpath (relpath NULL: an empty
+ * config). Fills c; the image field may stay NULL (the caller picks the default). */
+int dc_load(const char *repo_dir, const char *relpath, const struct dc_vars *vars,
+            struct dc_config *c, struct berr **reterr);
+
+/* Merges an image's devcontainer.metadata label (a JSON text: an array of
+ * objects, or one object) under the config. Unknown or malformed metadata is
+ * ignored (it is the image's business, not the user's error). */
+void dc_merge_image_metadata(struct dc_config *c, const char *label);
+
+/* Expands one hook's commands into a list. Returns the number of commands
+ * (>= 0) and sets *ret (to free with dc_commands_free). A malformed value is an
+ * error naming the hook. */
+int dc_hook_commands(const struct dc_config *c, enum dc_hook h, struct dc_command **ret,
+                     struct berr **reterr);
+void dc_commands_free(struct dc_command *cmds, size_t n);
+
+/* Substitutes ${...} variables in s; returns a new string. */
+char *dc_substitute(const char *s, const struct dc_vars *vars, const struct strv *container_env);
+
+#endif

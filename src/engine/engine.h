@@ -1,0 +1,59 @@
+/* engine.h - the container engine, spoken to through the Docker Engine API v1.41.
+ *
+ * Works against `podman system service` and dockerd alike. Only this module
+ * knows the wire format. Every call is blocking (libcurl over a unix socket) and
+ * is meant for berthd's worker threads, never for the event loop. Calls are
+ * thread-safe: each uses its own curl handle.
+ *
+ * Errors carry the engine's own message: "no such image: 'x'".
+ */
+#ifndef BERTH_ENGINE_H
+#define BERTH_ENGINE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "util/err.h"
+
+#define ENGINE_API_VERSION "v1.41"
+
+struct engine;
+
+typedef void (*engine_line_cb)(const char *line, void *data);
+
+/* Creates a client for the engine listening on the unix socket at path. */
+struct engine *engine_new(const char *socket_path);
+struct engine *engine_free(struct engine *e);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct engine *, engine_free)
+const char *engine_socket(const struct engine *e);
+
+int engine_ping(struct engine *e, struct berr **reterr);
+
+/* -ENOENT when the image does not exist locally. *ret is the inspect JSON. */
+int engine_image_inspect(struct engine *e, const char *image, json_t **ret, struct berr **reterr);
+/* Pulls an image; progress lines ("Pulling fs layer") go to cb. */
+int engine_image_pull(struct engine *e, const char *image, engine_line_cb cb, void *data,
+                      struct berr **reterr);
+/* Loads an image archive (docker save / podman save format) from a file. */
+int engine_image_load(struct engine *e, const char *archive_path, struct berr **reterr);
+
+/* Creates a container from a ContainerConfig JSON body; *ret_id is its id. */
+int engine_container_create(struct engine *e, const char *name, json_t *config, char **ret_id,
+                            struct berr **reterr);
+int engine_container_start(struct engine *e, const char *id, struct berr **reterr);
+/* Stops with SIGTERM, then SIGKILL after timeout_s. Stopping a stopped container is fine. */
+int engine_container_stop(struct engine *e, const char *id, int timeout_s, struct berr **reterr);
+/* Removes the container (force: even when running) and its anonymous volumes;
+ * -ENOENT when it does not exist. */
+int engine_container_remove(struct engine *e, const char *id, bool force, struct berr **reterr);
+/* -ENOENT when the container does not exist. */
+int engine_container_inspect(struct engine *e, const char *id, json_t **ret,
+                             struct berr **reterr);
+/* Lists containers (running or not) that carry the label "key=value" or "key". */
+int engine_container_list(struct engine *e, const char *label, json_t **ret,
+                          struct berr **reterr);
+
+int engine_volume_create(struct engine *e, const char *name, json_t *labels, struct berr **reterr);
+int engine_volume_remove(struct engine *e, const char *name, struct berr **reterr);
+
+#endif

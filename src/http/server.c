@@ -1,0 +1,609 @@
+/* server.c - HTTP/1.1 server: accept, parse with limits, dispatch, respond.
+ *
+ * Parts:
+ *   - listener: uv_tcp bound to one address, accepting into struct http_conn;
+ *   - parser callbacks: build a struct http_request, enforcing the header, URL
+ *     and body limits (431, 414, 413) and rejecting malformed input with 400;
+ *   - dispatch: one request at a time per connection; later bytes wait in
+ *     `pending` until the response ends;
+ *   - writers: whole responses and chunked streams, with a pending-byte count
+ *     for backpressure.
+ * Connections are freed in the uv_close callback, never earlier (libuv's rule).
+ */
+#include "http/server.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <http_parser.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define HTTP_MAX_PENDING (256 * 1024)
+#define HTTP_DRAIN_LOW (256 * 1024)
+
+struct http_server {
+    uv_tcp_t tcp;
+    uv_loop_t *loop;
+    http_handler_cb handler;
+    void *data;
+    struct http_conn *conns; /* list of open connections */
+};
+
+enum conn_phase { PHASE_READING, PHASE_HANDLING, PHASE_STREAMING };
+
+struct http_conn {
+    uv_tcp_t tcp; /* first: the handle's address is the connection's */
+    struct http_server *server;
+    struct http_conn *next, *prev;
+    http_parser parser;
+    enum conn_phase phase;
+    bool closing;
+    bool keep_alive;
+    bool last_was_value;
+    size_t header_bytes;
+    struct buf url;
+    struct buf field;
+    struct buf value;
+    struct http_request req;
+    bool req_ready;
+    char peer[64];
+    struct buf pending; /* bytes received while a response is under way */
+    size_t write_pending;
+    bool above_drain_mark;
+    http_close_cb close_cb;
+    void *close_data;
+    http_drain_cb drain_cb;
+    void *drain_data;
+};
+
+struct write_req {
+    uv_write_t req;
+    struct http_conn *conn;
+    size_t len;
+    bool close_after;
+    char data[];
+};
+
+static http_parser_settings settings;
+
+const char *http_status_text(int status)
+{
+    switch (status) {
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 302: return "Found";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 414: return "URI Too Long";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+static void request_release(struct http_request *r)
+{
+    free(r->path);
+    free(r->query);
+    strv_release(&r->headers);
+    buf_release(&r->body);
+    *r = (struct http_request){.headers = STRV_INIT, .body = BUF_INIT};
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct http_conn *c = (struct http_conn *)h;
+    buf_release(&c->url);
+    buf_release(&c->field);
+    buf_release(&c->value);
+    buf_release(&c->pending);
+    request_release(&c->req);
+    free(c);
+}
+
+void http_conn_close(struct http_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->server->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    http_close_cb cb = c->close_cb;
+    c->close_cb = NULL;
+    c->drain_cb = NULL;
+    if (cb)
+        cb(c, c->close_data);
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void on_written(uv_write_t *w, int status)
+{
+    struct write_req *wr = (struct write_req *)w;
+    struct http_conn *c = wr->conn;
+    c->write_pending -= wr->len;
+    bool close_after = wr->close_after;
+    free(wr);
+    if (c->closing)
+        return;
+    if (status < 0 || close_after) {
+        http_conn_close(c);
+        return;
+    }
+    if (c->above_drain_mark && c->write_pending < HTTP_DRAIN_LOW) {
+        c->above_drain_mark = false;
+        if (c->drain_cb)
+            c->drain_cb(c, c->drain_data);
+    }
+}
+
+static void conn_write(struct http_conn *c, const void *data, size_t len, bool close_after)
+{
+    if (c->closing)
+        return;
+    struct write_req *wr = xmalloc(sizeof(*wr) + len);
+    wr->conn = c;
+    wr->len = len;
+    wr->close_after = close_after;
+    memcpy(wr->data, data, len);
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
+    c->write_pending += len;
+    if (c->write_pending >= HTTP_DRAIN_LOW)
+        c->above_drain_mark = true;
+    int r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_written);
+    if (r < 0) {
+        c->write_pending -= len;
+        free(wr);
+        http_conn_close(c);
+    }
+}
+
+size_t http_conn_pending(struct http_conn *c)
+{
+    return c->write_pending;
+}
+
+void http_conn_on_close(struct http_conn *c, http_close_cb cb, void *data)
+{
+    c->close_cb = cb;
+    c->close_data = data;
+}
+
+void http_conn_on_drain(struct http_conn *c, http_drain_cb cb, void *data)
+{
+    c->drain_cb = cb;
+    c->drain_data = data;
+}
+
+static void conn_feed(struct http_conn *c, const char *data, size_t len);
+
+/* A response has ended: get ready for the next request on this connection. */
+static void response_done(struct http_conn *c)
+{
+    request_release(&c->req);
+    c->req_ready = false;
+    c->phase = PHASE_READING;
+    c->close_cb = NULL;
+    c->drain_cb = NULL;
+    if (!c->keep_alive) {
+        /* closed by the write callback of the last piece */
+        return;
+    }
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    if (c->pending.len) {
+        struct buf p = c->pending;
+        buf_init(&c->pending);
+        conn_feed(c, p.buf, p.len);
+        buf_release(&p);
+    }
+}
+
+static void write_head(struct http_conn *c, int status, const char *content_type, long long len)
+{
+    struct buf h = BUF_INIT;
+    buf_addf(&h, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
+    if (content_type)
+        buf_addf(&h, "Content-Type: %s\r\n", content_type);
+    if (len >= 0)
+        buf_addf(&h, "Content-Length: %lld\r\n", len);
+    else
+        buf_adds(&h, "Transfer-Encoding: chunked\r\n");
+    buf_adds(&h, "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n");
+    if (!c->keep_alive)
+        buf_adds(&h, "Connection: close\r\n");
+    buf_adds(&h, "\r\n");
+    conn_write(c, h.buf, h.len, false);
+    buf_release(&h);
+}
+
+void http_respond(struct http_conn *c, int status, const char *content_type, const void *body,
+                  size_t len)
+{
+    if (c->closing)
+        return;
+    write_head(c, status, content_type, (long long)len);
+    if (len)
+        conn_write(c, body, len, !c->keep_alive);
+    else if (!c->keep_alive)
+        conn_write(c, "", 0, true);
+    response_done(c);
+}
+
+void http_respond_json(struct http_conn *c, int status, json_t *json)
+{
+    char *s = json_dumps(json, JSON_COMPACT);
+    json_decref(json);
+    struct buf b = BUF_INIT;
+    buf_adds(&b, s ? s : "null");
+    buf_addch(&b, '\n');
+    free(s);
+    http_respond(c, status, "application/json", b.buf, b.len);
+    buf_release(&b);
+}
+
+void http_respond_error(struct http_conn *c, int status, const char *fmt, ...)
+{
+    struct buf m = BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vaddf(&m, fmt, ap);
+    va_end(ap);
+    http_respond_json(c, status, json_pack("{s:s%}", "error", m.buf, m.len));
+    buf_release(&m);
+}
+
+void http_stream_begin(struct http_conn *c, int status, const char *content_type)
+{
+    c->phase = PHASE_STREAMING;
+    write_head(c, status, content_type, -1);
+}
+
+void http_stream_write(struct http_conn *c, const void *data, size_t len)
+{
+    if (!len || c->closing)
+        return;
+    char head[32];
+    int n = snprintf(head, sizeof(head), "%zx\r\n", len);
+    struct buf b = BUF_INIT;
+    buf_add(&b, head, (size_t)n);
+    buf_add(&b, data, len);
+    buf_adds(&b, "\r\n");
+    conn_write(c, b.buf, b.len, false);
+    buf_release(&b);
+}
+
+void http_stream_end(struct http_conn *c)
+{
+    if (c->closing)
+        return;
+    conn_write(c, "0\r\n\r\n", 5, !c->keep_alive);
+    response_done(c);
+}
+
+/* ---- parser callbacks ---- */
+
+static int fail(struct http_conn *c, int status, const char *msg)
+{
+    c->keep_alive = false;
+    http_respond_error(c, status, "%s", msg);
+    return -1;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    struct http_conn *c = p->data;
+    buf_reset(&c->url);
+    buf_reset(&c->field);
+    buf_reset(&c->value);
+    c->header_bytes = 0;
+    c->last_was_value = false;
+    request_release(&c->req);
+    return 0;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *c = p->data;
+    if (c->url.len + len > HTTP_MAX_URL)
+        return fail(c, 414, "request URL is too long");
+    buf_add(&c->url, at, len);
+    return 0;
+}
+
+static void finish_header(struct http_conn *c)
+{
+    if (!c->field.len)
+        return;
+    for (size_t i = 0; i < c->field.len; i++)
+        c->field.buf[i] = (char)tolower((unsigned char)c->field.buf[i]);
+    strv_pushf(&c->req.headers, "%s: %s", c->field.buf, c->value.buf);
+    buf_reset(&c->field);
+    buf_reset(&c->value);
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *c = p->data;
+    c->header_bytes += len;
+    if (c->header_bytes > HTTP_MAX_HEADER_BYTES)
+        return fail(c, 431, "request headers are too large");
+    if (c->last_was_value)
+        finish_header(c);
+    c->last_was_value = false;
+    buf_add(&c->field, at, len);
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *c = p->data;
+    c->header_bytes += len;
+    if (c->header_bytes > HTTP_MAX_HEADER_BYTES)
+        return fail(c, 431, "request headers are too large");
+    c->last_was_value = true;
+    buf_add(&c->value, at, len);
+    return 0;
+}
+
+static int hexval(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch = (char)tolower((unsigned char)ch);
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+/* Percent-decodes a path; NULL when it is malformed or decodes to a NUL. */
+static char *decode_path(const char *s, size_t n)
+{
+    struct buf b = BUF_INIT;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            int hi = i + 1 < n ? hexval(s[i + 1]) : -1;
+            int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+                buf_release(&b);
+                return NULL;
+            }
+            buf_addch(&b, (char)(hi * 16 + lo));
+            i += 2;
+        } else {
+            buf_addch(&b, s[i]);
+        }
+    }
+    return buf_detach(&b, NULL);
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct http_conn *c = p->data;
+    if (c->last_was_value)
+        finish_header(c);
+    struct http_parser_url u;
+    http_parser_url_init(&u);
+    if (http_parser_parse_url(c->url.buf, c->url.len, 0, &u) != 0 ||
+        !(u.field_set & (1 << UF_PATH)))
+        return fail(c, 400, "malformed request URL");
+    c->req.path =
+        decode_path(c->url.buf + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
+    if (!c->req.path)
+        return fail(c, 400, "malformed request URL");
+    c->req.query = (u.field_set & (1 << UF_QUERY))
+                       ? xstrndup(c->url.buf + u.field_data[UF_QUERY].off,
+                                  u.field_data[UF_QUERY].len)
+                       : xstrdup("");
+    c->req.method = http_method_str(p->method);
+    if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY)
+        return fail(c, 413, "request body is larger than 1 MiB");
+    c->keep_alive = http_should_keep_alive(p);
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct http_conn *c = p->data;
+    if (c->req.body.len + len > HTTP_MAX_BODY)
+        return fail(c, 413, "request body is larger than 1 MiB");
+    buf_add(&c->req.body, at, len);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct http_conn *c = p->data;
+    c->req_ready = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+/* Feeds bytes to the parser, dispatching each complete request. */
+static void conn_feed(struct http_conn *c, const char *data, size_t len)
+{
+    while (len && !c->closing) {
+        if (c->phase != PHASE_READING) {
+            if (c->pending.len + len > HTTP_MAX_PENDING) {
+                http_conn_close(c);
+                return;
+            }
+            buf_add(&c->pending, data, len);
+            return;
+        }
+        size_t n = http_parser_execute(&c->parser, &settings, data, len);
+        enum http_errno err = HTTP_PARSER_ERRNO(&c->parser);
+        if (err != HPE_OK && err != HPE_PAUSED) {
+            if (c->phase == PHASE_READING && !c->closing && err != HPE_CB_url &&
+                err != HPE_CB_header_field && err != HPE_CB_header_value &&
+                err != HPE_CB_headers_complete && err != HPE_CB_body) {
+                c->keep_alive = false;
+                http_respond_error(c, 400, "malformed request: %s", http_errno_description(err));
+            }
+            return;
+        }
+        data += n;
+        len -= n;
+        if (c->req_ready) {
+            http_parser_pause(&c->parser, 0);
+            c->req_ready = false;
+            c->phase = PHASE_HANDLING;
+            memcpy(c->req.peer, c->peer, sizeof(c->peer));
+            c->server->handler(c, &c->req, c->server->data);
+            /* the handler may have answered (phase READING again), started a
+             * stream, or closed the connection; the loop handles each */
+        }
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    (void)suggested;
+    b->base = xmalloc(65536);
+    b->len = 65536;
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct http_conn *c = (struct http_conn *)s;
+    if (n < 0) {
+        free(b->base);
+        http_conn_close(c);
+        return;
+    }
+    conn_feed(c, b->base, (size_t)n);
+    free(b->base);
+}
+
+static void peer_name(struct http_conn *c)
+{
+    struct sockaddr_storage sa;
+    int len = sizeof(sa);
+    c->peer[0] = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
+        return;
+    if (sa.ss_family == AF_INET)
+        uv_ip4_name((struct sockaddr_in *)&sa, c->peer, sizeof(c->peer));
+    else if (sa.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer, sizeof(c->peer));
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct http_server *s = (struct http_server *)listener;
+    if (status < 0)
+        return;
+    struct http_conn *c = xcalloc(1, sizeof(*c));
+    c->server = s;
+    c->url = (struct buf)BUF_INIT;
+    c->field = (struct buf)BUF_INIT;
+    c->value = (struct buf)BUF_INIT;
+    c->pending = (struct buf)BUF_INIT;
+    c->req = (struct http_request){.headers = STRV_INIT, .body = BUF_INIT};
+    uv_tcp_init(s->loop, &c->tcp);
+    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
+        uv_close((uv_handle_t *)&c->tcp, on_closed);
+        return;
+    }
+    (void)uv_tcp_nodelay(&c->tcp, 1);
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->keep_alive = true;
+    peer_name(c);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+int http_server_new(uv_loop_t *loop, const char *addr, int port, http_handler_cb handler,
+                    void *data, struct http_server **ret)
+{
+    settings = (http_parser_settings){
+        .on_message_begin = on_message_begin,
+        .on_url = on_url,
+        .on_header_field = on_header_field,
+        .on_header_value = on_header_value,
+        .on_headers_complete = on_headers_complete,
+        .on_body = on_body,
+        .on_message_complete = on_message_complete,
+    };
+    struct sockaddr_storage sa;
+    int r = strchr(addr, ':') ? uv_ip6_addr(addr, port, (struct sockaddr_in6 *)&sa)
+                              : uv_ip4_addr(addr, port, (struct sockaddr_in *)&sa);
+    if (r < 0)
+        return -EINVAL;
+    struct http_server *s = xcalloc(1, sizeof(*s));
+    s->loop = loop;
+    s->handler = handler;
+    s->data = data;
+    uv_tcp_init(loop, &s->tcp);
+    r = uv_tcp_bind(&s->tcp, (struct sockaddr *)&sa, 0);
+    if (r == 0)
+        r = uv_listen((uv_stream_t *)&s->tcp, 128, on_connection);
+    if (r < 0) {
+        uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)free);
+        return r;
+    }
+    *ret = s;
+    return 0;
+}
+
+void http_server_close(struct http_server *s)
+{
+    while (s->conns)
+        http_conn_close(s->conns);
+    uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)free);
+}
+
+const char *http_request_header(const struct http_request *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < req->headers.n; i++) {
+        const char *h = req->headers.v[i];
+        if (strncmp(h, name, n) == 0 && h[n] == ':')
+            return h + n + 2;
+    }
+    return NULL;
+}
+
+char *http_request_query(const struct http_request *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = req->query; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len >= n && strncmp(p, name, n) == 0 && (len == n || p[n] == '=')) {
+            const char *v = len == n ? "" : p + n + 1;
+            size_t vl = len == n ? 0 : len - n - 1;
+            char *d = decode_path(v, vl);
+            if (d)
+                for (char *q = d; *q; q++)
+                    if (*q == '+')
+                        *q = ' ';
+            return d;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return NULL;
+}

@@ -1,0 +1,85 @@
+/* server.h - a small HTTP/1.1 server on libuv and http-parser.
+ *
+ * The server parses requests (with limits on every part a client controls),
+ * hands each complete request to one handler, and offers three ways to answer:
+ * a whole response, a chunked stream (for logs and exec output), or taking the
+ * connection over after an Upgrade (for WebSockets and proxied streams, later).
+ *
+ * A connection serves one request at a time; bytes that arrive while a
+ * response is under way are kept (bounded) and parsed after it ends, so
+ * keep-alive and pipelining work, and a client hanging up during a stream is
+ * noticed at once (the close callback).
+ *
+ * Lifetime: a struct http_conn lives until its socket is closed. A handler that
+ * keeps a pointer to it past the handler call (a stream) must register a close
+ * callback and drop the pointer when it runs.
+ */
+#ifndef BERTH_HTTP_SERVER_H
+#define BERTH_HTTP_SERVER_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "util/buf.h"
+#include "util/strv.h"
+
+#define HTTP_MAX_HEADER_BYTES (64 * 1024)
+#define HTTP_MAX_URL (8 * 1024)
+#define HTTP_MAX_BODY (1024 * 1024)
+
+struct http_server;
+struct http_conn;
+
+struct http_request {
+    const char *method;   /* "GET", "POST", ... */
+    char *path;           /* percent-decoded path, without the query */
+    char *query;          /* raw query string, or "" */
+    struct strv headers;  /* "name: value", names lower-cased */
+    struct buf body;
+    char peer[64];        /* remote address, for logs and throttling */
+};
+
+typedef void (*http_handler_cb)(struct http_conn *c, struct http_request *req, void *data);
+typedef void (*http_close_cb)(struct http_conn *c, void *data);
+typedef void (*http_drain_cb)(struct http_conn *c, void *data);
+
+/* Listens on addr:port (IPv4 or IPv6 literal). Returns 0 or -errno. */
+int http_server_new(uv_loop_t *loop, const char *addr, int port, http_handler_cb handler,
+                    void *data, struct http_server **ret);
+/* Stops listening and closes every connection; frees the server from the loop. */
+void http_server_close(struct http_server *s);
+
+/* A header's value (name lower-case), or NULL. */
+const char *http_request_header(const struct http_request *req, const char *name);
+/* The value of a query parameter (not decoded beyond '+'), newly allocated, or NULL. */
+char *http_request_query(const struct http_request *req, const char *name);
+
+/* Sends a whole response. body may be NULL for an empty one. */
+void http_respond(struct http_conn *c, int status, const char *content_type, const void *body,
+                  size_t len);
+/* Sends json (reference stolen) as the response. */
+void http_respond_json(struct http_conn *c, int status, json_t *json);
+/* Sends {"error": message}. */
+void http_respond_error(struct http_conn *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Starts a chunked response; then http_stream_write any number of times and
+ * http_stream_end once. */
+void http_stream_begin(struct http_conn *c, int status, const char *content_type);
+void http_stream_write(struct http_conn *c, const void *data, size_t len);
+void http_stream_end(struct http_conn *c);
+
+/* Bytes queued for the client and not yet written (for backpressure). */
+size_t http_conn_pending(struct http_conn *c);
+/* Called once the connection closes (client hung up or server closed it). */
+void http_conn_on_close(struct http_conn *c, http_close_cb cb, void *data);
+/* Called when the write queue falls below 256 KiB after having been above it. */
+void http_conn_on_drain(struct http_conn *c, http_drain_cb cb, void *data);
+/* Closes the connection now. */
+void http_conn_close(struct http_conn *c);
+
+const char *http_status_text(int status);
+
+#endif

@@ -1,0 +1,27 @@
+/* fs.h - file-system helpers. */
+#ifndef BERTH_FS_H
+#define BERTH_FS_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "util/buf.h"
+
+/* Creates dir and its parents with the given mode; returns 0 or -errno. */
+int mkdir_p(const char *dir, mode_t mode);
+/* Removes path and everything below it without following symlinks; a missing
+ * path is not an error. Returns 0 or -errno. */
+int rm_rf(const char *path);
+/* lchown()s path and everything below it. Returns 0 or -errno. */
+int chown_r(const char *path, uid_t uid, gid_t gid);
+/* Reads a whole file of at most max bytes into out. -EFBIG past the limit. */
+int read_file(const char *path, size_t max, struct buf *out);
+/* Writes data to path atomically (temp file + rename) with the given mode. */
+int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/* Opens the unix socket `name` inside `dir` without following symlinks and
+ * connects to it; returns a connected, blocking, CLOEXEC fd or -errno (-ENOTSOCK
+ * when the name is not a socket). Used for sockets inside a workspace's run dir,
+ * which the untrusted container can write. */
+int unix_connect_nofollow(const char *dir, const char *name);
+
+#endif

@@ -1,0 +1,182 @@
+/* agentc.c - blocking agent client: frame building, readiness, running commands. */
+#include "workspace/agentc.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/fs.h"
+#include "util/xalloc.h"
+
+static void put_field(struct buf *b, enum agent_field_tag tag, const void *data, size_t len)
+{
+    unsigned char h[5];
+    h[0] = (unsigned char)tag;
+    agent_put_u32(h + 1, (uint32_t)len);
+    buf_add(b, h, 5);
+    buf_add(b, data, len);
+}
+
+void agentc_build_exec(struct buf *out, const struct agentc_exec *x)
+{
+    struct buf p = BUF_INIT;
+    for (size_t i = 0; i < x->argv->n; i++)
+        put_field(&p, AGENT_FIELD_ARG, x->argv->v[i], strlen(x->argv->v[i]));
+    if (x->env)
+        for (size_t i = 0; i < x->env->n; i++)
+            put_field(&p, AGENT_FIELD_ENV, x->env->v[i], strlen(x->env->v[i]));
+    if (x->cwd)
+        put_field(&p, AGENT_FIELD_CWD, x->cwd, strlen(x->cwd));
+    if (x->user)
+        put_field(&p, AGENT_FIELD_USER, x->user, strlen(x->user));
+    if (x->tty) {
+        unsigned char sz[4] = {(unsigned char)(x->cols >> 8), (unsigned char)x->cols,
+                               (unsigned char)(x->rows >> 8), (unsigned char)x->rows};
+        put_field(&p, AGENT_FIELD_TTY, sz, 4);
+    }
+    unsigned char h[AGENT_HEADER_SIZE];
+    agent_put_header(h, AGENT_EXEC, (uint32_t)p.len);
+    buf_add(out, h, sizeof(h));
+    buf_add(out, p.buf, p.len);
+    buf_release(&p);
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Reads exactly len bytes, waiting at most timeout_ms in total (-1: forever).
+ * Returns 0, -EPIPE at EOF, -ETIMEDOUT or -errno. */
+static int read_full(int fd, void *data, size_t len, int timeout_ms)
+{
+    char *p = data;
+    while (len) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int r = poll(&pf, 1, timeout_ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            return -ETIMEDOUT;
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EPIPE;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static int connect_agent(const char *run_dir, struct berr **reterr)
+{
+    int fd = unix_connect_nofollow(run_dir, AGENT_SOCKET_NAME);
+    if (fd < 0)
+        return berr_make(reterr, -fd, "cannot connect to the workspace agent: %s",
+                         strerror(-fd));
+    return fd;
+}
+
+int agentc_hello(const char *run_dir, struct berr **reterr)
+{
+    _cleanup_close_ int fd = connect_agent(run_dir, reterr);
+    if (fd < 0)
+        return fd;
+    unsigned char h[AGENT_HEADER_SIZE];
+    agent_put_header(h, AGENT_HELLO, 0);
+    int r = write_all(fd, h, sizeof(h));
+    if (r == 0)
+        r = read_full(fd, h, sizeof(h), 5000);
+    if (r < 0)
+        return berr_make(reterr, -r, "the workspace agent did not answer: %s", strerror(-r));
+    if (h[0] != AGENT_HELLO)
+        return berr_make(reterr, EPROTO, "the workspace agent answered with frame type %d", h[0]);
+    return 0;
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int agentc_wait_ready(const char *run_dir, int timeout_ms, struct berr **reterr)
+{
+    long long deadline = mono_ms() + timeout_ms;
+    for (;;) {
+        struct berr *e = NULL;
+        int r = agentc_hello(run_dir, &e);
+        if (r == 0)
+            return 0;
+        if (mono_ms() >= deadline) {
+            if (reterr && !*reterr)
+                *reterr = e;
+            else
+                berr_free(e);
+            return berr_wrap(reterr, "the workspace agent did not start within %d s",
+                             timeout_ms / 1000);
+        }
+        berr_free(e);
+        usleep(20 * 1000);
+    }
+}
+
+int agentc_run(const char *run_dir, const struct agentc_exec *x, agentc_output_cb cb,
+               void *userdata, int *ret_status, struct berr **reterr)
+{
+    _cleanup_close_ int fd = connect_agent(run_dir, reterr);
+    if (fd < 0)
+        return fd;
+    _cleanup_buf_ struct buf req = BUF_INIT;
+    agentc_build_exec(&req, x);
+    int r = write_all(fd, req.buf, req.len);
+    if (r < 0)
+        return berr_make(reterr, -r, "send command to the workspace agent: %s", strerror(-r));
+    _cleanup_free_ char *payload = xmalloc(AGENT_MAX_PAYLOAD);
+    for (;;) {
+        unsigned char h[AGENT_HEADER_SIZE];
+        r = read_full(fd, h, sizeof(h), -1);
+        if (r < 0)
+            return berr_make(reterr, -r, "the workspace agent closed the connection before the "
+                                         "command finished");
+        uint32_t len = agent_get_u32(h + 4);
+        if (len > AGENT_MAX_PAYLOAD)
+            return berr_make(reterr, EPROTO, "the workspace agent sent an oversized frame");
+        r = read_full(fd, payload, len, 30000);
+        if (r < 0)
+            return berr_make(reterr, -r, "read from the workspace agent: %s", strerror(-r));
+        switch (h[0]) {
+        case AGENT_STDOUT:
+        case AGENT_STDERR:
+        case AGENT_ERROR:
+            if (cb)
+                cb(h[0], payload, len, userdata);
+            break;
+        case AGENT_EXIT:
+            if (len < 4)
+                return berr_make(reterr, EPROTO, "the workspace agent sent a short exit frame");
+            *ret_status = (int)agent_get_u32((unsigned char *)payload);
+            return 0;
+        default:
+            break;
+        }
+    }
+}

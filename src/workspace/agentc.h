@@ -1,0 +1,44 @@
+/* agentc.h - berthd's side of the agent protocol (see agent/agent-proto.h).
+ *
+ * The blocking calls are for worker threads (lifecycle commands, readiness);
+ * the event loop uses agentc_build_exec() and relays the stream itself.
+ * Sockets are opened without following symlinks: the run dir is writable by
+ * the untrusted container.
+ */
+#ifndef BERTH_AGENTC_H
+#define BERTH_AGENTC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "agent/agent-proto.h"
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/strv.h"
+
+struct agentc_exec {
+    const struct strv *argv;
+    const struct strv *env; /* may be NULL */
+    const char *cwd;        /* may be NULL */
+    const char *user;       /* may be NULL: root */
+    bool tty;
+    unsigned cols, rows;
+};
+
+/* Output callback: type is AGENT_STDOUT, AGENT_STDERR or AGENT_ERROR. */
+typedef void (*agentc_output_cb)(int type, const char *data, size_t len, void *userdata);
+
+/* Appends a complete EXEC request frame to out. */
+void agentc_build_exec(struct buf *out, const struct agentc_exec *x);
+
+/* Connects to the agent in run_dir and checks it answers HELLO. */
+int agentc_hello(const char *run_dir, struct berr **reterr);
+
+/* Waits until the agent answers, for up to timeout_ms. */
+int agentc_wait_ready(const char *run_dir, int timeout_ms, struct berr **reterr);
+
+/* Runs a command and waits for it; *ret_status is its exit status. */
+int agentc_run(const char *run_dir, const struct agentc_exec *x, agentc_output_cb cb,
+               void *userdata, int *ret_status, struct berr **reterr);
+
+#endif

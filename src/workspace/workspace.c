@@ -1,0 +1,1263 @@
+/* workspace.c - the workspace state machine and its jobs.
+ *
+ * Parts, in order:
+ *   - states and names (one X-macro table);
+ *   - the manager: store, engine, busy set, log followers;
+ *   - job plumbing: one uv_work_t per action, run on the thread pool, with a
+ *     context that logs to the store and wakes the loop;
+ *   - the steps: clone, read the config, ensure the image, create and start the
+ *     container, wait for the agent, run the lifecycle commands;
+ *   - the actions: create, start, stop, rebuild, delete;
+ *   - reconcile after a restart;
+ *   - log followers, fed on the loop from a uv_async_t.
+ *
+ * Rule for every action: write the new state, then do the work, then write the
+ * resting state. A crash in between leaves a busy state in the store, which
+ * reconcile resumes.
+ */
+#include "workspace/workspace.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "devcontainer/devcontainer.h"
+#include "git/git.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "workspace/agentc.h"
+
+#define WS_AGENT_TIMEOUT_MS (60 * 1000)
+#define WS_STOP_TIMEOUT_S 10
+#define WS_LOG_BATCH 500
+
+/* ---- states ---- */
+
+#define WS_STATE_NAME(e, s, b) [e] = s,
+static const char *const state_names[] = {WS_STATES(WS_STATE_NAME)};
+#undef WS_STATE_NAME
+#define WS_STATE_BUSY(e, s, b) [e] = b,
+static const bool state_busy[] = {WS_STATES(WS_STATE_BUSY)};
+#undef WS_STATE_BUSY
+
+const char *ws_state_name(enum ws_state s)
+{
+    return s >= 0 && s < _WS_STATE_MAX ? state_names[s] : "unknown";
+}
+
+enum ws_state ws_state_from_name(const char *name)
+{
+    for (int i = 0; name && i < _WS_STATE_MAX; i++)
+        if (strcmp(state_names[i], name) == 0)
+            return (enum ws_state)i;
+    return _WS_STATE_INVALID;
+}
+
+bool ws_state_is_busy(enum ws_state s)
+{
+    return s >= 0 && s < _WS_STATE_MAX && state_busy[s];
+}
+
+/* ---- manager ---- */
+
+struct ws_log_follower {
+    struct ws_log_follower *next;
+    char *id;
+    int64_t last;
+    ws_log_cb cb;
+    void *data;
+    bool removed;
+};
+
+struct ws_manager {
+    uv_loop_t *loop;
+    struct store *store;
+    struct engine *engine;
+    char *data_dir;
+    char *agent_dir; /* holds berth-agent; mounted read-only */
+    char *default_image;
+    pthread_mutex_t lock; /* guards busy */
+    struct strv busy;     /* ids with a job under way */
+    uv_async_t notify;    /* a job wrote a log line or changed a state */
+    struct ws_log_follower *followers;
+    bool delivering;
+};
+
+struct store *ws_manager_store(struct ws_manager *m)
+{
+    return m->store;
+}
+
+const char *ws_manager_data_dir(struct ws_manager *m)
+{
+    return m->data_dir;
+}
+
+char *ws_run_dir(struct ws_manager *m, const char *id)
+{
+    return xasprintf("%s/run/%s", m->data_dir, id);
+}
+
+static char *ws_files_dir(struct ws_manager *m, const char *id)
+{
+    return xasprintf("%s/workspaces/%s", m->data_dir, id);
+}
+
+static bool busy_take(struct ws_manager *m, const char *id)
+{
+    pthread_mutex_lock(&m->lock);
+    bool taken = false;
+    for (size_t i = 0; i < m->busy.n; i++)
+        if (strcmp(m->busy.v[i], id) == 0)
+            taken = true;
+    if (!taken)
+        strv_push(&m->busy, id);
+    pthread_mutex_unlock(&m->lock);
+    return !taken;
+}
+
+static void busy_release(struct ws_manager *m, const char *id)
+{
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->busy.n; i++) {
+        if (strcmp(m->busy.v[i], id) == 0) {
+            free(m->busy.v[i]);
+            m->busy.v[i] = m->busy.v[m->busy.n - 1];
+            m->busy.v[--m->busy.n] = NULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&m->lock);
+}
+
+bool ws_is_busy(struct ws_manager *m, const char *id)
+{
+    pthread_mutex_lock(&m->lock);
+    bool b = false;
+    for (size_t i = 0; i < m->busy.n; i++)
+        if (strcmp(m->busy.v[i], id) == 0)
+            b = true;
+    pthread_mutex_unlock(&m->lock);
+    return b;
+}
+
+static void deliver_logs(uv_async_t *a);
+
+int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
+                   const struct ws_manager_config *cfg, struct ws_manager **ret,
+                   struct berr **reterr)
+{
+    struct ws_manager *m = xcalloc(1, sizeof(*m));
+    m->loop = loop;
+    m->store = store;
+    m->engine = engine;
+    m->data_dir = xstrdup(cfg->data_dir);
+    m->agent_dir = xasprintf("%s/agent", cfg->data_dir);
+    m->default_image = xstrdup(cfg->default_image ? cfg->default_image : WS_DEFAULT_IMAGE);
+    m->busy = (struct strv)STRV_INIT;
+    pthread_mutex_init(&m->lock, NULL);
+
+    const char *dirs[] = {"workspaces", "run", "agent"};
+    for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
+        _cleanup_free_ char *d = xasprintf("%s/%s", m->data_dir, dirs[i]);
+        int r = mkdir_p(d, 0711);
+        if (r < 0) {
+            ws_manager_free(m);
+            return berr_make(reterr, -r, "cannot create '%s': %s", d, strerror(-r));
+        }
+    }
+    /* the agent is copied, not linked, so a rebuild of berthd cannot change a
+     * running container's PID 1 under it */
+    _cleanup_buf_ struct buf bin = BUF_INIT;
+    int r = read_file(cfg->agent_binary, 64 * 1024 * 1024, &bin);
+    if (r >= 0) {
+        _cleanup_free_ char *dst = xasprintf("%s/berth-agent", m->agent_dir);
+        r = write_file_atomic(dst, bin.buf, bin.len, 0755);
+    }
+    if (r < 0) {
+        ws_manager_free(m);
+        return berr_make(reterr, -r, "cannot install the agent from '%s': %s", cfg->agent_binary,
+                         strerror(-r));
+    }
+    uv_async_init(loop, &m->notify, deliver_logs);
+    m->notify.data = m;
+    *ret = m;
+    return 0;
+}
+
+void ws_manager_free(struct ws_manager *m)
+{
+    if (!m)
+        return;
+    while (m->followers) {
+        struct ws_log_follower *f = m->followers;
+        m->followers = f->next;
+        free(f->id);
+        free(f);
+    }
+    if (m->notify.loop)
+        uv_close((uv_handle_t *)&m->notify, NULL);
+    /* the manager itself is leaked on purpose when jobs may still run: berthd
+     * exits right after this */
+    free(m->data_dir);
+    m->data_dir = NULL;
+}
+
+/* ---- job plumbing ---- */
+
+struct job {
+    uv_work_t work;
+    struct ws_manager *m;
+    char *id;
+    enum ws_action action;
+    bool background;    /* not holding the busy mark (history fetch) */
+    bool resume;        /* picked up again by reconcile after a restart */
+    bool fetch_history; /* set by the job: queue a history fetch when done */
+};
+
+static void queue_job(struct ws_manager *m, const char *id, enum ws_action action,
+                      bool background, bool resume);
+
+/* What a job works on: the record, read from the store when the job starts. */
+struct job_ctx {
+    struct ws_manager *m;
+    struct ws_record rec;
+    struct buf line; /* partial output line */
+    bool fetch_history; /* the clone is shallow: deepen it after the job */
+};
+
+static void jlog(struct job_ctx *x, const char *fmt, ...) _printf_(2, 3);
+static void jlog(struct job_ctx *x, const char *fmt, ...)
+{
+    _cleanup_buf_ struct buf b = BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vaddf(&b, fmt, ap);
+    va_end(ap);
+    (void)store_log_add(x->m->store, x->rec.id, b.buf);
+    uv_async_send(&x->m->notify);
+}
+
+/* An event in the timeline, also shown in the log. */
+static void jevent(struct job_ctx *x, const char *type, const char *fmt, ...) _printf_(3, 4);
+static void jevent(struct job_ctx *x, const char *type, const char *fmt, ...)
+{
+    _cleanup_buf_ struct buf b = BUF_INIT;
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vaddf(&b, fmt, ap);
+    va_end(ap);
+    (void)store_event_add(x->m->store, x->rec.id, type, b.buf);
+    jlog(x, "==> %s", b.buf);
+}
+
+static void log_line_cb(const char *line, void *data)
+{
+    jlog(data, "%s", line);
+}
+
+static int save(struct job_ctx *x)
+{
+    _cleanup_berr_ struct berr *e = NULL;
+    int r = store_ws_update(x->m->store, &x->rec, &e);
+    if (r < 0)
+        log_error("workspace '%s': %s", x->rec.id, berr_msg(e));
+    uv_async_send(&x->m->notify);
+    return r;
+}
+
+static void set_state(struct job_ctx *x, enum ws_state s, const char *error)
+{
+    free(x->rec.state);
+    x->rec.state = xstrdup(ws_state_name(s));
+    free(x->rec.error);
+    x->rec.error = error ? xstrdup(error) : NULL;
+    (void)store_event_add(x->m->store, x->rec.id, "state",
+                          error ? error : ws_state_name(s));
+    if (error)
+        jlog(x, "==> %s: %s", ws_state_name(s), error);
+    else
+        jlog(x, "==> %s", ws_state_name(s));
+    (void)save(x);
+}
+
+static void set_field(char **field, const char *value)
+{
+    free(*field);
+    *field = value ? xstrdup(value) : NULL;
+}
+
+/* ---- steps ---- */
+
+/* The directory name of the checkout: the repo's last path component without
+ * ".git", reduced to characters that are safe in a path. */
+static char *repo_dir_name(const char *repo)
+{
+    _cleanup_free_ char *s = xstrdup(repo);
+    size_t n = strlen(s);
+    while (n && s[n - 1] == '/')
+        s[--n] = 0;
+    const char *base = s;
+    for (const char *p = s; *p; p++)
+        if (*p == '/' || *p == ':')
+            base = p + 1;
+    struct buf b = BUF_INIT;
+    for (const char *p = base; *p; p++)
+        buf_addch(&b, isalnum((unsigned char)*p) || strchr("-_.", *p) ? *p : '-');
+    if (b.len > 4 && strcmp(b.buf + b.len - 4, ".git") == 0) {
+        b.len -= 4;
+        b.buf[b.len] = 0;
+    }
+    if (!b.len || strcmp(b.buf, ".") == 0 || strcmp(b.buf, "..") == 0) {
+        buf_release(&b);
+        return xstrdup("repo");
+    }
+    return buf_detach(&b, NULL);
+}
+
+static char *clone_path(struct job_ctx *x)
+{
+    _cleanup_free_ char *files = ws_files_dir(x->m, x->rec.id);
+    _cleanup_free_ char *name = repo_dir_name(x->rec.repo);
+    return xasprintf("%s/%s", files, name);
+}
+
+static int step_clone(struct job_ctx *x, struct berr **reterr)
+{
+    _cleanup_free_ char *files = ws_files_dir(x->m, x->rec.id);
+    _cleanup_free_ char *dest = clone_path(x);
+    (void)rm_rf(files); /* a clone interrupted by a crash starts over */
+    int r = mkdir_p(files, 0755);
+    if (r < 0)
+        return berr_make(reterr, -r, "cannot create '%s': %s", files, strerror(-r));
+    struct git_target t = {.branch = x->rec.branch, .commit = x->rec.commit, .ref = x->rec.ref};
+    jevent(x, "clone", "cloning '%s'%s%s", x->rec.repo,
+           t.branch ? " branch " : t.commit ? " commit " : t.ref ? " ref " : "",
+           t.branch ? t.branch : t.commit ? t.commit : t.ref ? t.ref : "");
+    _cleanup_free_ char *commit = NULL;
+    bool shallow = false;
+    r = git_clone(x->rec.repo, dest, &t, log_line_cb, x, &commit, &shallow, reterr);
+    if (r < 0)
+        return r;
+    set_field(&x->rec.commit, commit);
+    jlog(x, "checked out %.12s%s", commit, shallow ? " (shallow; full history follows)" : "");
+    (void)save(x);
+    return shallow ? 1 : 0;
+}
+
+/* Reads devcontainer.json into cfg and picks the image. */
+static int step_config(struct job_ctx *x, const char *requested_path, struct dc_config *cfg,
+                       struct berr **reterr)
+{
+    _cleanup_free_ char *dest = clone_path(x);
+    _cleanup_free_ char *rel = NULL;
+    int r = dc_find(dest, requested_path, &rel, reterr);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *dirname_ = repo_dir_name(x->rec.repo);
+    _cleanup_free_ char *folder = xasprintf("/workspaces/%s", dirname_);
+    struct strv no_env = STRV_INIT;
+    struct dc_vars vars = {.local_workspace_folder = dest,
+                           .container_workspace_folder = folder,
+                           .devcontainer_id = x->rec.id,
+                           .local_env = &no_env};
+    r = dc_load(dest, rel, &vars, cfg, reterr);
+    if (r < 0)
+        return r;
+    if (rel)
+        jlog(x, "using configuration '%s'", rel);
+    else
+        jlog(x, "no devcontainer.json found: using the default image");
+    set_field(&x->rec.devcontainer_path, rel);
+    set_field(&x->rec.image, cfg->image ? cfg->image : x->m->default_image);
+    if (!cfg->workspace_folder)
+        cfg->workspace_folder = xstrdup(folder);
+    set_field(&x->rec.workspace_folder, cfg->workspace_folder);
+    if (json_object_get(cfg->raw, "initializeCommand"))
+        jlog(x, "initializeCommand skipped: Berth never runs a repository's commands on the "
+                "server");
+    return 0;
+}
+
+static void pull_line_cb(const char *line, void *data)
+{
+    jlog(data, "%s", line);
+}
+
+/* Makes sure the image is present; returns its inspect JSON in *ret. */
+static int step_image(struct job_ctx *x, json_t **ret, struct berr **reterr)
+{
+    const char *image = x->rec.image;
+    struct berr *e = NULL;
+    int r = engine_image_inspect(x->m->engine, image, ret, &e);
+    if (r == 0)
+        return 0;
+    if (r != -ENOENT) {
+        if (reterr && !*reterr)
+            *reterr = e;
+        else
+            berr_free(e);
+        return r;
+    }
+    berr_free(e);
+    e = NULL;
+    jevent(x, "image", "pulling image '%s'", image);
+    r = engine_image_pull(x->m->engine, image, pull_line_cb, x, &e);
+    if (r == 0)
+        r = engine_image_inspect(x->m->engine, image, ret, &e);
+    if (r < 0) {
+        int code = berr_make(reterr, ENOENT, "image '%s' not found and could not be pulled: %s",
+                             image, berr_msg(e));
+        berr_free(e);
+        return code;
+    }
+    return 0;
+}
+
+static const char *image_label(json_t *inspect, const char *label)
+{
+    json_t *labels = json_object_get(json_object_get(inspect, "Config"), "Labels");
+    return json_string_value(json_object_get(labels, label));
+}
+
+static json_t *container_config(struct job_ctx *x, const struct dc_config *cfg, json_t *image)
+{
+    _cleanup_free_ char *files = clone_path(x);
+    _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
+    _cleanup_free_ char *dirname_ = repo_dir_name(x->rec.repo);
+    json_t *binds = json_pack("[s++, s+, s+]", files, ":/workspaces/", dirname_, run,
+                              ":/.berth:rw", x->m->agent_dir, ":/.berth-agent:ro");
+    json_t *entry = json_pack("[s]", "/.berth-agent/berth-agent");
+    json_t *cmd = json_array();
+    if (!cfg->override_command) {
+        json_t *ic = json_object_get(image, "Config");
+        json_t *ep = json_object_get(ic, "Entrypoint"), *c = json_object_get(ic, "Cmd");
+        json_array_append_new(cmd, json_string("--"));
+        size_t i;
+        json_t *v;
+        json_array_foreach(ep, i, v) json_array_append(cmd, v);
+        json_array_foreach(c, i, v) json_array_append(cmd, v);
+        if (json_array_size(cmd) == 1)
+            json_array_clear(cmd);
+    }
+    json_t *env = json_array();
+    for (size_t i = 0; i < cfg->container_env.n; i++)
+        json_array_append_new(env, json_string(cfg->container_env.v[i]));
+    return json_pack(
+        "{s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:i, s:{s:s, s:s, s:s},"
+        " s:{s:o, s:b, s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}]}}",
+        "Image", x->rec.image, "Entrypoint", entry, "Cmd", cmd, "Env", env, "User", "root",
+        "WorkingDir", x->rec.workspace_folder, "Hostname", x->rec.name, "StopTimeout",
+        WS_STOP_TIMEOUT_S, "Labels", WS_LABEL_MANAGED, "1", WS_LABEL_ID, x->rec.id, "berth.name",
+        x->rec.name, "HostConfig", "Binds", binds, "Init", 0, "Ulimits", "Name", "nofile", "Soft",
+        20000, "Hard", 20000, "Name", "nproc", "Soft", 32768, "Hard", 32768);
+}
+
+static void remove_container(struct job_ctx *x)
+{
+    _cleanup_free_ char *name = xasprintf("berth-%s", x->rec.id);
+    const char *ids[] = {x->rec.container_id, name};
+    for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+        if (!ids[i])
+            continue;
+        _cleanup_berr_ struct berr *e = NULL;
+        int r = engine_container_remove(x->m->engine, ids[i], true, &e);
+        if (r < 0 && r != -ENOENT)
+            jlog(x, "warning: %s", berr_msg(e));
+    }
+    set_field(&x->rec.container_id, NULL);
+}
+
+/* Runs a command through the agent, each output line into the log. */
+struct out_ctx {
+    struct job_ctx *x;
+    const char *prefix;
+    struct buf partial;
+    struct buf capture;
+    bool capturing;
+};
+
+static void flush_lines(struct out_ctx *o, bool all)
+{
+    for (;;) {
+        char *nl = memchr(o->partial.buf, '\n', o->partial.len);
+        if (!nl && !(all && o->partial.len))
+            return;
+        size_t n = nl ? (size_t)(nl - o->partial.buf) : o->partial.len;
+        _cleanup_free_ char *line = xstrndup(o->partial.buf, n);
+        jlog(o->x, "%s%s", o->prefix, line);
+        buf_remove_front(&o->partial, nl ? n + 1 : n);
+        if (!o->partial.len)
+            return;
+    }
+}
+
+static void exec_output_cb(int type, const char *data, size_t len, void *userdata)
+{
+    struct out_ctx *o = userdata;
+    if (type == AGENT_ERROR) {
+        _cleanup_free_ char *msg = xstrndup(data, len);
+        jlog(o->x, "%serror: %s", o->prefix, msg);
+        return;
+    }
+    if (o->capturing && type == AGENT_STDOUT) {
+        if (o->capture.len < 65536)
+            buf_add(&o->capture, data, len);
+        return;
+    }
+    buf_add(&o->partial, data, len);
+    flush_lines(o, false);
+}
+
+static int exec_in(struct job_ctx *x, const struct strv *argv, const char *user,
+                   const char *prefix, struct buf *capture, int *ret_status, struct berr **reterr)
+{
+    _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
+    struct out_ctx o = {.x = x, .prefix = prefix, .partial = BUF_INIT, .capture = BUF_INIT,
+                        .capturing = capture != NULL};
+    struct agentc_exec ex = {.argv = argv, .cwd = x->rec.workspace_folder, .user = user};
+    int r = agentc_run(run, &ex, exec_output_cb, &o, ret_status, reterr);
+    flush_lines(&o, true);
+    if (capture)
+        buf_add(capture, o.capture.buf, o.capture.len);
+    buf_release(&o.partial);
+    buf_release(&o.capture);
+    return r;
+}
+
+/* Starts the container and waits for its agent. */
+static int step_start_container(struct job_ctx *x, struct berr **reterr)
+{
+    int r = engine_container_start(x->m->engine, x->rec.container_id, reterr);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
+    r = agentc_wait_ready(run, WS_AGENT_TIMEOUT_MS, reterr);
+    if (r < 0) {
+        json_t *info = NULL;
+        if (engine_container_inspect(x->m->engine, x->rec.container_id, &info, NULL) == 0) {
+            const char *status = NULL;
+            (void)json_unpack(info, "{s:{s:s}}", "State", "Status", &status);
+            if (status && strcmp(status, "running") != 0)
+                berr_wrap(reterr, "the container is '%s'", status);
+            json_decref(info);
+        }
+        return r;
+    }
+    return 0;
+}
+
+/* Finds the remote user's uid and gid, and gives them the checkout. */
+static int step_own_files(struct job_ctx *x, struct berr **reterr)
+{
+    const char *user = x->rec.remote_user;
+    int64_t ids[2] = {-1, -1};
+    const char *flags[] = {"-u", "-g"};
+    for (int i = 0; i < 2; i++) {
+        _cleanup_strv_ struct strv argv = STRV_INIT;
+        strv_pushl(&argv, "id", flags[i], "--", user, NULL);
+        _cleanup_buf_ struct buf out = BUF_INIT;
+        int status = -1;
+        int r = exec_in(x, &argv, "root", "", &out, &status, reterr);
+        if (r < 0)
+            return r;
+        buf_rtrim(&out);
+        char *end = NULL;
+        long v = strtol(out.buf, &end, 10);
+        if (status != 0 || !out.len || *end || v < 0)
+            return berr_make(reterr, ENOENT, "remote user '%s' does not exist in image '%s'", user,
+                             x->rec.image);
+        ids[i] = v;
+    }
+    x->rec.uid = ids[0];
+    x->rec.gid = ids[1];
+    _cleanup_free_ char *dest = clone_path(x);
+    int r = chown_r(dest, (uid_t)ids[0], (gid_t)ids[1]);
+    if (r < 0)
+        return berr_make(reterr, -r, "cannot give '%s' to uid %lld: %s", dest, (long long)ids[0],
+                         strerror(-r));
+    return 0;
+}
+
+/* Runs one lifecycle hook. Returns 0, or 1 when a command failed (its message
+ * in *ret_failure), or a negative errno when the agent could not be used. */
+static int run_hook(struct job_ctx *x, const struct dc_config *cfg, enum dc_hook h,
+                    char **ret_failure, struct berr **reterr)
+{
+    struct dc_command *cmds = NULL;
+    int n = dc_hook_commands(cfg, h, &cmds, reterr);
+    if (n < 0)
+        return n;
+    int result = 0;
+    for (int i = 0; i < n && result == 0; i++) {
+        _cleanup_free_ char *shown = strv_join(&cmds[i].argv, " ");
+        bool labelled = strcmp(cmds[i].label, dc_hook_name(h)) != 0;
+        _cleanup_free_ char *prefix = labelled ? xasprintf("[%s] ", cmds[i].label) : xstrdup("");
+        jevent(x, "lifecycle", "running %s%s%s: %s", dc_hook_name(h), labelled ? "." : "",
+               labelled ? cmds[i].label : "", shown);
+        int status = -1;
+        int r = exec_in(x, &cmds[i].argv, x->rec.remote_user, prefix, NULL, &status, reterr);
+        if (r < 0) {
+            result = r;
+        } else if (status != 0) {
+            *ret_failure = xasprintf("%s%s%s failed with exit code %d", dc_hook_name(h),
+                                     labelled ? "." : "", labelled ? cmds[i].label : "", status);
+            result = 1;
+        }
+    }
+    dc_commands_free(cmds, (size_t)n);
+    return result;
+}
+
+/* Creates the container from the config and brings it to running, then runs
+ * the create-time hooks (once per container) and postStart. */
+static int provision(struct job_ctx *x, const char *requested_path, bool *ret_shallow,
+                     struct berr **reterr)
+{
+    (void)ret_shallow;
+    struct dc_config cfg;
+    dc_config_init(&cfg);
+    json_t *image = NULL;
+    _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
+    _cleanup_free_ char *name = xasprintf("berth-%s", x->rec.id);
+    _cleanup_free_ char *failure = NULL;
+    int r = step_config(x, requested_path, &cfg, reterr);
+    if (r < 0)
+        goto out;
+    (void)save(x);
+    r = step_image(x, &image, reterr);
+    if (r < 0)
+        goto out;
+    dc_merge_image_metadata(&cfg, image_label(image, "devcontainer.metadata"));
+    const char *image_user = json_string_value(json_object_get(json_object_get(image, "Config"),
+                                                               "User"));
+    const char *user = cfg.remote_user ? cfg.remote_user
+                       : cfg.container_user ? cfg.container_user
+                       : image_user && *image_user ? image_user
+                                                   : "root";
+    set_field(&x->rec.remote_user, user);
+    if (cfg.workspace_folder)
+        set_field(&x->rec.workspace_folder, cfg.workspace_folder);
+
+    remove_container(x);
+    (void)rm_rf(run);
+    r = mkdir_p(run, 0700);
+    if (r < 0) {
+        r = berr_make(reterr, -r, "cannot create '%s': %s", run, strerror(-r));
+        goto out;
+    }
+    json_t *config = container_config(x, &cfg, image);
+    char *cid = NULL;
+    jevent(x, "container", "creating container from '%s'", x->rec.image);
+    r = engine_container_create(x->m->engine, name, config, &cid, reterr);
+    json_decref(config);
+    if (r < 0)
+        goto out;
+    set_field(&x->rec.container_id, cid);
+    free(cid);
+    (void)save(x);
+    r = step_start_container(x, reterr);
+    if (r < 0)
+        goto out;
+    jlog(x, "agent ready");
+    r = step_own_files(x, reterr);
+    if (r < 0)
+        goto out;
+    (void)save(x);
+
+    static const enum dc_hook hooks[] = {DC_ON_CREATE, DC_UPDATE_CONTENT, DC_POST_CREATE,
+                                         DC_POST_START};
+    for (size_t i = 0; i < ELEMENTSOF(hooks) && !failure; i++) {
+        r = run_hook(x, &cfg, hooks[i], &failure, reterr);
+        if (r < 0)
+            goto out;
+    }
+    /* a failed lifecycle command leaves a usable workspace, as in Codespaces */
+    set_field(&x->rec.error, failure);
+    r = 0;
+out:
+    json_decref(image);
+    dc_config_release(&cfg);
+    return r;
+}
+
+/* ---- actions ---- */
+
+static void do_create(struct job_ctx *x, bool resume)
+{
+    _cleanup_berr_ struct berr *e = NULL;
+    _cleanup_free_ char *requested = x->rec.devcontainer_path ? xstrdup(x->rec.devcontainer_path)
+                                                              : NULL;
+    if (resume)
+        jevent(x, "resume", "berthd restarted while this workspace was being created: starting "
+                            "over");
+    int shallow = step_clone(x, &e);
+    if (shallow < 0) {
+        remove_container(x);
+        set_state(x, WS_FAILED, berr_msg(e));
+        return;
+    }
+    int r = provision(x, requested, NULL, &e);
+    if (r < 0) {
+        remove_container(x);
+        set_state(x, WS_FAILED, berr_msg(e));
+        return;
+    }
+    _cleanup_free_ char *warning = x->rec.error ? xstrdup(x->rec.error) : NULL;
+    set_state(x, WS_RUNNING, warning);
+    x->fetch_history = shallow == 1;
+}
+
+static void do_fetch_history(struct job_ctx *x)
+{
+    if (x->rec.uid < 0)
+        return;
+    _cleanup_free_ char *dest = clone_path(x);
+    _cleanup_berr_ struct berr *e = NULL;
+    if (git_unshallow(dest, (uid_t)x->rec.uid, (gid_t)x->rec.gid, &e) < 0)
+        (void)store_event_add(x->m->store, x->rec.id, "git", berr_msg(e));
+    else
+        (void)store_event_add(x->m->store, x->rec.id, "git", "full history fetched");
+}
+
+static void do_start(struct job_ctx *x)
+{
+    _cleanup_berr_ struct berr *e = NULL;
+    if (!x->rec.container_id || x->rec.uid < 0) {
+        /* a create that failed before its container ran: start over */
+        do_create(x, false);
+        return;
+    }
+    jevent(x, "container", "starting container");
+    int r = step_start_container(x, &e);
+    if (r == -ENOENT) {
+        set_state(x, WS_FAILED, "the container is gone; rebuild the workspace (files are kept)");
+        return;
+    }
+    if (r < 0) {
+        set_state(x, WS_FAILED, berr_msg(e));
+        return;
+    }
+    struct dc_config cfg;
+    dc_config_init(&cfg);
+    _cleanup_free_ char *failure = NULL;
+    r = step_config(x, x->rec.devcontainer_path, &cfg, &e);
+    if (r == 0) {
+        json_t *image = NULL;
+        if (engine_image_inspect(x->m->engine, x->rec.image, &image, NULL) == 0)
+            dc_merge_image_metadata(&cfg, image_label(image, "devcontainer.metadata"));
+        json_decref(image);
+        r = run_hook(x, &cfg, DC_POST_START, &failure, &e);
+    }
+    dc_config_release(&cfg);
+    if (r < 0 && !failure)
+        failure = xstrdup(berr_msg(e));
+    set_state(x, WS_RUNNING, failure);
+}
+
+static void do_stop(struct job_ctx *x)
+{
+    _cleanup_berr_ struct berr *e = NULL;
+    if (x->rec.container_id) {
+        jevent(x, "container", "stopping container");
+        int r = engine_container_stop(x->m->engine, x->rec.container_id, WS_STOP_TIMEOUT_S, &e);
+        if (r < 0 && r != -ENOENT) {
+            set_state(x, WS_FAILED, berr_msg(e));
+            return;
+        }
+    }
+    set_state(x, WS_STOPPED, NULL);
+}
+
+static void do_rebuild(struct job_ctx *x)
+{
+    _cleanup_berr_ struct berr *e = NULL;
+    _cleanup_free_ char *dest = clone_path(x);
+    struct stat st;
+    if (stat(dest, &st) < 0) {
+        /* nothing was ever cloned: a rebuild is a create */
+        do_create(x, false);
+        return;
+    }
+    jevent(x, "rebuild", "rebuilding the container; files in the workspace are kept");
+    remove_container(x);
+    (void)save(x);
+    int r = provision(x, x->rec.devcontainer_path, NULL, &e);
+    if (r < 0) {
+        remove_container(x);
+        set_state(x, WS_FAILED, berr_msg(e));
+        return;
+    }
+    _cleanup_free_ char *warning = x->rec.error ? xstrdup(x->rec.error) : NULL;
+    set_state(x, WS_RUNNING, warning);
+}
+
+static void do_delete(struct job_ctx *x)
+{
+    remove_container(x);
+    _cleanup_free_ char *files = ws_files_dir(x->m, x->rec.id);
+    _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
+    int r = rm_rf(files);
+    if (r == 0)
+        r = rm_rf(run);
+    if (r < 0) {
+        _cleanup_free_ char *msg = xasprintf("cannot remove the workspace files: %s",
+                                             strerror(-r));
+        set_state(x, WS_FAILED, msg);
+        return;
+    }
+    _cleanup_berr_ struct berr *e = NULL;
+    if (store_ws_delete(x->m->store, x->rec.id, &e) < 0)
+        log_error("delete workspace '%s': %s", x->rec.id, berr_msg(e));
+    uv_async_send(&x->m->notify);
+}
+
+static void job_run(uv_work_t *w)
+{
+    struct job *j = (struct job *)w;
+    struct job_ctx x = {.m = j->m, .line = BUF_INIT};
+    _cleanup_berr_ struct berr *e = NULL;
+    if (store_ws_get(j->m->store, j->id, &x.rec, &e) < 0) {
+        log_error("job for workspace '%s': %s", j->id, berr_msg(e));
+        return;
+    }
+    if (j->background) {
+        do_fetch_history(&x);
+        ws_record_release(&x.rec);
+        return;
+    }
+    switch (j->action) {
+    case WS_ACTION_CREATE: do_create(&x, j->resume); break;
+    case WS_ACTION_START: do_start(&x); break;
+    case WS_ACTION_STOP: do_stop(&x); break;
+    case WS_ACTION_REBUILD: do_rebuild(&x); break;
+    case WS_ACTION_DELETE: do_delete(&x); break;
+    default: break;
+    }
+    j->fetch_history = x.fetch_history;
+    ws_record_release(&x.rec);
+    buf_release(&x.line);
+}
+
+static void job_done(uv_work_t *w, int status)
+{
+    (void)status;
+    struct job *j = (struct job *)w;
+    if (!j->background)
+        busy_release(j->m, j->id);
+    if (j->fetch_history)
+        queue_job(j->m, j->id, WS_ACTION_CREATE, true, false);
+    deliver_logs(&j->m->notify);
+    free(j->id);
+    free(j);
+}
+
+static void queue_job(struct ws_manager *m, const char *id, enum ws_action action,
+                      bool background, bool resume)
+{
+    struct job *j = xcalloc(1, sizeof(*j));
+    j->m = m;
+    j->id = xstrdup(id);
+    j->action = action;
+    j->background = background;
+    j->resume = resume;
+    if (uv_queue_work(m->loop, &j->work, job_run, job_done) < 0) {
+        log_error("cannot queue a job for workspace '%s'", id);
+        if (!background)
+            busy_release(m, id);
+        free(j->id);
+        free(j);
+    }
+}
+
+static void random_hex(char *out, size_t nbytes)
+{
+    unsigned char raw[32];
+    if (nbytes > sizeof(raw))
+        nbytes = sizeof(raw);
+    if (getrandom(raw, nbytes, 0) != (ssize_t)nbytes)
+        abort();
+    for (size_t i = 0; i < nbytes; i++)
+        sprintf(out + 2 * i, "%02x", raw[i]);
+}
+
+static bool valid_name(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > 63 || !(islower((unsigned char)n[0]) || isdigit((unsigned char)n[0])))
+        return false;
+    for (const char *p = n; *p; p++)
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '-'))
+            return false;
+    return true;
+}
+
+static char *default_name(const char *repo, const char *id)
+{
+    _cleanup_free_ char *base = repo_dir_name(repo);
+    struct buf b = BUF_INIT;
+    for (const char *p = base; *p && b.len < 40; p++) {
+        char ch = (char)tolower((unsigned char)*p);
+        if (isalnum((unsigned char)ch))
+            buf_addch(&b, ch);
+        else if (b.len && b.buf[b.len - 1] != '-')
+            buf_addch(&b, '-');
+    }
+    while (b.len && b.buf[b.len - 1] == '-')
+        b.buf[--b.len] = 0;
+    if (!b.len || !isalnum((unsigned char)b.buf[0]))
+        buf_adds(&b, "ws");
+    buf_addf(&b, "-%.4s", id);
+    return buf_detach(&b, NULL);
+}
+
+int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct ws_record *ret,
+              struct berr **reterr)
+{
+    int r = git_check_url(req->repo, reterr);
+    if (r < 0)
+        return r;
+    int targets = !!req->branch + !!req->commit + !!req->ref;
+    if (targets > 1)
+        return berr_make(reterr, EINVAL, "give at most one of branch, commit and ref");
+    const char *checks[][2] = {{"branch", req->branch}, {"commit", req->commit},
+                               {"ref", req->ref}};
+    for (size_t i = 0; i < ELEMENTSOF(checks); i++) {
+        const char *v = checks[i][1];
+        if (v && (!*v || v[0] == '-' || strlen(v) > 255 || strpbrk(v, " \t\n\r~^:?*[\\")))
+            return berr_make(reterr, EINVAL, "%s '%s' is not a valid git name", checks[i][0], v);
+    }
+    if (req->ref && strncmp(req->ref, "refs/", 5) != 0)
+        return berr_make(reterr, EINVAL, "ref '%s' must start with 'refs/'", req->ref);
+    if (req->name && !valid_name(req->name))
+        return berr_make(reterr, EINVAL,
+                         "name '%s' must be 1-63 characters of a-z, 0-9 and '-', starting with a "
+                         "letter or digit",
+                         req->name);
+    char id[25];
+    random_hex(id, 6);
+    int64_t now = store_now();
+    struct ws_record rec = {
+        .id = xstrdup(id),
+        .name = req->name ? xstrdup(req->name) : default_name(req->repo, id),
+        .state = xstrdup(ws_state_name(WS_CREATING)),
+        .repo = xstrdup(req->repo),
+        .branch = req->branch ? xstrdup(req->branch) : NULL,
+        .commit = req->commit ? xstrdup(req->commit) : NULL,
+        .ref = req->ref ? xstrdup(req->ref) : NULL,
+        .devcontainer_path = req->devcontainer_path ? xstrdup(req->devcontainer_path) : NULL,
+        .owner = req->owner ? xstrdup(req->owner) : NULL,
+        .uid = -1,
+        .gid = -1,
+        .created_at = now,
+        .updated_at = now,
+    };
+    struct ws_record probe;
+    if (store_ws_get(m->store, rec.name, &probe, NULL) == 0) {
+        ws_record_release(&probe);
+        r = berr_make(reterr, EEXIST, "a workspace named '%s' already exists", rec.name);
+        ws_record_release(&rec);
+        return r;
+    }
+    r = store_ws_insert(m->store, &rec, reterr);
+    if (r < 0) {
+        ws_record_release(&rec);
+        return r == -EEXIST ? berr_make(reterr, EEXIST, "a workspace named '%s' already exists",
+                                        req->name ? req->name : "?")
+                            : r;
+    }
+    (void)store_event_add(m->store, rec.id, "state", "creating");
+    busy_take(m, rec.id);
+    queue_job(m, rec.id, WS_ACTION_CREATE, false, false);
+    *ret = rec;
+    return 0;
+}
+
+int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
+           struct ws_record *ret, struct berr **reterr)
+{
+    struct ws_record rec;
+    int r = store_ws_get(m->store, id_or_name, &rec, reterr);
+    if (r < 0)
+        return r;
+    if (!busy_take(m, rec.id)) {
+        r = berr_make(reterr, EBUSY, "workspace '%s' is busy (%s); try again when it is done",
+                      rec.name, rec.state);
+        ws_record_release(&rec);
+        return r;
+    }
+    enum ws_state s = ws_state_from_name(rec.state);
+    enum ws_state next = _WS_STATE_INVALID;
+    const char *why = NULL;
+    switch (action) {
+    case WS_ACTION_START:
+        next = WS_STARTING;
+        if (s == WS_RUNNING)
+            why = "it is already running";
+        else if (s != WS_STOPPED && s != WS_FAILED)
+            why = "it is not stopped";
+        break;
+    case WS_ACTION_STOP:
+        next = WS_STOPPING;
+        if (s == WS_STOPPED)
+            why = "it is already stopped";
+        else if (s != WS_RUNNING)
+            why = "it is not running";
+        break;
+    case WS_ACTION_REBUILD:
+        next = WS_REBUILDING;
+        if (s != WS_RUNNING && s != WS_STOPPED && s != WS_FAILED)
+            why = "it is busy";
+        break;
+    case WS_ACTION_DELETE:
+        next = WS_DELETING;
+        if (ws_state_is_busy(s) && s != WS_DELETING)
+            why = "it is busy";
+        break;
+    case WS_ACTION_CREATE:
+    default:
+        why = "unsupported action";
+        break;
+    }
+    if (why) {
+        busy_release(m, rec.id);
+        r = berr_make(reterr, EBUSY, "cannot %s workspace '%s': %s",
+                      action == WS_ACTION_START     ? "start"
+                      : action == WS_ACTION_STOP    ? "stop"
+                      : action == WS_ACTION_REBUILD ? "rebuild"
+                                                    : "delete",
+                      rec.name, why);
+        ws_record_release(&rec);
+        return r;
+    }
+    free(rec.state);
+    rec.state = xstrdup(ws_state_name(next));
+    if (action != WS_ACTION_STOP) {
+        free(rec.error);
+        rec.error = NULL;
+    }
+    r = store_ws_update(m->store, &rec, reterr);
+    if (r < 0) {
+        busy_release(m, rec.id);
+        ws_record_release(&rec);
+        return r;
+    }
+    (void)store_event_add(m->store, rec.id, "state", ws_state_name(next));
+    queue_job(m, rec.id, action, false, false);
+    *ret = rec;
+    return 0;
+}
+
+/* ---- reconcile ---- */
+
+void ws_manager_reconcile(struct ws_manager *m)
+{
+    struct ws_record *list = NULL;
+    size_t n = 0;
+    _cleanup_berr_ struct berr *e = NULL;
+    if (store_ws_list(m->store, &list, &n, &e) < 0) {
+        log_error("reconcile: %s", berr_msg(e));
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct ws_record *r = &list[i];
+        enum ws_state s = ws_state_from_name(r->state);
+        enum ws_action resume = WS_ACTION_CREATE;
+        bool do_resume = true;
+        switch (s) {
+        case WS_CREATING: resume = WS_ACTION_CREATE; break;
+        case WS_STARTING: resume = WS_ACTION_START; break;
+        case WS_STOPPING: resume = WS_ACTION_STOP; break;
+        case WS_REBUILDING: resume = WS_ACTION_REBUILD; break;
+        case WS_DELETING: resume = WS_ACTION_DELETE; break;
+        case WS_RUNNING: {
+            do_resume = false;
+            json_t *info = NULL;
+            struct berr *ce = NULL;
+            int rc = r->container_id
+                         ? engine_container_inspect(m->engine, r->container_id, &info, &ce)
+                         : -ENOENT;
+            bool running = false;
+            if (rc == 0)
+                (void)json_unpack(info, "{s:{s:b}}", "State", "Running", &running);
+            json_decref(info);
+            berr_free(ce);
+            if (rc == -ENOENT || (rc == 0 && !running)) {
+                struct ws_record copy;
+                ws_record_copy(&copy, r);
+                free(copy.state);
+                copy.state = xstrdup(rc == 0 ? "stopped" : "failed");
+                free(copy.error);
+                copy.error = rc == 0 ? NULL
+                                     : xstrdup("the container disappeared while berthd was "
+                                               "down; rebuild the workspace (files are kept)");
+                (void)store_ws_update(m->store, &copy, NULL);
+                (void)store_event_add(m->store, copy.id, "reconcile",
+                                      rc == 0 ? "container stopped while berthd was down"
+                                              : copy.error);
+                log_info("reconcile: workspace '%s' is now %s", copy.name, copy.state);
+                ws_record_release(&copy);
+            }
+            break;
+        }
+        case WS_STOPPED:
+        case WS_FAILED:
+        case _WS_STATE_MAX:
+        case _WS_STATE_INVALID:
+        default: do_resume = false; break;
+        }
+        if (do_resume) {
+            log_info("reconcile: resuming '%s' of workspace '%s'", r->state, r->name);
+            (void)store_event_add(m->store, r->id, "reconcile",
+                                  "berthd restarted; resuming the interrupted action");
+            if (busy_take(m, r->id))
+                queue_job(m, r->id, resume, false, true);
+        }
+    }
+
+    /* containers labelled as Berth's that no workspace owns */
+    json_t *containers = NULL;
+    _cleanup_berr_ struct berr *le = NULL;
+    if (engine_container_list(m->engine, WS_LABEL_MANAGED "=1", &containers, &le) < 0) {
+        log_error("reconcile: %s", berr_msg(le));
+    } else {
+        size_t ci;
+        json_t *c;
+        json_array_foreach(containers, ci, c)
+        {
+            const char *cid = json_string_value(json_object_get(c, "Id"));
+            const char *wid =
+                json_string_value(json_object_get(json_object_get(c, "Labels"), WS_LABEL_ID));
+            if (!cid)
+                continue;
+            /* only this data dir's containers: the run dir bind tells */
+            bool known = false;
+            for (size_t i = 0; wid && i < n; i++)
+                if (strcmp(list[i].id, wid) == 0)
+                    known = true;
+            _cleanup_free_ char *run = wid ? ws_run_dir(m, wid) : NULL;
+            bool ours = false;
+            json_t *mounts = json_object_get(c, "Mounts");
+            size_t mi;
+            json_t *mt;
+            json_array_foreach(mounts, mi, mt)
+            {
+                const char *src = json_string_value(json_object_get(mt, "Source"));
+                if (src && run && strcmp(src, run) == 0)
+                    ours = true;
+            }
+            if (!known && ours) {
+                log_info("reconcile: removing container %.12s of unknown workspace '%s'", cid,
+                         wid ? wid : "?");
+                (void)engine_container_remove(m->engine, cid, true, NULL);
+            }
+        }
+    }
+    json_decref(containers);
+    for (size_t i = 0; i < n; i++)
+        ws_record_release(&list[i]);
+    free(list);
+}
+
+/* ---- log followers ---- */
+
+struct ws_log_follower *ws_log_follow(struct ws_manager *m, const char *id, ws_log_cb cb,
+                                      void *data)
+{
+    struct ws_log_follower *f = xcalloc(1, sizeof(*f));
+    f->id = xstrdup(id);
+    f->cb = cb;
+    f->data = data;
+    f->next = m->followers;
+    m->followers = f;
+    uv_async_send(&m->notify);
+    return f;
+}
+
+void ws_log_unfollow(struct ws_manager *m, struct ws_log_follower *f)
+{
+    (void)m;
+    f->removed = true;
+    f->cb = NULL;
+    uv_async_send(&m->notify);
+}
+
+static void deliver_logs(uv_async_t *a)
+{
+    struct ws_manager *m = a->data;
+    if (m->delivering)
+        return;
+    m->delivering = true;
+    for (struct ws_log_follower *f = m->followers; f; f = f->next) {
+        if (f->removed)
+            continue;
+        /* read the state first: lines are written before a resting state, so
+         * a resting state seen here means every line is already stored */
+        struct ws_record rec;
+        bool at_rest = true;
+        if (store_ws_get(m->store, f->id, &rec, NULL) == 0) {
+            at_rest = !ws_state_is_busy(ws_state_from_name(rec.state)) && !ws_is_busy(m, f->id);
+            ws_record_release(&rec);
+        }
+        for (;;) {
+            _cleanup_buf_ struct buf out = BUF_INIT;
+            int64_t last = f->last;
+            if (store_logs_since(m->store, f->id, f->last, WS_LOG_BATCH, &out, &last) < 0)
+                break;
+            f->last = last;
+            if (out.len && f->cb)
+                f->cb(out.buf, out.len, false, f->data);
+            if (f->removed || !out.len)
+                break;
+        }
+        if (at_rest && !f->removed) {
+            ws_log_cb cb = f->cb;
+            f->removed = true;
+            if (cb)
+                cb(NULL, 0, true, f->data);
+        }
+    }
+    /* unlink removed followers */
+    for (struct ws_log_follower **pp = &m->followers; *pp;) {
+        struct ws_log_follower *f = *pp;
+        if (f->removed) {
+            *pp = f->next;
+            free(f->id);
+            free(f);
+        } else {
+            pp = &f->next;
+        }
+    }
+    m->delivering = false;
+}
+
+/* ---- JSON ---- */
+
+static json_t *str_or_null(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+json_t *ws_record_json(const struct ws_record *r)
+{
+    _cleanup_free_ char *created = store_time_iso(r->created_at);
+    _cleanup_free_ char *updated = store_time_iso(r->updated_at);
+    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+                     " s:s, s:s}",
+                     "id", r->id, "name", r->name, "state", r->state, "repo", r->repo, "branch",
+                     str_or_null(r->branch), "commit", str_or_null(r->commit), "ref",
+                     str_or_null(r->ref), "image", str_or_null(r->image), "container_id",
+                     str_or_null(r->container_id), "workspace_folder",
+                     str_or_null(r->workspace_folder), "remote_user", str_or_null(r->remote_user),
+                     "devcontainer_path", str_or_null(r->devcontainer_path), "error",
+                     str_or_null(r->error), "owner", str_or_null(r->owner), "created_at", created,
+                     "updated_at", updated);
+}

@@ -1,0 +1,112 @@
+/* workspace.h - workspaces: their state machine, lifecycle jobs and logs.
+ *
+ * A workspace is a clone on the host (DATA/workspaces/<id>/<repo>), a run dir
+ * (DATA/run/<id>) and one container. Every change of state is written to the
+ * store before its side effect, and every step is an event in the timeline.
+ *
+ * Long work (clone, pull, create, lifecycle commands) runs as a job on libuv's
+ * thread pool, one job per workspace at a time: a second action while one runs
+ * is refused with -EBUSY (the API answers 409). Jobs write log lines to the
+ * store and wake the loop, which pushes them to followers of the log.
+ *
+ * On start-up ws_manager_reconcile() brings the store and the engine back into
+ * agreement after a crash: interrupted jobs are resumed, containers that no
+ * workspace owns are removed.
+ */
+#ifndef BERTH_WORKSPACE_H
+#define BERTH_WORKSPACE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "engine/engine.h"
+#include "store/store.h"
+#include "util/err.h"
+
+#define WS_DEFAULT_IMAGE "localhost/berth/base:bookworm"
+#define WS_LABEL_MANAGED "berth.managed"
+#define WS_LABEL_ID "berth.workspace"
+
+#define WS_STATES(X)                                                                               \
+    X(WS_CREATING, "creating", true)                                                               \
+    X(WS_STARTING, "starting", true)                                                               \
+    X(WS_RUNNING, "running", false)                                                                \
+    X(WS_STOPPING, "stopping", true)                                                               \
+    X(WS_STOPPED, "stopped", false)                                                                \
+    X(WS_REBUILDING, "rebuilding", true)                                                           \
+    X(WS_DELETING, "deleting", true)                                                               \
+    X(WS_FAILED, "failed", false)
+
+#define WS_STATE_ENUM(e, s, b) e,
+enum ws_state { WS_STATES(WS_STATE_ENUM) _WS_STATE_MAX, _WS_STATE_INVALID = -1 };
+#undef WS_STATE_ENUM
+
+const char *ws_state_name(enum ws_state s);
+enum ws_state ws_state_from_name(const char *name);
+bool ws_state_is_busy(enum ws_state s);
+
+enum ws_action { WS_ACTION_CREATE, WS_ACTION_START, WS_ACTION_STOP, WS_ACTION_REBUILD,
+                 WS_ACTION_DELETE };
+
+struct ws_manager;
+
+struct ws_manager_config {
+    const char *data_dir;
+    const char *agent_binary; /* host path of berth-agent, copied under DATA/agent */
+    const char *default_image;
+};
+
+int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
+                   const struct ws_manager_config *cfg, struct ws_manager **ret,
+                   struct berr **reterr);
+/* Stops accepting jobs; running jobs finish on their own. */
+void ws_manager_free(struct ws_manager *m);
+
+struct store *ws_manager_store(struct ws_manager *m);
+const char *ws_manager_data_dir(struct ws_manager *m);
+
+/* What a user asks for when creating a workspace. */
+struct ws_create_request {
+    const char *repo;
+    const char *branch;
+    const char *commit;
+    const char *ref;
+    const char *name;
+    const char *devcontainer_path;
+    const char *owner;
+};
+
+/* Records a new workspace (state creating) and starts its create job.
+ * -EINVAL: bad request; -EEXIST: name taken. */
+int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct ws_record *ret,
+              struct berr **reterr);
+
+/* Starts start/stop/rebuild/delete on a workspace. -EBUSY when a job runs or the
+ * state does not allow it (the message says why); -ENOENT when it is unknown. */
+int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
+           struct ws_record *ret, struct berr **reterr);
+
+/* Whether a job runs for this workspace now. */
+bool ws_is_busy(struct ws_manager *m, const char *id);
+
+/* The host path of the workspace's run dir (agent socket); newly allocated. */
+char *ws_run_dir(struct ws_manager *m, const char *id);
+
+/* Brings the store and the engine into agreement after a restart. */
+void ws_manager_reconcile(struct ws_manager *m);
+
+/* Log followers: cb is called on the loop with new lines; `done` is true once
+ * the workspace is at rest (or gone) and every line was delivered, after which
+ * the follower is removed. */
+typedef void (*ws_log_cb)(const char *lines, size_t len, bool done, void *data);
+struct ws_log_follower;
+struct ws_log_follower *ws_log_follow(struct ws_manager *m, const char *id, ws_log_cb cb,
+                                      void *data);
+/* Removes a follower (for example when its client hangs up). */
+void ws_log_unfollow(struct ws_manager *m, struct ws_log_follower *f);
+
+/* The workspace as the API shows it (see docs/api.md). */
+json_t *ws_record_json(const struct ws_record *r);
+
+#endif

@@ -1,0 +1,190 @@
+# helpers.bash - shared set-up for Berth's system tests (in the manner of
+# podman's test/system/helpers.bash). Every test file gets its own berthd with
+# its own data dir and port, against the suite's real Podman service, and
+# removes every container it made.
+
+BERTH_ROOT=${BERTH_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+BERTH_BIN=${BERTH_BIN:-$BERTH_ROOT/build-asan/src}
+export BERTH_AGENT=${BERTH_AGENT:-$BERTH_BIN/agent/berth-agent}
+BERTH=$BERTH_BIN/cli/berth
+BERTHD=$BERTH_BIN/daemon/berthd
+
+# Starts berthd for this file. Extra arguments go to berthd.
+start_berthd() {
+	BERTH_DATA=${BERTH_DATA:-$BATS_FILE_TMPDIR/data}
+	mkdir -p "$BERTH_DATA"
+	local engine_args=()
+	if [[ " $* " != *" --engine "* ]]; then
+		engine_args=(--engine "${BERTH_TEST_ENGINE:?run through scripts/test.sh}")
+	fi
+	local port i
+	for i in $(seq 1 20); do
+		port=$((20000 + RANDOM % 20000))
+		"$BERTHD" --data "$BERTH_DATA" --listen "127.0.0.1:$port" "${engine_args[@]}" "$@" \
+			>>"$BATS_FILE_TMPDIR/berthd.log" 2>&1 &
+		BERTHD_PID=$!
+		export BERTH_SERVER="http://127.0.0.1:$port"
+		if wait_for_health; then
+			echo "$BERTHD_PID" >"$BATS_FILE_TMPDIR/berthd.pid"
+			echo "$BERTH_SERVER" >"$BATS_FILE_TMPDIR/berthd.url"
+			return 0
+		fi
+		kill -9 "$BERTHD_PID" 2>/dev/null
+	done
+	echo "berthd did not start; log:" >&2
+	cat "$BATS_FILE_TMPDIR/berthd.log" >&2
+	return 1
+}
+
+# Waits (bounded) until berthd answers and its engine is ready.
+wait_for_health() {
+	local i
+	for i in $(seq 1 300); do
+		if ! kill -0 "$BERTHD_PID" 2>/dev/null; then
+			return 1
+		fi
+		if curl -sf "$BERTH_SERVER/api/v1/health" 2>/dev/null | grep -q '"engine":"ok"'; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+
+# Restores BERTH_SERVER etc. in each test of a file (setup_file's exports do
+# reach tests, but a restarted berthd writes new ones).
+load_berthd_env() {
+	BERTH_DATA=$BATS_FILE_TMPDIR/data
+	BERTHD_PID=$(cat "$BATS_FILE_TMPDIR/berthd.pid" 2>/dev/null)
+	BERTH_SERVER=$(cat "$BATS_FILE_TMPDIR/berthd.url" 2>/dev/null)
+	export BERTH_DATA BERTHD_PID BERTH_SERVER
+}
+
+# Stops berthd and removes every container of this file's workspaces.
+stop_berthd() {
+	load_berthd_env
+	[ -n "$BERTHD_PID" ] && kill "$BERTHD_PID" 2>/dev/null
+	local i
+	for i in $(seq 1 50); do
+		kill -0 "$BERTHD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -9 "$BERTHD_PID" 2>/dev/null
+	remove_test_containers
+	# surface sanitizer reports
+	if grep -q -E 'ERROR: AddressSanitizer|runtime error:' "$BATS_FILE_TMPDIR/berthd.log" 2>/dev/null; then
+		cp "$BATS_FILE_TMPDIR/berthd.log" "$BERTH_ROOT/tests/artifacts/$(basename "$BATS_TEST_FILENAME").sanitizer.log"
+	fi
+}
+
+remove_test_containers() {
+	local id
+	for id in $(ls "$BERTH_DATA/run" 2>/dev/null) $(ls "$BERTH_DATA/workspaces" 2>/dev/null); do
+		podman rm -f -t 0 "berth-$id" >/dev/null 2>&1 || true
+	done
+}
+
+# Containers that belong to this file's berthd.
+our_containers() {
+	local id
+	for id in $(ls "$BERTH_DATA/run" 2>/dev/null) $(ls "$BERTH_DATA/workspaces" 2>/dev/null); do
+		podman ps -a -q --filter "name=^berth-$id\$"
+	done | sort -u
+}
+
+# run_berth ARGS...: runs the CLI with a generous timeout; $status/$output set.
+run_berth() {
+	run timeout 300 "$BERTH" "$@"
+}
+
+# make_repo NAME [DEVCONTAINER_JSON]: a git repo with a README (and a config).
+make_repo() {
+	local dir=$BATS_FILE_TMPDIR/repos/$1
+	mkdir -p "$dir"
+	git -C "$dir" init -q -b main
+	echo "# $1" >"$dir/README.md"
+	if [ -n "${2:-}" ]; then
+		mkdir -p "$dir/.devcontainer"
+		printf '%s\n' "$2" >"$dir/.devcontainer/devcontainer.json"
+	fi
+	git -C "$dir" add -A
+	git -C "$dir" -c user.name=Test -c user.email=test@example.com commit -q -m "initial"
+	echo "$dir"
+}
+
+commit_file() { # commit_file REPO PATH CONTENT MESSAGE
+	echo "$3" >"$1/$2"
+	git -C "$1" add -A
+	git -C "$1" -c user.name=Test -c user.email=test@example.com commit -q -m "$4"
+}
+
+# A unique workspace name for this test.
+ws_name() {
+	echo "t$(printf '%s' "$BATS_TEST_NAME$BATS_TEST_NUMBER$$$RANDOM" | md5sum | cut -c1-10)"
+}
+
+assert_success() {
+	if [ "$status" -ne 0 ]; then
+		echo "expected success, got exit $status; output:" >&2
+		echo "$output" >&2
+		return 1
+	fi
+}
+
+assert_failure() {
+	if [ "$status" -eq 0 ]; then
+		echo "expected failure, got exit 0; output:" >&2
+		echo "$output" >&2
+		return 1
+	fi
+}
+
+assert_output_contains() {
+	if [[ "$output" != *"$1"* ]]; then
+		echo "expected output to contain: $1" >&2
+		echo "actual output:" >&2
+		echo "$output" >&2
+		return 1
+	fi
+}
+
+assert_equal() {
+	if [ "$1" != "$2" ]; then
+		echo "expected '$2', got '$1'" >&2
+		return 1
+	fi
+}
+
+# ws_field WS FIELD: one field of `berth show --json`.
+ws_field() {
+	"$BERTH" show "$1" --json | jq -r ".$2"
+}
+
+# wait_state WS STATE...: waits (bounded) until the workspace is in one of them.
+wait_state() {
+	local ws=$1
+	shift
+	local i s
+	for i in $(seq 1 600); do
+		s=$(ws_field "$ws" state 2>/dev/null)
+		for want in "$@"; do
+			[ "$s" = "$want" ] && return 0
+		done
+		sleep 0.2
+	done
+	echo "workspace $ws is '$s', wanted one of: $*" >&2
+	return 1
+}
+
+# api METHOD PATH [BODY]: curl the API; prints "STATUS BODY".
+api() {
+	local method=$1 path=$2 body=${3:-}
+	if [ -n "$body" ]; then
+		curl -s -o "$BATS_TEST_TMPDIR/api.out" -w '%{http_code}' -X "$method" \
+			-H 'Content-Type: application/json' --data-binary "$body" "$BERTH_SERVER$path"
+	else
+		curl -s -o "$BATS_TEST_TMPDIR/api.out" -w '%{http_code}' -X "$method" "$BERTH_SERVER$path"
+	fi
+	echo -n " "
+	cat "$BATS_TEST_TMPDIR/api.out"
+}

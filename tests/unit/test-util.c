@@ -1,0 +1,125 @@
+/* test-util.c - buf, strv, err and run: the invariants their headers promise. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/err.h"
+#include "util/run.h"
+#include "util/strv.h"
+#include "util/xalloc.h"
+
+static void assert_sane(const struct buf *b)
+{
+    assert_non_null(b->buf);
+    assert_int_equal(b->buf[b->len], 0);
+}
+
+static void test_util__buf_static_init_is_empty_string(void **state)
+{
+    (void)state;
+    struct buf b = BUF_INIT;
+    assert_sane(&b);
+    assert_string_equal(b.buf, "");
+    buf_release(&b);
+    assert_sane(&b);
+}
+
+static void test_util__buf_grows_and_detaches(void **state)
+{
+    (void)state;
+    struct buf b = BUF_INIT;
+    for (int i = 0; i < 1000; i++)
+        buf_addf(&b, "%d,", i);
+    assert_sane(&b);
+    assert_true(strncmp(b.buf, "0,1,2,", 6) == 0);
+    buf_remove_front(&b, 2);
+    assert_true(strncmp(b.buf, "1,2,", 4) == 0);
+    size_t len;
+    char *s = buf_detach(&b, &len);
+    assert_int_equal(strlen(s), len);
+    assert_sane(&b);
+    assert_int_equal(b.len, 0);
+    free(s);
+}
+
+static void test_util__strv_env_set_replaces(void **state)
+{
+    (void)state;
+    struct strv s = STRV_INIT;
+    assert_null(s.v[0]);
+    strv_setenv(&s, "A", "1");
+    strv_setenv(&s, "AB", "2");
+    strv_setenv(&s, "A", "3");
+    assert_int_equal(s.n, 2);
+    assert_string_equal(strv_getenv(&s, "A"), "3");
+    assert_string_equal(strv_getenv(&s, "AB"), "2");
+    assert_null(strv_getenv(&s, "B"));
+    assert_null(s.v[s.n]);
+    strv_release(&s);
+}
+
+static void test_util__err_wrap_adds_context(void **state)
+{
+    (void)state;
+    struct berr *e = NULL;
+    assert_int_equal(berr_make(&e, ENOENT, "manifest unknown"), -ENOENT);
+    assert_int_equal(berr_wrap(&e, "pull image '%s'", "x"), -ENOENT);
+    assert_string_equal(e->msg, "pull image 'x': manifest unknown");
+    /* a second make keeps the first cause */
+    assert_int_equal(berr_make(&e, EIO, "later"), -EIO);
+    assert_string_equal(e->msg, "pull image 'x': manifest unknown");
+    berr_free(e);
+}
+
+static void test_util__run_reports_exit_code_and_output(void **state)
+{
+    (void)state;
+    struct run_cmd c = RUN_CMD_INIT;
+    strv_pushl(&c.args, "sh", "-c", "echo one; echo two >&2; exit 7", NULL);
+    c.capture = true;
+    assert_int_equal(run_cmd(&c, NULL), 7);
+    assert_non_null(strstr(c.output.buf, "one"));
+    assert_non_null(strstr(c.output.buf, "two"));
+    run_cmd_release(&c);
+}
+
+static void test_util__run_args_are_not_a_shell_string(void **state)
+{
+    (void)state;
+    struct run_cmd c = RUN_CMD_INIT;
+    strv_pushl(&c.args, "echo", "$(id); rm -rf /nonexistent", NULL);
+    c.capture = true;
+    assert_int_equal(run_cmd(&c, NULL), 0);
+    assert_string_equal(c.output.buf, "$(id); rm -rf /nonexistent\n");
+    run_cmd_release(&c);
+}
+
+static void test_util__run_times_out(void **state)
+{
+    (void)state;
+    struct run_cmd c = RUN_CMD_INIT;
+    strv_pushl(&c.args, "sleep", "30", NULL);
+    c.timeout_ms = 200;
+    struct berr *e = NULL;
+    assert_int_equal(run_cmd(&c, &e), -ETIMEDOUT);
+    berr_free(e);
+    run_cmd_release(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_util__buf_static_init_is_empty_string),
+        cmocka_unit_test(test_util__buf_grows_and_detaches),
+        cmocka_unit_test(test_util__strv_env_set_replaces),
+        cmocka_unit_test(test_util__err_wrap_adds_context),
+        cmocka_unit_test(test_util__run_reports_exit_code_and_output),
+        cmocka_unit_test(test_util__run_args_are_not_a_shell_string),
+        cmocka_unit_test(test_util__run_times_out),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
