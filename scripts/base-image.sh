@@ -128,6 +128,7 @@ say "building $IMAGE with mmdebstrap from $MIRROR (takes a minute or two)"
 LOG="$IMAGES/mmdebstrap.log"
 start=$SECONDS
 # Hooks run as `sh -c HOOK exec ROOTDIR`, so "$1" is the new root.
+# shellcheck disable=SC2016
 if ! mmdebstrap \
 	--mode=root \
 	--variant=minbase \

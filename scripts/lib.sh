@@ -1,5 +1,6 @@
 # shellcheck shell=bash
 # Shared helpers for scripts/*.sh. Source it; do not run it.
+# shellcheck disable=SC2034 # variables are used by the sourcing scripts
 
 BERTH_REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BERTH_DEFAULT_DATA="$BERTH_REPO_ROOT/.berth-data"

@@ -76,6 +76,7 @@ T0=$SECONDS
 step_packages() {
 	local installed missing=() p
 	# dpkg-query exits 1 when some package is unknown to dpkg; that is fine.
+	# shellcheck disable=SC2086 # APT_PACKAGES is a word list
 	installed=" $({ dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' $APT_PACKAGES 2>/dev/null || true; } |
 		awk '$2 == "ii" { printf "%s ", $1 }') "
 	for p in $APT_PACKAGES; do

@@ -41,6 +41,24 @@
  *           If the client closes the connection, the agent sends SIGHUP to the
  *           process group of the command.
  *
+ *           What agent.c does with the details (clients may rely on these):
+ *           the command's environment is not the agent's; it starts from HOME,
+ *           USER, LOGNAME and SHELL from the user's passwd entry,
+ *           PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin and,
+ *           with TTY, TERM=xterm-256color; ENV fields then override, and an ENV
+ *           field "NAME" without '=' removes NAME. PATH is searched in that
+ *           environment. Without CWD the command starts in the user's home (or /).
+ *           A USER number without a passwd entry runs with that uid as gid, no
+ *           supplementary groups and HOME=/ (/root for 0). A command that cannot
+ *           be started yields ERROR, then EXIT 127 (not found), 126 (cannot
+ *           execute, unknown user, failed user switch) or 1 (cannot chdir to CWD).
+ *           STDIN_EOF in TTY mode types the terminal's EOF character (^D). A
+ *           half-close (shutdown of the client's write side) counts as closing the
+ *           connection. SIGNAL with a number outside 1..64 yields ERROR; the
+ *           session goes on. A malformed frame (too long, wrong size, unexpected
+ *           type) yields ERROR, then the agent closes (and hangs up a running
+ *           command).
+ *
  * Reserved for later sessions: TCP_CONNECT (relay to a container-local port),
  * PORTS_WATCH (stream of listening-port changes), DATA.
  */

@@ -235,6 +235,7 @@ static struct {
     size_t nconns, conns_cap;
     pid_t cmd_pid; /* the image's own command, 0 when none or gone */
     char *cmd_name;
+    int64_t accept_resume; /* out of fds: accepting again from then on */
     bool shutting_down;
     int64_t shutdown_deadline;
 } agent = {.listen_fd = -1, .signal_fd = -1};
@@ -674,13 +675,20 @@ static _noreturn_ void child_run(const struct exec_req *req, pid_t agent_pid, in
         child_fail(report_fd, 1, "cannot chdir to '/': %s", strerror(errno));
     }
 
+    /* The container's own environment (the image's Env and the workspace's
+     * containerEnv, as the engine set them for PID 1) is the base, as it is
+     * for `docker exec`; the user's identity and the request override it. */
     char **env = NULL;
     size_t envc = 0;
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, "HOSTNAME=", 9) != 0)
+            env_put(&env, &envc, xstrndup(*e, strlen(*e)));
     env_putf(&env, &envc, "HOME", u.home);
     env_putf(&env, &envc, "USER", u.name);
     env_putf(&env, &envc, "LOGNAME", u.name);
     env_putf(&env, &envc, "SHELL", u.shell);
-    env_putf(&env, &envc, "PATH", AGENT_DEFAULT_PATH);
+    if (!env_get(env, "PATH"))
+        env_putf(&env, &envc, "PATH", AGENT_DEFAULT_PATH);
     if (req->tty)
         env_putf(&env, &envc, "TERM", "xterm-256color");
     for (size_t i = 0; i < req->envc; i++)
@@ -1127,8 +1135,13 @@ static void agent_accept(int64_t now)
 {
     while (agent.nconns < AGENT_MAX_CONNS) {
         int fd = accept4(agent.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0)
-            return; /* EAGAIN, or EMFILE and friends: try again on the next turn */
+        if (fd < 0) {
+            /* Out of fds, the pending connection stays readable: without a pause the loop
+             * would spin until some session ends. */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                agent.accept_resume = now + 100;
+            return;
+        }
         struct conn *c = xrealloc(NULL, sizeof(*c));
         *c = (struct conn){.fd = fd,
                            .state = CONN_REQUEST,
@@ -1152,6 +1165,9 @@ static void agent_accept(int64_t now)
 static int64_t agent_tick(int64_t now)
 {
     int64_t next = agent.shutting_down ? agent.shutdown_deadline : NEVER;
+
+    if (agent.accept_resume > now && agent.accept_resume < next)
+        next = agent.accept_resume;
 
     for (size_t i = 0; i < agent.nconns;) {
         struct conn *c = agent.conns[i];
@@ -1216,11 +1232,11 @@ static void watch(struct conn *c, enum watch_kind kind, int fd, short events)
     watches[nwatches++] = (struct watch){.conn = c, .kind = kind, .fd = fd};
 }
 
-static void agent_build_watches(void)
+static void agent_build_watches(int64_t now)
 {
     nwatches = 0;
     watch(NULL, WATCH_SIGNAL, agent.signal_fd, POLLIN);
-    if (agent.nconns < AGENT_MAX_CONNS)
+    if (agent.nconns < AGENT_MAX_CONNS && now >= agent.accept_resume)
         watch(NULL, WATCH_LISTEN, agent.listen_fd, POLLIN);
     for (size_t i = 0; i < agent.nconns; i++) {
         struct conn *c = agent.conns[i];
@@ -1401,7 +1417,7 @@ int main(int argc, char **argv)
         int64_t next = agent_tick(now);
         if (agent.shutting_down && (agent_done() || now >= agent.shutdown_deadline))
             agent_finish_shutdown();
-        agent_build_watches();
+        agent_build_watches(now);
         int timeout = -1;
         if (next != NEVER)
             timeout = next <= now ? 0 : next - now > INT_MAX ? INT_MAX : (int)(next - now);

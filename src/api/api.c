@@ -78,6 +78,12 @@ static json_t *parse_body(struct http_conn *c, struct http_request *req)
     return j;
 }
 
+static json_t *with_offset(json_t *ws, int64_t offset)
+{
+    json_object_set_new(ws, "log_offset", json_integer(offset));
+    return ws;
+}
+
 static void create_workspace(struct api *a, struct http_conn *c, struct http_request *req)
 {
     json_t *body = parse_body(c, req);
@@ -101,7 +107,7 @@ static void create_workspace(struct api *a, struct http_conn *c, struct http_req
         return;
     }
     log_info("workspace '%s' (%s): create from '%s'", rec.name, rec.id, rec.repo);
-    http_respond_json(c, 201, ws_record_json(&rec));
+    http_respond_json(c, 201, with_offset(ws_record_json(&rec), 0));
     ws_record_release(&rec);
 }
 
@@ -156,17 +162,28 @@ static void get_logs(struct api *a, struct http_conn *c, struct http_request *re
                      const struct ws_record *rec)
 {
     _cleanup_free_ char *follow = http_request_query(req, "follow");
+    _cleanup_free_ char *after_s = http_request_query(req, "after");
+    int64_t after = 0;
+    if (after_s) {
+        char *end = NULL;
+        long long v = strtoll(after_s, &end, 10);
+        if (!*after_s || *end || v < 0) {
+            http_respond_error(c, 400, "after must be a non-negative integer");
+            return;
+        }
+        after = v;
+    }
     if (follow && (strcmp(follow, "1") == 0 || strcmp(follow, "true") == 0)) {
         struct log_stream *s = xcalloc(1, sizeof(*s));
         s->a = a;
         s->conn = c;
         http_stream_begin(c, 200, "text/plain; charset=utf-8");
         http_conn_on_close(c, log_stream_closed, s);
-        s->f = ws_log_follow(a->m, rec->id, log_stream_cb, s);
+        s->f = ws_log_follow(a->m, rec->id, after, log_stream_cb, s);
         return;
     }
     _cleanup_buf_ struct buf out = BUF_INIT;
-    int64_t last = 0;
+    int64_t last = after;
     for (;;) {
         size_t before = out.len;
         if (store_logs_since(ws_manager_store(a->m), rec->id, last, 5000, &out, &last) < 0 ||
@@ -371,6 +388,8 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
         http_respond_json(c, 200, ws_record_json(&rec));
         return;
     }
+    /* where this action's log lines will start, for logs?after= */
+    int64_t offset = store_log_last(ws_manager_store(a->m), rec.id);
     if (!*action && strcmp(m, "DELETE") == 0) {
         struct ws_record out;
         r = ws_act(a->m, rec.id, WS_ACTION_DELETE, &out, &e);
@@ -379,7 +398,7 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
             return;
         }
         log_info("workspace '%s' (%s): delete", out.name, out.id);
-        http_respond_json(c, 202, ws_record_json(&out));
+        http_respond_json(c, 202, with_offset(ws_record_json(&out), offset));
         ws_record_release(&out);
         return;
     }
@@ -402,7 +421,7 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
             return;
         }
         log_info("workspace '%s' (%s): %s", out.name, out.id, action);
-        http_respond_json(c, 202, ws_record_json(&out));
+        http_respond_json(c, 202, with_offset(ws_record_json(&out), offset));
         ws_record_release(&out);
         return;
     }

@@ -156,12 +156,14 @@ static struct timespec now_monotonic(void)
  * it over in *ret_ws. When log_fd >= 0, its log is streamed there first.
  * Returns -ENOENT when the workspace is gone (which is what rm waits for),
  * -ETIMEDOUT after WS_WAIT_TIMEOUT_MIN minutes of polling. */
-static int ws_wait(struct client *c, const char *id, const char *name, int log_fd, json_t **ret_ws,
-                   struct berr **reterr)
+static int ws_wait(struct client *c, const char *id, const char *name, int log_fd,
+                   long long log_offset, json_t **ret_ws, struct berr **reterr)
 {
     _cleanup_free_ char *path = cmd_ws_path(id, "");
     if (log_fd >= 0) {
-        _cleanup_free_ char *logs = cmd_ws_path(id, "/logs?follow=1");
+        /* only the lines of this action: the server said where they start */
+        _cleanup_free_ char *query = xasprintf("/logs?follow=1&after=%lld", log_offset);
+        _cleanup_free_ char *logs = cmd_ws_path(id, query);
         _cleanup_berr_ struct berr *err = NULL;
         int r = client_stream(c, "GET", logs, NULL, log_write_cb, &log_fd, &err);
         /* The polling below reports an unreachable server or a missing workspace. */
@@ -197,8 +199,9 @@ static int ws_settle(struct client *c, const json_t *ws, const char *arg, const 
     _cleanup_(json_decrefp) json_t *done = NULL;
     if (!a->no_wait) {
         int log_fd = !stream_logs ? -1 : a->json ? 2 : 1;
-        int r =
-            ws_wait(c, json_str(ws, "id", arg), json_str(ws, "name", arg), log_fd, &done, reterr);
+        long long offset = (long long)json_integer_value(json_object_get(ws, "log_offset"));
+        int r = ws_wait(c, json_str(ws, "id", arg), json_str(ws, "name", arg), log_fd, offset,
+                        &done, reterr);
         if (r < 0)
             return r;
         ws = done;
@@ -351,7 +354,7 @@ int cmd_rm(struct client *c, const struct cli_args *a, struct berr **reterr)
     }
     _cleanup_(json_decrefp) json_t *rest = NULL;
     _cleanup_berr_ struct berr *err = NULL;
-    r = ws_wait(c, json_str(ws, "id", arg), name, -1, &rest, &err);
+    r = ws_wait(c, json_str(ws, "id", arg), name, -1, 0, &rest, &err);
     if (r == -ENOENT) {
         printf("workspace '%s' deleted\n", name);
         return 0;

@@ -215,13 +215,12 @@ int git_clone(const char *url, const char *dest, const struct git_target *t, run
 
 int git_unshallow(const char *dest, uid_t uid, gid_t gid, struct berr **reterr)
 {
+    /* git runs as root (the data dir's parents need not be reachable by the
+     * remote user's uid) and the new objects are handed over afterwards */
     _cleanup_run_cmd_ struct run_cmd c = RUN_CMD_INIT;
     strv_pushl(&c.args, "git", "fetch", "--quiet", "--unshallow", "--tags", "origin", NULL);
     git_env(&c.env);
     c.cwd = dest;
-    c.set_ids = true;
-    c.uid = uid;
-    c.gid = gid;
     c.timeout_ms = GIT_TIMEOUT_MS;
     c.capture = true;
     c.max_output = 8192;
@@ -232,5 +231,10 @@ int git_unshallow(const char *dest, uid_t uid, gid_t gid, struct berr **reterr)
         buf_rtrim(&c.output);
         return berr_make(reterr, EIO, "fetch full history: %s", c.output.buf);
     }
+    _cleanup_free_ char *gitdir = xasprintf("%s/.git", dest);
+    r = chown_r(gitdir, uid, gid);
+    if (r < 0)
+        return berr_make(reterr, -r, "give '%s' to uid %u: %s", gitdir, (unsigned)uid,
+                         strerror(-r));
     return 0;
 }

@@ -31,7 +31,7 @@ int git_check_url(const char *url, struct berr **reterr);
 int git_clone(const char *url, const char *dest, const struct git_target *t, run_line_cb cb,
               void *data, char **ret_commit, bool *ret_shallow, struct berr **reterr);
 
-/* Fetches the full history of a shallow clone, as uid/gid (the owner of dest). */
+/* Fetches the full history of a shallow clone and gives it to uid/gid (the owner of dest). */
 int git_unshallow(const char *dest, uid_t uid, gid_t gid, struct berr **reterr);
 
 #endif

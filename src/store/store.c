@@ -397,3 +397,12 @@ int store_logs_since(struct store *s, const char *ws_id, int64_t after_id, int l
     *ret_last = last;
     return rc == SQLITE_DONE ? 0 : -EIO;
 }
+
+int64_t store_log_last(struct store *s, const char *ws_id)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (prepare(s, "SELECT COALESCE(MAX(id), 0) FROM logs WHERE ws_id=?1", &st) < 0)
+        return 0;
+    bind_text(st, 1, ws_id);
+    return sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+}

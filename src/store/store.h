@@ -73,6 +73,8 @@ int store_events_json(struct store *s, const char *ws_id, json_t **ret, struct b
 
 /* Appends one line to the workspace's log; returns its id (> 0) or -errno. */
 int64_t store_log_add(struct store *s, const char *ws_id, const char *line);
+/* The id of the workspace's last log line, or 0. */
+int64_t store_log_last(struct store *s, const char *ws_id);
 /* Appends the log lines with id > after_id to out (each ending in '\n'), at most
  * `limit` lines, and sets *ret_last to the id of the last one (or after_id). */
 int store_logs_since(struct store *s, const char *ws_id, int64_t after_id, int limit,

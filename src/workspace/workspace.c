@@ -1169,10 +1169,11 @@ void ws_manager_reconcile(struct ws_manager *m)
 
 /* ---- log followers ---- */
 
-struct ws_log_follower *ws_log_follow(struct ws_manager *m, const char *id, ws_log_cb cb,
-                                      void *data)
+struct ws_log_follower *ws_log_follow(struct ws_manager *m, const char *id, int64_t after,
+                                      ws_log_cb cb, void *data)
 {
     struct ws_log_follower *f = xcalloc(1, sizeof(*f));
+    f->last = after;
     f->id = xstrdup(id);
     f->cb = cb;
     f->data = data;

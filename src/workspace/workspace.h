@@ -98,11 +98,11 @@ void ws_manager_reconcile(struct ws_manager *m);
 
 /* Log followers: cb is called on the loop with new lines; `done` is true once
  * the workspace is at rest (or gone) and every line was delivered, after which
- * the follower is removed. */
+ * the follower is removed. Lines with an id <= after are skipped. */
 typedef void (*ws_log_cb)(const char *lines, size_t len, bool done, void *data);
 struct ws_log_follower;
-struct ws_log_follower *ws_log_follow(struct ws_manager *m, const char *id, ws_log_cb cb,
-                                      void *data);
+struct ws_log_follower *ws_log_follow(struct ws_manager *m, const char *id, int64_t after,
+                                      ws_log_cb cb, void *data);
 /* Removes a follower (for example when its client hangs up). */
 void ws_log_unfollow(struct ws_manager *m, struct ws_log_follower *f);
 
