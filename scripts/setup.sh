@@ -274,6 +274,7 @@ step_cgroups
 step_containers_conf
 step_network
 bash "$BERTH_REPO_ROOT/scripts/base-image.sh" "$DATA"
+bash "$BERTH_REPO_ROOT/scripts/ide.sh" "$DATA"
 step_smoke
 podman ps -a -q >/dev/null 2>&1 || die "'podman ps -a' fails: Podman's state is damaged (run it to see why)"
 say "ready in $((SECONDS - T0))s (runtime $RUNTIME, data $DATA)"

@@ -51,7 +51,7 @@ if [ $UNIT_ONLY -eq 0 ]; then
 	export BERTH_TEST_ENGINE="unix://$SUITE/engine/podman.sock"
 
 	tap="$SUITE/bats.tap"
-	bats --tap tests/system 2>&1 | tee "$tap"
+	bats --tap ${BERTH_BATS:-tests/system} 2>&1 | tee "$tap"
 	p=$(grep -c '^ok ' "$tap")
 	f=$(grep -c '^not ok ' "$tap")
 	passed=$((passed + p))

@@ -15,7 +15,8 @@
  *     byte 1..3  zero   (reserved; a receiver ignores them)
  *     byte 4..7  len    (big-endian, at most AGENT_MAX_PAYLOAD)
  *
- * Requests that need parameters (EXEC) carry a list of fields in the payload:
+ * Requests that need parameters carry a list of fields in the payload (for
+ * TCP_CONNECT, after the port):
  *
  *     byte 0     tag    (enum agent_field_tag)
  *     byte 1..4  len    (big-endian)
@@ -42,25 +43,96 @@
  *           process group of the command.
  *
  *           What agent.c does with the details (clients may rely on these):
- *           the command's environment is not the agent's; it starts from HOME,
- *           USER, LOGNAME and SHELL from the user's passwd entry,
- *           PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin and,
- *           with TTY, TERM=xterm-256color; ENV fields then override, and an ENV
- *           field "NAME" without '=' removes NAME. PATH is searched in that
- *           environment. Without CWD the command starts in the user's home (or /).
+ *           the command's environment starts from the agent's own (the
+ *           container's: the image's Env and containerEnv, as for `docker exec`)
+ *           without HOSTNAME; HOME, USER, LOGNAME and SHELL from the user's passwd
+ *           entry replace those, PATH defaults to
+ *           /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin when the
+ *           container sets none, and with TTY, TERM=xterm-256color; ENV fields
+ *           then override, and an ENV field "NAME" without '=' removes NAME. PATH
+ *           is searched in that environment. Without CWD the command starts in
+ *           the user's home (or /).
  *           A USER number without a passwd entry runs with that uid as gid, no
  *           supplementary groups and HOME=/ (/root for 0). A command that cannot
  *           be started yields ERROR, then EXIT 127 (not found), 126 (cannot
  *           execute, unknown user, failed user switch) or 1 (cannot chdir to CWD).
  *           STDIN_EOF in TTY mode types the terminal's EOF character (^D). A
  *           half-close (shutdown of the client's write side) counts as closing the
- *           connection. SIGNAL with a number outside 1..64 yields ERROR; the
+ *           connection (TCP_CONNECT passes it on instead; STDIN_EOF is the way to
+ *           end an EXEC's input). SIGNAL with a number outside 1..64 yields ERROR; the
  *           session goes on. A malformed frame (too long, wrong size, unexpected
  *           type) yields ERROR, then the agent closes (and hangs up a running
  *           command).
  *
- * Reserved for later sessions: TCP_CONNECT (relay to a container-local port),
- * PORTS_WATCH (stream of listening-port changes), DATA.
+ *   TCP_CONNECT
+ *           client sends TCP_CONNECT whose payload is the port (2 bytes, big-endian,
+ *           1..65535), optionally followed by fields: HOST (a numeric IPv4 or IPv6
+ *           address, e.g. "127.0.0.1", "::1", or an ADDR from a PORTS line; no
+ *           names, no brackets). Without HOST the agent tries 127.0.0.1, then ::1
+ *           (0.0.0.0 and :: also reach loopback, as on any Linux).
+ *           The agent connects from inside the container's network namespace, so
+ *           servers bound only to loopback are reachable and no port is published.
+ *           Agent -> client: CONNECTED (empty payload; a client ignores any
+ *           payload), or ERROR (e.g. "connection refused on port 3000",
+ *           "cannot connect to ::1 port 3000: Connection timed out") and close.
+ *           After CONNECTED the connection carries no more frames: it is a raw
+ *           byte stream in both directions, relayed unchanged to and from the TCP
+ *           connection, so the client can splice bytes without parsing.
+ *           A client may start sending raw bytes right after the request frame,
+ *           without waiting for CONNECTED; they are delivered once connected and
+ *           discarded if the connection fails.
+ *           Closing (unlike EXEC, where a half-close counts as a full close): a
+ *           half-close is passed on. The client's shutdown(SHUT_WR) becomes
+ *           shutdown(SHUT_WR) on the TCP connection once all the client's bytes
+ *           are written, and the server's FIN becomes shutdown(SHUT_WR) of the
+ *           client connection once all the server's bytes are relayed; either
+ *           direction goes on flowing until it is closed too. When both
+ *           directions are closed the agent closes both sockets. If the TCP
+ *           connection fails (reset), the agent relays what it already read and
+ *           then closes the client connection without waiting for its EOF; if
+ *           the client connection fails or is closed entirely, the agent closes
+ *           the TCP connection at once (a reset if the server still had bytes for
+ *           it). There is no idle timeout. Each direction queues at most about
+ *           256 KiB in the agent, then stops reading its source until the other
+ *           side catches up (backpressure reaches the sender).
+ *           Connecting gives up on an address after 10 s.
+ *
+ *   PORTS_WATCH
+ *           client sends PORTS_WATCH (empty; a payload is ignored) and nothing
+ *           else; any frame from the client yields ERROR and close. When the
+ *           client closes (or half-closes) the connection the watch ends.
+ *           Agent -> client: PORTS frames, for as long as the connection stays
+ *           open. A PORTS payload is one or more whole text lines (never split
+ *           across frames, at most 64 KiB per frame):
+ *
+ *               + PORT ADDR PID COMM\n    a listening TCP socket appeared
+ *               - PORT ADDR\n             it is gone
+ *               .\n                       end of the initial list
+ *
+ *           PORT is decimal; ADDR is the bound address as inet_ntop() writes it
+ *           (0.0.0.0, 127.0.0.1, ::, ::1, ::ffff:127.0.0.1, 172.17.0.2, ...);
+ *           PID is the decimal pid (in the container's pid namespace) of the
+ *           lowest-numbered process holding the socket and COMM its name from
+ *           /proc/PID/comm (the rest of the line: it may contain spaces; control
+ *           characters become '?'); PID 0 and COMM "?" when no process could be
+ *           found (the socket belongs to another pid namespace, e.g. with host
+ *           networking). The agent first sends every current listener as "+"
+ *           lines, then ".", then only changes. Each (ADDR, PORT) pair is one
+ *           entry: the same port on 0.0.0.0 and :: gives two lines, several
+ *           sockets on one address and port (SO_REUSEPORT) one. A listener that
+ *           was replaced between two looks (a server restarted quickly) is sent
+ *           as "-" then "+" in one frame; in a frame all "-" lines come before
+ *           all "+" lines. The agent's own sockets are never listed.
+ *
+ *           What agent.c does with the details: it reads /proc/net/tcp and
+ *           /proc/net/tcp6 (state LISTEN) every 500 ms while at least one watch is
+ *           open and not at all otherwise, so changes arrive within about a
+ *           second; it looks for owners in /proc/PID/fd only when new sockets
+ *           appear. At most 4096 entries are tracked. A watch whose client stops
+ *           reading (more than 4 MiB queued) is closed; reconnecting gives a
+ *           fresh list.
+ *
+ * DATA (13) is reserved and unused: a relay carries raw bytes after CONNECTED.
  */
 #ifndef BERTH_AGENT_PROTO_H
 #define BERTH_AGENT_PROTO_H
@@ -83,10 +155,11 @@ enum agent_frame_type {
     AGENT_STDERR = 8,
     AGENT_EXIT = 9,
     AGENT_ERROR = 10,
-    /* reserved, not implemented yet */
     AGENT_TCP_CONNECT = 11,
     AGENT_PORTS_WATCH = 12,
-    AGENT_DATA = 13,
+    AGENT_DATA = 13, /* reserved, unused */
+    AGENT_CONNECTED = 14,
+    AGENT_PORTS = 15,
 };
 
 enum agent_field_tag {
@@ -95,6 +168,7 @@ enum agent_field_tag {
     AGENT_FIELD_CWD = 3,
     AGENT_FIELD_USER = 4,
     AGENT_FIELD_TTY = 5,
+    AGENT_FIELD_HOST = 6,
 };
 
 static inline void agent_put_u32(unsigned char *p, uint32_t v)

@@ -14,6 +14,13 @@
  *   - sessions: the parent's relay between the client and the command's pipes or pty, and the
  *     rules for when a session ends (command reaped and output drained, or a short grace for
  *     a background process that keeps the pipe open);
+ *   - TCP relays (TCP_CONNECT): a non-blocking connect() to a port inside the container, then
+ *     raw bytes both ways with half-closes passed on. Bytes go straight from one socket to
+ *     the other while the receiver keeps up; only what it refuses is queued, so a busy relay
+ *     costs two syscalls per chunk and one whose peers keep up holds no buffer;
+ *   - port watches (PORTS_WATCH): while anyone watches, /proc/net/tcp{,6} is read twice a
+ *     second and the difference to the last look is sent; /proc/PID/fd is searched for the
+ *     owners of new sockets only;
  *   - the frame parser, which never trusts a length;
  *   - the loop: one poll() over the listening socket, a signalfd and every connection's fds.
  *     As PID 1 it reaps every orphan, forwards signals to the image's own command, and on
@@ -24,10 +31,14 @@
  * freed while poll() results still point at it (dead connections are swept between turns).
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pty.h>
 #include <pwd.h>
@@ -38,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -65,6 +77,11 @@
 #define AGENT_SHUTDOWN_MS 2000            /* engine stop timeout is 10 s; stay well inside */
 #define AGENT_IDLE_MS 30000               /* no request yet, or a client that stopped reading */
 #define AGENT_LINGER_MS 1000              /* after the last frame, for the client to close */
+#define AGENT_RELAY_LIMIT (256 * 1024)    /* queued relay bytes that pause reading the source */
+#define AGENT_RELAY_READS 8               /* chunks moved per wake-up, so one relay cannot starve */
+#define AGENT_CONNECT_MS 10000            /* per address; loopback only waits on a full backlog */
+#define AGENT_PORTS_SCAN_MS 500           /* "about a second" for a change to reach the client */
+#define AGENT_PORTS_MAX 4096              /* listeners tracked; a frame of them stays < 1 MiB */
 
 #define NEVER INT64_MAX
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
@@ -192,9 +209,18 @@ static void buf_consume(struct buf *b, size_t n)
 /* ---- connections ---- */
 
 enum conn_state {
-    CONN_REQUEST, /* waiting for the request frame */
-    CONN_SESSION, /* an EXEC is running */
-    CONN_CLOSING, /* last frames queued; close once they are sent */
+    CONN_REQUEST,    /* waiting for the request frame */
+    CONN_SESSION,    /* an EXEC is running */
+    CONN_CONNECTING, /* TCP_CONNECT: connect() in progress; client bytes are queued raw */
+    CONN_RELAY,      /* TCP_CONNECT: connected; raw bytes both ways, no frames */
+    CONN_WATCH,      /* PORTS_WATCH: PORTS frames go out; only the client's close comes in */
+    CONN_CLOSING,    /* last frames queued; close once they are sent */
+};
+
+union inet_addr {
+    struct sockaddr sa;
+    struct sockaddr_in in4;
+    struct sockaddr_in6 in6;
 };
 
 struct conn {
@@ -225,6 +251,35 @@ struct conn {
     struct buf report;
     int64_t drain_deadline; /* after exit: give up waiting for EOF on the output */
     int64_t kill_deadline;  /* after a hangup: SIGKILL if it is still running */
+
+    /* The TCP_CONNECT session. in holds the client's bytes for the server, out the CONNECTED
+     * frame and then the server's bytes for the client; deadline bounds each connect(). */
+    int tcp_fd;
+    unsigned short tcp_port;
+    bool tcp_host_given;
+    unsigned tcp_naddrs, tcp_tried;
+    union inet_addr tcp_addrs[2];
+    int tcp_errno;       /* the most telling failure among the addresses tried */
+    bool client_eof;     /* the client half-closed: shut the server's side once in drains */
+    bool tcp_wr_shut;    /* nothing more goes to the server (shut down, or it failed) */
+    bool tcp_eof;        /* nothing more comes from the server */
+    bool tcp_failed;     /* it failed: close the client once out drains, without its EOF */
+    bool client_wr_shut; /* the server's EOF was passed on */
+
+    /* The PORTS_WATCH session */
+    bool watch_listed; /* the initial list was sent; from now on only changes */
+};
+
+/* A listening TCP socket as PORTS_WATCH reports it. */
+struct port {
+    unsigned long inode; /* the lowest inode listening on this address and port */
+    pid_t pid;           /* the owner; 0 when none was found */
+    unsigned short port;
+    unsigned char family; /* AF_INET (addr[0..3]) or AF_INET6 */
+    unsigned char addr[16];
+    bool resolved; /* pid and comm are known, or known to be unknowable */
+    bool own;      /* the agent's: never reported */
+    char comm[32];
 };
 
 static struct {
@@ -238,7 +293,15 @@ static struct {
     int64_t accept_resume; /* out of fds: accepting again from then on */
     bool shutting_down;
     int64_t shutdown_deadline;
+    struct rlimit nofile; /* as the engine set it; restored for every command */
+    bool nofile_raised;
+    struct port *ports; /* the last look at the listeners, sorted by port_cmp() */
+    size_t nports;
+    int64_t ports_next_scan;
 } agent = {.listen_fd = -1, .signal_fd = -1};
+
+/* Where every read from a socket or pipe lands first. */
+static unsigned char scratch[AGENT_CHUNK];
 
 static void conn_send(struct conn *c, enum agent_frame_type type, const void *data, size_t len)
 {
@@ -285,6 +348,13 @@ static void conn_start_closing(struct conn *c, int64_t now)
     c->deadline = now + AGENT_IDLE_MS;
 }
 
+/* States that end by a deadline: no request yet, a connect(), a client that stopped
+ * reading the last frames. */
+static bool conn_timed(const struct conn *c)
+{
+    return c->state == CONN_REQUEST || c->state == CONN_CONNECTING || c->state == CONN_CLOSING;
+}
+
 static bool session_running(const struct conn *c)
 {
     return c->state == CONN_SESSION && c->pid > 0 && !c->abandoned;
@@ -326,6 +396,8 @@ static void session_abandon(struct conn *c, int64_t now)
 static void conn_drop_client(struct conn *c, int64_t now)
 {
     close_fd(&c->fd);
+    close_fd(&c->tcp_fd);
+    buf_release(&c->in);
     buf_release(&c->out);
     free(c->payload);
     c->payload = NULL;
@@ -349,6 +421,7 @@ static _printf_(3, 4) void conn_fail(struct conn *c, int64_t now, const char *fm
 static void conn_free(struct conn *c)
 {
     close_fd(&c->fd);
+    close_fd(&c->tcp_fd);
     session_close_fds(c);
     buf_release(&c->out);
     buf_release(&c->report);
@@ -392,22 +465,35 @@ static void exec_req_release(struct exec_req *req)
     *req = (struct exec_req){0};
 }
 
+/* Takes the next field off the list at *p (n bytes left). Returns NULL, or why the list is
+ * malformed. */
+static const char *field_next(const unsigned char **p, size_t *n, unsigned *ret_tag,
+                              const unsigned char **ret_value, size_t *ret_len)
+{
+    if (*n < 5)
+        return "truncated field header";
+    uint32_t len = agent_get_u32(*p + 1);
+    if (len > *n - 5)
+        return "field longer than the frame";
+    *ret_tag = (*p)[0];
+    *ret_value = *p + 5;
+    *ret_len = len;
+    *p += 5 + (size_t)len;
+    *n -= 5 + (size_t)len;
+    return NULL;
+}
+
 /* Returns NULL, or why the fields are unusable. Strings may not hold NUL: they become C
  * strings, and a cut-off path or argument would run something the client did not ask for. */
 static const char *exec_req_parse(struct exec_req *req, const unsigned char *p, size_t n)
 {
     while (n > 0) {
-        if (n < 5)
-            return "truncated field header";
-        unsigned tag = p[0];
-        uint32_t len = agent_get_u32(p + 1);
-        p += 5;
-        n -= 5;
-        if (len > n)
-            return "field longer than the frame";
-        const unsigned char *v = p;
-        p += len;
-        n -= len;
+        unsigned tag;
+        const unsigned char *v;
+        size_t len;
+        const char *why = field_next(&p, &n, &tag, &v, &len);
+        if (why)
+            return why;
         bool text = tag == AGENT_FIELD_ARG || tag == AGENT_FIELD_ENV || tag == AGENT_FIELD_CWD ||
                     tag == AGENT_FIELD_USER;
         if (text && memchr(v, '\0', len))
@@ -636,11 +722,14 @@ static _noreturn_ void child_run(const struct exec_req *req, pid_t agent_pid, in
 {
     sigset_t none;
 
-    /* The agent blocks signals for its signalfd and ignores SIGPIPE; both are inherited
-     * through execve() and would break ordinary programs (`yes | head` relies on SIGPIPE). */
+    /* The agent blocks signals for its signalfd, ignores SIGPIPE and raised its fd limit; all
+     * are inherited through execve() and would break ordinary programs (`yes | head` relies
+     * on SIGPIPE, select() on fds below 1024). */
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGPIPE, SIG_DFL);
+    if (agent.nofile_raised)
+        (void)setrlimit(RLIMIT_NOFILE, &agent.nofile);
 
     /* Its own session and process group: job control works, and the agent can signal the
      * command and everything it started in one kill(). */
@@ -900,6 +989,668 @@ static void session_handle_frame(struct conn *c, unsigned type, const unsigned c
     }
 }
 
+/* ---- TCP_CONNECT: a relay to a port inside the container ---- */
+
+/* Returns NULL, or why the request is unusable. */
+static const char *relay_parse(struct conn *c, const unsigned char *p, size_t n)
+{
+    if (n < 2)
+        return "no port";
+    c->tcp_port = (unsigned short)(p[0] << 8 | p[1]);
+    if (c->tcp_port == 0)
+        return "port 0";
+    p += 2;
+    n -= 2;
+    while (n > 0) {
+        unsigned tag;
+        const unsigned char *v;
+        size_t len;
+        const char *why = field_next(&p, &n, &tag, &v, &len);
+        if (why)
+            return why;
+        if (tag != AGENT_FIELD_HOST)
+            continue;
+        /* Numbers only: resolving a name could block the whole agent. */
+        char host[INET6_ADDRSTRLEN];
+        if (len == 0 || len >= sizeof(host) || memchr(v, '\0', len))
+            return "HOST is not a numeric IP address";
+        memcpy(host, v, len);
+        host[len] = '\0';
+        union inet_addr *a = &c->tcp_addrs[0];
+        *a = (union inet_addr){0};
+        if (inet_pton(AF_INET, host, &a->in4.sin_addr) == 1)
+            a->in4.sin_family = AF_INET;
+        else if (inet_pton(AF_INET6, host, &a->in6.sin6_addr) == 1)
+            a->in6.sin6_family = AF_INET6;
+        else
+            return "HOST is not a numeric IP address";
+        c->tcp_naddrs = 1;
+        c->tcp_host_given = true;
+    }
+    if (!c->tcp_host_given) {
+        /* Dev servers bind to either loopback; IPv4 first, as most do. */
+        c->tcp_addrs[0] = (union inet_addr){
+            .in4 = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)}};
+        c->tcp_addrs[1] =
+            (union inet_addr){.in6 = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT}};
+        c->tcp_naddrs = 2;
+    }
+    for (unsigned i = 0; i < c->tcp_naddrs; i++) {
+        if (c->tcp_addrs[i].sa.sa_family == AF_INET)
+            c->tcp_addrs[i].in4.sin_port = htons(c->tcp_port);
+        else
+            c->tcp_addrs[i].in6.sin6_port = htons(c->tcp_port);
+    }
+    return NULL;
+}
+
+/* A container without IPv6 makes ::1 fail; that says less than 127.0.0.1 refusing. */
+static bool relay_error_is_weak(int err)
+{
+    return err == EAFNOSUPPORT || err == EADDRNOTAVAIL || err == ENETUNREACH ||
+           err == EPROTONOSUPPORT;
+}
+
+static void relay_note_error(struct conn *c, int err)
+{
+    if (c->tcp_errno == 0 || (relay_error_is_weak(c->tcp_errno) && !relay_error_is_weak(err)))
+        c->tcp_errno = err;
+}
+
+static void relay_fail(struct conn *c, int64_t now)
+{
+    char host[INET6_ADDRSTRLEN] = "";
+    const union inet_addr *a = &c->tcp_addrs[0];
+
+    if (c->tcp_host_given) {
+        const void *bytes = a->sa.sa_family == AF_INET ? (const void *)&a->in4.sin_addr
+                                                       : (const void *)&a->in6.sin6_addr;
+        if (!inet_ntop(a->sa.sa_family, bytes, host, sizeof(host)))
+            host[0] = '\0';
+    }
+    const char *sep = host[0] ? " " : "";
+    if (c->tcp_errno == ECONNREFUSED)
+        conn_send_error(c, "connection refused on %s%sport %u", host, sep, c->tcp_port);
+    else
+        conn_send_error(c, "cannot connect to %s%sport %u: %s", host, sep, c->tcp_port,
+                        strerror(c->tcp_errno));
+    buf_release(&c->in); /* bytes the client sent ahead have nowhere to go */
+    conn_start_closing(c, now);
+}
+
+/* Starts connecting to the next address; the socket reports the outcome by turning writable.
+ * Without any address left, the client is told why the last ones failed. */
+static void relay_connect_next(struct conn *c, int64_t now)
+{
+    while (c->tcp_tried < c->tcp_naddrs) {
+        const union inet_addr *a = &c->tcp_addrs[c->tcp_tried++];
+        socklen_t len = a->sa.sa_family == AF_INET ? sizeof(a->in4) : sizeof(a->in6);
+        int fd = socket(a->sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            relay_note_error(c, errno);
+            continue;
+        }
+        if (connect(fd, &a->sa, len) == 0 || errno == EINPROGRESS) {
+            c->tcp_fd = fd;
+            c->deadline = now + AGENT_CONNECT_MS;
+            return;
+        }
+        relay_note_error(c, errno);
+        close(fd);
+    }
+    relay_fail(c, now);
+}
+
+static void relay_connect_timeout(struct conn *c, int64_t now)
+{
+    relay_note_error(c, ETIMEDOUT);
+    close_fd(&c->tcp_fd);
+    relay_connect_next(c, now);
+}
+
+/* The server's side can take no more bytes: what the client sends from now on is dropped,
+ * and once the server's last bytes are relayed the client is closed without waiting for it. */
+static void relay_tcp_broken(struct conn *c)
+{
+    c->tcp_failed = true;
+    c->tcp_wr_shut = true;
+    buf_release(&c->in);
+}
+
+/* Passes half-closes on once their direction is drained, and closes both sockets when both
+ * directions are done. */
+static void relay_settle(struct conn *c, int64_t now)
+{
+    if (c->state != CONN_RELAY || c->fd < 0)
+        return;
+    if (c->client_eof && !c->tcp_wr_shut && buf_pending(&c->in) == 0) {
+        (void)shutdown(c->tcp_fd, SHUT_WR);
+        c->tcp_wr_shut = true;
+    }
+    if (c->tcp_eof && !c->client_wr_shut && buf_pending(&c->out) == 0) {
+        if (c->tcp_failed) {
+            conn_drop_client(c, now);
+            return;
+        }
+        (void)shutdown(c->fd, SHUT_WR);
+        c->client_wr_shut = true;
+    }
+    if (c->tcp_wr_shut && c->client_wr_shut)
+        conn_drop_client(c, now);
+}
+
+static void relay_flush_tcp(struct conn *c, int64_t now)
+{
+    if (c->tcp_fd >= 0 && !c->tcp_wr_shut && buf_pending(&c->in) > 0) {
+        ssize_t n = send(c->tcp_fd, c->in.data + c->in.head, buf_pending(&c->in), MSG_NOSIGNAL);
+        if (n > 0)
+            buf_consume(&c->in, (size_t)n);
+        else if (n < 0 && errno != EAGAIN && errno != EINTR)
+            relay_tcp_broken(c);
+    }
+    relay_settle(c, now);
+}
+
+static void relay_connect_done(struct conn *c, int64_t now)
+{
+    int err = 0, one = 1;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(c->tcp_fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if (err != 0) {
+        relay_note_error(c, err);
+        close_fd(&c->tcp_fd);
+        relay_connect_next(c, now);
+        return;
+    }
+    /* The relay forwards writes as the client made them; Nagle would only add delay to the
+     * small ones (keystrokes over a WebSocket). */
+    (void)setsockopt(c->tcp_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->state = CONN_RELAY;
+    c->deadline = NEVER;
+    conn_send(c, AGENT_CONNECTED, NULL, 0);
+    relay_flush_tcp(c, now);
+}
+
+static void relay_start(struct conn *c, const unsigned char *p, size_t n, int64_t now)
+{
+    const char *why = relay_parse(c, p, n);
+
+    if (why) {
+        conn_fail(c, now, "invalid TCP_CONNECT request: %s", why);
+        return;
+    }
+    c->state = CONN_CONNECTING;
+    relay_connect_next(c, now);
+}
+
+/* Passes the client's bytes to the server, queueing what it does not take yet (and all of
+ * them while still connecting). */
+static void relay_from_client(struct conn *c, const unsigned char *p, size_t n)
+{
+    if (c->tcp_wr_shut)
+        return;
+    if (c->state == CONN_RELAY && buf_pending(&c->in) == 0) {
+        ssize_t w = send(c->tcp_fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN && errno != EINTR) {
+            relay_tcp_broken(c);
+            return;
+        }
+        if (w > 0) {
+            p += w;
+            n -= (size_t)w;
+        }
+    }
+    buf_add(&c->in, p, n);
+}
+
+static void relay_read_client(struct conn *c, int64_t now)
+{
+    for (int i = 0; i < AGENT_RELAY_READS && !c->client_eof; i++) {
+        if (!c->tcp_wr_shut && buf_pending(&c->in) >= AGENT_RELAY_LIMIT)
+            break;
+        ssize_t n = read(c->fd, scratch, sizeof(scratch));
+        if (n == 0) {
+            c->client_eof = true;
+        } else if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR) {
+                conn_drop_client(c, now);
+                return;
+            }
+            break;
+        } else {
+            relay_from_client(c, scratch, (size_t)n);
+            if ((size_t)n < sizeof(scratch))
+                break; /* drained; spare the read that would say EAGAIN */
+        }
+    }
+    relay_settle(c, now);
+}
+
+static void relay_read_tcp(struct conn *c, int64_t now)
+{
+    for (int i = 0; i < AGENT_RELAY_READS && !c->tcp_eof; i++) {
+        if (buf_pending(&c->out) >= AGENT_RELAY_LIMIT)
+            break;
+        ssize_t n = read(c->tcp_fd, scratch, sizeof(scratch));
+        if (n == 0) {
+            c->tcp_eof = true;
+        } else if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR) {
+                c->tcp_eof = true; /* reset: relay what came before, then close */
+                relay_tcp_broken(c);
+            }
+            break;
+        } else {
+            size_t sent = 0;
+            if (buf_pending(&c->out) == 0) {
+                ssize_t w = send(c->fd, scratch, (size_t)n, MSG_NOSIGNAL);
+                if (w < 0 && errno != EAGAIN && errno != EINTR) {
+                    conn_drop_client(c, now);
+                    return;
+                }
+                sent = w > 0 ? (size_t)w : 0;
+            }
+            buf_add(&c->out, scratch + sent, (size_t)n - sent);
+            if ((size_t)n < sizeof(scratch))
+                break;
+        }
+    }
+    relay_settle(c, now);
+}
+
+/* ---- PORTS_WATCH: listening TCP ports ---- */
+
+static int port_key_cmp(const void *pa, const void *pb)
+{
+    const struct port *a = pa, *b = pb;
+
+    if (a->port != b->port)
+        return a->port < b->port ? -1 : 1;
+    if (a->family != b->family)
+        return a->family < b->family ? -1 : 1;
+    return memcmp(a->addr, b->addr, sizeof(a->addr));
+}
+
+/* By address and port, then lowest inode first. */
+static int port_cmp(const void *pa, const void *pb)
+{
+    const struct port *a = pa, *b = pb;
+    int r = port_key_cmp(a, b);
+
+    if (r != 0)
+        return r;
+    return a->inode < b->inode ? -1 : a->inode > b->inode;
+}
+
+static int port_inode_cmp(const void *pa, const void *pb)
+{
+    const struct port *a = *(struct port *const *)pa, *b = *(struct port *const *)pb;
+
+    return a->inode < b->inode ? -1 : a->inode > b->inode;
+}
+
+static bool hex_u32(const char *s, size_t len, uint32_t *ret)
+{
+    uint32_t v = 0;
+
+    if (len == 0 || len > 8)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        unsigned d = ch >= '0' && ch <= '9'   ? (unsigned)(ch - '0')
+                     : ch >= 'A' && ch <= 'F' ? (unsigned)(ch - 'A' + 10)
+                     : ch >= 'a' && ch <= 'f' ? (unsigned)(ch - 'a' + 10)
+                                              : 16;
+        if (d > 15)
+            return false;
+        v = v << 4 | d;
+    }
+    *ret = v;
+    return true;
+}
+
+/* Parses a listening socket's line of /proc/net/tcp or tcp6:
+ *     "  0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000  0 4711"
+ * (slot, local address:port, remote, state, queues, timer, retransmits, uid, timeout, inode).
+ * The kernel prints an address as the words it holds in memory, so storing the numbers back
+ * as native words restores the address bytes on either byte order. */
+static bool port_parse_line(char *line, struct port *ret)
+{
+    char *tok[10], *save = NULL;
+    size_t n = 0;
+
+    for (char *t = strtok_r(line, " \t\n", &save); t && n < 10; t = strtok_r(NULL, " \t\n", &save))
+        tok[n++] = t;
+    uint32_t state, port;
+    if (n < 10 || !hex_u32(tok[3], strlen(tok[3]), &state) || state != 0x0A /* LISTEN */)
+        return false;
+    char *colon = strchr(tok[1], ':');
+    size_t addr_len = colon ? (size_t)(colon - tok[1]) : 0;
+    if ((addr_len != 8 && addr_len != 32) || !hex_u32(colon + 1, strlen(colon + 1), &port) ||
+        port == 0 || port > 0xffff)
+        return false;
+    struct port p = {.family = addr_len == 8 ? AF_INET : AF_INET6, .port = (unsigned short)port};
+    for (size_t i = 0; i < addr_len / 8; i++) {
+        uint32_t word;
+        if (!hex_u32(tok[1] + 8 * i, 8, &word))
+            return false;
+        memcpy(p.addr + 4 * i, &word, sizeof(word));
+    }
+    char *end;
+    errno = 0;
+    p.inode = strtoul(tok[9], &end, 10);
+    if (errno != 0 || *end != '\0' || end == tok[9] || p.inode == 0)
+        return false;
+    *ret = p;
+    return true;
+}
+
+/* Appends the listeners in path. Returns 0 or -errno. */
+static int ports_read(const char *path, struct port **v, size_t *n, size_t *cap)
+{
+    FILE *f = fopen(path, "re");
+    char line[512]; /* the kernel pads lines to 150 (tcp) and about 180 (tcp6) bytes */
+
+    if (!f)
+        return -errno;
+    /* The kernel walks its socket tables again for every read(); stdio's 1 KiB reads made
+     * that several walks per file. Nothing else uses scratch while the table is read. */
+    (void)setvbuf(f, (char *)scratch, _IOFBF, sizeof(scratch));
+    while (fgets(line, sizeof(line), f)) {
+        if (!strchr(line, '\n') && !feof(f)) {
+            int ch;
+            while ((ch = fgetc(f)) != EOF && ch != '\n')
+                ; /* not a line this parser knows: skip all of it */
+            continue;
+        }
+        struct port p;
+        if (*n >= AGENT_PORTS_MAX || !port_parse_line(line, &p))
+            continue;
+        if (*n == *cap) {
+            *cap = *cap ? *cap * 2 : 32;
+            *v = xrealloc(*v, *cap * sizeof(**v));
+        }
+        (*v)[(*n)++] = p;
+    }
+    fclose(f);
+    return 0;
+}
+
+static void port_read_comm(int pid_dfd, char *comm, size_t size)
+{
+    char raw[64];
+    int fd = openat(pid_dfd, "comm", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, raw, sizeof(raw)) : -1;
+
+    if (fd >= 0)
+        close(fd);
+    if (n > 0 && raw[n - 1] == '\n')
+        n--;
+    if (n <= 0) {
+        snprintf(comm, size, "?");
+        return;
+    }
+    if ((size_t)n >= size)
+        n = (ssize_t)size - 1;
+    /* Any process can name itself anything; a newline would forge a line of the protocol. */
+    for (ssize_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)raw[i];
+        comm[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+    }
+    comm[n] = '\0';
+}
+
+/* Passing -1 changes nothing and returns the current value, which shows whether the switch
+ * back really happened: the agent must never go on with a user's file-system identity. */
+static void agent_restore_fsid(uid_t uid, gid_t gid)
+{
+    (void)setfsuid(uid);
+    (void)setfsgid(gid);
+    if ((uid_t)setfsuid((uid_t)-1) != uid || (gid_t)setfsgid((gid_t)-1) != gid)
+        die("cannot restore the file-system uid and gid after a look into /proc");
+}
+
+/* Marks the wanted sockets (sorted by inode) that process pid holds. */
+static void ports_scan_fds(int pid_dfd, pid_t pid, struct port **want, size_t nwant, size_t *left)
+{
+    int fd = openat(pid_dfd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    char comm[sizeof(want[0]->comm)] = "";
+    struct dirent *de;
+
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    while (*left > 0 && (de = readdir(d))) {
+        char link[64];
+        ssize_t n = readlinkat(fd, de->d_name, link, sizeof(link) - 1);
+        if (n <= 8 || memcmp(link, "socket:[", 8) != 0)
+            continue;
+        link[n] = '\0';
+        char *end;
+        struct port key = {.inode = strtoul(link + 8, &end, 10)};
+        struct port *keyp = &key;
+        if (*end != ']')
+            continue;
+        struct port **hit = bsearch(&keyp, want, nwant, sizeof(*want), port_inode_cmp);
+        if (!hit || (*hit)->resolved)
+            continue;
+        if (!comm[0])
+            port_read_comm(pid_dfd, comm, sizeof(comm));
+        (*hit)->pid = pid;
+        (*hit)->own = pid == getpid();
+        (*hit)->resolved = true;
+        memcpy((*hit)->comm, comm, sizeof(comm));
+        (*left)--;
+    }
+    closedir(d);
+}
+
+/* Finds the process holding each socket not resolved yet, by the "socket:[INODE]" links in
+ * /proc/PID/fd; the lowest pid wins, which for a socket shared after fork() is the parent.
+ * Reading another user's links takes CAP_SYS_PTRACE, which containers lack; the kernel also
+ * lets a caller whose file-system uid and gid are the owner's, so root takes those for the
+ * look into each process. */
+static void ports_find_owners(struct port *v, size_t n)
+{
+    struct port **want = NULL;
+    size_t nwant = 0;
+    uid_t fsuid = geteuid();
+    gid_t fsgid = getegid();
+
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].resolved)
+            continue;
+        want = xrealloc(want, (nwant + 1) * sizeof(*want));
+        want[nwant++] = &v[i];
+    }
+    if (nwant == 0)
+        return;
+    qsort(want, nwant, sizeof(*want), port_inode_cmp);
+    DIR *proc = opendir("/proc");
+    struct dirent *de;
+    size_t left = nwant;
+    while (proc && left > 0 && (de = readdir(proc))) {
+        char *end;
+        errno = 0;
+        unsigned long pid = strtoul(de->d_name, &end, 10);
+        if (de->d_name[0] < '1' || de->d_name[0] > '9' || *end != '\0' || errno != 0 ||
+            pid > INT_MAX)
+            continue;
+        int pid_dfd = openat(dirfd(proc), de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (pid_dfd < 0)
+            continue;
+        struct stat st; /* a process's directory belongs to its effective uid and gid */
+        bool as_owner = fsuid == 0 && fstat(pid_dfd, &st) == 0 && (st.st_uid || st.st_gid);
+        if (as_owner) {
+            (void)setfsgid(st.st_gid);
+            (void)setfsuid(st.st_uid);
+        }
+        ports_scan_fds(pid_dfd, (pid_t)pid, want, nwant, &left);
+        if (as_owner)
+            agent_restore_fsid(fsuid, fsgid);
+        close(pid_dfd);
+    }
+    if (proc)
+        closedir(proc);
+    for (size_t i = 0; i < nwant; i++) {
+        if (want[i]->resolved)
+            continue;
+        want[i]->resolved = true;
+        want[i]->pid = 0;
+        snprintf(want[i]->comm, sizeof(want[i]->comm), "?");
+    }
+    free(want);
+}
+
+static void port_line(struct buf *b, char sign, const struct port *p)
+{
+    char addr[INET6_ADDRSTRLEN], line[128];
+    int n;
+
+    if (!inet_ntop(p->family, p->addr, addr, sizeof(addr)))
+        snprintf(addr, sizeof(addr), "?");
+    if (sign == '+')
+        n = snprintf(line, sizeof(line), "+ %u %s %d %s\n", p->port, addr, (int)p->pid, p->comm);
+    else
+        n = snprintf(line, sizeof(line), "- %u %s\n", p->port, addr);
+    buf_add(b, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* Takes a new look at the listeners and writes what changed since the last one to diff.
+ * Returns 0 or -errno. */
+static int ports_scan(struct buf *diff)
+{
+    struct port *v = NULL;
+    size_t n = 0, cap = 0;
+    int r = ports_read("/proc/net/tcp", &v, &n, &cap);
+
+    if (r < 0) {
+        free(v);
+        return r;
+    }
+    (void)ports_read("/proc/net/tcp6", &v, &n, &cap); /* absent without IPv6 */
+    if (n > 0)
+        qsort(v, n, sizeof(*v), port_cmp);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++)
+        if (kept == 0 || port_key_cmp(&v[kept - 1], &v[i]) != 0)
+            v[kept++] = v[i]; /* SO_REUSEPORT: one entry, for the lowest inode */
+    n = kept;
+
+    /* What was known about a socket seen before is kept, so /proc/PID/fd is searched only
+     * when a new one appears. */
+    for (size_t i = 0; i < n; i++) {
+        struct port *old = agent.nports
+                               ? bsearch(&v[i], agent.ports, agent.nports, sizeof(*v), port_key_cmp)
+                               : NULL;
+        if (old && old->inode == v[i].inode) {
+            v[i].pid = old->pid;
+            v[i].own = old->own;
+            v[i].resolved = old->resolved;
+            memcpy(v[i].comm, old->comm, sizeof(v[i].comm));
+        }
+    }
+    ports_find_owners(v, n);
+
+    /* All "-" lines first: a listener replaced since the last look reads as closed, then
+     * opened. */
+    for (size_t i = 0; i < agent.nports; i++) {
+        const struct port *o = &agent.ports[i];
+        const struct port *now = n ? bsearch(o, v, n, sizeof(*v), port_key_cmp) : NULL;
+        if (!o->own && (!now || now->inode != o->inode))
+            port_line(diff, '-', o);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct port *old =
+            agent.nports ? bsearch(&v[i], agent.ports, agent.nports, sizeof(*v), port_key_cmp)
+                         : NULL;
+        if (!v[i].own && (!old || old->inode != v[i].inode))
+            port_line(diff, '+', &v[i]);
+    }
+    free(agent.ports);
+    agent.ports = v;
+    agent.nports = n;
+    return 0;
+}
+
+/* Sends text as PORTS frames of whole lines. */
+static void ports_send(struct conn *c, const struct buf *text)
+{
+    const unsigned char *p = text->data + text->head;
+    size_t n = buf_pending(text);
+
+    while (n > 0) {
+        size_t take = n;
+        if (take > AGENT_CHUNK) {
+            take = AGENT_CHUNK;
+            while (take > 0 && p[take - 1] != '\n')
+                take--;
+            if (take == 0)
+                take = AGENT_CHUNK; /* cannot happen: lines are short */
+        }
+        conn_send(c, AGENT_PORTS, p, take);
+        p += take;
+        n -= take;
+    }
+}
+
+/* Looks at the listeners when it is time and someone watches; lowers *next to the time of
+ * the next look. */
+static void ports_tick(int64_t now, int64_t *next)
+{
+    bool watched = false, fresh = false;
+
+    for (size_t i = 0; i < agent.nconns; i++) {
+        const struct conn *c = agent.conns[i];
+        if (c->state == CONN_WATCH && c->fd >= 0) {
+            watched = true;
+            fresh |= !c->watch_listed;
+        }
+    }
+    if (!watched) {
+        /* Nobody watches: no looking, and the next watch starts from a clean look. */
+        free(agent.ports);
+        agent.ports = NULL;
+        agent.nports = 0;
+        return;
+    }
+    if (fresh || now >= agent.ports_next_scan) {
+        struct buf diff = {0}, list = {0};
+        int r = ports_scan(&diff);
+        agent.ports_next_scan = now + AGENT_PORTS_SCAN_MS;
+        if (r == 0 && fresh) {
+            for (size_t i = 0; i < agent.nports; i++)
+                if (!agent.ports[i].own)
+                    port_line(&list, '+', &agent.ports[i]);
+            buf_add(&list, ".\n", 2);
+        }
+        for (size_t i = 0; i < agent.nconns; i++) {
+            struct conn *c = agent.conns[i];
+            if (c->state != CONN_WATCH || c->fd < 0)
+                continue;
+            if (r < 0) {
+                conn_fail(c, now, "cannot read '/proc/net/tcp': %s", strerror(-r));
+                continue;
+            }
+            ports_send(c, c->watch_listed ? &diff : &list);
+            c->watch_listed = true;
+            /* A stream of changes cannot skip any; a client that stopped reading starts
+             * over with a new list when it reconnects. */
+            if (buf_pending(&c->out) > AGENT_OUT_LIMIT)
+                conn_drop_client(c, now);
+        }
+        buf_release(&diff);
+        buf_release(&list);
+    }
+    if (agent.ports_next_scan < *next)
+        *next = agent.ports_next_scan;
+}
+
 /* ---- frames from the client ---- */
 
 static void conn_handle_frame(struct conn *c, int64_t now)
@@ -908,6 +1659,10 @@ static void conn_handle_frame(struct conn *c, int64_t now)
 
     if (c->state == CONN_SESSION) {
         session_handle_frame(c, type, c->payload, c->payload_len, now);
+        return;
+    }
+    if (c->state == CONN_WATCH) {
+        conn_fail(c, now, "unexpected frame type %u in a ports watch", type);
         return;
     }
     if (c->state != CONN_REQUEST)
@@ -919,6 +1674,13 @@ static void conn_handle_frame(struct conn *c, int64_t now)
         break;
     case AGENT_EXEC:
         session_start(c, c->payload, c->payload_len, now);
+        break;
+    case AGENT_TCP_CONNECT:
+        relay_start(c, c->payload, c->payload_len, now);
+        break;
+    case AGENT_PORTS_WATCH:
+        c->state = CONN_WATCH; /* the next turn's ports_tick() sends the list */
+        c->deadline = NEVER;
         break;
     default:
         conn_fail(c, now, "unsupported request type %u", type);
@@ -960,16 +1722,29 @@ static void conn_feed(struct conn *c, const unsigned char *p, size_t n, int64_t 
             return;
         c->hdr_got = 0;
         conn_handle_frame(c, now);
+        if (c->state == CONN_CONNECTING || c->state == CONN_RELAY) {
+            /* No frames after TCP_CONNECT: the rest is the client's first bytes for the
+             * server. */
+            free(c->payload);
+            c->payload = NULL;
+            if (n > 0)
+                relay_from_client(c, p, n);
+            relay_settle(c, now);
+            return;
+        }
     }
 }
 
 static void conn_read(struct conn *c, int64_t now)
 {
-    static unsigned char chunk[AGENT_CHUNK];
-    ssize_t n = read(c->fd, chunk, sizeof(chunk));
+    if (c->state == CONN_CONNECTING || c->state == CONN_RELAY) {
+        relay_read_client(c, now);
+        return;
+    }
+    ssize_t n = read(c->fd, scratch, sizeof(scratch));
 
     if (n > 0)
-        conn_feed(c, chunk, (size_t)n, now);
+        conn_feed(c, scratch, (size_t)n, now);
     else if (n == 0 || (errno != EAGAIN && errno != EINTR))
         conn_drop_client(c, now);
 }
@@ -995,6 +1770,7 @@ static void conn_flush(struct conn *c, int64_t now)
         c->wr_shut = true;
         c->deadline = now + AGENT_LINGER_MS;
     }
+    relay_settle(c, now);
 }
 
 /* ---- processes ---- */
@@ -1047,6 +1823,8 @@ static void agent_start_command(char **argv)
         }
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);
+        if (agent.nofile_raised)
+            (void)setrlimit(RLIMIT_NOFILE, &agent.nofile);
         execvp(argv[0], argv);
         fprintf(stderr, "berth-agent: cannot run '%s': %s\n", argv[0], strerror(errno));
         _exit(errno == ENOENT ? 127 : 126);
@@ -1070,7 +1848,9 @@ static void agent_begin_shutdown(int64_t now)
         if (c->tty)
             session_kill(c, SIGHUP); /* interactive shells ignore SIGTERM, not a hangup */
         session_kill(c, SIGCONT);
-        if (c->state == CONN_REQUEST)
+        /* Only EXEC sessions have an ending worth waiting for; relays and watches would
+         * only hold the container up. */
+        if (c->state != CONN_SESSION && c->state != CONN_CLOSING)
             conn_drop_client(c, now);
     }
     if (agent.cmd_pid > 0)
@@ -1146,6 +1926,7 @@ static void agent_accept(int64_t now)
         *c = (struct conn){.fd = fd,
                            .state = CONN_REQUEST,
                            .deadline = now + AGENT_IDLE_MS,
+                           .tcp_fd = -1,
                            .in_fd = -1,
                            .out_fd = -1,
                            .err_fd = -1,
@@ -1168,10 +1949,13 @@ static int64_t agent_tick(int64_t now)
 
     if (agent.accept_resume > now && agent.accept_resume < next)
         next = agent.accept_resume;
+    ports_tick(now, &next);
 
     for (size_t i = 0; i < agent.nconns;) {
         struct conn *c = agent.conns[i];
-        if (c->fd >= 0 && c->state != CONN_SESSION && now >= c->deadline)
+        if (c->fd >= 0 && c->state == CONN_CONNECTING && now >= c->deadline)
+            relay_connect_timeout(c, now);
+        else if (c->fd >= 0 && conn_timed(c) && now >= c->deadline)
             conn_drop_client(c, now); /* never asked for anything, or stopped reading */
         if (c->abandoned && !c->reaped && now >= c->kill_deadline) {
             session_kill(c, SIGKILL);
@@ -1188,7 +1972,7 @@ static int64_t agent_tick(int64_t now)
             agent.conns[i] = agent.conns[--agent.nconns];
             continue;
         }
-        if (c->fd >= 0 && c->state != CONN_SESSION && c->deadline < next)
+        if (c->fd >= 0 && conn_timed(c) && c->deadline < next)
             next = c->deadline;
         if (session_running(c) && c->reaped && c->drain_deadline < next)
             next = c->drain_deadline;
@@ -1206,7 +1990,8 @@ enum watch_kind {
     WATCH_IN,
     WATCH_OUT,
     WATCH_ERR,
-    WATCH_REPORT
+    WATCH_REPORT,
+    WATCH_TCP
 };
 
 struct watch {
@@ -1243,10 +2028,21 @@ static void agent_build_watches(int64_t now)
         short ev = buf_pending(&c->out) > 0 ? POLLOUT : 0;
         /* A closing connection reads (and discards) only once all is sent: an EOF from a
          * client that half-closed must not cut off its EXIT. */
-        if (c->state == CONN_REQUEST || c->wr_shut ||
+        if (c->state == CONN_REQUEST || c->state == CONN_WATCH || c->wr_shut ||
             (c->state == CONN_SESSION && buf_pending(&c->in) < AGENT_IN_LIMIT))
             ev |= POLLIN;
+        /* A relay stops reading a side whose bytes the other side does not take; once the
+         * server's side broke, the client's bytes are read only to be dropped. */
+        bool relay = c->state == CONN_CONNECTING || c->state == CONN_RELAY;
+        if (relay && !c->client_eof && (c->tcp_wr_shut || buf_pending(&c->in) < AGENT_RELAY_LIMIT))
+            ev |= POLLIN;
         watch(c, WATCH_CLIENT, c->fd, ev);
+        if (c->state == CONN_CONNECTING)
+            watch(c, WATCH_TCP, c->tcp_fd, POLLOUT);
+        if (c->state == CONN_RELAY)
+            watch(c, WATCH_TCP, c->tcp_fd,
+                  (short)((!c->tcp_eof && buf_pending(&c->out) < AGENT_RELAY_LIMIT ? POLLIN : 0) |
+                          (!c->tcp_wr_shut && buf_pending(&c->in) > 0 ? POLLOUT : 0)));
         if (!session_running(c))
             continue;
         /* Backpressure: past the limit the command blocks on its own full pipe. */
@@ -1309,6 +2105,18 @@ static void agent_dispatch(size_t i, int64_t now)
     case WATCH_REPORT:
         if (c->report_fd == w->fd)
             session_read_report(c);
+        break;
+    case WATCH_TCP:
+        if (c->tcp_fd != w->fd)
+            break;
+        if (c->state == CONN_CONNECTING) {
+            relay_connect_done(c, now);
+            break;
+        }
+        if (rev & (POLLOUT | POLLERR | POLLHUP))
+            relay_flush_tcp(c, now);
+        if (c->tcp_fd == w->fd && (pfds[i].events & POLLIN) && (rev & (POLLIN | POLLHUP | POLLERR)))
+            relay_read_tcp(c, now);
         break;
     default:
         break;
@@ -1374,6 +2182,20 @@ static void agent_cloexec_inherited(void)
         (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 }
 
+/* Hundreds of relays take two fds each; engines often set a soft limit of 1024 with a far
+ * higher hard one. Commands get the engine's limit back (child_run). */
+static void agent_raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    agent.nofile = rl;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        agent.nofile_raised = true;
+}
+
 static _noreturn_ void usage(void)
 {
     fputs("usage: berth-agent [--socket PATH] [-- CMD ARGS...]\n", stderr);
@@ -1404,6 +2226,7 @@ int main(int argc, char **argv)
             die("cannot open '/dev/null': %s", strerror(errno));
 
     agent_setup_signals();
+    agent_raise_nofile();
     /* Outside a PID namespace (tests, other runtimes) orphans of sessions still come here. */
     if (getpid() != 1)
         (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);

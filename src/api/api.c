@@ -5,12 +5,13 @@
  * stream: logs (fed by the workspace module's followers) and exec (a relay of
  * the agent's frames straight to the client, with backpressure both ways).
  */
-#include "api/api.h"
+#include "api/api-internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/accounts.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -19,23 +20,33 @@
 #define API_PREFIX "/api/v1"
 #define EXEC_HIGH_WATER (1024 * 1024)
 
-struct api {
-    struct ws_manager *m;
-    struct engine *engine;
-    bool engine_ok;
-};
-
 struct api *api_new(struct ws_manager *m, struct engine *engine)
 {
     struct api *a = xcalloc(1, sizeof(*a));
     a->m = m;
+    a->store = ws_manager_store(m);
     a->engine = engine;
+    a->auth = auth_new(a->store);
     return a;
 }
 
 void api_free(struct api *a)
 {
+    if (a)
+        auth_free(a->auth);
     free(a);
+}
+
+struct auth *api_auth(struct api *a)
+{
+    return a->auth;
+}
+
+void api_audit(struct api *a, const struct auth_user *user, const struct http_request *req,
+               const char *action, const char *target, const char *detail)
+{
+    store_audit_add(a->store, user ? user->name : NULL, action, target, detail,
+                    req ? req->peer : NULL);
 }
 
 void api_set_engine_ok(struct api *a, bool ok)
@@ -43,7 +54,7 @@ void api_set_engine_ok(struct api *a, bool ok)
     a->engine_ok = ok;
 }
 
-static int status_for(int r)
+int api_status_for(int r)
 {
     switch (-r) {
     case ENOENT: return 404;
@@ -51,17 +62,19 @@ static int status_for(int r)
     case EEXIST:
     case EBUSY: return 409;
     case ENOTSUP: return 400;
+    case EACCES: return 401;
+    case EPERM:
+    case EDQUOT: return 403;
     default: return 500;
     }
 }
 
-static void respond_berr(struct http_conn *c, int r, struct berr *e)
+void api_respond_berr(struct http_conn *c, int r, struct berr *e)
 {
-    http_respond_error(c, status_for(r), "%s", berr_msg(e));
+    http_respond_error(c, api_status_for(r), "%s", berr_msg(e));
 }
 
-/* Parses the body as a JSON object; answers 400 and returns NULL on failure. */
-static json_t *parse_body(struct http_conn *c, struct http_request *req)
+json_t *api_parse_body(struct http_conn *c, struct http_request *req)
 {
     json_error_t jerr;
     json_t *j = json_loadb(req->body.buf, req->body.len, 0, &jerr);
@@ -84,9 +97,10 @@ static json_t *with_offset(json_t *ws, int64_t offset)
     return ws;
 }
 
-static void create_workspace(struct api *a, struct http_conn *c, struct http_request *req)
+static void create_workspace(struct api *a, struct http_conn *c, struct http_request *req,
+                             const struct auth_user *user)
 {
-    json_t *body = parse_body(c, req);
+    json_t *body = api_parse_body(c, req);
     if (!body)
         return;
     struct ws_create_request cr = {0};
@@ -98,32 +112,42 @@ static void create_workspace(struct api *a, struct http_conn *c, struct http_req
         json_decref(body);
         return;
     }
+    cr.owner = user->name;
     struct ws_record rec;
     _cleanup_berr_ struct berr *e = NULL;
     int r = ws_create(a->m, &cr, &rec, &e);
     json_decref(body);
     if (r < 0) {
-        respond_berr(c, r, e);
+        api_respond_berr(c, r, e);
         return;
     }
+    api_audit(a, user, req, "workspace.create", rec.id, rec.repo);
     log_info("workspace '%s' (%s): create from '%s'", rec.name, rec.id, rec.repo);
     http_respond_json(c, 201, with_offset(ws_record_json(&rec), 0));
     ws_record_release(&rec);
 }
 
-static void list_workspaces(struct api *a, struct http_conn *c)
+static void list_workspaces(struct api *a, struct http_conn *c, struct http_request *req,
+                            const struct auth_user *user)
 {
+    _cleanup_free_ char *all_s = http_request_query(req, "all");
+    bool all = all_s && (strcmp(all_s, "1") == 0 || strcmp(all_s, "true") == 0);
+    if (all && !user->admin) {
+        http_respond_error(c, 403, "only admins can list every user's workspaces");
+        return;
+    }
     struct ws_record *list = NULL;
     size_t n = 0;
     _cleanup_berr_ struct berr *e = NULL;
     int r = store_ws_list(ws_manager_store(a->m), &list, &n, &e);
     if (r < 0) {
-        respond_berr(c, r, e);
+        api_respond_berr(c, r, e);
         return;
     }
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
-        json_array_append_new(arr, ws_record_json(&list[i]));
+        if (all || (list[i].owner && strcmp(list[i].owner, user->name) == 0))
+            json_array_append_new(arr, ws_record_json(&list[i]));
         ws_record_release(&list[i]);
     }
     free(list);
@@ -273,7 +297,7 @@ static void relay_written(uv_write_t *w, int status)
 static void exec_command(struct api *a, struct http_conn *c, struct http_request *req,
                          const struct ws_record *rec)
 {
-    json_t *body = parse_body(c, req);
+    json_t *body = api_parse_body(c, req);
     if (!body)
         return;
     json_t *cmd = NULL, *env = NULL;
@@ -329,8 +353,13 @@ static void exec_command(struct api *a, struct http_conn *c, struct http_request
         http_respond_error(c, 502, "cannot reach the workspace agent: %s", strerror(-fd));
         return;
     }
+    /* the owner's secrets first, so the request's env can override them */
+    _cleanup_strv_ struct strv full_env = STRV_INIT;
+    (void)ws_owner_env(a->m, rec, &full_env, NULL);
+    for (size_t ei = 0; ei < envv.n; ei++)
+        strv_push(&full_env, envv.v[ei]);
     struct agentc_exec ex = {.argv = &argv,
-                             .env = &envv,
+                             .env = &full_env,
                              .cwd = cwd ? cwd : rec->workspace_folder,
                              .user = user ? user : rec->remote_user};
     struct buf frame = BUF_INIT;
@@ -364,7 +393,7 @@ static void exec_command(struct api *a, struct http_conn *c, struct http_request
 /* ---- routing ---- */
 
 static void workspace_route(struct api *a, struct http_conn *c, struct http_request *req,
-                            const char *rest)
+                            const struct auth_user *user, const char *rest)
 {
     /* rest: "{ws}" or "{ws}/action" */
     const char *slash = strchr(rest, '/');
@@ -378,11 +407,22 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
     _cleanup_berr_ struct berr *e = NULL;
     int r = store_ws_get(ws_manager_store(a->m), ws, &rec, &e);
     if (r < 0) {
-        respond_berr(c, r, e);
+        api_respond_berr(c, r, e);
         return;
     }
     const char *m = req->method;
     bool get = strcmp(m, "GET") == 0, post = strcmp(m, "POST") == 0;
+    /* Another user's workspace does not exist for the caller; an admin may
+     * read, stop and delete it (never exec into it), and that is audited. */
+    bool own = rec.owner && strcmp(rec.owner, user->name) == 0;
+    bool admin_act = !own && user->admin &&
+                     ((!*action && (get || strcmp(m, "DELETE") == 0)) ||
+                      (strcmp(action, "stop") == 0 && post) ||
+                      (strcmp(action, "events") == 0 && get));
+    if (!own && !admin_act) {
+        http_respond_error(c, 404, "workspace '%s' not found", ws);
+        return;
+    }
 
     if (!*action && get) {
         http_respond_json(c, 200, ws_record_json(&rec));
@@ -394,10 +434,12 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
         struct ws_record out;
         r = ws_act(a->m, rec.id, WS_ACTION_DELETE, &out, &e);
         if (r < 0) {
-            respond_berr(c, r, e);
+            api_respond_berr(c, r, e);
             return;
         }
-        log_info("workspace '%s' (%s): delete", out.name, out.id);
+        log_info("workspace '%s' (%s): delete by '%s'", out.name, out.id, user->name);
+        api_audit(a, user, req, own ? "workspace.delete" : "admin.workspace.delete", out.id,
+                  out.owner);
         http_respond_json(c, 202, with_offset(ws_record_json(&out), offset));
         ws_record_release(&out);
         return;
@@ -417,10 +459,12 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
         struct ws_record out;
         r = ws_act(a->m, rec.id, actions[i].action, &out, &e);
         if (r < 0) {
-            respond_berr(c, r, e);
+            api_respond_berr(c, r, e);
             return;
         }
-        log_info("workspace '%s' (%s): %s", out.name, out.id, action);
+        log_info("workspace '%s' (%s): %s by '%s'", out.name, out.id, action, user->name);
+        _cleanup_free_ char *what = xasprintf("%sworkspace.%s", own ? "" : "admin.", action);
+        api_audit(a, user, req, what, out.id, out.owner);
         http_respond_json(c, 202, with_offset(ws_record_json(&out), offset));
         ws_record_release(&out);
         return;
@@ -429,7 +473,7 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
         json_t *events = NULL;
         r = store_events_json(ws_manager_store(a->m), rec.id, &events, &e);
         if (r < 0) {
-            respond_berr(c, r, e);
+            api_respond_berr(c, r, e);
             return;
         }
         http_respond_json(c, 200, json_pack("{s:o}", "events", events));
@@ -461,18 +505,33 @@ void api_handle(struct http_conn *c, struct http_request *req, void *data)
                                             a->engine_ok ? "ok" : "unreachable"));
         return;
     }
+    if (strcmp(p, "/auth/login") == 0) {
+        if (strcmp(req->method, "POST") == 0)
+            api_login(a, c, req);
+        else
+            http_respond_error(c, 405, "use POST to log in");
+        return;
+    }
+    struct auth_user user = {0};
+    _cleanup_berr_ struct berr *e = NULL;
+    int r = auth_request(a->auth, req, &user, &e);
+    if (r < 0) {
+        if (r == -EACCES)
+            http_conn_add_header(c, "WWW-Authenticate: Bearer realm=\"berth\"");
+        api_respond_berr(c, r, e);
+        return;
+    }
     if (strcmp(p, "/workspaces") == 0 || strcmp(p, "/workspaces/") == 0) {
         if (strcmp(req->method, "POST") == 0)
-            create_workspace(a, c, req);
+            create_workspace(a, c, req, &user);
         else if (strcmp(req->method, "GET") == 0)
-            list_workspaces(a, c);
+            list_workspaces(a, c, req, &user);
         else
             http_respond_error(c, 405, "use GET or POST on /workspaces");
-        return;
+    } else if (strncmp(p, "/workspaces/", 12) == 0) {
+        workspace_route(a, c, req, &user, p + 12);
+    } else if (!api_accounts_route(a, c, req, &user, p)) {
+        http_respond_error(c, 404, "no route for %s %s", req->method, req->path);
     }
-    if (strncmp(p, "/workspaces/", 12) == 0) {
-        workspace_route(a, c, req, p + 12);
-        return;
-    }
-    http_respond_error(c, 404, "no route for %s %s", req->method, req->path);
+    auth_user_release(&user);
 }

@@ -13,6 +13,9 @@ struct api;
 struct api *api_new(struct ws_manager *m, struct engine *engine);
 void api_free(struct api *a);
 
+/* The authentication state (for the first admin at start-up). */
+struct auth *api_auth(struct api *a);
+
 /* Whether berthd's engine answered its last health check (set by the daemon). */
 void api_set_engine_ok(struct api *a, bool ok);
 

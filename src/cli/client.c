@@ -59,8 +59,7 @@ int client_new(const char *url, const char *token, struct client **ret_client, s
     size_t n = strlen(c->url);
     while (n > 0 && c->url[n - 1] == '/')
         c->url[--n] = 0;
-    if (token && *token)
-        c->token = xstrdup(token);
+    client_set_token(c, token);
     *ret_client = c;
     return 0;
 }
@@ -71,9 +70,22 @@ struct client *client_free(struct client *c)
         return NULL;
     curl_easy_cleanup(c->curl);
     free(c->url);
-    free(c->token);
+    client_set_token(c, NULL);
     free(c);
     return NULL;
+}
+
+const char *client_url(const struct client *c)
+{
+    return c->url;
+}
+
+void client_set_token(struct client *c, const char *token)
+{
+    if (c->token)
+        explicit_bzero(c->token, strlen(c->token));
+    free(c->token);
+    c->token = token && *token ? xstrdup(token) : NULL;
 }
 
 /* Every header a request carries is decided here. A header with no value
@@ -119,7 +131,7 @@ static int client_http_error(const struct transfer *t, struct berr **reterr)
         code = EINVAL;
         break;
     case 401:
-        code = EACCES;
+        code = EKEYREJECTED;
         break;
     case 403:
         code = EPERM;
@@ -164,12 +176,14 @@ static int client_perform(struct client *c, const char *method, const char *path
         (void)curl_easy_setopt(curl, CURLOPT_TIMEOUT, CLIENT_REQUEST_TIMEOUT_S);
     (void)curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, transfer_write_cb);
     (void)curl_easy_setopt(curl, CURLOPT_WRITEDATA, t);
-    if (strcmp(method, "POST") == 0) {
+    /* A body is sent the way curl sends a POST's; any other method with one
+     * (PUT) is then named with CUSTOMREQUEST. */
+    if (payload || strcmp(method, "POST") == 0) {
         (void)curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, payload ? (long)strlen(payload) : 0L);
         (void)curl_easy_setopt(curl, CURLOPT_POSTFIELDS, payload ? payload : "");
-    } else if (strcmp(method, "GET") != 0) {
-        (void)curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
     }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
+        (void)curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
 
     CURLcode res = curl_easy_perform(curl);
     if (t->err) {

@@ -4,13 +4,14 @@
  * requests reuse the connection. Requests are blocking. Every request carries
  * the headers built in one place in client.c (JSON content type, and the
  * bearer token when there is one), so authentication is added there only.
+ * Which token that is (BERTH_TOKEN or the stored login) is main.c's choice.
  *
  * Errors follow err.h: a negative errno and a message in *reterr.
  *   -ECONNREFUSED  berthd could not be reached ("cannot reach berthd at URL: …")
  *   -ECONNRESET    the connection broke after the response had started
  *   HTTP errors    the server's {"error": …} message, with the code from the status:
- *                  400 -EINVAL, 401 -EACCES, 403 -EPERM, 404 -ENOENT, 409 -EBUSY,
- *                  anything else -EIO
+ *                  400 -EINVAL, 401 -EKEYREJECTED (no caller, or one the server
+ *                  refused), 403 -EPERM, 404 -ENOENT, 409 -EBUSY, anything else -EIO
  *   -EBADMSG       the response was not the JSON that was asked for
  *   -EFBIG         a buffered response passed its limit
  */
@@ -36,6 +37,11 @@ int client_new(const char *url, const char *token, struct client **ret_client,
                struct berr **reterr);
 /* Frees the client; accepts NULL; returns NULL. */
 struct client *client_free(struct client *c);
+
+/* The server's URL without a trailing slash: the key logins are stored under. */
+const char *client_url(const struct client *c);
+/* Replaces the bearer token (copied; NULL or empty: send none). */
+void client_set_token(struct client *c, const char *token);
 
 /* Sends `method` to `path` (which starts with "/api/v1/") with `body` as its JSON
  * body (NULL for none; not stolen) and parses the 2xx response. *ret_json gets a

@@ -25,11 +25,11 @@
  * Helpers
  */
 
-char *cmd_ws_path(const char *ws, const char *suffix)
+char *cmd_api_path(const char *prefix, const char *arg, const char *suffix)
 {
     struct buf b = BUF_INIT;
-    buf_adds(&b, "/api/v1/workspaces/");
-    for (const unsigned char *p = (const unsigned char *)ws; *p; p++) {
+    buf_adds(&b, prefix);
+    for (const unsigned char *p = (const unsigned char *)arg; *p; p++) {
         if (isalnum(*p) || strchr("-._~", *p))
             buf_addch(&b, (char)*p);
         else
@@ -37,6 +37,11 @@ char *cmd_ws_path(const char *ws, const char *suffix)
     }
     buf_adds(&b, suffix);
     return buf_detach(&b, NULL);
+}
+
+char *cmd_ws_path(const char *ws, const char *suffix)
+{
+    return cmd_api_path("/api/v1/workspaces/", ws, suffix);
 }
 
 int cmd_write_all(int fd, const void *data, size_t len)
@@ -61,21 +66,45 @@ int cmd_json_set(json_t *o, const char *key, const char *value, struct berr **re
     return 0;
 }
 
-static const char *json_str(const json_t *o, const char *key, const char *fallback)
+const char *cmd_json_str(const json_t *o, const char *key, const char *fallback)
 {
     const char *s = json_string_value(json_object_get(o, key));
     return s ? s : fallback;
 }
 
-static void print_json(const json_t *j)
+char *cmd_json_text(const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+    if (!v || json_is_null(v))
+        return xstrdup("-");
+    if (json_is_string(v))
+        return xstrdup(*json_string_value(v) ? json_string_value(v) : "-");
+    char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+    return s ? s : xstrdup("?");
+}
+
+void cmd_print_json(const json_t *j)
 {
     (void)json_dumpf(j, stdout, JSON_INDENT(2));
     putchar('\n');
 }
 
-/* Prints cells (row-major, ncols to a row, the header first) as left-aligned
- * columns two spaces apart. */
-static void print_table(const struct strv *cells, size_t ncols)
+/* Writes s with each byte of a control character (C0, DEL, and C1 in UTF-8) as
+ * '?': table cells come from other users (names, audit details) and must not
+ * reach the terminal as escape sequences. The width stays what strlen() says. */
+static void print_cell(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) {
+            fputs("??", stdout);
+            p++;
+        } else {
+            putchar(*p < 0x20 || *p == 0x7f ? '?' : *p);
+        }
+    }
+}
+
+void cmd_print_table(const struct strv *cells, size_t ncols)
 {
     _cleanup_free_ size_t *width = xcalloc(ncols, sizeof(*width));
     for (size_t i = 0; i < cells->n; i++) {
@@ -84,15 +113,32 @@ static void print_table(const struct strv *cells, size_t ncols)
             width[i % ncols] = n;
     }
     for (size_t i = 0; i < cells->n; i++) {
+        print_cell(cells->v[i]);
         if (i % ncols == ncols - 1)
-            printf("%s\n", cells->v[i]);
+            putchar('\n');
         else
-            printf("%-*s  ", (int)width[i % ncols], cells->v[i]);
+            printf("%*s", (int)(width[i % ncols] - strlen(cells->v[i]) + 2), "");
     }
 }
 
-/* "5s", "3m", "2h" or "4d" since an RFC 3339 UTC time, or "-". */
-static char *format_age(const char *timestamp, time_t now)
+void cmd_print_fields(const json_t *o)
+{
+    json_t *obj = (json_t *)o; /* jansson's iterators take no const */
+    int width = 0;
+    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it))
+        if ((int)strlen(json_object_iter_key(it)) > width)
+            width = (int)strlen(json_object_iter_key(it));
+    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+        const char *key = json_object_iter_key(it);
+        _cleanup_free_ char *text = cmd_json_text(o, key);
+        print_cell(key);
+        printf(":%*s ", width - (int)strlen(key), "");
+        print_cell(text);
+        putchar('\n');
+    }
+}
+
+char *cmd_format_age(const char *timestamp, time_t now)
 {
     struct tm tm = {0};
     if (!timestamp || !strptime(timestamp, "%Y-%m-%dT%H:%M:%S", &tm))
@@ -108,12 +154,31 @@ static char *format_age(const char *timestamp, time_t now)
     return xasprintf("%ldd", s / (24 * 60 * 60));
 }
 
+char *cmd_format_ago(const char *timestamp, time_t now, const char *none)
+{
+    _cleanup_free_ char *age = cmd_format_age(timestamp, now);
+    return strcmp(age, "-") == 0 ? xstrdup(none) : xasprintf("%s ago", age);
+}
+
+int cmd_parse_number(const char *option, const char *text, long long min, long long max,
+                     long long *ret_value, struct berr **reterr)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = isdigit((unsigned char)text[0]) ? strtoll(text, &end, 10) : 0;
+    if (!end || *end || errno || v < min || v > max)
+        return berr_make(reterr, EINVAL, "%s wants a whole number from %lld to %lld, not '%s'",
+                         option, min, max, text);
+    *ret_value = v;
+    return 0;
+}
+
 /* What the workspace was made from: the branch, else the ref, else a short commit. */
 static char *ws_revision(const json_t *ws)
 {
-    const char *branch = json_str(ws, "branch", NULL);
-    const char *ref = json_str(ws, "ref", NULL);
-    const char *commit = json_str(ws, "commit", NULL);
+    const char *branch = cmd_json_str(ws, "branch", NULL);
+    const char *ref = cmd_json_str(ws, "ref", NULL);
+    const char *commit = cmd_json_str(ws, "commit", NULL);
     if (branch)
         return xstrdup(branch);
     if (ref)
@@ -177,13 +242,13 @@ static int ws_wait(struct client *c, const char *id, const char *name, int log_f
         int r = client_json(c, "GET", path, NULL, &ws, reterr);
         if (r < 0)
             return r;
-        if (!ws_state_is_busy(json_str(ws, "state", ""))) {
+        if (!ws_state_is_busy(cmd_json_str(ws, "state", ""))) {
             *ret_ws = TAKE_PTR(ws);
             return 0;
         }
         if (now_monotonic().tv_sec >= deadline)
             return berr_make(reterr, ETIMEDOUT, "workspace '%s' still %s after %d minutes", name,
-                             json_str(ws, "state", ""), WS_WAIT_TIMEOUT_MIN);
+                             cmd_json_str(ws, "state", ""), WS_WAIT_TIMEOUT_MIN);
         struct timespec ts = {.tv_nsec = WS_POLL_INTERVAL_NS};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
             ;
@@ -200,24 +265,24 @@ static int ws_settle(struct client *c, const json_t *ws, const char *arg, const 
     if (!a->no_wait) {
         int log_fd = !stream_logs ? -1 : a->json ? 2 : 1;
         long long offset = (long long)json_integer_value(json_object_get(ws, "log_offset"));
-        int r = ws_wait(c, json_str(ws, "id", arg), json_str(ws, "name", arg), log_fd, offset,
-                        &done, reterr);
+        int r = ws_wait(c, cmd_json_str(ws, "id", arg), cmd_json_str(ws, "name", arg), log_fd,
+                        offset, &done, reterr);
         if (r < 0)
             return r;
         ws = done;
-        const char *error = json_str(ws, "error", NULL);
-        if (strcmp(json_str(ws, "state", ""), "failed") == 0)
-            return berr_make(reterr, EIO, "workspace '%s' failed: %s", json_str(ws, "name", arg),
-                             error ? error : "no reason given");
+        const char *error = cmd_json_str(ws, "error", NULL);
+        if (strcmp(cmd_json_str(ws, "state", ""), "failed") == 0)
+            return berr_make(reterr, EIO, "workspace '%s' failed: %s",
+                             cmd_json_str(ws, "name", arg), error ? error : "no reason given");
         if (error)
-            fprintf(stderr, "berth: warning: workspace '%s': %s\n", json_str(ws, "name", arg),
+            fprintf(stderr, "berth: warning: workspace '%s': %s\n", cmd_json_str(ws, "name", arg),
                     error);
     }
     if (a->json)
-        print_json(ws);
+        cmd_print_json(ws);
     else
-        printf("workspace '%s' (%s) is %s\n", json_str(ws, "name", arg), json_str(ws, "id", "?"),
-               json_str(ws, "state", "?"));
+        printf("workspace '%s' (%s) is %s\n", cmd_json_str(ws, "name", arg),
+               cmd_json_str(ws, "id", "?"), cmd_json_str(ws, "state", "?"));
     return 0;
 }
 
@@ -258,28 +323,33 @@ int cmd_create(struct client *c, const struct cli_args *a, struct berr **reterr)
 int cmd_ls(struct client *c, const struct cli_args *a, struct berr **reterr)
 {
     _cleanup_(json_decrefp) json_t *resp = NULL;
-    int r = client_json(c, "GET", "/api/v1/workspaces", NULL, &resp, reterr);
+    int r = client_json(c, "GET", a->all ? "/api/v1/workspaces?all=1" : "/api/v1/workspaces", NULL,
+                        &resp, reterr);
     if (r < 0)
         return r;
     json_t *list = json_object_get(resp, "workspaces");
     if (!json_is_array(list))
         return berr_make(reterr, EBADMSG, "berthd's workspace list has no 'workspaces' array");
     if (a->json) {
-        print_json(list);
+        cmd_print_json(list);
         return 0;
     }
     _cleanup_strv_ struct strv cells = STRV_INIT;
+    if (a->all)
+        strv_push(&cells, "OWNER");
     strv_pushl(&cells, "NAME", "ID", "STATE", "REPO", "BRANCH", "IMAGE", "AGE", NULL);
     time_t now = time(NULL);
     for (size_t i = 0; i < json_array_size(list); i++) {
         const json_t *ws = json_array_get(list, i);
-        strv_pushl(&cells, json_str(ws, "name", "-"), json_str(ws, "id", "-"),
-                   json_str(ws, "state", "-"), json_str(ws, "repo", "-"), NULL);
+        if (a->all)
+            strv_push(&cells, cmd_json_str(ws, "owner", "-"));
+        strv_pushl(&cells, cmd_json_str(ws, "name", "-"), cmd_json_str(ws, "id", "-"),
+                   cmd_json_str(ws, "state", "-"), cmd_json_str(ws, "repo", "-"), NULL);
         strv_push_owned(&cells, ws_revision(ws));
-        strv_push(&cells, json_str(ws, "image", "-"));
-        strv_push_owned(&cells, format_age(json_str(ws, "created_at", NULL), now));
+        strv_push(&cells, cmd_json_str(ws, "image", "-"));
+        strv_push_owned(&cells, cmd_format_age(cmd_json_str(ws, "created_at", NULL), now));
     }
-    print_table(&cells, 7);
+    cmd_print_table(&cells, a->all ? 8 : 7);
     return 0;
 }
 
@@ -290,25 +360,10 @@ int cmd_show(struct client *c, const struct cli_args *a, struct berr **reterr)
     int r = client_json(c, "GET", path, NULL, &ws, reterr);
     if (r < 0)
         return r;
-    if (a->json) {
-        print_json(ws);
-        return 0;
-    }
-    int width = 0;
-    for (void *it = json_object_iter(ws); it; it = json_object_iter_next(ws, it))
-        if ((int)strlen(json_object_iter_key(it)) > width)
-            width = (int)strlen(json_object_iter_key(it));
-    for (void *it = json_object_iter(ws); it; it = json_object_iter_next(ws, it)) {
-        const char *key = json_object_iter_key(it);
-        const json_t *value = json_object_iter_value(it);
-        _cleanup_free_ char *dump = NULL;
-        const char *text = json_string_value(value);
-        if (json_is_null(value))
-            text = "-";
-        else if (!text)
-            text = dump = json_dumps(value, JSON_ENCODE_ANY | JSON_COMPACT);
-        printf("%s:%*s %s\n", key, width - (int)strlen(key), "", text ? text : "?");
-    }
+    if (a->json)
+        cmd_print_json(ws);
+    else
+        cmd_print_fields(ws);
     return 0;
 }
 
@@ -347,14 +402,14 @@ int cmd_rm(struct client *c, const struct cli_args *a, struct berr **reterr)
     int r = client_json(c, "DELETE", path, NULL, &ws, reterr);
     if (r < 0)
         return r;
-    const char *name = json_str(ws, "name", arg);
+    const char *name = cmd_json_str(ws, "name", arg);
     if (a->no_wait) {
         printf("workspace '%s' is being deleted\n", name);
         return 0;
     }
     _cleanup_(json_decrefp) json_t *rest = NULL;
     _cleanup_berr_ struct berr *err = NULL;
-    r = ws_wait(c, json_str(ws, "id", arg), name, -1, 0, &rest, &err);
+    r = ws_wait(c, cmd_json_str(ws, "id", arg), name, -1, 0, &rest, &err);
     if (r == -ENOENT) {
         printf("workspace '%s' deleted\n", name);
         return 0;
@@ -362,7 +417,8 @@ int cmd_rm(struct client *c, const struct cli_args *a, struct berr **reterr)
     if (r < 0)
         return berr_make(reterr, -r, "%s", berr_msg(err));
     return berr_make(reterr, EIO, "workspace '%s' was not deleted: it is %s: %s", name,
-                     json_str(rest, "state", "?"), json_str(rest, "error", "no reason given"));
+                     cmd_json_str(rest, "state", "?"),
+                     cmd_json_str(rest, "error", "no reason given"));
 }
 
 int cmd_logs(struct client *c, const struct cli_args *a, struct berr **reterr)
@@ -383,16 +439,16 @@ int cmd_events(struct client *c, const struct cli_args *a, struct berr **reterr)
     if (!json_is_array(list))
         return berr_make(reterr, EBADMSG, "berthd's event list has no 'events' array");
     if (a->json) {
-        print_json(list);
+        cmd_print_json(list);
         return 0;
     }
     _cleanup_strv_ struct strv cells = STRV_INIT;
     strv_pushl(&cells, "TIME", "TYPE", "MESSAGE", NULL);
     for (size_t i = 0; i < json_array_size(list); i++) {
         const json_t *ev = json_array_get(list, i);
-        strv_pushl(&cells, json_str(ev, "time", "-"), json_str(ev, "type", "-"),
-                   json_str(ev, "message", ""), NULL);
+        strv_pushl(&cells, cmd_json_str(ev, "time", "-"), cmd_json_str(ev, "type", "-"),
+                   cmd_json_str(ev, "message", ""), NULL);
     }
-    print_table(&cells, 3);
+    cmd_print_table(&cells, 3);
     return 0;
 }

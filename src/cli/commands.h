@@ -1,5 +1,8 @@
 /* commands.h - the berth CLI's commands, called by main.c's command table.
  *
+ * Workspaces are in commands.c and exec.c; logins and tokens in account.c;
+ * what admins do in admin.c; git credentials and secrets in secrets.c.
+ *
  * main.c parses the command line into a struct cli_args (flags each command
  * accepts are listed in its table row, so usage errors never reach a command)
  * and makes the client. A command returns the process's exit status (>= 0), or
@@ -11,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 #include <jansson.h>
 
 #include "cli/client.h"
@@ -22,6 +26,10 @@ struct cli_args {
     bool json;
     bool no_wait;
     bool follow;
+    bool all;
+    bool admin;
+    bool password_stdin;
+    bool value_stdin;
     bool help;          /* handled by main */
     const char *server; /* handled by main */
     const char *branch;
@@ -31,6 +39,12 @@ struct cli_args {
     const char *devcontainer;
     const char *user;
     const char *cwd;
+    const char *username;
+    const char *token;
+    const char *repo;
+    const char *limit; /* numbers are checked by the command */
+    const char *max_workspaces;
+    const char *max_running;
     struct strv env; /* NAME=VALUE, from each -e */
 };
 
@@ -47,10 +61,56 @@ int cmd_logs(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_events(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_exec(struct client *c, const struct cli_args *a, struct berr **reterr); /* exec.c */
 
-/* Helpers shared by commands.c and exec.c. */
+/* account.c */
+int cmd_login(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_logout(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_whoami(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_token_create(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_token_ls(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_token_revoke(struct client *c, const struct cli_args *a, struct berr **reterr);
 
+/* admin.c */
+int cmd_admin_create_user(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_admin_ls_users(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_admin_disable_user(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_admin_enable_user(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_admin_audit(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_admin_settings(struct client *c, const struct cli_args *a, struct berr **reterr);
+
+/* secrets.c */
+int cmd_gitcred_add(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_gitcred_ls(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_gitcred_rm(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_secret_set(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_secret_ls(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_secret_rm(struct client *c, const struct cli_args *a, struct berr **reterr);
+
+/* Helpers shared by the command files. */
+
+/* Returns prefix + arg + suffix with arg percent-encoded: "/api/v1/tokens/" and an
+ * id make a token's path. The caller frees it. */
+char *cmd_api_path(const char *prefix, const char *arg, const char *suffix);
 /* Returns "/api/v1/workspaces/WS" + suffix with WS percent-encoded; caller frees. */
 char *cmd_ws_path(const char *ws, const char *suffix);
+/* The string at key in object o, or fallback. */
+const char *cmd_json_str(const json_t *o, const char *key, const char *fallback);
+/* The value at key as a table cell: a string as it is, "-" for none, null or "",
+ * else its compact JSON (ids may be numbers). The caller frees it. */
+char *cmd_json_text(const json_t *o, const char *key);
+/* Prints j indented, for --json. */
+void cmd_print_json(const json_t *j);
+/* Prints cells (row-major, ncols to a row, the header first) as left-aligned
+ * columns two spaces apart, with control characters shown as '?'. */
+void cmd_print_table(const struct strv *cells, size_t ncols);
+/* Prints each field of an object as "key: value", the keys aligned. */
+void cmd_print_fields(const json_t *o);
+/* "5s", "3m", "2h" or "4d" since an RFC 3339 UTC time, or "-"; caller frees. */
+char *cmd_format_age(const char *timestamp, time_t now);
+/* "3m ago", or `none` when there is no time; caller frees. */
+char *cmd_format_ago(const char *timestamp, time_t now, const char *none);
+/* Parses the value of a numeric option (digits only) within [min, max]. */
+int cmd_parse_number(const char *option, const char *text, long long min, long long max,
+                     long long *ret_value, struct berr **reterr);
 /* Sets key to the string value in object o; a NULL value sets nothing. Returns 0,
  * or -EINVAL when key or value is not UTF-8 (JSON cannot carry it). */
 int cmd_json_set(json_t *o, const char *key, const char *value, struct berr **reterr);

@@ -2,10 +2,16 @@
  *
  * Each row of the command table names the flags its command takes and how many
  * positional arguments it needs, so a bad command line is refused here with the
- * usage (exit 2) before anything is sent; the commands (commands.c, exec.c) only
- * talk to berthd. Exit statuses: 0 success, 1 an error printed as "berth: …",
- * 2 a usage error; exec exits with the remote command's status.
+ * usage (exit 2) before anything is sent; the commands (commands.c, exec.c,
+ * account.c, admin.c, secrets.c) only talk to berthd. A row's name is one word
+ * ("ls") or a group and a subcommand ("token create"). Which token a command
+ * sends is decided here too (BERTH_TOKEN, else the stored login), and so is
+ * what a person reads when berthd answers 401.
+ *
+ * Exit statuses: 0 success, 1 an error printed as "berth: …", 2 a usage error;
+ * exec exits with the remote command's status.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +20,7 @@
 
 #include "cli/client.h"
 #include "cli/commands.h"
+#include "cli/config.h"
 
 #ifndef BERTH_VERSION
 #define BERTH_VERSION "unknown"
@@ -37,7 +44,17 @@ enum flag_kind { FLAG_BOOL, FLAG_STRING, FLAG_LIST };
     X(DEVCONTAINER, "--devcontainer", NULL, FLAG_STRING, devcontainer)                             \
     X(USER, "--user", "-u", FLAG_STRING, user)                                                     \
     X(CWD, "--cwd", "-w", FLAG_STRING, cwd)                                                        \
-    X(ENV, "--env", "-e", FLAG_LIST, env)
+    X(ENV, "--env", "-e", FLAG_LIST, env)                                                          \
+    X(ALL, "--all", NULL, FLAG_BOOL, all)                                                          \
+    X(USERNAME, "--username", NULL, FLAG_STRING, username)                                         \
+    X(PASSWORD_STDIN, "--password-stdin", NULL, FLAG_BOOL, password_stdin)                         \
+    X(TOKEN, "--token", NULL, FLAG_STRING, token)                                                  \
+    X(ADMIN, "--admin", NULL, FLAG_BOOL, admin)                                                    \
+    X(LIMIT, "--limit", NULL, FLAG_STRING, limit)                                                  \
+    X(MAX_WORKSPACES, "--max-workspaces", NULL, FLAG_STRING, max_workspaces)                       \
+    X(MAX_RUNNING, "--max-running", NULL, FLAG_STRING, max_running)                                \
+    X(REPO, "--repo", NULL, FLAG_STRING, repo)                                                     \
+    X(VALUE_STDIN, "--value-stdin", NULL, FLAG_BOOL, value_stdin)
 
 enum {
 #define FLAG_BIT(id, ...) FLAG_BIT_##id,
@@ -62,10 +79,12 @@ static const struct flag {
 };
 
 struct command {
-    const char *name;
-    const char *alias;
+    const char *name;  /* "ls", or a group and a subcommand: "token create" */
+    const char *alias; /* for the name's last word */
     cmd_run_fn run;
-    unsigned flags; /* besides --help */
+    unsigned flags;      /* besides --help */
+    bool own_token;      /* picks its token itself (login, logout) */
+    const char *section; /* a heading in the help, above the first of its rows */
     size_t min_args;
     size_t max_args;
     /* From the positional argument after this many on, the rest of the line is
@@ -83,6 +102,7 @@ static int cmd_version(struct client *c, const struct cli_args *a, struct berr *
 
 static const struct command commands[] = {
     {.name = "create",
+     .section = "workspaces",
      .run = cmd_create,
      .flags =
          REMOTE | F(BRANCH) | F(COMMIT) | F(REF) | F(NAME) | F(DEVCONTAINER) | F(NO_WAIT) | F(JSON),
@@ -95,9 +115,9 @@ static const struct command commands[] = {
     {.name = "ls",
      .alias = "list",
      .run = cmd_ls,
-     .flags = REMOTE | F(JSON),
-     .synopsis = "[--json]",
-     .summary = "list workspaces, newest first"},
+     .flags = REMOTE | F(ALL) | F(JSON),
+     .synopsis = "[--all] [--json]",
+     .summary = "list your workspaces, newest first (--all: everyone's, for admins)"},
     {.name = "show",
      .run = cmd_show,
      .flags = REMOTE | F(JSON),
@@ -149,21 +169,177 @@ static const struct command commands[] = {
      .rest_after = 1,
      .synopsis = "WS [--user U] [--cwd DIR] [-e NAME=VALUE]... [--] CMD [ARG...]",
      .summary = "run a command in a running workspace; exits with its status"},
-    {.name = "version", .run = cmd_version, .synopsis = "", .summary = "print berth's version"},
+
+    {.name = "login",
+     .section = "accounts",
+     .run = cmd_login,
+     .flags = REMOTE | F(USERNAME) | F(PASSWORD_STDIN) | F(TOKEN),
+     .own_token = true,
+     .synopsis = "[--username NAME] [--password-stdin] | --token TOKEN",
+     .summary = "log in and keep a token for this server (--token: keep a token you have)"},
+    {.name = "logout",
+     .run = cmd_logout,
+     .flags = REMOTE,
+     .own_token = true,
+     .synopsis = "",
+     .summary = "revoke the stored token and forget it"},
+    {.name = "whoami",
+     .run = cmd_whoami,
+     .flags = REMOTE | F(JSON),
+     .synopsis = "[--json]",
+     .summary = "print who the server takes you for"},
+    {.name = "token create",
+     .run = cmd_token_create,
+     .flags = REMOTE | F(JSON),
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "NAME [--json]",
+     .summary = "make an API token for scripts; it is printed only this once"},
+    {.name = "token ls",
+     .alias = "list",
+     .run = cmd_token_ls,
+     .flags = REMOTE | F(JSON),
+     .synopsis = "[--json]",
+     .summary = "list your API tokens and logins"},
+    {.name = "token revoke",
+     .run = cmd_token_revoke,
+     .flags = REMOTE,
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "ID",
+     .summary = "revoke a token; it stops working at once"},
+
+    {.name = "git-credentials add",
+     .section = "credentials and secrets for your workspaces",
+     .run = cmd_gitcred_add,
+     .flags = REMOTE | F(USERNAME) | F(PASSWORD_STDIN),
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "URL --username U [--password-stdin]",
+     .summary = "store a username and password (or access token) for a git host"},
+    {.name = "git-credentials ls",
+     .alias = "list",
+     .run = cmd_gitcred_ls,
+     .flags = REMOTE | F(JSON),
+     .synopsis = "[--json]",
+     .summary = "list your git credentials (never their passwords)"},
+    {.name = "git-credentials rm",
+     .run = cmd_gitcred_rm,
+     .flags = REMOTE,
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "ID",
+     .summary = "delete git credentials"},
+    {.name = "secret set",
+     .run = cmd_secret_set,
+     .flags = REMOTE | F(REPO) | F(VALUE_STDIN),
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "NAME [--repo PATTERN] [--value-stdin]",
+     .summary = "set a secret, an environment variable in your workspaces (of matching repos)"},
+    {.name = "secret ls",
+     .alias = "list",
+     .run = cmd_secret_ls,
+     .flags = REMOTE | F(JSON),
+     .synopsis = "[--json]",
+     .summary = "list your secrets (never their values)"},
+    {.name = "secret rm",
+     .run = cmd_secret_rm,
+     .flags = REMOTE,
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "NAME",
+     .summary = "delete a secret"},
+
+    {.name = "admin create-user",
+     .section = "administration (admins only)",
+     .run = cmd_admin_create_user,
+     .flags = REMOTE | F(PASSWORD_STDIN) | F(ADMIN) | F(JSON),
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "NAME [--password-stdin] [--admin] [--json]",
+     .summary = "create a user; without --password-stdin a password is generated and printed once"},
+    {.name = "admin ls-users",
+     .run = cmd_admin_ls_users,
+     .flags = REMOTE | F(JSON),
+     .synopsis = "[--json]",
+     .summary = "list users"},
+    {.name = "admin disable-user",
+     .run = cmd_admin_disable_user,
+     .flags = REMOTE,
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "NAME",
+     .summary = "disable a user; their sessions and tokens stop working at once"},
+    {.name = "admin enable-user",
+     .run = cmd_admin_enable_user,
+     .flags = REMOTE,
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "NAME",
+     .summary = "enable a disabled user"},
+    {.name = "admin audit",
+     .run = cmd_admin_audit,
+     .flags = REMOTE | F(LIMIT) | F(JSON),
+     .synopsis = "[--limit N] [--json]",
+     .summary = "print the audit log, newest first"},
+    {.name = "admin settings",
+     .run = cmd_admin_settings,
+     .flags = REMOTE | F(MAX_WORKSPACES) | F(MAX_RUNNING) | F(JSON),
+     .synopsis = "[--max-workspaces N] [--max-running N] [--json]",
+     .summary = "print the per-user limits, or change them"},
+
+    {.name = "version",
+     .section = "berth",
+     .run = cmd_version,
+     .synopsis = "",
+     .summary = "print berth's version"},
     {.name = "help",
      .run = cmd_help,
-     .max_args = 1,
+     .max_args = 2,
      .synopsis = "[COMMAND]",
      .summary = "print this help, or a command's usage"},
 };
 
-static const struct command *command_find(const char *name)
+/* How many of the words at argv name cmd: 1 ("ls"), 2 ("token create") or 0. */
+static size_t command_matches(const struct command *cmd, size_t argc, char *const *argv)
 {
-    for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-        if (strcmp(commands[i].name, name) == 0 ||
-            (commands[i].alias && strcmp(commands[i].alias, name) == 0))
+    const char *last = cmd->name;
+    const char *space = strchr(cmd->name, ' ');
+    size_t words = 1;
+    if (space) {
+        size_t group_len = (size_t)(space - cmd->name);
+        if (argc < 2 || strlen(argv[0]) != group_len || strncmp(argv[0], cmd->name, group_len))
+            return 0;
+        last = space + 1;
+        words = 2;
+    }
+    const char *word = argv[words - 1];
+    if (strcmp(last, word) == 0 || (cmd->alias && strcmp(cmd->alias, word) == 0))
+        return words;
+    return 0;
+}
+
+static const struct command *command_find(size_t argc, char *const *argv, size_t *ret_words)
+{
+    for (size_t i = 0; argc > 0 && i < ELEMENTSOF(commands); i++) {
+        size_t words = command_matches(&commands[i], argc, argv);
+        if (words) {
+            *ret_words = words;
             return &commands[i];
+        }
+    }
     return NULL;
+}
+
+/* Whether word is the first word of two-word commands ("token"). */
+static bool command_is_group(const char *word)
+{
+    size_t n = strlen(word);
+    for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+        if (strncmp(commands[i].name, word, n) == 0 && commands[i].name[n] == ' ')
+            return true;
+    return false;
 }
 
 static void command_usage(FILE *f, const struct command *cmd)
@@ -171,35 +347,60 @@ static void command_usage(FILE *f, const struct command *cmd)
     fprintf(f, "usage: berth %s%s%s\n", cmd->name, *cmd->synopsis ? " " : "", cmd->synopsis);
 }
 
+static void command_line(FILE *f, const struct command *cmd)
+{
+    fprintf(f, "  %s%s%s%s%s\n      %s\n", cmd->name, cmd->alias ? "|" : "",
+            cmd->alias ? cmd->alias : "", *cmd->synopsis ? " " : "", cmd->synopsis, cmd->summary);
+}
+
+/* The subcommands of a group: `berth token`, `berth help token`. */
+static void group_usage(FILE *f, const char *group)
+{
+    fprintf(f, "usage: berth %s SUBCOMMAND [ARGS]\n\nsubcommands:\n", group);
+    size_t n = strlen(group);
+    for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+        if (strncmp(commands[i].name, group, n) == 0 && commands[i].name[n] == ' ')
+            command_line(f, &commands[i]);
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: berth [--server URL] COMMAND [ARGS]\n\ncommands:\n");
+    fprintf(f, "usage: berth [--server URL] COMMAND [ARGS]\n");
     for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
-        const struct command *cmd = &commands[i];
-        fprintf(f, "  %s%s%s%s%s\n      %s\n", cmd->name, cmd->alias ? "|" : "",
-                cmd->alias ? cmd->alias : "", *cmd->synopsis ? " " : "", cmd->synopsis,
-                cmd->summary);
+        if (commands[i].section)
+            fprintf(f, "\n%s:\n", commands[i].section);
+        command_line(f, &commands[i]);
     }
     fprintf(f,
             "\nWS is a workspace's name or id. berthd is reached at --server URL, else\n"
-            "$BERTH_SERVER, else %s; $BERTH_TOKEN, if set, is sent as a bearer token.\n",
+            "$BERTH_SERVER, else %s.\n"
+            "Each command sends $BERTH_TOKEN, if set, as a bearer token, else the token\n"
+            "'berth login' stored for that URL in $XDG_CONFIG_HOME/berth/config.json\n"
+            "(default ~/.config/berth/config.json).\n",
             BERTH_DEFAULT_SERVER);
 }
 
 static int cmd_help(_unused_ struct client *c, const struct cli_args *a,
                     _unused_ struct berr **reterr)
 {
-    const struct command *cmd = a->pos.n ? command_find(a->pos.v[0]) : NULL;
-    if (a->pos.n && !cmd) {
-        fprintf(stderr, "berth: unknown command '%s'\n", a->pos.v[0]);
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (cmd)
-        command_usage(stdout, cmd);
-    else
+    if (a->pos.n == 0) {
         usage(stdout);
-    return 0;
+        return 0;
+    }
+    size_t words = 0;
+    const struct command *cmd = command_find(a->pos.n, a->pos.v, &words);
+    if (cmd && words == a->pos.n) {
+        command_usage(stdout, cmd);
+        return 0;
+    }
+    if (a->pos.n == 1 && command_is_group(a->pos.v[0])) {
+        group_usage(stdout, a->pos.v[0]);
+        return 0;
+    }
+    fprintf(stderr, "berth: unknown command '%s%s%s'\n", a->pos.v[0], a->pos.n > 1 ? " " : "",
+            a->pos.n > 1 ? a->pos.v[1] : "");
+    usage(stderr);
+    return EXIT_USAGE;
 }
 
 static int cmd_version(_unused_ struct client *c, _unused_ const struct cli_args *a,
@@ -276,6 +477,60 @@ static void cli_args_release(struct cli_args *a)
     strv_release(&a->env);
 }
 
+/* Gives the client its token: BERTH_TOKEN when set, else the one `berth login`
+ * stored for the server's URL, else none. */
+static int client_auth(struct client *c, bool *ret_from_env, struct berr **reterr)
+{
+    const char *env = getenv("BERTH_TOKEN");
+    if (env && *env) {
+        client_set_token(c, env);
+        *ret_from_env = true;
+        return 0;
+    }
+    _cleanup_(config_freep) struct config *cfg = NULL;
+    int r = config_read(&cfg, reterr);
+    if (r < 0)
+        return r;
+    client_set_token(c, config_token(cfg, client_url(c)));
+    *ret_from_env = false;
+    return 0;
+}
+
+/* berthd answered 401: it did not take the caller. Its own message is kept when
+ * it says why a token stopped working (revoked, a disabled account), which
+ * logging in again may not fix; otherwise the fix is to log in, or, when the
+ * token came from BERTH_TOKEN, to give one that works. */
+static void explain_401(const struct client *c, bool from_env, struct berr **err)
+{
+    static const char *const reasons[] = {"revoked", "disabled", "expired"};
+    const char *msg = berr_msg(*err);
+    for (size_t i = 0; i < ELEMENTSOF(reasons); i++)
+        if (strcasestr(msg, reasons[i]))
+            return;
+    *err = berr_free(*err);
+    if (from_env)
+        (void)berr_make(err, EKEYREJECTED,
+                        "not logged in to %s: it refused the token in BERTH_TOKEN", client_url(c));
+    else
+        (void)berr_make(err, EKEYREJECTED, "not logged in to %s (run 'berth login')",
+                        client_url(c));
+}
+
+/* A group name without a known subcommand: `berth token`, `berth token --help`. */
+static int group_only(const char *group, int argc, char **argv)
+{
+    if (argc > 0 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+        group_usage(stdout, group);
+        return 0;
+    }
+    if (argc > 0)
+        fprintf(stderr, "berth: %s: unknown subcommand '%s'\n", group, argv[0]);
+    else
+        fprintf(stderr, "berth: %s: missing subcommand\n", group);
+    group_usage(stderr, group);
+    return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
     const char *server = NULL;
@@ -305,14 +560,17 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    const struct command *cmd = command_find(argv[i]);
+    size_t words = 0;
+    const struct command *cmd = command_find((size_t)(argc - i), argv + i, &words);
+    if (!cmd && command_is_group(argv[i]))
+        return group_only(argv[i], argc - i - 1, argv + i + 1);
     if (!cmd) {
         fprintf(stderr, "berth: unknown command '%s'\n", argv[i]);
         usage(stderr);
         return EXIT_USAGE;
     }
     _cleanup_(cli_args_release) struct cli_args a = {.pos = STRV_INIT, .env = STRV_INIT};
-    if (args_parse(cmd, argc - i - 1, argv + i + 1, &a) < 0) {
+    if (args_parse(cmd, argc - i - (int)words, argv + i + words, &a) < 0) {
         command_usage(stderr, cmd);
         return EXIT_USAGE;
     }
@@ -333,11 +591,17 @@ int main(int argc, char **argv)
     }
     _cleanup_(client_freep) struct client *c = NULL;
     _cleanup_berr_ struct berr *err = NULL;
+    bool token_from_env = false;
     int r = 0;
-    if (cmd->flags & REMOTE)
-        r = client_new(server, getenv("BERTH_TOKEN"), &c, &err);
+    if (cmd->flags & REMOTE) {
+        r = client_new(server, NULL, &c, &err);
+        if (r >= 0 && !cmd->own_token)
+            r = client_auth(c, &token_from_env, &err);
+    }
     if (r >= 0)
         r = cmd->run(c, &a, &err);
+    if (r == -EKEYREJECTED && c)
+        explain_401(c, token_from_env, &err);
     if (r < 0) {
         fprintf(stderr, "berth: %s\n", berr_msg(err));
         r = 1;

@@ -16,6 +16,9 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "api/auth.h"
+#include "store/accounts.h"
+#include "util/seal.h"
 #include "daemon/supervise.h"
 #include "engine/engine.h"
 #include "http/server.h"
@@ -41,6 +44,8 @@ struct daemon {
     struct http_server *http;
     uv_signal_t sigint, sigterm;
     uv_timer_t health;
+    long max_workspaces; /* -1: keep the stored setting */
+    long max_running;
     bool embedded; /* --engine embedded: always run our own podman service */
     bool reconciled;
     bool checking;
@@ -60,7 +65,12 @@ static void usage(FILE *f)
                "                       forces that)\n"
                "  --agent PATH         the berth-agent binary (default: beside berthd)\n"
                "  --default-image IMG  image for repositories without devcontainer.json\n"
-               "                       (default " WS_DEFAULT_IMAGE ")\n");
+               "                       (default " WS_DEFAULT_IMAGE ")\n"
+               "  --max-workspaces N   workspaces per user (default 10; an admin setting)\n"
+               "  --max-running N      running workspaces per user (default 5)\n"
+               "\n"
+               "On first start berthd creates the account 'admin' and prints its password\n"
+               "once (or takes it from BERTH_ADMIN_PASSWORD).\n");
 }
 
 static int parse_listen(const char *s, char **ret_addr, int *ret_port)
@@ -246,7 +256,7 @@ static void on_signal(uv_signal_t *s, int signum)
 
 int main(int argc, char **argv)
 {
-    struct daemon d = {.listen_port = 7878};
+    struct daemon d = {.listen_port = 7878, .max_workspaces = -1, .max_running = -1};
     signal(SIGPIPE, SIG_IGN);
     /* workspace jobs block on git and the engine for minutes: give the pool room */
     setenv("UV_THREADPOOL_SIZE", "64", 0);
@@ -281,6 +291,19 @@ int main(int argc, char **argv)
             i++;
         } else if (strcmp(a, "--agent") == 0 && v) {
             d.agent_binary = xstrdup(v);
+            i++;
+        } else if ((strcmp(a, "--max-workspaces") == 0 || strcmp(a, "--max-running") == 0) &&
+                   v) {
+            char *end = NULL;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 0 || n > 100000) {
+                fprintf(stderr, "berthd: %s needs a number from 0 to 100000\n", a);
+                return 2;
+            }
+            if (strcmp(a, "--max-workspaces") == 0)
+                d.max_workspaces = n;
+            else
+                d.max_running = n;
             i++;
         } else if (strcmp(a, "--default-image") == 0 && v) {
             d.default_image = xstrdup(v);
@@ -317,6 +340,16 @@ int main(int argc, char **argv)
         log_error("%s", berr_msg(e));
         return 1;
     }
+    _cleanup_free_ char *key = xasprintf("%s/secret.key", d.data_dir);
+    r = seal_init(key);
+    if (r < 0) {
+        log_error("cannot use the key '%s': %s", key, strerror(-r));
+        return 1;
+    }
+    if (d.max_workspaces >= 0)
+        (void)store_setting_set_int(d.store, WS_SETTING_MAX_WORKSPACES, d.max_workspaces);
+    if (d.max_running >= 0)
+        (void)store_setting_set_int(d.store, WS_SETTING_MAX_RUNNING, d.max_running);
     if (choose_engine(&d) < 0)
         return 1;
     d.engine = engine_new(d.engine_socket);
@@ -328,6 +361,18 @@ int main(int argc, char **argv)
         return 1;
     }
     d.api = api_new(d.manager, d.engine);
+    _cleanup_free_ char *generated = NULL;
+    r = auth_bootstrap(api_auth(d.api), &generated, &e);
+    if (r < 0) {
+        log_error("cannot create the first admin: %s", berr_msg(e));
+        return 1;
+    }
+    if (generated)
+        fprintf(stderr, "\n  created the account 'admin' with the password: %s\n"
+                        "  (shown only this once; log in with: berth login --username admin)\n\n",
+                generated);
+    else if (r == 1)
+        log_info("created the account 'admin' with the password from BERTH_ADMIN_PASSWORD");
     r = http_server_new(d.loop, d.listen_addr, d.listen_port, api_handle, d.api, &d.http);
     if (r < 0) {
         log_error("cannot listen on %s:%d: %s", d.listen_addr, d.listen_port, uv_strerror(r));

@@ -7,6 +7,7 @@
  */
 #include "git/git.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,34 @@ int git_check_url(const char *url, struct berr **reterr)
                      url);
 }
 
+static __thread const struct git_auth *thread_auth;
+
+void git_set_auth(const struct git_auth *a)
+{
+    thread_auth = a;
+}
+
+char *git_url_origin(const char *url)
+{
+    const char *scheme = strncmp(url, "https://", 8) == 0  ? "https://"
+                         : strncmp(url, "http://", 7) == 0 ? "http://"
+                                                           : NULL;
+    if (!scheme)
+        return NULL;
+    const char *rest = url + strlen(scheme);
+    const char *slash = strchr(rest, '/');
+    const char *at = strchr(rest, '@');
+    if (at && (!slash || at < slash))
+        rest = at + 1; /* user info in the URL is not part of the origin */
+    size_t hl = slash ? (size_t)(slash - rest) : strlen(rest);
+    if (!hl)
+        return NULL;
+    _cleanup_free_ char *host = xstrndup(rest, hl);
+    for (char *p = host; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    return xasprintf("%s%s", scheme, host);
+}
+
 static void git_env(struct strv *env)
 {
     strv_pushl(env, "PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/nonexistent", "LANG=C.UTF-8",
@@ -50,6 +79,11 @@ static void git_env(struct strv *env)
                "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_COUNT=2", "GIT_CONFIG_KEY_0=safe.directory",
                "GIT_CONFIG_VALUE_0=*", "GIT_CONFIG_KEY_1=advice.detachedHead",
                "GIT_CONFIG_VALUE_1=false", NULL);
+    if (thread_auth && thread_auth->askpass) {
+        strv_setenv(env, "GIT_ASKPASS", thread_auth->askpass);
+        strv_setenv(env, "BERTH_GIT_USERNAME", thread_auth->username);
+        strv_setenv(env, "BERTH_GIT_PASSWORD", thread_auth->password);
+    }
 }
 
 struct git_out {

@@ -31,6 +31,19 @@ int git_check_url(const char *url, struct berr **reterr);
 int git_clone(const char *url, const char *dest, const struct git_target *t, run_line_cb cb,
               void *data, char **ret_commit, bool *ret_shallow, struct berr **reterr);
 
+/* Credentials for one clone: given to git through GIT_ASKPASS (a helper that
+ * prints them from its environment), never in a URL, a file or a log. */
+struct git_auth {
+    const char *askpass; /* path of the helper */
+    const char *username;
+    const char *password;
+};
+/* Sets the credentials used by the next git_clone/git_unshallow on this thread. */
+void git_set_auth(const struct git_auth *a);
+
+/* "scheme://host[:port]" of an http(s) URL, newly allocated, or NULL. */
+char *git_url_origin(const char *url);
+
 /* Fetches the full history of a shallow clone and gives it to uid/gid (the owner of dest). */
 int git_unshallow(const char *dest, uid_t uid, gid_t gid, struct berr **reterr);
 

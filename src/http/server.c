@@ -51,6 +51,7 @@ struct http_conn {
     struct http_request req;
     bool req_ready;
     char peer[64];
+    struct buf extra_headers; /* added by the handler for the next response */
     struct buf pending; /* bytes received while a response is under way */
     size_t write_pending;
     bool above_drain_mark;
@@ -112,6 +113,7 @@ static void on_closed(uv_handle_t *h)
     buf_release(&c->field);
     buf_release(&c->value);
     buf_release(&c->pending);
+    buf_release(&c->extra_headers);
     request_release(&c->req);
     free(c);
 }
@@ -228,6 +230,8 @@ static void write_head(struct http_conn *c, int status, const char *content_type
     else
         buf_adds(&h, "Transfer-Encoding: chunked\r\n");
     buf_adds(&h, "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n");
+    buf_add(&h, c->extra_headers.buf, c->extra_headers.len);
+    buf_reset(&c->extra_headers);
     if (!c->keep_alive)
         buf_adds(&h, "Connection: close\r\n");
     buf_adds(&h, "\r\n");
@@ -518,6 +522,7 @@ static void on_connection(uv_stream_t *listener, int status)
     c->field = (struct buf)BUF_INIT;
     c->value = (struct buf)BUF_INIT;
     c->pending = (struct buf)BUF_INIT;
+    c->extra_headers = (struct buf)BUF_INIT;
     c->req = (struct http_request){.headers = STRV_INIT, .body = BUF_INIT};
     uv_tcp_init(s->loop, &c->tcp);
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
@@ -606,4 +611,13 @@ char *http_request_query(const struct http_request *req, const char *name)
         p = amp ? amp + 1 : NULL;
     }
     return NULL;
+}
+
+void http_conn_add_header(struct http_conn *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    buf_vaddf(&c->extra_headers, fmt, ap);
+    va_end(ap);
+    buf_adds(&c->extra_headers, "\r\n");
 }

@@ -56,6 +56,10 @@ const char *http_request_header(const struct http_request *req, const char *name
 /* The value of a query parameter (not decoded beyond '+'), newly allocated, or NULL. */
 char *http_request_query(const struct http_request *req, const char *name);
 
+/* Adds a header line ("Name: value", no CRLF) to the next response. */
+void http_conn_add_header(struct http_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Sends a whole response. body may be NULL for an empty one. */
 void http_respond(struct http_conn *c, int status, const char *content_type, const void *body,
                   size_t len);

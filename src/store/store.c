@@ -15,12 +15,7 @@
 
 #include "util/xalloc.h"
 
-struct store {
-    sqlite3 *db;
-};
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, sqlite3_finalize)
-#define _cleanup_stmt_ _cleanup_(sqlite3_finalizep)
+#include "store/store-internal.h"
 
 static const char *const migrations[] = {
     /* 1: workspaces, their timeline and their logs */
@@ -39,6 +34,27 @@ static const char *const migrations[] = {
     "  id INTEGER PRIMARY KEY AUTOINCREMENT, ws_id TEXT NOT NULL,"
     "  time INTEGER NOT NULL, line TEXT NOT NULL);"
     "CREATE INDEX logs_ws ON logs(ws_id, id);",
+    /* 2: accounts, tokens, the audit log, settings, git credentials, secrets */
+    "CREATE TABLE users ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
+    "  password_hash TEXT NOT NULL, admin INTEGER NOT NULL DEFAULT 0,"
+    "  disabled INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);"
+    "CREATE TABLE tokens ("
+    "  id TEXT PRIMARY KEY, user_id INTEGER NOT NULL, kind TEXT NOT NULL,"
+    "  name TEXT NOT NULL, hash BLOB NOT NULL, csrf TEXT,"
+    "  created_at INTEGER NOT NULL, last_used_at INTEGER, expires_at INTEGER);"
+    "CREATE INDEX tokens_user ON tokens(user_id);"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL, actor TEXT,"
+    "  action TEXT NOT NULL, target TEXT, detail TEXT, address TEXT);"
+    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE git_credentials ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL,"
+    "  url TEXT NOT NULL, username TEXT NOT NULL, secret BLOB NOT NULL,"
+    "  created_at INTEGER NOT NULL, UNIQUE(user_id, url));"
+    "CREATE TABLE secrets ("
+    "  user_id INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"
+    "  repo_pattern TEXT, created_at INTEGER NOT NULL, PRIMARY KEY(user_id, name));",
 };
 
 #define WS_COLUMNS                                                                                 \
@@ -59,14 +75,14 @@ char *store_time_iso(int64_t t)
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-static int sql_error(struct store *s, struct berr **reterr, const char *what)
+int sql_error(struct store *s, struct berr **reterr, const char *what)
 {
     int code = sqlite3_errcode(s->db);
     int e = (code == SQLITE_CONSTRAINT) ? EEXIST : code == SQLITE_FULL ? ENOSPC : EIO;
     return berr_make(reterr, e, "%s: %s", what, sqlite3_errmsg(s->db));
 }
 
-static int prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
+int prepare(struct store *s, const char *sql, sqlite3_stmt **ret)
 {
     return sqlite3_prepare_v2(s->db, sql, -1, ret, NULL) == SQLITE_OK ? 0 : -EIO;
 }
@@ -173,7 +189,7 @@ void ws_record_copy(struct ws_record *dst, const struct ws_record *src)
     };
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
+void bind_text(sqlite3_stmt *st, int i, const char *v)
 {
     if (v)
         sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
@@ -204,7 +220,7 @@ static void bind_record(sqlite3_stmt *st, const struct ws_record *r)
     sqlite3_bind_int64(st, 18, r->updated_at);
 }
 
-static char *col_text(sqlite3_stmt *st, int i)
+char *col_text(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
     return t ? xstrdup((const char *)t) : NULL;

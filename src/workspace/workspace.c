@@ -18,6 +18,7 @@
 #include "workspace/workspace.h"
 
 #include <ctype.h>
+#include <fnmatch.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -30,6 +31,8 @@
 
 #include "devcontainer/devcontainer.h"
 #include "git/git.h"
+#include "store/accounts.h"
+#include "util/seal.h"
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -84,6 +87,7 @@ struct ws_manager {
     char *data_dir;
     char *agent_dir; /* holds berth-agent; mounted read-only */
     char *default_image;
+    char *askpass; /* DATA/bin/git-askpass */
     pthread_mutex_t lock; /* guards busy */
     struct strv busy;     /* ids with a job under way */
     uv_async_t notify;    /* a job wrote a log line or changed a state */
@@ -165,7 +169,7 @@ int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
     m->busy = (struct strv)STRV_INIT;
     pthread_mutex_init(&m->lock, NULL);
 
-    const char *dirs[] = {"workspaces", "run", "agent"};
+    const char *dirs[] = {"workspaces", "run", "agent", "bin"};
     for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
         _cleanup_free_ char *d = xasprintf("%s/%s", m->data_dir, dirs[i]);
         int r = mkdir_p(d, 0711);
@@ -186,6 +190,19 @@ int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
         ws_manager_free(m);
         return berr_make(reterr, -r, "cannot install the agent from '%s': %s", cfg->agent_binary,
                          strerror(-r));
+    }
+    /* git asks this for credentials; they reach it only through the
+     * environment of that one git process */
+    static const char askpass[] = "#!/bin/sh\n"
+                                  "case \"$1\" in\n"
+                                  "[Uu]sername*) printf '%s\\n' \"$BERTH_GIT_USERNAME\" ;;\n"
+                                  "*) printf '%s\\n' \"$BERTH_GIT_PASSWORD\" ;;\n"
+                                  "esac\n";
+    m->askpass = xasprintf("%s/bin/git-askpass", m->data_dir);
+    r = write_file_atomic(m->askpass, askpass, sizeof(askpass) - 1, 0755);
+    if (r < 0) {
+        ws_manager_free(m);
+        return berr_make(reterr, -r, "cannot write '%s': %s", m->askpass, strerror(-r));
     }
     uv_async_init(loop, &m->notify, deliver_logs);
     m->notify.data = m;
@@ -232,7 +249,29 @@ struct job_ctx {
     struct ws_record rec;
     struct buf line; /* partial output line */
     bool fetch_history; /* the clone is shallow: deepen it after the job */
+    struct strv env;    /* the owner's secrets for this workspace */
+    struct strv mask;   /* their values, hidden in the log */
 };
+
+/* Replaces every secret value of the owner in b with "***". */
+static void mask_secrets(struct job_ctx *x, struct buf *b)
+{
+    for (size_t i = 0; i < x->mask.n; i++) {
+        const char *secret = x->mask.v[i];
+        size_t sl = strlen(secret);
+        if (sl < 3)
+            continue; /* too short to hide without hiding everything */
+        struct buf masked = BUF_INIT;
+        const char *p = b->buf;
+        for (const char *hit; (hit = strstr(p, secret)); p = hit + sl) {
+            buf_add(&masked, p, (size_t)(hit - p));
+            buf_adds(&masked, "***");
+        }
+        buf_adds(&masked, p);
+        buf_release(b);
+        *b = masked;
+    }
+}
 
 static void jlog(struct job_ctx *x, const char *fmt, ...) _printf_(2, 3);
 static void jlog(struct job_ctx *x, const char *fmt, ...)
@@ -242,6 +281,7 @@ static void jlog(struct job_ctx *x, const char *fmt, ...)
     va_start(ap, fmt);
     buf_vaddf(&b, fmt, ap);
     va_end(ap);
+    mask_secrets(x, &b);
     (void)store_log_add(x->m->store, x->rec.id, b.buf);
     uv_async_send(&x->m->notify);
 }
@@ -255,6 +295,7 @@ static void jevent(struct job_ctx *x, const char *type, const char *fmt, ...)
     va_start(ap, fmt);
     buf_vaddf(&b, fmt, ap);
     va_end(ap);
+    mask_secrets(x, &b);
     (void)store_event_add(x->m->store, x->rec.id, type, b.buf);
     jlog(x, "==> %s", b.buf);
 }
@@ -330,6 +371,40 @@ static char *clone_path(struct job_ctx *x)
     return xasprintf("%s/%s", files, name);
 }
 
+static void sodium_memzero_buf(struct buf *b)
+{
+    volatile char *p = b->buf;
+    for (size_t i = 0; i < b->len; i++)
+        p[i] = 0;
+}
+
+/* The owner's stored credential for the repo's host, unsealed. */
+static int owner_credential(struct job_ctx *x, char **ret_username, struct buf *ret_password)
+{
+    if (!x->rec.owner)
+        return -ENOENT;
+    _cleanup_free_ char *origin = git_url_origin(x->rec.repo);
+    if (!origin)
+        return -ENOENT;
+    struct user_rec u = {0};
+    if (store_user_get(x->m->store, x->rec.owner, &u, NULL) < 0)
+        return -ENOENT;
+    int64_t uid = u.id;
+    user_rec_release(&u);
+    _cleanup_buf_ struct buf sealed = BUF_INIT;
+    char *username = NULL;
+    int r = store_gitcred_find(x->m->store, uid, origin, &username, &sealed);
+    if (r < 0)
+        return r;
+    r = unseal(sealed.buf, sealed.len, ret_password);
+    if (r < 0) {
+        free(username);
+        return r;
+    }
+    *ret_username = username;
+    return 0;
+}
+
 static int step_clone(struct job_ctx *x, struct berr **reterr)
 {
     _cleanup_free_ char *files = ws_files_dir(x->m, x->rec.id);
@@ -344,7 +419,18 @@ static int step_clone(struct job_ctx *x, struct berr **reterr)
            t.branch ? t.branch : t.commit ? t.commit : t.ref ? t.ref : "");
     _cleanup_free_ char *commit = NULL;
     bool shallow = false;
+    struct git_auth auth = {0};
+    _cleanup_free_ char *username = NULL;
+    _cleanup_buf_ struct buf password = BUF_INIT;
+    if (owner_credential(x, &username, &password) == 0) {
+        auth = (struct git_auth){.askpass = x->m->askpass, .username = username,
+                                 .password = password.buf};
+        jlog(x, "using the stored git credentials of '%s' for this host", x->rec.owner);
+    }
+    git_set_auth(auth.askpass ? &auth : NULL);
     r = git_clone(x->rec.repo, dest, &t, log_line_cb, x, &commit, &shallow, reterr);
+    git_set_auth(NULL);
+    sodium_memzero_buf(&password);
     if (r < 0)
         return r;
     set_field(&x->rec.commit, commit);
@@ -523,7 +609,8 @@ static int exec_in(struct job_ctx *x, const struct strv *argv, const char *user,
     _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
     struct out_ctx o = {.x = x, .prefix = prefix, .partial = BUF_INIT, .capture = BUF_INIT,
                         .capturing = capture != NULL};
-    struct agentc_exec ex = {.argv = argv, .cwd = x->rec.workspace_folder, .user = user};
+    struct agentc_exec ex = {
+        .argv = argv, .env = &x->env, .cwd = x->rec.workspace_folder, .user = user};
     int r = agentc_run(run, &ex, exec_output_cb, &o, ret_status, reterr);
     flush_lines(&o, true);
     if (capture)
@@ -829,8 +916,13 @@ static void job_run(uv_work_t *w)
         log_error("job for workspace '%s': %s", j->id, berr_msg(e));
         return;
     }
+    x.env = (struct strv)STRV_INIT;
+    x.mask = (struct strv)STRV_INIT;
+    (void)ws_owner_env(j->m, &x.rec, &x.env, &x.mask);
     if (j->background) {
         do_fetch_history(&x);
+        strv_release(&x.env);
+        strv_release(&x.mask);
         ws_record_release(&x.rec);
         return;
     }
@@ -843,6 +935,8 @@ static void job_run(uv_work_t *w)
     default: break;
     }
     j->fetch_history = x.fetch_history;
+    strv_release(&x.env);
+    strv_release(&x.mask);
     ws_record_release(&x.rec);
     buf_release(&x.line);
 }
@@ -919,6 +1013,33 @@ static char *default_name(const char *repo, const char *id)
     return buf_detach(&b, NULL);
 }
 
+/* The per-user limits: creating needs room for one more workspace and one more
+ * running; starting needs room for one more running. */
+static int check_limits(struct ws_manager *m, const char *owner, bool creating,
+                        struct berr **reterr)
+{
+    if (!owner)
+        return 0;
+    int64_t all = 0, active = 0;
+    if (store_ws_count(m->store, owner, &all, &active) < 0)
+        return berr_make(reterr, EIO, "cannot count workspaces");
+    int64_t max_all = store_setting_int(m->store, WS_SETTING_MAX_WORKSPACES,
+                                        WS_DEFAULT_MAX_WORKSPACES);
+    int64_t max_running = store_setting_int(m->store, WS_SETTING_MAX_RUNNING,
+                                            WS_DEFAULT_MAX_RUNNING);
+    if (creating && all >= max_all)
+        return berr_make(reterr, EDQUOT,
+                         "workspace limit reached: you have %lld workspaces and the limit is %lld "
+                         "per user; delete one ('berth rm') to make room",
+                         (long long)all, (long long)max_all);
+    if (active >= max_running)
+        return berr_make(reterr, EDQUOT,
+                         "running limit reached: %lld of your workspaces are running and the "
+                         "limit is %lld at once; stop one ('berth stop') to make room",
+                         (long long)active, (long long)max_running);
+    return 0;
+}
+
 int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct ws_record *ret,
               struct berr **reterr)
 {
@@ -942,6 +1063,9 @@ int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct 
                          "name '%s' must be 1-63 characters of a-z, 0-9 and '-', starting with a "
                          "letter or digit",
                          req->name);
+    r = check_limits(m, req->owner, true, reterr);
+    if (r < 0)
+        return r;
     char id[25];
     random_hex(id, 6);
     int64_t now = store_now();
@@ -1026,6 +1150,16 @@ int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
     default:
         why = "unsupported action";
         break;
+    }
+    if (!why && (action == WS_ACTION_START || (action == WS_ACTION_REBUILD && s != WS_RUNNING))) {
+        struct berr *le = NULL;
+        if (check_limits(m, rec.owner, false, &le) < 0) {
+            busy_release(m, rec.id);
+            r = berr_make(reterr, EDQUOT, "%s", berr_msg(le));
+            berr_free(le);
+            ws_record_release(&rec);
+            return r;
+        }
     }
     if (why) {
         busy_release(m, rec.id);
@@ -1238,6 +1372,60 @@ static void deliver_logs(uv_async_t *a)
         }
     }
     m->delivering = false;
+}
+
+/* ---- secrets ---- */
+
+/* "team/api" from "https://host/team/api.git", "git@host:team/api", a path. */
+static char *repo_slug(const char *repo)
+{
+    _cleanup_free_ char *s = xstrdup(repo);
+    size_t n = strlen(s);
+    while (n && s[n - 1] == '/')
+        s[--n] = 0;
+    if (n > 4 && strcmp(s + n - 4, ".git") == 0)
+        s[n -= 4] = 0;
+    char *last = strrchr(s, '/');
+    if (!last)
+        return xstrdup(s);
+    *last = 0;
+    char *prev = strrchr(s, '/');
+    char *colon = strrchr(s, ':');
+    if (colon && (!prev || colon > prev))
+        prev = colon;
+    return xasprintf("%s/%s", prev ? prev + 1 : s, last + 1);
+}
+
+int ws_owner_env(struct ws_manager *m, const struct ws_record *r, struct strv *env,
+                 struct strv *mask)
+{
+    if (!r->owner)
+        return 0;
+    struct user_rec u = {0};
+    if (store_user_get(m->store, r->owner, &u, NULL) < 0)
+        return 0;
+    struct secret_rec *list = NULL;
+    size_t n = 0;
+    int rc = store_secret_all(m->store, u.id, &list, &n);
+    user_rec_release(&u);
+    if (rc < 0)
+        return rc;
+    _cleanup_free_ char *slug = repo_slug(r->repo);
+    for (size_t i = 0; i < n; i++) {
+        const char *pat = list[i].repo_pattern;
+        if (pat && *pat && fnmatch(pat, slug, 0) != 0 && fnmatch(pat, r->repo, 0) != 0)
+            continue;
+        struct buf plain = BUF_INIT;
+        if (unseal(list[i].value.buf, list[i].value.len, &plain) == 0) {
+            strv_setenv(env, list[i].name, plain.buf);
+            if (mask)
+                strv_push(mask, plain.buf);
+        }
+        sodium_memzero_buf(&plain);
+        buf_release(&plain);
+    }
+    secret_recs_free(list, n);
+    return 0;
 }
 
 /* ---- JSON ---- */

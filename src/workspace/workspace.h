@@ -23,6 +23,7 @@
 #include "engine/engine.h"
 #include "store/store.h"
 #include "util/err.h"
+#include "util/strv.h"
 
 #define WS_DEFAULT_IMAGE "localhost/berth/base:bookworm"
 #define WS_LABEL_MANAGED "berth.managed"
@@ -78,7 +79,7 @@ struct ws_create_request {
 };
 
 /* Records a new workspace (state creating) and starts its create job.
- * -EINVAL: bad request; -EEXIST: name taken. */
+ * -EINVAL: bad request; -EEXIST: name taken; -EDQUOT: a per-user limit. */
 int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct ws_record *ret,
               struct berr **reterr);
 
@@ -105,6 +106,17 @@ struct ws_log_follower *ws_log_follow(struct ws_manager *m, const char *id, int6
                                       ws_log_cb cb, void *data);
 /* Removes a follower (for example when its client hangs up). */
 void ws_log_unfollow(struct ws_manager *m, struct ws_log_follower *f);
+
+/* The owner's secrets that apply to this workspace's repo, as NAME=value in
+ * env; their values also go to mask (may be NULL) for hiding them in logs. */
+int ws_owner_env(struct ws_manager *m, const struct ws_record *r, struct strv *env,
+                 struct strv *mask);
+
+/* Settings keys and defaults of the per-user limits. */
+#define WS_SETTING_MAX_WORKSPACES "max_workspaces_per_user"
+#define WS_SETTING_MAX_RUNNING "max_running_per_user"
+#define WS_DEFAULT_MAX_WORKSPACES 10
+#define WS_DEFAULT_MAX_RUNNING 5
 
 /* The workspace as the API shows it (see docs/api.md). */
 json_t *ws_record_json(const struct ws_record *r);

@@ -132,9 +132,8 @@ setup() {
 	repo=$(make_repo served)
 	for i in 1 2 3; do commit_file "$repo" "f$i" "$i" "commit $i"; done
 	port=$((40000 + RANDOM % 10000))
-	git daemon --reuseaddr --export-all --base-path="$BATS_FILE_TMPDIR/repos" \
-		--listen=127.0.0.1 --port=$port "$BATS_FILE_TMPDIR/repos" &
-	daemon_pid=$!
+	bg git daemon --reuseaddr --export-all --base-path="$BATS_FILE_TMPDIR/repos" \
+		--listen=127.0.0.1 --port=$port "$BATS_FILE_TMPDIR/repos"
 	for i in $(seq 1 50); do git ls-remote "git://127.0.0.1:$port/served" >/dev/null 2>&1 && break; sleep 0.1; done
 	name=$(ws_name)
 	run_berth create "git://127.0.0.1:$port/served" --branch main --name "$name"
@@ -146,7 +145,6 @@ setup() {
 		[ "$n" = 4 ] && break
 		sleep 0.2
 	done
-	kill $daemon_pid
 	status=$status_create output=$out_create assert_success
 	assert_output_contains "shallow"
 	assert_equal "$n" 4
@@ -156,12 +154,10 @@ setup() {
 	repo=$(make_repo dumb)
 	git -C "$repo" update-server-info
 	port=$((40000 + RANDOM % 10000))
-	(cd "$BATS_FILE_TMPDIR/repos" && exec python3 -m http.server --bind 127.0.0.1 $port) >/dev/null 2>&1 &
-	web_pid=$!
+	bg python3 -m http.server --bind 127.0.0.1 --directory "$BATS_FILE_TMPDIR/repos" $port
 	for i in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/dumb/.git/HEAD" >/dev/null && break; sleep 0.1; done
 	name=$(ws_name)
 	run_berth create "http://127.0.0.1:$port/dumb/.git" --name "$name"
-	kill $web_pid
 	assert_success
 	run_berth exec "$name" -- cat README.md
 	assert_equal "$output" "# dumb"

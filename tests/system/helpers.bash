@@ -17,16 +17,24 @@ start_berthd() {
 	if [[ " $* " != *" --engine "* ]]; then
 		engine_args=(--engine "${BERTH_TEST_ENGINE:?run through scripts/test.sh}")
 	fi
+	export BERTH_ADMIN_PASSWORD=${BERTH_ADMIN_PASSWORD:-admin-pass-$RANDOM$RANDOM}
+	echo "$BERTH_ADMIN_PASSWORD" >"$BATS_FILE_TMPDIR/admin.password"
 	local port i
 	for i in $(seq 1 20); do
 		port=$((20000 + RANDOM % 20000))
-		"$BERTHD" --data "$BERTH_DATA" --listen "127.0.0.1:$port" "${engine_args[@]}" "$@" \
-			>>"$BATS_FILE_TMPDIR/berthd.log" 2>&1 &
+		# the suite makes many workspaces as one user: the per-user limits
+		# are tested on their own (006-accounts.bats)
+		"$BERTHD" --data "$BERTH_DATA" --listen "127.0.0.1:$port" "${engine_args[@]}" \
+			--max-workspaces 1000 --max-running 1000 "$@" \
+			>>"$BATS_FILE_TMPDIR/berthd.log" 2>&1 3>&- &
 		BERTHD_PID=$!
 		export BERTH_SERVER="http://127.0.0.1:$port"
 		if wait_for_health; then
 			echo "$BERTHD_PID" >"$BATS_FILE_TMPDIR/berthd.pid"
 			echo "$BERTH_SERVER" >"$BATS_FILE_TMPDIR/berthd.url"
+			BERTH_TOKEN=$(login_token admin "$BERTH_ADMIN_PASSWORD") || return 1
+			echo "$BERTH_TOKEN" >"$BATS_FILE_TMPDIR/admin.token"
+			export BERTH_TOKEN
 			return 0
 		fi
 		kill -9 "$BERTHD_PID" 2>/dev/null
@@ -51,13 +59,32 @@ wait_for_health() {
 	return 1
 }
 
+# login_token NAME PASSWORD: prints an API token for the user.
+login_token() {
+	curl -sf -X POST -H 'Content-Type: application/json' \
+		--data-binary "$(jq -cn --arg u "$1" --arg p "$2" '{username: $u, password: $p, mode: "token"}')" \
+		"$BERTH_SERVER/api/v1/auth/login" | jq -r .token
+}
+
+# make_user NAME: creates a user (as admin) and prints a token of theirs.
+make_user() {
+	local pw="pw-$1-$RANDOM$RANDOM"
+	curl -sf -X POST -H "Authorization: Bearer $(cat "$BATS_FILE_TMPDIR/admin.token")" \
+		-H 'Content-Type: application/json' \
+		--data-binary "$(jq -cn --arg u "$1" --arg p "$pw" '{name: $u, password: $p}')" \
+		"$BERTH_SERVER/api/v1/users" >/dev/null || return 1
+	login_token "$1" "$pw"
+}
+
 # Restores BERTH_SERVER etc. in each test of a file (setup_file's exports do
 # reach tests, but a restarted berthd writes new ones).
 load_berthd_env() {
 	BERTH_DATA=$BATS_FILE_TMPDIR/data
 	BERTHD_PID=$(cat "$BATS_FILE_TMPDIR/berthd.pid" 2>/dev/null)
 	BERTH_SERVER=$(cat "$BATS_FILE_TMPDIR/berthd.url" 2>/dev/null)
-	export BERTH_DATA BERTHD_PID BERTH_SERVER
+	BERTH_TOKEN=$(cat "$BATS_FILE_TMPDIR/admin.token" 2>/dev/null)
+	BERTH_ADMIN_PASSWORD=$(cat "$BATS_FILE_TMPDIR/admin.password" 2>/dev/null)
+	export BERTH_DATA BERTHD_PID BERTH_SERVER BERTH_TOKEN BERTH_ADMIN_PASSWORD
 }
 
 # Stops berthd and removes every container of this file's workspaces.
@@ -70,6 +97,7 @@ stop_berthd() {
 		sleep 0.1
 	done
 	kill -9 "$BERTHD_PID" 2>/dev/null
+	kill_bg
 	remove_test_containers
 	# surface sanitizer reports
 	if grep -q -E 'ERROR: AddressSanitizer|runtime error:' "$BATS_FILE_TMPDIR/berthd.log" 2>/dev/null; then
@@ -176,15 +204,35 @@ wait_state() {
 	return 1
 }
 
-# api METHOD PATH [BODY]: curl the API; prints "STATUS BODY".
+# api METHOD PATH [BODY]: curl the API as $API_TOKEN (default: $BERTH_TOKEN;
+# "none" for anonymous); prints "STATUS BODY".
 api() {
 	local method=$1 path=$2 body=${3:-}
+	local token=${API_TOKEN:-$BERTH_TOKEN}
+	local auth=()
+	[ "$token" != none ] && [ -n "$token" ] && auth=(-H "Authorization: Bearer $token")
 	if [ -n "$body" ]; then
-		curl -s -o "$BATS_TEST_TMPDIR/api.out" -w '%{http_code}' -X "$method" \
+		curl -s -o "$BATS_TEST_TMPDIR/api.out" -w '%{http_code}' -X "$method" "${auth[@]}" \
 			-H 'Content-Type: application/json' --data-binary "$body" "$BERTH_SERVER$path"
 	else
-		curl -s -o "$BATS_TEST_TMPDIR/api.out" -w '%{http_code}' -X "$method" "$BERTH_SERVER$path"
+		curl -s -o "$BATS_TEST_TMPDIR/api.out" -w '%{http_code}' -X "$method" "${auth[@]}" "$BERTH_SERVER$path"
 	fi
 	echo -n " "
 	cat "$BATS_TEST_TMPDIR/api.out"
+}
+
+# bg COMMAND...: starts a helper server in the background, detached from bats'
+# output (or bats would wait for it), and remembers it for kill_bg.
+bg() {
+	"$@" >/dev/null 2>&1 3>&- &
+	echo $! >>"$BATS_FILE_TMPDIR/bg.pids"
+	BG_PID=$!
+}
+
+kill_bg() {
+	local p
+	for p in $(cat "$BATS_FILE_TMPDIR/bg.pids" 2>/dev/null); do
+		kill "$p" 2>/dev/null
+	done
+	rm -f "$BATS_FILE_TMPDIR/bg.pids"
 }

@@ -1,0 +1,34 @@
+/* api-internal.h - what the API's source files share. */
+#ifndef BERTH_API_INTERNAL_H
+#define BERTH_API_INTERNAL_H
+
+#include "api/api.h"
+#include "api/auth.h"
+
+struct api {
+    struct ws_manager *m;
+    struct store *store;
+    struct engine *engine;
+    struct auth *auth;
+    bool engine_ok;
+};
+
+/* The HTTP status for a -errno from a lower layer. */
+int api_status_for(int r);
+/* Answers with the error's message and the status for r. */
+void api_respond_berr(struct http_conn *c, int r, struct berr *e);
+/* Parses the body as a JSON object; answers 400 and returns NULL on failure. */
+json_t *api_parse_body(struct http_conn *c, struct http_request *req);
+
+/* Records an audit event for the request's caller (user may be NULL). */
+void api_audit(struct api *a, const struct auth_user *user, const struct http_request *req,
+               const char *action, const char *target, const char *detail);
+
+/* POST /api/v1/auth/login (no caller yet). */
+void api_login(struct api *a, struct http_conn *c, struct http_request *req);
+/* Routes for accounts, tokens, users, settings, audit, git credentials and
+ * secrets. Returns true when it answered. */
+bool api_accounts_route(struct api *a, struct http_conn *c, struct http_request *req,
+                        const struct auth_user *user, const char *path);
+
+#endif

@@ -1,0 +1,177 @@
+/* admin.c - `berth admin …`: users, the audit log and per-user limits.
+ *
+ * Each command is one request to an admin-only route; berthd decides who may
+ * (403 for anyone else), so nothing here checks. A password berthd generates
+ * for a new user is printed once, as `token create` prints a token.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "cli/prompt.h"
+#include "util/xalloc.h"
+
+#define AUDIT_MAX_LIMIT 100000
+
+int cmd_admin_create_user(struct client *c, const struct cli_args *a, struct berr **reterr)
+{
+    const char *name = a->pos.v[0];
+    _cleanup_(json_decrefp) json_t *body = json_object();
+    int r = cmd_json_set(body, "name", name, reterr);
+    if (r < 0)
+        return r;
+    if (a->admin)
+        (void)json_object_set_new(body, "admin", json_true());
+    if (a->password_stdin) {
+        _cleanup_(prompt_wipe) char *password = NULL;
+        r = prompt_stdin_line("password", &password, reterr);
+        if (r < 0)
+            return r;
+        if (json_object_set_new(body, "password", json_string(password)) < 0)
+            return berr_make(reterr, EINVAL, "the password is not valid UTF-8");
+    }
+    _cleanup_(json_decrefp) json_t *resp = NULL;
+    r = client_json(c, "POST", "/api/v1/users", body, &resp, reterr);
+    if (r < 0)
+        return r;
+    const char *password = cmd_json_str(resp, "password", NULL);
+    if (a->json) {
+        cmd_print_json(resp);
+    } else {
+        printf("user '%s' created%s\n", cmd_json_str(resp, "name", name),
+               json_is_true(json_object_get(resp, "admin")) ? " (admin)" : "");
+        if (password)
+            printf("password: %s\n", password);
+    }
+    if (password) {
+        fflush(stdout);
+        fprintf(stderr, "berth: the generated password will not be shown again\n");
+    }
+    return 0;
+}
+
+int cmd_admin_ls_users(struct client *c, const struct cli_args *a, struct berr **reterr)
+{
+    _cleanup_(json_decrefp) json_t *resp = NULL;
+    int r = client_json(c, "GET", "/api/v1/users", NULL, &resp, reterr);
+    if (r < 0)
+        return r;
+    json_t *list = json_object_get(resp, "users");
+    if (!json_is_array(list))
+        return berr_make(reterr, EBADMSG, "berthd's user list has no 'users' array");
+    if (a->json) {
+        cmd_print_json(list);
+        return 0;
+    }
+    _cleanup_strv_ struct strv cells = STRV_INIT;
+    strv_pushl(&cells, "NAME", "ADMIN", "DISABLED", "CREATED", NULL);
+    time_t now = time(NULL);
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *u = json_array_get(list, i);
+        strv_push_owned(&cells, cmd_json_text(u, "name"));
+        strv_push(&cells, json_is_true(json_object_get(u, "admin")) ? "yes" : "no");
+        strv_push(&cells, json_is_true(json_object_get(u, "disabled")) ? "yes" : "no");
+        strv_push_owned(&cells, cmd_format_ago(cmd_json_str(u, "created_at", NULL), now, "-"));
+    }
+    cmd_print_table(&cells, 4);
+    return 0;
+}
+
+static int user_action(struct client *c, const char *name, const char *action, const char *done,
+                       struct berr **reterr)
+{
+    _cleanup_free_ char *suffix = xasprintf("/%s", action);
+    _cleanup_free_ char *path = cmd_api_path("/api/v1/users/", name, suffix);
+    _cleanup_(json_decrefp) json_t *resp = NULL;
+    int r = client_json(c, "POST", path, NULL, &resp, reterr);
+    if (r < 0)
+        return r;
+    printf("user '%s' %s\n", name, done);
+    return 0;
+}
+
+int cmd_admin_disable_user(struct client *c, const struct cli_args *a, struct berr **reterr)
+{
+    return user_action(c, a->pos.v[0], "disable", "disabled", reterr);
+}
+
+int cmd_admin_enable_user(struct client *c, const struct cli_args *a, struct berr **reterr)
+{
+    return user_action(c, a->pos.v[0], "enable", "enabled", reterr);
+}
+
+int cmd_admin_audit(struct client *c, const struct cli_args *a, struct berr **reterr)
+{
+    _cleanup_free_ char *path = NULL;
+    if (a->limit) {
+        long long limit;
+        int r = cmd_parse_number("--limit", a->limit, 1, AUDIT_MAX_LIMIT, &limit, reterr);
+        if (r < 0)
+            return r;
+        path = xasprintf("/api/v1/audit?limit=%lld", limit);
+    } else {
+        path = xstrdup("/api/v1/audit");
+    }
+    _cleanup_(json_decrefp) json_t *resp = NULL;
+    int r = client_json(c, "GET", path, NULL, &resp, reterr);
+    if (r < 0)
+        return r;
+    json_t *list = json_object_get(resp, "events");
+    if (!json_is_array(list))
+        return berr_make(reterr, EBADMSG, "berthd's audit log has no 'events' array");
+    if (a->json) {
+        cmd_print_json(list);
+        return 0;
+    }
+    static const char *const columns[] = {"time", "actor", "action", "target", "detail", "address"};
+    _cleanup_strv_ struct strv cells = STRV_INIT;
+    strv_pushl(&cells, "TIME", "ACTOR", "ACTION", "TARGET", "DETAIL", "ADDRESS", NULL);
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *ev = json_array_get(list, i);
+        for (size_t k = 0; k < ELEMENTSOF(columns); k++)
+            strv_push_owned(&cells, cmd_json_text(ev, columns[k]));
+    }
+    cmd_print_table(&cells, ELEMENTSOF(columns));
+    return 0;
+}
+
+int cmd_admin_settings(struct client *c, const struct cli_args *a, struct berr **reterr)
+{
+    /* Each limit a flag may change, and its field in the settings. */
+    const struct {
+        const char *option;
+        const char *value;
+        const char *field;
+    } limits[] = {
+        {"--max-workspaces", a->max_workspaces, "max_workspaces_per_user"},
+        {"--max-running", a->max_running, "max_running_per_user"},
+    };
+    _cleanup_(json_decrefp) json_t *change = json_object();
+    for (size_t i = 0; i < ELEMENTSOF(limits); i++) {
+        if (!limits[i].value)
+            continue;
+        long long n;
+        int r = cmd_parse_number(limits[i].option, limits[i].value, 0, 1000000, &n, reterr);
+        if (r < 0)
+            return r;
+        (void)json_object_set_new(change, limits[i].field, json_integer(n));
+    }
+    _cleanup_(json_decrefp) json_t *settings = NULL;
+    int r = 0;
+    if (json_object_size(change) > 0)
+        r = client_json(c, "PUT", "/api/v1/admin/settings", change, &settings, reterr);
+    /* The PUT's answer is the settings; should it be empty, ask for them. */
+    if (r >= 0 && !json_is_object(settings)) {
+        json_decref(TAKE_PTR(settings));
+        r = client_json(c, "GET", "/api/v1/admin/settings", NULL, &settings, reterr);
+    }
+    if (r < 0)
+        return r;
+    if (!json_is_object(settings))
+        return berr_make(reterr, EBADMSG, "berthd's settings are not a JSON object");
+    if (a->json)
+        cmd_print_json(settings);
+    else
+        cmd_print_fields(settings);
+    return 0;
+}
