@@ -19,7 +19,7 @@ APT_PACKAGES="
 	meson ninja-build musl-tools pkg-config gcc git curl ca-certificates
 	libuv1-dev libhttp-parser-dev libwslay-dev libcurl4-openssl-dev
 	libjansson-dev libsqlite3-dev libsodium-dev libssh-dev libcmocka-dev
-	bats sqlite3 clang libclang-rt-14-dev procps
+	bats sqlite3 jq python3 clang clang-format libclang-rt-14-dev procps
 "
 
 # Written only when its content changes. Podman 4.3 reads drop-ins from

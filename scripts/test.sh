@@ -13,6 +13,17 @@ failed=0
 ARTIFACTS="$ROOT/tests/artifacts"
 mkdir -p "$ARTIFACTS"
 
+# ---- format: one .clang-format for the tree (STYLE.md) ----
+if command -v clang-format >/dev/null; then
+	if clang-format --dry-run --Werror $(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c') >"$ARTIFACTS/format.log" 2>&1; then
+		echo "format: ok"
+	else
+		echo "format: files differ from .clang-format (run 'make format'):"
+		head -20 "$ARTIFACTS/format.log"
+		failed=$((failed + 1))
+	fi
+fi
+
 # ---- unit tests (cmocka, under ASan+UBSan) ----
 for t in build-asan/tests/unit/test-*; do
 	[ -x "$t" ] || continue

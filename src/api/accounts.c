@@ -27,12 +27,12 @@ struct pw_job {
     struct http_conn *conn; /* NULL once the client hung up */
     char *name;
     char *password;
-    char *hash;         /* login: the stored hash (may be NULL); create: the result */
+    char *hash; /* login: the stored hash (may be NULL); create: the result */
     bool ok;
-    bool create;        /* user creation rather than login */
-    bool admin;         /* create: the new user's role */
-    bool generated;     /* create: the password was generated */
-    char *mode;         /* login: "cookie" or "token" */
+    bool create;    /* user creation rather than login */
+    bool admin;     /* create: the new user's role */
+    bool generated; /* create: the password was generated */
+    char *mode;     /* login: "cookie" or "token" */
     char *token_name;
     char *address;
     struct auth_user actor; /* create: the admin asking */
@@ -98,10 +98,11 @@ static void login_done(uv_work_t *w, int status)
     _cleanup_free_ char *token = NULL, *csrf = NULL, *id = NULL;
     _cleanup_berr_ struct berr *e = NULL;
     int r = auth_issue_token(a->auth, u.id, cookie ? "session" : "cli",
-                             j->token_name ? j->token_name : cookie ? "browser" : "berth CLI",
+                             j->token_name ? j->token_name
+                             : cookie      ? "browser"
+                                           : "berth CLI",
                              cookie ? AUTH_SESSION_TTL : 0, &token, &id, &csrf, &e);
-    store_audit_add(a->store, j->name, "login", j->name, cookie ? "session" : "token",
-                    j->address);
+    store_audit_add(a->store, j->name, "login", j->name, cookie ? "session" : "token", j->address);
     if (j->conn) {
         http_conn_on_close(j->conn, NULL, NULL);
         if (r < 0) {
@@ -342,8 +343,8 @@ static bool tokens_route(struct api *a, struct http_conn *c, struct http_request
             return true;
         }
         api_audit(a, user, req, "token.create", id, name);
-        http_respond_json(c, 201, json_pack("{s:s, s:s, s:s}", "id", id, "name", name, "token",
-                                            token));
+        http_respond_json(c, 201,
+                          json_pack("{s:s, s:s, s:s}", "id", id, "name", name, "token", token));
         json_decref(body);
         return true;
     }
@@ -365,12 +366,12 @@ static bool tokens_route(struct api *a, struct http_conn *c, struct http_request
 
 static json_t *settings_json(struct api *a)
 {
-    return json_pack("{s:I, s:I}", WS_SETTING_MAX_WORKSPACES,
-                     (json_int_t)store_setting_int(a->store, WS_SETTING_MAX_WORKSPACES,
-                                                   WS_DEFAULT_MAX_WORKSPACES),
-                     WS_SETTING_MAX_RUNNING,
-                     (json_int_t)store_setting_int(a->store, WS_SETTING_MAX_RUNNING,
-                                                   WS_DEFAULT_MAX_RUNNING));
+    return json_pack(
+        "{s:I, s:I}", WS_SETTING_MAX_WORKSPACES,
+        (json_int_t)store_setting_int(a->store, WS_SETTING_MAX_WORKSPACES,
+                                      WS_DEFAULT_MAX_WORKSPACES),
+        WS_SETTING_MAX_RUNNING,
+        (json_int_t)store_setting_int(a->store, WS_SETTING_MAX_RUNNING, WS_DEFAULT_MAX_RUNNING));
 }
 
 static bool settings_route(struct api *a, struct http_conn *c, struct http_request *req,
@@ -394,8 +395,8 @@ static bool settings_route(struct api *a, struct http_conn *c, struct http_reque
     const char *keys[] = {WS_SETTING_MAX_WORKSPACES, WS_SETTING_MAX_RUNNING};
     for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
         json_t *v = json_object_get(body, keys[i]);
-        if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
-                  json_integer_value(v) > 100000)) {
+        if (v &&
+            (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 100000)) {
             http_respond_error(c, 400, "%s must be an integer from 0 to 100000", keys[i]);
             json_decref(body);
             return true;
@@ -459,10 +460,11 @@ static bool gitcred_route(struct api *a, struct http_conn *c, struct http_reques
             return true;
         }
         _cleanup_free_ char *origin = git_url_origin(url);
-        if (!origin || strlen(username) > 256 || strlen(password) > 8192 || strchr(username, '\n') ||
-            strchr(password, '\n')) {
-            http_respond_error(c, 400, "url must be an http(s) URL of a git host, e.g. "
-                                       "https://git.example.com; username and password one line");
+        if (!origin || strlen(username) > 256 || strlen(password) > 8192 ||
+            strchr(username, '\n') || strchr(password, '\n')) {
+            http_respond_error(c, 400,
+                               "url must be an http(s) URL of a git host, e.g. "
+                               "https://git.example.com; username and password one line");
             json_decref(body);
             return true;
         }
@@ -497,8 +499,8 @@ static bool gitcred_route(struct api *a, struct http_conn *c, struct http_reques
 
 static bool valid_env_name(const char *n)
 {
-    if (!*n || strlen(n) > 128 || !(n[0] == '_' || (n[0] >= 'A' && n[0] <= 'Z') ||
-                                    (n[0] >= 'a' && n[0] <= 'z')))
+    if (!*n || strlen(n) > 128 ||
+        !(n[0] == '_' || (n[0] >= 'A' && n[0] <= 'Z') || (n[0] >= 'a' && n[0] <= 'z')))
         return false;
     for (const char *p = n; *p; p++)
         if (!(*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
@@ -525,8 +527,9 @@ static bool secrets_route(struct api *a, struct http_conn *c, struct http_reques
     const char *name = rest + 1;
     if (strcmp(req->method, "PUT") == 0) {
         if (!valid_env_name(name)) {
-            http_respond_error(c, 400, "secret name '%s' must be a valid environment variable "
-                                       "name",
+            http_respond_error(c, 400,
+                               "secret name '%s' must be a valid environment variable "
+                               "name",
                                name);
             return true;
         }
@@ -593,8 +596,9 @@ bool api_accounts_route(struct api *a, struct http_conn *c, struct http_request 
             return true;
         }
         _cleanup_free_ char *created = store_time_iso(u.created_at);
-        http_respond_json(c, 200, json_pack("{s:s, s:b, s:s}", "name", u.name, "admin", u.admin,
-                                            "created_at", created));
+        http_respond_json(
+            c, 200,
+            json_pack("{s:s, s:b, s:s}", "name", u.name, "admin", u.admin, "created_at", created));
         user_rec_release(&u);
         return true;
     }

@@ -57,15 +57,22 @@ void api_set_engine_ok(struct api *a, bool ok)
 int api_status_for(int r)
 {
     switch (-r) {
-    case ENOENT: return 404;
-    case EINVAL: return 400;
+    case ENOENT:
+        return 404;
+    case EINVAL:
+        return 400;
     case EEXIST:
-    case EBUSY: return 409;
-    case ENOTSUP: return 400;
-    case EACCES: return 401;
+    case EBUSY:
+        return 409;
+    case ENOTSUP:
+        return 400;
+    case EACCES:
+        return 401;
     case EPERM:
-    case EDQUOT: return 403;
-    default: return 500;
+    case EDQUOT:
+        return 403;
+    default:
+        return 500;
     }
 }
 
@@ -105,9 +112,9 @@ static void create_workspace(struct api *a, struct http_conn *c, struct http_req
         return;
     struct ws_create_request cr = {0};
     json_error_t jerr;
-    if (json_unpack_ex(body, &jerr, 0, "{s:s, s?s, s?s, s?s, s?s, s?s}", "repo", &cr.repo,
-                       "branch", &cr.branch, "commit", &cr.commit, "ref", &cr.ref, "name",
-                       &cr.name, "devcontainer_path", &cr.devcontainer_path) < 0) {
+    if (json_unpack_ex(body, &jerr, 0, "{s:s, s?s, s?s, s?s, s?s, s?s}", "repo", &cr.repo, "branch",
+                       &cr.branch, "commit", &cr.commit, "ref", &cr.ref, "name", &cr.name,
+                       "devcontainer_path", &cr.devcontainer_path) < 0) {
         http_respond_error(c, 400, "invalid request: %s", jerr.text);
         json_decref(body);
         return;
@@ -314,8 +321,7 @@ static void exec_command(struct api *a, struct http_conn *c, struct http_request
     size_t i;
     json_t *v;
     bool ok = json_is_array(cmd) && json_array_size(cmd) > 0;
-    json_array_foreach(cmd, i, v)
-    {
+    json_array_foreach (cmd, i, v) {
         if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
             ok = false;
         else
@@ -332,8 +338,7 @@ static void exec_command(struct api *a, struct http_conn *c, struct http_request
         return;
     }
     const char *k;
-    json_object_foreach(env, k, v)
-    {
+    json_object_foreach (env, k, v) {
         if (!json_is_string(v) || !*k || strchr(k, '=')) {
             json_decref(body);
             http_respond_error(c, 400, "env must be an object of strings with valid names");
@@ -415,10 +420,10 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
     /* Another user's workspace does not exist for the caller; an admin may
      * read, stop and delete it (never exec into it), and that is audited. */
     bool own = rec.owner && strcmp(rec.owner, user->name) == 0;
-    bool admin_act = !own && user->admin &&
-                     ((!*action && (get || strcmp(m, "DELETE") == 0)) ||
-                      (strcmp(action, "stop") == 0 && post) ||
-                      (strcmp(action, "events") == 0 && get));
+    bool admin_act =
+        !own && user->admin &&
+        ((!*action && (get || strcmp(m, "DELETE") == 0)) || (strcmp(action, "stop") == 0 && post) ||
+         (strcmp(action, "events") == 0 && get));
     if (!own && !admin_act) {
         http_respond_error(c, 404, "workspace '%s' not found", ws);
         return;
@@ -447,8 +452,8 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
     static const struct {
         const char *name;
         enum ws_action action;
-    } actions[] = {{"start", WS_ACTION_START}, {"stop", WS_ACTION_STOP},
-                   {"rebuild", WS_ACTION_REBUILD}};
+    } actions[] = {
+        {"start", WS_ACTION_START}, {"stop", WS_ACTION_STOP}, {"rebuild", WS_ACTION_REBUILD}};
     for (size_t i = 0; i < ELEMENTSOF(actions); i++) {
         if (strcmp(action, actions[i].name) != 0)
             continue;
@@ -487,8 +492,7 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
         exec_command(a, c, req, &rec);
         return;
     }
-    http_respond_error(c, *action && !get && !post ? 405 : 404, "no route for %s %s", m,
-                       req->path);
+    http_respond_error(c, *action && !get && !post ? 405 : 404, "no route for %s %s", m, req->path);
 }
 
 void api_handle(struct http_conn *c, struct http_request *req, void *data)
@@ -501,8 +505,9 @@ void api_handle(struct http_conn *c, struct http_request *req, void *data)
     }
     p += strlen(API_PREFIX);
     if (strcmp(p, "/health") == 0) {
-        http_respond_json(c, 200, json_pack("{s:s, s:s}", "status", "ok", "engine",
-                                            a->engine_ok ? "ok" : "unreachable"));
+        http_respond_json(
+            c, 200,
+            json_pack("{s:s, s:s}", "status", "ok", "engine", a->engine_ok ? "ok" : "unreachable"));
         return;
     }
     if (strcmp(p, "/auth/login") == 0) {

@@ -169,8 +169,7 @@ int auth_request(struct auth *a, const struct http_request *req, struct auth_use
     bool via_cookie = false;
     if (authz) {
         if (strncmp(authz, "Bearer ", 7) != 0 || !authz[7])
-            return berr_make(reterr, EACCES,
-                             "malformed Authorization header: use 'Bearer TOKEN'");
+            return berr_make(reterr, EACCES, "malformed Authorization header: use 'Bearer TOKEN'");
         tok = authz + 7;
     } else {
         const char *cookies = http_request_header(req, "cookie");

@@ -292,8 +292,7 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--agent") == 0 && v) {
             d.agent_binary = xstrdup(v);
             i++;
-        } else if ((strcmp(a, "--max-workspaces") == 0 || strcmp(a, "--max-running") == 0) &&
-                   v) {
+        } else if ((strcmp(a, "--max-workspaces") == 0 || strcmp(a, "--max-running") == 0) && v) {
             char *end = NULL;
             long n = strtol(v, &end, 10);
             if (*end || n < 0 || n > 100000) {
@@ -353,9 +352,8 @@ int main(int argc, char **argv)
     if (choose_engine(&d) < 0)
         return 1;
     d.engine = engine_new(d.engine_socket);
-    struct ws_manager_config mc = {.data_dir = d.data_dir,
-                                   .agent_binary = d.agent_binary,
-                                   .default_image = d.default_image};
+    struct ws_manager_config mc = {
+        .data_dir = d.data_dir, .agent_binary = d.agent_binary, .default_image = d.default_image};
     if (ws_manager_new(d.loop, d.store, d.engine, &mc, &d.manager, &e) < 0) {
         log_error("%s", berr_msg(e));
         return 1;
@@ -368,8 +366,9 @@ int main(int argc, char **argv)
         return 1;
     }
     if (generated)
-        fprintf(stderr, "\n  created the account 'admin' with the password: %s\n"
-                        "  (shown only this once; log in with: berth login --username admin)\n\n",
+        fprintf(stderr,
+                "\n  created the account 'admin' with the password: %s\n"
+                "  (shown only this once; log in with: berth login --username admin)\n\n",
                 generated);
     else if (r == 1)
         log_info("created the account 'admin' with the password from BERTH_ADMIN_PASSWORD");

@@ -46,8 +46,7 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
     uv_close((uv_handle_t *)p, NULL);
     if (s->stopping)
         return;
-    log_warn("podman service exited (status %lld, signal %d); restarting", (long long)status,
-             sig);
+    log_warn("podman service exited (status %lld, signal %d); restarting", (long long)status, sig);
     if (uv_now(s->loop) - s->started_at > 60000)
         s->delay_ms = 500;
     uv_timer_start(&s->timer, on_timer, s->delay_ms, 0);
@@ -58,9 +57,9 @@ static void spawn_service(struct supervisor *s)
 {
     (void)unlink(s->socket);
     char *args[] = {s->podman, "system", "service", "--time=0", s->url, NULL};
-    uv_stdio_container_t stdio[3] = {
-        {.flags = UV_IGNORE}, {.flags = UV_INHERIT_FD, .data.fd = 2},
-        {.flags = UV_INHERIT_FD, .data.fd = 2}};
+    uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE},
+                                     {.flags = UV_INHERIT_FD, .data.fd = 2},
+                                     {.flags = UV_INHERIT_FD, .data.fd = 2}};
     uv_process_options_t o = {
         .file = s->podman,
         .args = args,

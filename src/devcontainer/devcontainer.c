@@ -226,14 +226,16 @@ static json_t *substitute_json(json_t *j, const struct dc_vars *vars)
         json_t *a = json_array();
         size_t i;
         json_t *v;
-        json_array_foreach(j, i, v) json_array_append_new(a, substitute_json(v, vars));
+        json_array_foreach (j, i, v)
+            json_array_append_new(a, substitute_json(v, vars));
         return a;
     }
     if (json_is_object(j)) {
         json_t *o = json_object();
         const char *k;
         json_t *v;
-        json_object_foreach(j, k, v) json_object_set_new(o, k, substitute_json(v, vars));
+        json_object_foreach (j, k, v)
+            json_object_set_new(o, k, substitute_json(v, vars));
         return o;
     }
     return json_incref(j);
@@ -265,8 +267,9 @@ static void apply_layer(struct dc_config *c, json_t *o)
     if (json_is_object(env)) {
         const char *k;
         json_t *v;
-        json_object_foreach(env, k, v) if (json_is_string(v))
-            strv_setenv(&c->container_env, k, json_string_value(v));
+        json_object_foreach (env, k, v)
+            if (json_is_string(v))
+                strv_setenv(&c->container_env, k, json_string_value(v));
     }
     for (int h = 0; h < _DC_HOOK_MAX; h++) {
         json_t *v = json_object_get(o, hook_names[h]);
@@ -285,18 +288,18 @@ static int validate(json_t *j, const char *name, struct berr **reterr)
     json_t *build = NULL, *env = NULL;
     const char *image = NULL;
     if (json_unpack_ex(j, &jerr, 0, "{s?s, s?s, s?s, s?s, s?o, s?o, s?b}", "image", &image,
-                       "remoteUser", &(const char *){NULL}, "containerUser",
-                       &(const char *){NULL}, "workspaceFolder", &(const char *){NULL},
-                       "containerEnv", &env, "build", &build, "overrideCommand",
-                       &(int){0}) < 0)
+                       "remoteUser", &(const char *){NULL}, "containerUser", &(const char *){NULL},
+                       "workspaceFolder", &(const char *){NULL}, "containerEnv", &env, "build",
+                       &build, "overrideCommand", &(int){0}) < 0)
         return berr_make(reterr, EINVAL, "'%s': %s", name, jerr.text);
     if (env && !json_is_object(env))
         return berr_make(reterr, EINVAL, "'%s': containerEnv must be an object of strings", name);
     if (env) {
         const char *k;
         json_t *v;
-        json_object_foreach(env, k, v) if (!json_is_string(v)) return berr_make(
-            reterr, EINVAL, "'%s': containerEnv.%s must be a string", name, k);
+        json_object_foreach (env, k, v)
+            if (!json_is_string(v))
+                return berr_make(reterr, EINVAL, "'%s': containerEnv.%s must be a string", name, k);
     }
     if (!image && (build || json_object_get(j, "dockerFile") || json_object_get(j, "dockerfile")))
         return berr_make(reterr, ENOTSUP,
@@ -368,7 +371,9 @@ void dc_merge_image_metadata(struct dc_config *c, const char *label)
     dc_config_init(&merged);
     size_t i;
     json_t *layer;
-    json_array_foreach(meta, i, layer) if (json_is_object(layer)) apply_layer(&merged, layer);
+    json_array_foreach (meta, i, layer)
+        if (json_is_object(layer))
+            apply_layer(&merged, layer);
     if (c->raw)
         apply_layer(&merged, c->raw);
     merged.raw = json_incref(c->raw);
@@ -386,8 +391,7 @@ static int push_argv(json_t *v, struct strv *argv)
     if (json_is_array(v) && json_array_size(v) > 0) {
         size_t i;
         json_t *a;
-        json_array_foreach(v, i, a)
-        {
+        json_array_foreach (v, i, a) {
             if (!json_is_string(a))
                 return -EINVAL;
             strv_push(argv, json_string_value(a));
@@ -405,18 +409,16 @@ int dc_hook_commands(const struct dc_config *c, enum dc_hook h, struct dc_comman
     json_t *values = c->hooks[h];
     size_t i;
     json_t *v;
-    json_array_foreach(values, i, v)
-    {
+    json_array_foreach (values, i, v) {
         if (json_is_string(v) && !*json_string_value(v))
             continue;
         if (json_is_object(v)) {
             const char *k;
             json_t *e;
-            json_object_foreach(v, k, e)
-            {
+            json_object_foreach (v, k, e) {
                 list = xrealloc(list, (n + 1) * sizeof(*list));
-                list[n] = (struct dc_command){.label = xstrdup(k), .argv = STRV_INIT,
-                                              .group = (int)i};
+                list[n] =
+                    (struct dc_command){.label = xstrdup(k), .argv = STRV_INIT, .group = (int)i};
                 n++;
                 if (push_argv(e, &list[n - 1].argv) < 0) {
                     dc_commands_free(list, n);
@@ -428,8 +430,8 @@ int dc_hook_commands(const struct dc_config *c, enum dc_hook h, struct dc_comman
             continue;
         }
         list = xrealloc(list, (n + 1) * sizeof(*list));
-        list[n] = (struct dc_command){.label = xstrdup(hook_names[h]), .argv = STRV_INIT,
-                                      .group = (int)i};
+        list[n] = (struct dc_command){
+            .label = xstrdup(hook_names[h]), .argv = STRV_INIT, .group = (int)i};
         n++;
         if (push_argv(v, &list[n - 1].argv) < 0) {
             dc_commands_free(list, n);

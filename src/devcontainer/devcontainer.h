@@ -41,11 +41,11 @@ struct dc_command {
 };
 
 struct dc_config {
-    json_t *raw;            /* the parsed devcontainer.json, after substitution */
+    json_t *raw; /* the parsed devcontainer.json, after substitution */
     char *image;
-    char *remote_user;      /* NULL: containerUser, else root */
+    char *remote_user; /* NULL: containerUser, else root */
     char *container_user;
-    char *workspace_folder; /* in the container */
+    char *workspace_folder;    /* in the container */
     struct strv container_env; /* NAME=value */
     bool override_command;
     /* per hook, a JSON array of the command values collected in order (metadata first) */

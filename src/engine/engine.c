@@ -163,8 +163,7 @@ static int engine_request(struct engine *e, const char *method, const char *path
 }
 
 /* Turns a non-2xx answer into an error: the engine's "message", else the body. */
-static int status_error(long status, const struct buf *body, struct berr **reterr,
-                        const char *what)
+static int status_error(long status, const struct buf *body, struct berr **reterr, const char *what)
 {
     int code = status == 404 ? ENOENT : status == 409 ? EBUSY : status == 400 ? EINVAL : EIO;
     json_t *j = json_loadb(body->buf, body->len, 0, NULL);
@@ -172,7 +171,9 @@ static int status_error(long status, const struct buf *body, struct berr **reter
     if (j)
         (void)json_unpack(j, "{s:s}", "message", &msg);
     int r = berr_make(reterr, code, "%s: %s", what,
-                      msg ? msg : body->len ? body->buf : "engine answered an error");
+                      msg         ? msg
+                      : body->len ? body->buf
+                                  : "engine answered an error");
     json_decref(j);
     return r;
 }
@@ -243,8 +244,7 @@ static void pull_line(const char *line, void *data)
     if (!j)
         return;
     const char *status = NULL, *error = NULL, *progress_id = NULL;
-    (void)json_unpack(j, "{s?s, s?s, s?s}", "status", &status, "error", &error, "id",
-                      &progress_id);
+    (void)json_unpack(j, "{s?s, s?s, s?s}", "status", &status, "error", &error, "id", &progress_id);
     if (error && !p->error)
         p->error = xstrdup(error);
     else if (status && p->cb) {
@@ -263,8 +263,8 @@ int engine_image_pull(struct engine *e, const char *image, engine_line_cb cb, vo
     struct pull_state p = {.cb = cb, .data = data};
     long status = 0;
     _cleanup_buf_ struct buf resp = BUF_INIT;
-    int r = engine_request(e, "POST", path, NULL, NULL, 3600, pull_line, &p, &status, &resp,
-                           reterr);
+    int r =
+        engine_request(e, "POST", path, NULL, NULL, 3600, pull_line, &p, &status, &resp, reterr);
     _cleanup_free_ char *err = p.error;
     if (r < 0)
         return berr_wrap(reterr, "pull image '%s'", image);
@@ -281,8 +281,8 @@ int engine_image_load(struct engine *e, const char *archive_path, struct berr **
 {
     long status = 0;
     _cleanup_buf_ struct buf resp = BUF_INIT;
-    int r = engine_request(e, "POST", "/images/load", NULL, archive_path, 3600, NULL, NULL,
-                           &status, &resp, reterr);
+    int r = engine_request(e, "POST", "/images/load", NULL, archive_path, 3600, NULL, NULL, &status,
+                           &resp, reterr);
     if (r < 0)
         return berr_wrap(reterr, "load image archive '%s'", archive_path);
     if (status < 200 || status >= 300) {
@@ -334,16 +334,14 @@ int engine_container_remove(struct engine *e, const char *id, bool force, struct
     return request_json(e, "DELETE", path, NULL, NULL, what, reterr);
 }
 
-int engine_container_inspect(struct engine *e, const char *id, json_t **ret,
-                             struct berr **reterr)
+int engine_container_inspect(struct engine *e, const char *id, json_t **ret, struct berr **reterr)
 {
     _cleanup_free_ char *path = xasprintf("/containers/%s/json", id);
     _cleanup_free_ char *what = xasprintf("inspect container '%.12s'", id);
     return request_json(e, "GET", path, NULL, ret, what, reterr);
 }
 
-int engine_container_list(struct engine *e, const char *label, json_t **ret,
-                          struct berr **reterr)
+int engine_container_list(struct engine *e, const char *label, json_t **ret, struct berr **reterr)
 {
     json_t *filters = json_pack("{s:[s]}", "label", label);
     _cleanup_free_ char *fs = json_dumps(filters, JSON_COMPACT);

@@ -47,11 +47,9 @@ int engine_container_stop(struct engine *e, const char *id, int timeout_s, struc
  * -ENOENT when it does not exist. */
 int engine_container_remove(struct engine *e, const char *id, bool force, struct berr **reterr);
 /* -ENOENT when the container does not exist. */
-int engine_container_inspect(struct engine *e, const char *id, json_t **ret,
-                             struct berr **reterr);
+int engine_container_inspect(struct engine *e, const char *id, json_t **ret, struct berr **reterr);
 /* Lists containers (running or not) that carry the label "key=value" or "key". */
-int engine_container_list(struct engine *e, const char *label, json_t **ret,
-                          struct berr **reterr);
+int engine_container_list(struct engine *e, const char *label, json_t **ret, struct berr **reterr);
 
 int engine_volume_create(struct engine *e, const char *name, json_t *labels, struct berr **reterr);
 int engine_volume_remove(struct engine *e, const char *name, struct berr **reterr);

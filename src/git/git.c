@@ -209,17 +209,17 @@ int git_clone(const char *url, const char *dest, const struct git_target *t, run
     } else {
         struct berr *e = NULL;
         if (t->branch)
-            r = run_git(NULL, &o, NULL, &e, "clone", "--depth", "1", "--single-branch",
-                        "--branch", t->branch, "--", u, dest, NULL);
+            r = run_git(NULL, &o, NULL, &e, "clone", "--depth", "1", "--single-branch", "--branch",
+                        t->branch, "--", u, dest, NULL);
         else
-            r = run_git(NULL, &o, NULL, &e, "clone", "--depth", "1", "--single-branch", "--",
-                        u, dest, NULL);
+            r = run_git(NULL, &o, NULL, &e, "clone", "--depth", "1", "--single-branch", "--", u,
+                        dest, NULL);
         shallow = r == 0;
-        if (r < 0 && e && (strstr(e->msg, "not found in upstream") ||
-                           strstr(e->msg, "does not appear to be a git repository") ||
-                           strstr(e->msg, "Could not read from remote") ||
-                           strstr(e->msg, "unable to access") ||
-                           strstr(e->msg, "Could not resolve"))) {
+        if (r < 0 && e &&
+            (strstr(e->msg, "not found in upstream") ||
+             strstr(e->msg, "does not appear to be a git repository") ||
+             strstr(e->msg, "Could not read from remote") || strstr(e->msg, "unable to access") ||
+             strstr(e->msg, "Could not resolve"))) {
             /* the remote answered: a full clone would fail the same way */
             *reterr = TAKE_PTR(e);
         } else if (r < 0) {

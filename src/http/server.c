@@ -52,7 +52,7 @@ struct http_conn {
     bool req_ready;
     char peer[64];
     struct buf extra_headers; /* added by the handler for the next response */
-    struct buf pending; /* bytes received while a response is under way */
+    struct buf pending;       /* bytes received while a response is under way */
     size_t write_pending;
     bool above_drain_mark;
     http_close_cb close_cb;
@@ -74,26 +74,46 @@ static http_parser_settings settings;
 const char *http_status_text(int status)
 {
     switch (status) {
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 302: return "Found";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 414: return "URI Too Long";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 302:
+        return "Found";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
     }
 }
 
@@ -409,14 +429,13 @@ static int on_headers_complete(http_parser *p)
     if (http_parser_parse_url(c->url.buf, c->url.len, 0, &u) != 0 ||
         !(u.field_set & (1 << UF_PATH)))
         return fail(c, 400, "malformed request URL");
-    c->req.path =
-        decode_path(c->url.buf + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
+    c->req.path = decode_path(c->url.buf + u.field_data[UF_PATH].off, u.field_data[UF_PATH].len);
     if (!c->req.path)
         return fail(c, 400, "malformed request URL");
-    c->req.query = (u.field_set & (1 << UF_QUERY))
-                       ? xstrndup(c->url.buf + u.field_data[UF_QUERY].off,
-                                  u.field_data[UF_QUERY].len)
-                       : xstrdup("");
+    c->req.query =
+        (u.field_set & (1 << UF_QUERY))
+            ? xstrndup(c->url.buf + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len)
+            : xstrdup("");
     c->req.method = http_method_str(p->method);
     if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY)
         return fail(c, 413, "request body is larger than 1 MiB");

@@ -33,12 +33,12 @@ struct http_server;
 struct http_conn;
 
 struct http_request {
-    const char *method;   /* "GET", "POST", ... */
-    char *path;           /* percent-decoded path, without the query */
-    char *query;          /* raw query string, or "" */
-    struct strv headers;  /* "name: value", names lower-cased */
+    const char *method;  /* "GET", "POST", ... */
+    char *path;          /* percent-decoded path, without the query */
+    char *query;         /* raw query string, or "" */
+    struct strv headers; /* "name: value", names lower-cased */
     struct buf body;
-    char peer[64];        /* remote address, for logs and throttling */
+    char peer[64]; /* remote address, for logs and throttling */
 };
 
 typedef void (*http_handler_cb)(struct http_conn *c, struct http_request *req, void *data);

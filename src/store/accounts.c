@@ -52,8 +52,9 @@ int store_user_insert(struct store *s, const char *name, const char *password_ha
                       struct berr **reterr)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "INSERT INTO users (name, password_hash, admin, created_at) "
-                   "VALUES (?1, ?2, ?3, ?4)",
+    if (prepare(s,
+                "INSERT INTO users (name, password_hash, admin, created_at) "
+                "VALUES (?1, ?2, ?3, ?4)",
                 &st) < 0)
         return sql_error(s, reterr, "create user");
     bind_text(st, 1, name);
@@ -83,8 +84,9 @@ static void read_user(sqlite3_stmt *st, struct user_rec *u)
 int store_user_get(struct store *s, const char *name, struct user_rec *ret, struct berr **reterr)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "SELECT id, name, password_hash, admin, disabled, created_at FROM users "
-                   "WHERE name=?1",
+    if (prepare(s,
+                "SELECT id, name, password_hash, admin, disabled, created_at FROM users "
+                "WHERE name=?1",
                 &st) < 0)
         return sql_error(s, reterr, "read user");
     bind_text(st, 1, name);
@@ -100,8 +102,9 @@ int store_user_get(struct store *s, const char *name, struct user_rec *ret, stru
 int store_user_get_by_id(struct store *s, int64_t id, struct user_rec *ret)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "SELECT id, name, password_hash, admin, disabled, created_at FROM users "
-                   "WHERE id=?1",
+    if (prepare(s,
+                "SELECT id, name, password_hash, admin, disabled, created_at FROM users "
+                "WHERE id=?1",
                 &st) < 0)
         return -EIO;
     sqlite3_bind_int64(st, 1, id);
@@ -118,17 +121,15 @@ int store_user_list_json(struct store *s, json_t **ret)
         return -EIO;
     json_t *a = json_array();
     while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(a, json_pack("{s:s, s:b, s:b, s:o}", "name",
-                                           (const char *)sqlite3_column_text(st, 0), "admin",
-                                           sqlite3_column_int(st, 1), "disabled",
-                                           sqlite3_column_int(st, 2), "created_at",
-                                           time_or_null(st, 3)));
+        json_array_append_new(
+            a, json_pack("{s:s, s:b, s:b, s:o}", "name", (const char *)sqlite3_column_text(st, 0),
+                         "admin", sqlite3_column_int(st, 1), "disabled", sqlite3_column_int(st, 2),
+                         "created_at", time_or_null(st, 3)));
     *ret = a;
     return 0;
 }
 
-int store_user_set_disabled(struct store *s, const char *name, bool disabled,
-                            struct berr **reterr)
+int store_user_set_disabled(struct store *s, const char *name, bool disabled, struct berr **reterr)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     if (prepare(s, "UPDATE users SET disabled=?2 WHERE name=?1", &st) < 0)
@@ -145,8 +146,9 @@ int store_user_set_disabled(struct store *s, const char *name, bool disabled,
 int store_token_insert(struct store *s, const struct token_rec *t, struct berr **reterr)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "INSERT INTO tokens (id, user_id, kind, name, hash, csrf, created_at, "
-                   "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    if (prepare(s,
+                "INSERT INTO tokens (id, user_id, kind, name, hash, csrf, created_at, "
+                "expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 &st) < 0)
         return sql_error(s, reterr, "create token");
     bind_text(st, 1, t->id);
@@ -168,8 +170,9 @@ int store_token_insert(struct store *s, const struct token_rec *t, struct berr *
 int store_token_get(struct store *s, const char *id, struct token_rec *ret)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "SELECT id, user_id, kind, name, hash, csrf, COALESCE(expires_at, 0) "
-                   "FROM tokens WHERE id=?1",
+    if (prepare(s,
+                "SELECT id, user_id, kind, name, hash, csrf, COALESCE(expires_at, 0) "
+                "FROM tokens WHERE id=?1",
                 &st) < 0)
         return -EIO;
     bind_text(st, 1, id);
@@ -202,17 +205,18 @@ void store_token_touch(struct store *s, const char *id)
 int store_token_list_json(struct store *s, int64_t user_id, json_t **ret)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "SELECT id, name, kind, created_at, last_used_at FROM tokens "
-                   "WHERE user_id=?1 AND kind != 'session' ORDER BY created_at, id",
+    if (prepare(s,
+                "SELECT id, name, kind, created_at, last_used_at FROM tokens "
+                "WHERE user_id=?1 AND kind != 'session' ORDER BY created_at, id",
                 &st) < 0)
         return -EIO;
     sqlite3_bind_int64(st, 1, user_id);
     json_t *a = json_array();
     while (sqlite3_step(st) == SQLITE_ROW)
         json_array_append_new(a, json_pack("{s:o, s:o, s:o, s:o, s:o}", "id", text_or_null(st, 0),
-                                           "name", text_or_null(st, 1), "kind",
-                                           text_or_null(st, 2), "created_at", time_or_null(st, 3),
-                                           "last_used_at", time_or_null(st, 4)));
+                                           "name", text_or_null(st, 1), "kind", text_or_null(st, 2),
+                                           "created_at", time_or_null(st, 3), "last_used_at",
+                                           time_or_null(st, 4)));
     *ret = a;
     return 0;
 }
@@ -233,8 +237,9 @@ void store_audit_add(struct store *s, const char *actor, const char *action, con
                      const char *detail, const char *address)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "INSERT INTO audit (time, actor, action, target, detail, address) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    if (prepare(s,
+                "INSERT INTO audit (time, actor, action, target, detail, address) "
+                "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 &st) < 0)
         return;
     sqlite3_bind_int64(st, 1, store_now());
@@ -249,19 +254,20 @@ void store_audit_add(struct store *s, const char *actor, const char *action, con
 int store_audit_json(struct store *s, int limit, json_t **ret)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "SELECT id, time, actor, action, target, detail, address FROM audit "
-                   "ORDER BY id DESC LIMIT ?1",
+    if (prepare(s,
+                "SELECT id, time, actor, action, target, detail, address FROM audit "
+                "ORDER BY id DESC LIMIT ?1",
                 &st) < 0)
         return -EIO;
     sqlite3_bind_int(st, 1, limit);
     json_t *a = json_array();
     while (sqlite3_step(st) == SQLITE_ROW)
-        json_array_append_new(
-            a, json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
-                         (json_int_t)sqlite3_column_int64(st, 0), "time", time_or_null(st, 1),
-                         "actor", text_or_null(st, 2), "action", text_or_null(st, 3), "target",
-                         text_or_null(st, 4), "detail", text_or_null(st, 5), "address",
-                         text_or_null(st, 6)));
+        json_array_append_new(a, json_pack("{s:I, s:o, s:o, s:o, s:o, s:o, s:o}", "id",
+                                           (json_int_t)sqlite3_column_int64(st, 0), "time",
+                                           time_or_null(st, 1), "actor", text_or_null(st, 2),
+                                           "action", text_or_null(st, 3), "target",
+                                           text_or_null(st, 4), "detail", text_or_null(st, 5),
+                                           "address", text_or_null(st, 6)));
     *ret = a;
     return 0;
 }
@@ -280,8 +286,9 @@ int64_t store_setting_int(struct store *s, const char *key, int64_t fallback)
 int store_setting_set_int(struct store *s, const char *key, int64_t value)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "INSERT INTO settings (key, value) VALUES (?1, ?2) "
-                   "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+    if (prepare(s,
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                 &st) < 0)
         return -EIO;
     bind_text(st, 1, key);
@@ -303,9 +310,10 @@ int store_gitcred_put(struct store *s, int64_t user_id, const char *url, const c
                       const struct buf *secret, struct berr **reterr)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "INSERT INTO git_credentials (user_id, url, username, secret, created_at) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(user_id, url) DO UPDATE SET "
-                   "username=excluded.username, secret=excluded.secret",
+    if (prepare(s,
+                "INSERT INTO git_credentials (user_id, url, username, secret, created_at) "
+                "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(user_id, url) DO UPDATE SET "
+                "username=excluded.username, secret=excluded.secret",
                 &st) < 0)
         return sql_error(s, reterr, "store git credential");
     sqlite3_bind_int64(st, 1, user_id);
@@ -321,8 +329,9 @@ int store_gitcred_put(struct store *s, int64_t user_id, const char *url, const c
 int store_gitcred_list_json(struct store *s, int64_t user_id, json_t **ret)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "SELECT id, url, username, created_at FROM git_credentials WHERE user_id=?1 "
-                   "ORDER BY url",
+    if (prepare(s,
+                "SELECT id, url, username, created_at FROM git_credentials WHERE user_id=?1 "
+                "ORDER BY url",
                 &st) < 0)
         return -EIO;
     sqlite3_bind_int64(st, 1, user_id);
@@ -368,9 +377,10 @@ int store_secret_put(struct store *s, int64_t user_id, const char *name, const s
                      const char *repo_pattern, struct berr **reterr)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "INSERT INTO secrets (user_id, name, value, repo_pattern, created_at) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(user_id, name) DO UPDATE SET "
-                   "value=excluded.value, repo_pattern=excluded.repo_pattern",
+    if (prepare(s,
+                "INSERT INTO secrets (user_id, name, value, repo_pattern, created_at) "
+                "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(user_id, name) DO UPDATE SET "
+                "value=excluded.value, repo_pattern=excluded.repo_pattern",
                 &st) < 0)
         return sql_error(s, reterr, "store secret");
     sqlite3_bind_int64(st, 1, user_id);
@@ -386,8 +396,9 @@ int store_secret_put(struct store *s, int64_t user_id, const char *name, const s
 int store_secret_list_json(struct store *s, int64_t user_id, json_t **ret)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "SELECT name, repo_pattern, created_at FROM secrets WHERE user_id=?1 "
-                   "ORDER BY name",
+    if (prepare(s,
+                "SELECT name, repo_pattern, created_at FROM secrets WHERE user_id=?1 "
+                "ORDER BY name",
                 &st) < 0)
         return -EIO;
     sqlite3_bind_int64(st, 1, user_id);
@@ -423,8 +434,8 @@ int store_secret_all(struct store *s, int64_t user_id, struct secret_rec **ret, 
     size_t n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         list = xrealloc(list, (n + 1) * sizeof(*list));
-        list[n] = (struct secret_rec){.name = col_text(st, 0), .repo_pattern = col_text(st, 1),
-                                      .value = BUF_INIT};
+        list[n] = (struct secret_rec){
+            .name = col_text(st, 0), .repo_pattern = col_text(st, 1), .value = BUF_INIT};
         buf_add(&list[n].value, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
         n++;
     }
@@ -446,8 +457,9 @@ void secret_recs_free(struct secret_rec *list, size_t n)
 int store_ws_count(struct store *s, const char *owner, int64_t *ret_all, int64_t *ret_active)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "SELECT COUNT(*), COALESCE(SUM(state IN ('creating', 'starting', 'running', "
-                   "'rebuilding')), 0) FROM workspaces WHERE owner IS ?1 AND state != 'deleting'",
+    if (prepare(s,
+                "SELECT COUNT(*), COALESCE(SUM(state IN ('creating', 'starting', 'running', "
+                "'rebuilding')), 0) FROM workspaces WHERE owner IS ?1 AND state != 'deleting'",
                 &st) < 0)
         return -EIO;
     bind_text(st, 1, owner);

@@ -34,8 +34,7 @@ int store_user_insert(struct store *s, const char *name, const char *password_ha
 int store_user_get(struct store *s, const char *name, struct user_rec *ret, struct berr **reterr);
 int store_user_get_by_id(struct store *s, int64_t id, struct user_rec *ret);
 int store_user_list_json(struct store *s, json_t **ret);
-int store_user_set_disabled(struct store *s, const char *name, bool disabled,
-                            struct berr **reterr);
+int store_user_set_disabled(struct store *s, const char *name, bool disabled, struct berr **reterr);
 
 /* A token: `id` is public (it names the token), `hash` the 32-byte hash of
  * its secret part. kind is "session", "cli" or "api". */

@@ -58,7 +58,7 @@ static const char *const migrations[] = {
 };
 
 #define WS_COLUMNS                                                                                 \
-    "id, name, state, repo, branch, commit_sha, ref, image, container_id, workspace_folder,"      \
+    "id, name, state, repo, branch, commit_sha, ref, image, container_id, workspace_folder,"       \
     " remote_user, devcontainer_path, error, owner, uid, gid, created_at, updated_at"
 
 int64_t store_now(void)
@@ -71,8 +71,8 @@ char *store_time_iso(int64_t t)
     time_t tt = (time_t)t;
     struct tm tm;
     gmtime_r(&tt, &tm);
-    return xasprintf("%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return xasprintf("%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
 int sql_error(struct store *s, struct berr **reterr, const char *what)
@@ -147,12 +147,13 @@ struct store *store_close(struct store *s)
 
 void ws_record_release(struct ws_record *r)
 {
-    char **fields[] = {&r->id,    &r->name,         &r->state,
-                       &r->repo,  &r->branch,       &r->commit,
-                       &r->ref,   &r->image,        &r->container_id,
-                       &r->workspace_folder,        &r->remote_user,
-                       &r->devcontainer_path,       &r->error,
-                       &r->owner};
+    char **fields[] = {&r->id,           &r->name,
+                       &r->state,        &r->repo,
+                       &r->branch,       &r->commit,
+                       &r->ref,          &r->image,
+                       &r->container_id, &r->workspace_folder,
+                       &r->remote_user,  &r->devcontainer_path,
+                       &r->error,        &r->owner};
     for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
         free(*fields[i]);
         *fields[i] = NULL;
@@ -253,8 +254,9 @@ static void read_record(sqlite3_stmt *st, struct ws_record *r)
 int store_ws_insert(struct store *s, const struct ws_record *r, struct berr **reterr)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "INSERT INTO workspaces (" WS_COLUMNS ") VALUES "
-                   "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+    if (prepare(s,
+                "INSERT INTO workspaces (" WS_COLUMNS ") VALUES "
+                "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
                 &st) < 0)
         return sql_error(s, reterr, "insert workspace");
     bind_record(st, r);
@@ -286,8 +288,9 @@ int store_ws_get(struct store *s, const char *id_or_name, struct ws_record *ret,
                  struct berr **reterr)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "SELECT " WS_COLUMNS " FROM workspaces WHERE id=?1 OR name=?1 "
-                   "ORDER BY id=?1 DESC LIMIT 1",
+    if (prepare(s,
+                "SELECT " WS_COLUMNS " FROM workspaces WHERE id=?1 OR name=?1 "
+                "ORDER BY id=?1 DESC LIMIT 1",
                 &st) < 0)
         return sql_error(s, reterr, "read workspace");
     bind_text(st, 1, id_or_name);
@@ -300,8 +303,7 @@ int store_ws_get(struct store *s, const char *id_or_name, struct ws_record *ret,
     return 0;
 }
 
-int store_ws_list(struct store *s, struct ws_record **ret_list, size_t *ret_n,
-                  struct berr **reterr)
+int store_ws_list(struct store *s, struct ws_record **ret_list, size_t *ret_n, struct berr **reterr)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     if (prepare(s, "SELECT " WS_COLUMNS " FROM workspaces ORDER BY created_at DESC, rowid DESC",
@@ -346,8 +348,8 @@ int store_ws_delete(struct store *s, const char *id, struct berr **reterr)
 int store_event_add(struct store *s, const char *ws_id, const char *type, const char *message)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "INSERT INTO events (ws_id, time, type, message) VALUES (?1, ?2, ?3, ?4)",
-                &st) < 0)
+    if (prepare(s, "INSERT INTO events (ws_id, time, type, message) VALUES (?1, ?2, ?3, ?4)", &st) <
+        0)
         return -EIO;
     bind_text(st, 1, ws_id);
     sqlite3_bind_int64(st, 2, store_now());
@@ -359,18 +361,18 @@ int store_event_add(struct store *s, const char *ws_id, const char *type, const 
 int store_events_json(struct store *s, const char *ws_id, json_t **ret, struct berr **reterr)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "SELECT id, time, type, message FROM events WHERE ws_id=?1 ORDER BY id",
-                &st) < 0)
+    if (prepare(s, "SELECT id, time, type, message FROM events WHERE ws_id=?1 ORDER BY id", &st) <
+        0)
         return sql_error(s, reterr, "read events");
     bind_text(st, 1, ws_id);
     json_t *arr = json_array();
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         _cleanup_free_ char *t = store_time_iso(sqlite3_column_int64(st, 1));
-        json_array_append_new(
-            arr, json_pack("{s:I, s:s, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(st, 0),
-                           "time", t, "type", (const char *)sqlite3_column_text(st, 2),
-                           "message", (const char *)sqlite3_column_text(st, 3)));
+        json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s}", "id",
+                                             (json_int_t)sqlite3_column_int64(st, 0), "time", t,
+                                             "type", (const char *)sqlite3_column_text(st, 2),
+                                             "message", (const char *)sqlite3_column_text(st, 3)));
     }
     if (rc != SQLITE_DONE) {
         json_decref(arr);
@@ -397,8 +399,8 @@ int store_logs_since(struct store *s, const char *ws_id, int64_t after_id, int l
                      struct buf *out, int64_t *ret_last)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "SELECT id, line FROM logs WHERE ws_id=?1 AND id>?2 ORDER BY id LIMIT ?3",
-                &st) < 0)
+    if (prepare(s, "SELECT id, line FROM logs WHERE ws_id=?1 AND id>?2 ORDER BY id LIMIT ?3", &st) <
+        0)
         return -EIO;
     bind_text(st, 1, ws_id);
     sqlite3_bind_int64(st, 2, after_id);

@@ -18,7 +18,10 @@ struct buf {
 };
 
 extern char buf_slopbuf[];
-#define BUF_INIT {.alloc = 0, .len = 0, .buf = buf_slopbuf}
+#define BUF_INIT                                                                                   \
+    {                                                                                              \
+        .alloc = 0, .len = 0, .buf = buf_slopbuf                                                   \
+    }
 
 void buf_init(struct buf *b);
 /* Frees the storage; the buf is reset to BUF_INIT and may be reused. */

@@ -23,21 +23,23 @@ typedef void (*run_line_cb)(const char *line, void *data);
 
 struct run_cmd {
     struct strv args;
-    struct strv env;    /* the whole environment of the child; empty = inherit berthd's */
-    const char *cwd;    /* NULL = inherit */
-    bool set_ids;       /* run as uid/gid (with no supplementary groups) */
+    struct strv env; /* the whole environment of the child; empty = inherit berthd's */
+    const char *cwd; /* NULL = inherit */
+    bool set_ids;    /* run as uid/gid (with no supplementary groups) */
     uid_t uid;
     gid_t gid;
-    int timeout_ms;     /* 0 = none; the child is killed (SIGKILL) when it passes */
+    int timeout_ms; /* 0 = none; the child is killed (SIGKILL) when it passes */
     bool capture;
-    size_t max_output;  /* limit of `output` when capture is set (default 1 MiB) */
+    size_t max_output; /* limit of `output` when capture is set (default 1 MiB) */
     struct buf output;
     run_line_cb line_cb;
     void *data;
 };
 
 #define RUN_CMD_INIT                                                                               \
-    {.args = STRV_INIT, .env = STRV_INIT, .output = BUF_INIT, .max_output = 1024 * 1024}
+    {                                                                                              \
+        .args = STRV_INIT, .env = STRV_INIT, .output = BUF_INIT, .max_output = 1024 * 1024         \
+    }
 
 /* Runs the command. Returns its exit code, or 128 + signal number when it was
  * killed (as a shell's $? would), or a negative errno with *reterr set when it

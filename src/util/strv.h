@@ -15,7 +15,10 @@ struct strv {
 };
 
 extern char *strv_empty[];
-#define STRV_INIT {.v = strv_empty, .n = 0, .alloc = 0}
+#define STRV_INIT                                                                                  \
+    {                                                                                              \
+        .v = strv_empty, .n = 0, .alloc = 0                                                        \
+    }
 
 void strv_init(struct strv *s);
 void strv_release(struct strv *s);

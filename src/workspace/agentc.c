@@ -89,8 +89,7 @@ static int connect_agent(const char *run_dir, struct berr **reterr)
 {
     int fd = unix_connect_nofollow(run_dir, AGENT_SOCKET_NAME);
     if (fd < 0)
-        return berr_make(reterr, -fd, "cannot connect to the workspace agent: %s",
-                         strerror(-fd));
+        return berr_make(reterr, -fd, "cannot connect to the workspace agent: %s", strerror(-fd));
     return fd;
 }
 
@@ -155,8 +154,9 @@ int agentc_run(const char *run_dir, const struct agentc_exec *x, agentc_output_c
         unsigned char h[AGENT_HEADER_SIZE];
         r = read_full(fd, h, sizeof(h), -1);
         if (r < 0)
-            return berr_make(reterr, -r, "the workspace agent closed the connection before the "
-                                         "command finished");
+            return berr_make(reterr, -r,
+                             "the workspace agent closed the connection before the "
+                             "command finished");
         uint32_t len = agent_get_u32(h + 4);
         if (len > AGENT_MAX_PAYLOAD)
             return berr_make(reterr, EPROTO, "the workspace agent sent an oversized frame");

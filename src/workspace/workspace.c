@@ -87,7 +87,7 @@ struct ws_manager {
     char *data_dir;
     char *agent_dir; /* holds berth-agent; mounted read-only */
     char *default_image;
-    char *askpass; /* DATA/bin/git-askpass */
+    char *askpass;        /* DATA/bin/git-askpass */
     pthread_mutex_t lock; /* guards busy */
     struct strv busy;     /* ids with a job under way */
     uv_async_t notify;    /* a job wrote a log line or changed a state */
@@ -240,14 +240,14 @@ struct job {
     bool fetch_history; /* set by the job: queue a history fetch when done */
 };
 
-static void queue_job(struct ws_manager *m, const char *id, enum ws_action action,
-                      bool background, bool resume);
+static void queue_job(struct ws_manager *m, const char *id, enum ws_action action, bool background,
+                      bool resume);
 
 /* What a job works on: the record, read from the store when the job starts. */
 struct job_ctx {
     struct ws_manager *m;
     struct ws_record rec;
-    struct buf line; /* partial output line */
+    struct buf line;    /* partial output line */
     bool fetch_history; /* the clone is shallow: deepen it after the job */
     struct strv env;    /* the owner's secrets for this workspace */
     struct strv mask;   /* their values, hidden in the log */
@@ -321,8 +321,7 @@ static void set_state(struct job_ctx *x, enum ws_state s, const char *error)
     x->rec.state = xstrdup(ws_state_name(s));
     free(x->rec.error);
     x->rec.error = error ? xstrdup(error) : NULL;
-    (void)store_event_add(x->m->store, x->rec.id, "state",
-                          error ? error : ws_state_name(s));
+    (void)store_event_add(x->m->store, x->rec.id, "state", error ? error : ws_state_name(s));
     if (error)
         jlog(x, "==> %s: %s", ws_state_name(s), error);
     else
@@ -415,16 +414,22 @@ static int step_clone(struct job_ctx *x, struct berr **reterr)
         return berr_make(reterr, -r, "cannot create '%s': %s", files, strerror(-r));
     struct git_target t = {.branch = x->rec.branch, .commit = x->rec.commit, .ref = x->rec.ref};
     jevent(x, "clone", "cloning '%s'%s%s", x->rec.repo,
-           t.branch ? " branch " : t.commit ? " commit " : t.ref ? " ref " : "",
-           t.branch ? t.branch : t.commit ? t.commit : t.ref ? t.ref : "");
+           t.branch   ? " branch "
+           : t.commit ? " commit "
+           : t.ref    ? " ref "
+                      : "",
+           t.branch   ? t.branch
+           : t.commit ? t.commit
+           : t.ref    ? t.ref
+                      : "");
     _cleanup_free_ char *commit = NULL;
     bool shallow = false;
     struct git_auth auth = {0};
     _cleanup_free_ char *username = NULL;
     _cleanup_buf_ struct buf password = BUF_INIT;
     if (owner_credential(x, &username, &password) == 0) {
-        auth = (struct git_auth){.askpass = x->m->askpass, .username = username,
-                                 .password = password.buf};
+        auth = (struct git_auth){
+            .askpass = x->m->askpass, .username = username, .password = password.buf};
         jlog(x, "using the stored git credentials of '%s' for this host", x->rec.owner);
     }
     git_set_auth(auth.askpass ? &auth : NULL);
@@ -519,8 +524,8 @@ static json_t *container_config(struct job_ctx *x, const struct dc_config *cfg, 
     _cleanup_free_ char *files = clone_path(x);
     _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
     _cleanup_free_ char *dirname_ = repo_dir_name(x->rec.repo);
-    json_t *binds = json_pack("[s++, s+, s+]", files, ":/workspaces/", dirname_, run,
-                              ":/.berth:rw", x->m->agent_dir, ":/.berth-agent:ro");
+    json_t *binds = json_pack("[s++, s+, s+]", files, ":/workspaces/", dirname_, run, ":/.berth:rw",
+                              x->m->agent_dir, ":/.berth-agent:ro");
     json_t *entry = json_pack("[s]", "/.berth-agent/berth-agent");
     json_t *cmd = json_array();
     if (!cfg->override_command) {
@@ -529,22 +534,24 @@ static json_t *container_config(struct job_ctx *x, const struct dc_config *cfg, 
         json_array_append_new(cmd, json_string("--"));
         size_t i;
         json_t *v;
-        json_array_foreach(ep, i, v) json_array_append(cmd, v);
-        json_array_foreach(c, i, v) json_array_append(cmd, v);
+        json_array_foreach (ep, i, v)
+            json_array_append(cmd, v);
+        json_array_foreach (c, i, v)
+            json_array_append(cmd, v);
         if (json_array_size(cmd) == 1)
             json_array_clear(cmd);
     }
     json_t *env = json_array();
     for (size_t i = 0; i < cfg->container_env.n; i++)
         json_array_append_new(env, json_string(cfg->container_env.v[i]));
-    return json_pack(
-        "{s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:i, s:{s:s, s:s, s:s},"
-        " s:{s:o, s:b, s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}]}}",
-        "Image", x->rec.image, "Entrypoint", entry, "Cmd", cmd, "Env", env, "User", "root",
-        "WorkingDir", x->rec.workspace_folder, "Hostname", x->rec.name, "StopTimeout",
-        WS_STOP_TIMEOUT_S, "Labels", WS_LABEL_MANAGED, "1", WS_LABEL_ID, x->rec.id, "berth.name",
-        x->rec.name, "HostConfig", "Binds", binds, "Init", 0, "Ulimits", "Name", "nofile", "Soft",
-        20000, "Hard", 20000, "Name", "nproc", "Soft", 32768, "Hard", 32768);
+    return json_pack("{s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:i, s:{s:s, s:s, s:s},"
+                     " s:{s:o, s:b, s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}]}}",
+                     "Image", x->rec.image, "Entrypoint", entry, "Cmd", cmd, "Env", env, "User",
+                     "root", "WorkingDir", x->rec.workspace_folder, "Hostname", x->rec.name,
+                     "StopTimeout", WS_STOP_TIMEOUT_S, "Labels", WS_LABEL_MANAGED, "1", WS_LABEL_ID,
+                     x->rec.id, "berth.name", x->rec.name, "HostConfig", "Binds", binds, "Init", 0,
+                     "Ulimits", "Name", "nofile", "Soft", 20000, "Hard", 20000, "Name", "nproc",
+                     "Soft", 32768, "Hard", 32768);
 }
 
 static void remove_container(struct job_ctx *x)
@@ -603,11 +610,14 @@ static void exec_output_cb(int type, const char *data, size_t len, void *userdat
     flush_lines(o, false);
 }
 
-static int exec_in(struct job_ctx *x, const struct strv *argv, const char *user,
-                   const char *prefix, struct buf *capture, int *ret_status, struct berr **reterr)
+static int exec_in(struct job_ctx *x, const struct strv *argv, const char *user, const char *prefix,
+                   struct buf *capture, int *ret_status, struct berr **reterr)
 {
     _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
-    struct out_ctx o = {.x = x, .prefix = prefix, .partial = BUF_INIT, .capture = BUF_INIT,
+    struct out_ctx o = {.x = x,
+                        .prefix = prefix,
+                        .partial = BUF_INIT,
+                        .capture = BUF_INIT,
                         .capturing = capture != NULL};
     struct agentc_exec ex = {
         .argv = argv, .env = &x->env, .cwd = x->rec.workspace_folder, .user = user};
@@ -724,10 +734,10 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
     if (r < 0)
         goto out;
     dc_merge_image_metadata(&cfg, image_label(image, "devcontainer.metadata"));
-    const char *image_user = json_string_value(json_object_get(json_object_get(image, "Config"),
-                                                               "User"));
-    const char *user = cfg.remote_user ? cfg.remote_user
-                       : cfg.container_user ? cfg.container_user
+    const char *image_user =
+        json_string_value(json_object_get(json_object_get(image, "Config"), "User"));
+    const char *user = cfg.remote_user             ? cfg.remote_user
+                       : cfg.container_user        ? cfg.container_user
                        : image_user && *image_user ? image_user
                                                    : "root";
     set_field(&x->rec.remote_user, user);
@@ -781,11 +791,12 @@ out:
 static void do_create(struct job_ctx *x, bool resume)
 {
     _cleanup_berr_ struct berr *e = NULL;
-    _cleanup_free_ char *requested = x->rec.devcontainer_path ? xstrdup(x->rec.devcontainer_path)
-                                                              : NULL;
+    _cleanup_free_ char *requested =
+        x->rec.devcontainer_path ? xstrdup(x->rec.devcontainer_path) : NULL;
     if (resume)
-        jevent(x, "resume", "berthd restarted while this workspace was being created: starting "
-                            "over");
+        jevent(x, "resume",
+               "berthd restarted while this workspace was being created: starting "
+               "over");
     int shallow = step_clone(x, &e);
     if (shallow < 0) {
         remove_container(x);
@@ -896,8 +907,7 @@ static void do_delete(struct job_ctx *x)
     if (r == 0)
         r = rm_rf(run);
     if (r < 0) {
-        _cleanup_free_ char *msg = xasprintf("cannot remove the workspace files: %s",
-                                             strerror(-r));
+        _cleanup_free_ char *msg = xasprintf("cannot remove the workspace files: %s", strerror(-r));
         set_state(x, WS_FAILED, msg);
         return;
     }
@@ -927,12 +937,23 @@ static void job_run(uv_work_t *w)
         return;
     }
     switch (j->action) {
-    case WS_ACTION_CREATE: do_create(&x, j->resume); break;
-    case WS_ACTION_START: do_start(&x); break;
-    case WS_ACTION_STOP: do_stop(&x); break;
-    case WS_ACTION_REBUILD: do_rebuild(&x); break;
-    case WS_ACTION_DELETE: do_delete(&x); break;
-    default: break;
+    case WS_ACTION_CREATE:
+        do_create(&x, j->resume);
+        break;
+    case WS_ACTION_START:
+        do_start(&x);
+        break;
+    case WS_ACTION_STOP:
+        do_stop(&x);
+        break;
+    case WS_ACTION_REBUILD:
+        do_rebuild(&x);
+        break;
+    case WS_ACTION_DELETE:
+        do_delete(&x);
+        break;
+    default:
+        break;
     }
     j->fetch_history = x.fetch_history;
     strv_release(&x.env);
@@ -954,8 +975,8 @@ static void job_done(uv_work_t *w, int status)
     free(j);
 }
 
-static void queue_job(struct ws_manager *m, const char *id, enum ws_action action,
-                      bool background, bool resume)
+static void queue_job(struct ws_manager *m, const char *id, enum ws_action action, bool background,
+                      bool resume)
 {
     struct job *j = xcalloc(1, sizeof(*j));
     j->m = m;
@@ -1023,10 +1044,10 @@ static int check_limits(struct ws_manager *m, const char *owner, bool creating,
     int64_t all = 0, active = 0;
     if (store_ws_count(m->store, owner, &all, &active) < 0)
         return berr_make(reterr, EIO, "cannot count workspaces");
-    int64_t max_all = store_setting_int(m->store, WS_SETTING_MAX_WORKSPACES,
-                                        WS_DEFAULT_MAX_WORKSPACES);
-    int64_t max_running = store_setting_int(m->store, WS_SETTING_MAX_RUNNING,
-                                            WS_DEFAULT_MAX_RUNNING);
+    int64_t max_all =
+        store_setting_int(m->store, WS_SETTING_MAX_WORKSPACES, WS_DEFAULT_MAX_WORKSPACES);
+    int64_t max_running =
+        store_setting_int(m->store, WS_SETTING_MAX_RUNNING, WS_DEFAULT_MAX_RUNNING);
     if (creating && all >= max_all)
         return berr_make(reterr, EDQUOT,
                          "workspace limit reached: you have %lld workspaces and the limit is %lld "
@@ -1049,8 +1070,7 @@ int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct 
     int targets = !!req->branch + !!req->commit + !!req->ref;
     if (targets > 1)
         return berr_make(reterr, EINVAL, "give at most one of branch, commit and ref");
-    const char *checks[][2] = {{"branch", req->branch}, {"commit", req->commit},
-                               {"ref", req->ref}};
+    const char *checks[][2] = {{"branch", req->branch}, {"commit", req->commit}, {"ref", req->ref}};
     for (size_t i = 0; i < ELEMENTSOF(checks); i++) {
         const char *v = checks[i][1];
         if (v && (!*v || v[0] == '-' || strlen(v) > 255 || strpbrk(v, " \t\n\r~^:?*[\\")))
@@ -1207,11 +1227,21 @@ void ws_manager_reconcile(struct ws_manager *m)
         enum ws_action resume = WS_ACTION_CREATE;
         bool do_resume = true;
         switch (s) {
-        case WS_CREATING: resume = WS_ACTION_CREATE; break;
-        case WS_STARTING: resume = WS_ACTION_START; break;
-        case WS_STOPPING: resume = WS_ACTION_STOP; break;
-        case WS_REBUILDING: resume = WS_ACTION_REBUILD; break;
-        case WS_DELETING: resume = WS_ACTION_DELETE; break;
+        case WS_CREATING:
+            resume = WS_ACTION_CREATE;
+            break;
+        case WS_STARTING:
+            resume = WS_ACTION_START;
+            break;
+        case WS_STOPPING:
+            resume = WS_ACTION_STOP;
+            break;
+        case WS_REBUILDING:
+            resume = WS_ACTION_REBUILD;
+            break;
+        case WS_DELETING:
+            resume = WS_ACTION_DELETE;
+            break;
         case WS_RUNNING: {
             do_resume = false;
             json_t *info = NULL;
@@ -1246,7 +1276,9 @@ void ws_manager_reconcile(struct ws_manager *m)
         case WS_FAILED:
         case _WS_STATE_MAX:
         case _WS_STATE_INVALID:
-        default: do_resume = false; break;
+        default:
+            do_resume = false;
+            break;
         }
         if (do_resume) {
             log_info("reconcile: resuming '%s' of workspace '%s'", r->state, r->name);
@@ -1265,8 +1297,7 @@ void ws_manager_reconcile(struct ws_manager *m)
     } else {
         size_t ci;
         json_t *c;
-        json_array_foreach(containers, ci, c)
-        {
+        json_array_foreach (containers, ci, c) {
             const char *cid = json_string_value(json_object_get(c, "Id"));
             const char *wid =
                 json_string_value(json_object_get(json_object_get(c, "Labels"), WS_LABEL_ID));
@@ -1282,8 +1313,7 @@ void ws_manager_reconcile(struct ws_manager *m)
             json_t *mounts = json_object_get(c, "Mounts");
             size_t mi;
             json_t *mt;
-            json_array_foreach(mounts, mi, mt)
-            {
+            json_array_foreach (mounts, mi, mt) {
                 const char *src = json_string_value(json_object_get(mt, "Source"));
                 if (src && run && strcmp(src, run) == 0)
                     ours = true;

@@ -47,8 +47,13 @@ const char *ws_state_name(enum ws_state s);
 enum ws_state ws_state_from_name(const char *name);
 bool ws_state_is_busy(enum ws_state s);
 
-enum ws_action { WS_ACTION_CREATE, WS_ACTION_START, WS_ACTION_STOP, WS_ACTION_REBUILD,
-                 WS_ACTION_DELETE };
+enum ws_action {
+    WS_ACTION_CREATE,
+    WS_ACTION_START,
+    WS_ACTION_STOP,
+    WS_ACTION_REBUILD,
+    WS_ACTION_DELETE
+};
 
 struct ws_manager;
 

@@ -28,8 +28,7 @@ static void test_devcontainer__jsonc_comments_and_trailing_commas(void **state)
     for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
         json_t *j = NULL;
         struct berr *e = NULL;
-        assert_int_equal(dc_parse_jsonc(cases[i].text, strlen(cases[i].text), "t.json", &j, &e),
-                         0);
+        assert_int_equal(dc_parse_jsonc(cases[i].text, strlen(cases[i].text), "t.json", &j, &e), 0);
         assert_string_equal(json_string_value(json_object_get(j, cases[i].key)), cases[i].value);
         json_decref(j);
     }
@@ -62,9 +61,10 @@ static struct dc_config load_text(const char *text)
 static void test_devcontainer__three_command_forms(void **state)
 {
     (void)state;
-    struct dc_config c = load_text("{\"postCreateCommand\": \"echo hi && true\","
-                                   " \"postStartCommand\": [\"echo\", \"a b\"],"
-                                   " \"onCreateCommand\": {\"one\": \"echo 1\", \"two\": [\"echo\", \"2\"]}}");
+    struct dc_config c =
+        load_text("{\"postCreateCommand\": \"echo hi && true\","
+                  " \"postStartCommand\": [\"echo\", \"a b\"],"
+                  " \"onCreateCommand\": {\"one\": \"echo 1\", \"two\": [\"echo\", \"2\"]}}");
     struct dc_command *cmds = NULL;
     int n = dc_hook_commands(&c, DC_POST_CREATE, &cmds, NULL);
     assert_int_equal(n, 1);
