@@ -4,9 +4,13 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/terminal.h"
+#include "api/web.h"
 
 struct api {
     struct ws_manager *m;
+    struct terminals *terms;
+    struct web *web;
     struct store *store;
     struct engine *engine;
     struct auth *auth;

@@ -20,20 +20,26 @@
 #define API_PREFIX "/api/v1"
 #define EXEC_HIGH_WATER (1024 * 1024)
 
-struct api *api_new(struct ws_manager *m, struct engine *engine)
+struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web_dir,
+                    const char *vendor_dir)
 {
     struct api *a = xcalloc(1, sizeof(*a));
     a->m = m;
     a->store = ws_manager_store(m);
     a->engine = engine;
     a->auth = auth_new(a->store);
+    a->terms = terminals_new(m);
+    a->web = web_new(m, web_dir, vendor_dir);
     return a;
 }
 
 void api_free(struct api *a)
 {
-    if (a)
+    if (a) {
         auth_free(a->auth);
+        terminals_free(a->terms);
+        web_free(a->web);
+    }
     free(a);
 }
 
@@ -492,22 +498,62 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
         exec_command(a, c, req, &rec);
         return;
     }
+    if (strcmp(action, "terminal") == 0 && get) {
+        terminal_route(a->terms, c, req, user, &rec);
+        return;
+    }
     http_respond_error(c, *action && !get && !post ? 405 : 404, "no route for %s %s", m, req->path);
+}
+
+/* Browser routes under /w/{ws}/: the IDE (and, later, forwarded ports). */
+static void browser_route(struct api *a, struct http_conn *c, struct http_request *req)
+{
+    struct auth_user user = {0};
+    _cleanup_berr_ struct berr *e = NULL;
+    int r = auth_request(a->auth, req, AUTH_ORIGIN_ONLY, &user, &e);
+    if (r < 0) {
+        if (r == -EACCES && strcmp(req->method, "GET") == 0 && !req->upgrade) {
+            _cleanup_free_ char *loc = xasprintf("/login.html?next=%s", req->path);
+            http_conn_add_header(c, "Location: %s", loc);
+            http_respond(c, 302, NULL, NULL, 0);
+        } else {
+            api_respond_berr(c, r, e);
+        }
+        return;
+    }
+    /* "/w/{ws}/ide..." */
+    const char *p = req->path + 3;
+    const char *slash = strchr(p, '/');
+    _cleanup_free_ char *ws = slash ? xstrndup(p, (size_t)(slash - p)) : xstrdup(p);
+    const char *rest = slash ? slash + 1 : "";
+    _cleanup_ws_record_ struct ws_record rec = {0};
+    bool found = store_ws_get(a->store, ws, &rec, NULL) == 0;
+    if (!found || !rec.owner || strcmp(rec.owner, user.name) != 0) {
+        http_respond_error(c, 404, "workspace '%s' not found", ws);
+    } else if (strncmp(rest, "ide", 3) == 0 && (rest[3] == 0 || rest[3] == '/')) {
+        web_ide(a->web, c, req, &user, &rec, rest + 3);
+    } else {
+        http_respond_error(c, 404, "no route for %s %s", req->method, req->path);
+    }
+    auth_user_release(&user);
 }
 
 void api_handle(struct http_conn *c, struct http_request *req, void *data)
 {
     struct api *a = data;
     const char *p = req->path;
+    if (strncmp(p, "/w/", 3) == 0) {
+        browser_route(a, c, req);
+        return;
+    }
     if (strncmp(p, API_PREFIX "/", strlen(API_PREFIX) + 1) != 0) {
-        http_respond_error(c, 404, "not found");
+        web_static(a->web, c, req);
         return;
     }
     p += strlen(API_PREFIX);
     if (strcmp(p, "/health") == 0) {
-        http_respond_json(
-            c, 200,
-            json_pack("{s:s, s:s}", "status", "ok", "engine", a->engine_ok ? "ok" : "unreachable"));
+        http_respond_json(c, 200, json_pack("{s:s, s:s}", "status", "ok", "engine",
+                                            a->engine_ok ? "ok" : "unreachable"));
         return;
     }
     if (strcmp(p, "/auth/login") == 0) {
@@ -519,14 +565,17 @@ void api_handle(struct http_conn *c, struct http_request *req, void *data)
     }
     struct auth_user user = {0};
     _cleanup_berr_ struct berr *e = NULL;
-    int r = auth_request(a->auth, req, &user, &e);
+    /* WebSockets cannot carry the CSRF header; their Origin is checked instead */
+    int r = auth_request(a->auth, req, req->upgrade ? AUTH_ORIGIN_ONLY : AUTH_CSRF, &user, &e);
     if (r < 0) {
         if (r == -EACCES)
             http_conn_add_header(c, "WWW-Authenticate: Bearer realm=\"berth\"");
         api_respond_berr(c, r, e);
         return;
     }
-    if (strcmp(p, "/workspaces") == 0 || strcmp(p, "/workspaces/") == 0) {
+    if (strcmp(p, "/stream") == 0 && strcmp(req->method, "GET") == 0) {
+        web_stream(a->web, c, &user);
+    } else if (strcmp(p, "/workspaces") == 0 || strcmp(p, "/workspaces/") == 0) {
         if (strcmp(req->method, "POST") == 0)
             create_workspace(a, c, req, &user);
         else if (strcmp(req->method, "GET") == 0)

@@ -10,7 +10,9 @@
 
 struct api;
 
-struct api *api_new(struct ws_manager *m, struct engine *engine);
+/* web_dir and vendor_dir: see web_new(); may be NULL. */
+struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web_dir,
+                    const char *vendor_dir);
 void api_free(struct api *a);
 
 /* The authentication state (for the first admin at start-up). */

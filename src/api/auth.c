@@ -160,7 +160,7 @@ static const char *origin_host(const char *origin)
     return p ? p + 3 : origin;
 }
 
-int auth_request(struct auth *a, const struct http_request *req, struct auth_user *ret,
+int auth_request(struct auth *a, const struct http_request *req, int mode, struct auth_user *ret,
                  struct berr **reterr)
 {
     const char *authz = http_request_header(req, "authorization");
@@ -202,12 +202,13 @@ int auth_request(struct auth *a, const struct http_request *req, struct auth_use
         user_rec_release(&u);
         return berr_make(reterr, EACCES, "this account is disabled");
     }
-    if (via_cookie && unsafe_method(req->method)) {
+    if (via_cookie && (unsafe_method(req->method) || mode == AUTH_ORIGIN_ONLY)) {
         const char *sent = http_request_header(req, AUTH_CSRF_HEADER);
         const char *origin = http_request_header(req, "origin");
         const char *host = http_request_header(req, "host");
-        bool csrf_ok = sent && t.csrf && strlen(sent) == strlen(t.csrf) &&
-                       sodium_memcmp(sent, t.csrf, strlen(t.csrf)) == 0;
+        bool csrf_ok = mode == AUTH_ORIGIN_ONLY ||
+                       (sent && t.csrf && strlen(sent) == strlen(t.csrf) &&
+                        sodium_memcmp(sent, t.csrf, strlen(t.csrf)) == 0);
         if (csrf_ok && origin && (!host || strcmp(origin_host(origin), host) != 0))
             csrf_ok = false;
         if (!csrf_ok) {

@@ -41,8 +41,13 @@ struct auth *auth_new(struct store *s);
 void auth_free(struct auth *a);
 
 /* Finds the caller of req. Returns 0 and fills *ret; -EACCES (401: no or bad
- * credentials, message in *reterr) or -EPERM (403: CSRF check failed). */
-int auth_request(struct auth *a, const struct http_request *req, struct auth_user *ret,
+ * credentials, message in *reterr) or -EPERM (403: CSRF check failed).
+ * With AUTH_ORIGIN_ONLY, a cookie-authenticated request needs no CSRF header
+ * but its Origin, when present, must match its Host (for the proxied IDE and
+ * WebSockets, whose requests Berth's pages do not make). */
+#define AUTH_CSRF 0
+#define AUTH_ORIGIN_ONLY 1
+int auth_request(struct auth *a, const struct http_request *req, int mode, struct auth_user *ret,
                  struct berr **reterr);
 
 /* Makes a token for the user and stores its hash. *ret_token is the whole

@@ -36,6 +36,9 @@ struct daemon {
     char *engine_socket;
     char *agent_binary;
     char *default_image;
+    char *web_dir;
+    char *ide_dir;
+    char *vendor_dir;
     struct store *store;
     struct engine *engine;
     struct supervisor *supervisor;
@@ -66,6 +69,9 @@ static void usage(FILE *f)
                "  --agent PATH         the berth-agent binary (default: beside berthd)\n"
                "  --default-image IMG  image for repositories without devcontainer.json\n"
                "                       (default " WS_DEFAULT_IMAGE ")\n"
+               "  --ide DIR            the code-server tree (default DATA/ide)\n"
+               "  --web-vendor DIR     front-end packages (default DATA/web-vendor/node_modules)\n"
+               "  --web DIR            the dashboard's files (default: web/ of the source tree)\n"
                "  --max-workspaces N   workspaces per user (default 10; an admin setting)\n"
                "  --max-running N      running workspaces per user (default 5)\n"
                "\n"
@@ -116,6 +122,21 @@ static char *find_agent(void)
     for (size_t i = 0; i < ELEMENTSOF(rel); i++) {
         char *p = xasprintf("%s/%s", dir, rel[i]);
         if (access(p, X_OK) == 0)
+            return p;
+        free(p);
+    }
+    return NULL;
+}
+
+/* The dashboard's files: --web, else web/ of the source tree berthd was built in. */
+static char *find_web_dir(void)
+{
+    _cleanup_free_ char *dir = exe_dir();
+    const char *rel[] = {"../../../web", "../share/berth/web"};
+    for (size_t i = 0; i < ELEMENTSOF(rel); i++) {
+        char *p = xasprintf("%s/%s", dir, rel[i]);
+        _cleanup_free_ char *index = xasprintf("%s/index.html", p);
+        if (access(index, R_OK) == 0)
             return p;
         free(p);
     }
@@ -304,6 +325,15 @@ int main(int argc, char **argv)
             else
                 d.max_running = n;
             i++;
+        } else if (strcmp(a, "--ide") == 0 && v) {
+            d.ide_dir = xstrdup(v);
+            i++;
+        } else if (strcmp(a, "--web-vendor") == 0 && v) {
+            d.vendor_dir = xstrdup(v);
+            i++;
+        } else if (strcmp(a, "--web") == 0 && v) {
+            d.web_dir = xstrdup(v);
+            i++;
         } else if (strcmp(a, "--default-image") == 0 && v) {
             d.default_image = xstrdup(v);
             i++;
@@ -353,12 +383,17 @@ int main(int argc, char **argv)
         return 1;
     d.engine = engine_new(d.engine_socket);
     struct ws_manager_config mc = {
-        .data_dir = d.data_dir, .agent_binary = d.agent_binary, .default_image = d.default_image};
+        .data_dir = d.data_dir, .agent_binary = d.agent_binary, .default_image = d.default_image,
+        .ide_dir = d.ide_dir};
     if (ws_manager_new(d.loop, d.store, d.engine, &mc, &d.manager, &e) < 0) {
         log_error("%s", berr_msg(e));
         return 1;
     }
-    d.api = api_new(d.manager, d.engine);
+    if (!d.web_dir)
+        d.web_dir = find_web_dir();
+    if (!d.vendor_dir)
+        d.vendor_dir = xasprintf("%s/web-vendor/node_modules", d.data_dir);
+    d.api = api_new(d.manager, d.engine, d.web_dir, d.vendor_dir);
     _cleanup_free_ char *generated = NULL;
     r = auth_bootstrap(api_auth(d.api), &generated, &e);
     if (r < 0) {

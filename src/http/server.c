@@ -33,7 +33,7 @@ struct http_server {
     struct http_conn *conns; /* list of open connections */
 };
 
-enum conn_phase { PHASE_READING, PHASE_HANDLING, PHASE_STREAMING };
+enum conn_phase { PHASE_READING, PHASE_HANDLING, PHASE_STREAMING, PHASE_RAW };
 
 struct http_conn {
     uv_tcp_t tcp; /* first: the handle's address is the connection's */
@@ -59,6 +59,9 @@ struct http_conn {
     void *close_data;
     http_drain_cb drain_cb;
     void *drain_data;
+    http_raw_cb raw_cb;
+    void *raw_data;
+    bool paused;
 };
 
 struct write_req {
@@ -121,6 +124,7 @@ static void request_release(struct http_request *r)
 {
     free(r->path);
     free(r->query);
+    free(r->raw_target);
     strv_release(&r->headers);
     buf_release(&r->body);
     *r = (struct http_request){.headers = STRV_INIT, .body = BUF_INIT};
@@ -437,6 +441,8 @@ static int on_headers_complete(http_parser *p)
             ? xstrndup(c->url.buf + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len)
             : xstrdup("");
     c->req.method = http_method_str(p->method);
+    c->req.upgrade = p->upgrade;
+    c->req.raw_target = xstrndup(c->url.buf, c->url.len);
     if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY)
         return fail(c, 413, "request body is larger than 1 MiB");
     c->keep_alive = http_should_keep_alive(p);
@@ -464,6 +470,10 @@ static int on_message_complete(http_parser *p)
 static void conn_feed(struct http_conn *c, const char *data, size_t len)
 {
     while (len && !c->closing) {
+        if (c->phase == PHASE_RAW) {
+            c->raw_cb(c, data, len, c->raw_data);
+            return;
+        }
         if (c->phase != PHASE_READING) {
             if (c->pending.len + len > HTTP_MAX_PENDING) {
                 http_conn_close(c);
@@ -489,11 +499,61 @@ static void conn_feed(struct http_conn *c, const char *data, size_t len)
             http_parser_pause(&c->parser, 0);
             c->req_ready = false;
             c->phase = PHASE_HANDLING;
+            if (c->req.upgrade) {
+                /* what follows belongs to the new protocol: keep it for
+                 * whoever takes the connection over */
+                buf_add(&c->pending, data, len);
+                len = 0;
+                c->keep_alive = false;
+            }
             memcpy(c->req.peer, c->peer, sizeof(c->peer));
             c->server->handler(c, &c->req, c->server->data);
             /* the handler may have answered (phase READING again), started a
              * stream, or closed the connection; the loop handles each */
         }
+    }
+}
+
+void http_conn_takeover(struct http_conn *c, http_raw_cb on_data, void *data)
+{
+    c->phase = PHASE_RAW;
+    c->raw_cb = on_data;
+    c->raw_data = data;
+    if (c->pending.len) {
+        struct buf p = c->pending;
+        buf_init(&c->pending);
+        on_data(c, p.buf, p.len, data);
+        buf_release(&p);
+    }
+}
+
+void http_conn_write_raw(struct http_conn *c, const void *bytes, size_t len)
+{
+    if (len)
+        conn_write(c, bytes, len, false);
+}
+
+void http_conn_close_after_write(struct http_conn *c)
+{
+    conn_write(c, "", 0, true);
+}
+
+void http_conn_pause(struct http_conn *c)
+{
+    if (!c->paused && !c->closing) {
+        c->paused = true;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+
+void http_conn_resume(struct http_conn *c)
+{
+    if (c->paused && !c->closing) {
+        c->paused = false;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
 }
 

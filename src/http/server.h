@@ -39,11 +39,14 @@ struct http_request {
     struct strv headers; /* "name: value", names lower-cased */
     struct buf body;
     char peer[64]; /* remote address, for logs and throttling */
+    bool upgrade;     /* the client asked to switch protocols (WebSocket) */
+    char *raw_target; /* the request target as sent (path and query, not decoded) */
 };
 
 typedef void (*http_handler_cb)(struct http_conn *c, struct http_request *req, void *data);
 typedef void (*http_close_cb)(struct http_conn *c, void *data);
 typedef void (*http_drain_cb)(struct http_conn *c, void *data);
+typedef void (*http_raw_cb)(struct http_conn *c, const char *bytes, size_t len, void *data);
 
 /* Listens on addr:port (IPv4 or IPv6 literal). Returns 0 or -errno. */
 int http_server_new(uv_loop_t *loop, const char *addr, int port, http_handler_cb handler,
@@ -83,6 +86,18 @@ void http_conn_on_close(struct http_conn *c, http_close_cb cb, void *data);
 void http_conn_on_drain(struct http_conn *c, http_drain_cb cb, void *data);
 /* Closes the connection now. */
 void http_conn_close(struct http_conn *c);
+
+/* Takes the connection over from the HTTP parser (after an Upgrade, or to
+ * relay a proxied response): every byte read from now on, starting with any
+ * already received after the request, goes to on_data; write with
+ * http_conn_write_raw. The close callback (http_conn_on_close) still runs. */
+void http_conn_takeover(struct http_conn *c, http_raw_cb on_data, void *data);
+void http_conn_write_raw(struct http_conn *c, const void *bytes, size_t len);
+/* Closes the connection once everything queued has been written. */
+void http_conn_close_after_write(struct http_conn *c);
+/* Stops and restarts reading from the client (backpressure for relays). */
+void http_conn_pause(struct http_conn *c);
+void http_conn_resume(struct http_conn *c);
 
 const char *http_status_text(int status);
 

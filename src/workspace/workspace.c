@@ -88,12 +88,21 @@ struct ws_manager {
     char *agent_dir; /* holds berth-agent; mounted read-only */
     char *default_image;
     char *askpass;        /* DATA/bin/git-askpass */
+    char *ide_dir;        /* code-server tree, mounted read-only */
     pthread_mutex_t lock; /* guards busy */
     struct strv busy;     /* ids with a job under way */
     uv_async_t notify;    /* a job wrote a log line or changed a state */
     struct ws_log_follower *followers;
     bool delivering;
+    ws_change_cb change_cb;
+    void *change_data;
 };
+
+void ws_manager_on_change(struct ws_manager *m, ws_change_cb cb, void *data)
+{
+    m->change_cb = cb;
+    m->change_data = data;
+}
 
 struct store *ws_manager_store(struct ws_manager *m)
 {
@@ -166,6 +175,7 @@ int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
     m->data_dir = xstrdup(cfg->data_dir);
     m->agent_dir = xasprintf("%s/agent", cfg->data_dir);
     m->default_image = xstrdup(cfg->default_image ? cfg->default_image : WS_DEFAULT_IMAGE);
+    m->ide_dir = cfg->ide_dir ? xstrdup(cfg->ide_dir) : xasprintf("%s/ide", cfg->data_dir);
     m->busy = (struct strv)STRV_INIT;
     pthread_mutex_init(&m->lock, NULL);
 
@@ -526,6 +536,10 @@ static json_t *container_config(struct job_ctx *x, const struct dc_config *cfg, 
     _cleanup_free_ char *dirname_ = repo_dir_name(x->rec.repo);
     json_t *binds = json_pack("[s++, s+, s+]", files, ":/workspaces/", dirname_, run, ":/.berth:rw",
                               x->m->agent_dir, ":/.berth-agent:ro");
+    /* VS Code in the browser, when the set-up installed it */
+    _cleanup_free_ char *ide_bin = xasprintf("%s/bin/code-server", x->m->ide_dir);
+    if (access(ide_bin, X_OK) == 0)
+        json_array_append_new(binds, json_sprintf("%s:/.berth-ide:ro", x->m->ide_dir));
     json_t *entry = json_pack("[s]", "/.berth-agent/berth-agent");
     json_t *cmd = json_array();
     if (!cfg->override_command) {
@@ -681,6 +695,12 @@ static int step_own_files(struct job_ctx *x, struct berr **reterr)
     if (r < 0)
         return berr_make(reterr, -r, "cannot give '%s' to uid %lld: %s", dest, (long long)ids[0],
                          strerror(-r));
+    /* the IDE's socket lives in a directory of the remote user's: the run
+     * dir itself stays root's */
+    _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
+    _cleanup_free_ char *ide = xasprintf("%s/ide", run);
+    if ((mkdir(ide, 0700) < 0 && errno != EEXIST) || lchown(ide, (uid_t)ids[0], (gid_t)ids[1]) < 0)
+        return berr_make(reterr, errno, "cannot prepare '%s': %s", ide, strerror(errno));
     return 0;
 }
 
@@ -746,7 +766,8 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
 
     remove_container(x);
     (void)rm_rf(run);
-    r = mkdir_p(run, 0700);
+    /* 0711: the remote user may pass through to its ide/ dir, not list or use the rest */
+    r = mkdir_p(run, 0711);
     if (r < 0) {
         r = berr_make(reterr, -r, "cannot create '%s': %s", run, strerror(-r));
         goto out;
@@ -776,6 +797,25 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
         r = run_hook(x, &cfg, hooks[i], &failure, reterr);
         if (r < 0)
             goto out;
+    }
+    /* customizations.vscode.settings become the IDE's machine settings */
+    json_t *settings = json_object_get(
+        json_object_get(json_object_get(cfg.raw, "customizations"), "vscode"), "settings");
+    if (json_is_object(settings)) {
+        _cleanup_free_ char *text = json_dumps(settings, JSON_INDENT(2));
+        _cleanup_strv_ struct strv argv = STRV_INIT;
+        strv_pushl(&argv, "/bin/sh", "-c",
+                   "d=\"$HOME/.local/share/code-server/Machine\" && mkdir -p \"$d\" && "
+                   "printf '%s\\n' \"$1\" > \"$d/settings.json\"",
+                   "sh", text, NULL);
+        int status = -1;
+        struct berr *se = NULL;
+        if (exec_in(x, &argv, x->rec.remote_user, "", NULL, &status, &se) < 0 || status != 0)
+            jlog(x, "warning: cannot write the VS Code settings: %s",
+                 se ? berr_msg(se) : "the command failed");
+        else
+            jlog(x, "VS Code settings from customizations.vscode.settings applied");
+        berr_free(se);
     }
     /* a failed lifecycle command leaves a usable workspace, as in Codespaces */
     set_field(&x->rec.error, failure);
@@ -1119,6 +1159,7 @@ int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct 
                             : r;
     }
     (void)store_event_add(m->store, rec.id, "state", "creating");
+    uv_async_send(&m->notify);
     busy_take(m, rec.id);
     queue_job(m, rec.id, WS_ACTION_CREATE, false, false);
     *ret = rec;
@@ -1205,6 +1246,7 @@ int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
         return r;
     }
     (void)store_event_add(m->store, rec.id, "state", ws_state_name(next));
+    uv_async_send(&m->notify);
     queue_job(m, rec.id, action, false, false);
     *ret = rec;
     return 0;
@@ -1249,7 +1291,7 @@ void ws_manager_reconcile(struct ws_manager *m)
             int rc = r->container_id
                          ? engine_container_inspect(m->engine, r->container_id, &info, &ce)
                          : -ENOENT;
-            bool running = false;
+            int running = 0;
             if (rc == 0)
                 (void)json_unpack(info, "{s:{s:b}}", "State", "Running", &running);
             json_decref(info);
@@ -1402,6 +1444,8 @@ static void deliver_logs(uv_async_t *a)
         }
     }
     m->delivering = false;
+    if (m->change_cb)
+        m->change_cb(m->change_data);
 }
 
 /* ---- secrets ---- */

@@ -61,6 +61,7 @@ struct ws_manager_config {
     const char *data_dir;
     const char *agent_binary; /* host path of berth-agent, copied under DATA/agent */
     const char *default_image;
+    const char *ide_dir; /* code-server tree, mounted read-only (default DATA/ide) */
 };
 
 int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
@@ -122,6 +123,10 @@ int ws_owner_env(struct ws_manager *m, const struct ws_record *r, struct strv *e
 #define WS_SETTING_MAX_RUNNING "max_running_per_user"
 #define WS_DEFAULT_MAX_WORKSPACES 10
 #define WS_DEFAULT_MAX_RUNNING 5
+
+/* Called on the loop after workspaces may have changed (coalesced). */
+typedef void (*ws_change_cb)(void *data);
+void ws_manager_on_change(struct ws_manager *m, ws_change_cb cb, void *data);
 
 /* The workspace as the API shows it (see docs/api.md). */
 json_t *ws_record_json(const struct ws_record *r);

@@ -1,0 +1,367 @@
+/* terminal.c - terminals: WebSocket <-> agent PTY session, with reattach.
+ *
+ * Each terminal holds one agent connection running a login shell in a PTY. The
+ * agent's frames are parsed as they arrive; output is kept in a 64 KiB
+ * scrollback and sent to the attached WebSocket, if any. When the WebSocket
+ * goes, the shell keeps running; a linger timer ends it after ten minutes
+ * unless someone reattaches with its id. Reading from the agent pauses while
+ * the browser's queue is over 1 MiB, so `yes` cannot grow berthd's memory.
+ */
+#include "api/terminal.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "agent/agent-proto.h"
+#include "http/websocket.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "workspace/agentc.h"
+#include "workspace/workspace.h"
+
+#define TERM_HIGH_WATER (1024 * 1024)
+
+struct term {
+    struct term *next;
+    struct terminals *owner_set;
+    char id[33];
+    char *ws_id;
+    char *user;
+    uv_pipe_t pipe;
+    bool pipe_open;
+    bool reading;
+    struct buf in;     /* partial agent frames */
+    struct buf scroll; /* the last output, for reattach */
+    struct wsock *ws;
+    uv_timer_t linger;
+    bool ended;
+};
+
+struct terminals {
+    struct ws_manager *m;
+    struct term *list;
+};
+
+struct terminals *terminals_new(struct ws_manager *m)
+{
+    struct terminals *t = xcalloc(1, sizeof(*t));
+    t->m = m;
+    return t;
+}
+
+static void term_end(struct term *t);
+
+void terminals_free(struct terminals *set)
+{
+    if (!set)
+        return;
+    while (set->list)
+        term_end(set->list);
+    free(set);
+}
+
+static void term_unlink(struct term *t)
+{
+    for (struct term **pp = &t->owner_set->list; *pp; pp = &(*pp)->next) {
+        if (*pp == t) {
+            *pp = t->next;
+            return;
+        }
+    }
+}
+
+static void term_free_cb(uv_handle_t *h)
+{
+    struct term *t = h->data;
+    buf_release(&t->in);
+    buf_release(&t->scroll);
+    free(t->ws_id);
+    free(t->user);
+    free(t);
+}
+
+static void pipe_closed_cb(uv_handle_t *h)
+{
+    struct term *t = h->data;
+    uv_close((uv_handle_t *)&t->linger, term_free_cb);
+}
+
+/* Ends the terminal: the agent connection closes (which hangs up the shell),
+ * the WebSocket closes, and the struct is freed from the loop. */
+static void term_end(struct term *t)
+{
+    if (t->ended)
+        return;
+    t->ended = true;
+    term_unlink(t);
+    uv_timer_stop(&t->linger);
+    if (t->ws) {
+        struct wsock *w = t->ws;
+        t->ws = NULL;
+        wsock_close(w, 1000, "terminal ended");
+    }
+    uv_close((uv_handle_t *)&t->pipe, pipe_closed_cb);
+}
+
+static void send_frame(struct term *t, char kind, const void *data, size_t len)
+{
+    if (!t->ws)
+        return;
+    struct buf b = BUF_INIT;
+    buf_addch(&b, kind);
+    buf_add(&b, data, len);
+    wsock_send(t->ws, WSOCK_BINARY, b.buf, b.len);
+    buf_release(&b);
+}
+
+static void agent_written(uv_write_t *w, int status)
+{
+    (void)status;
+    free(w->data);
+    free(w);
+}
+
+static void agent_send(struct term *t, enum agent_frame_type type, const void *data, size_t len)
+{
+    if (t->ended)
+        return;
+    uv_write_t *w = xmalloc(sizeof(*w));
+    char *frame = xmalloc(AGENT_HEADER_SIZE + len);
+    agent_put_header((unsigned char *)frame, type, (uint32_t)len);
+    memcpy(frame + AGENT_HEADER_SIZE, data, len);
+    w->data = frame;
+    uv_buf_t b = uv_buf_init(frame, (unsigned)(AGENT_HEADER_SIZE + len));
+    if (uv_write(w, (uv_stream_t *)&t->pipe, &b, 1, agent_written) < 0) {
+        free(frame);
+        free(w);
+    }
+}
+
+static void keep_scrollback(struct term *t, const char *data, size_t len)
+{
+    buf_add(&t->scroll, data, len);
+    if (t->scroll.len > TERMINAL_SCROLLBACK)
+        buf_remove_front(&t->scroll, t->scroll.len - TERMINAL_SCROLLBACK);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    (void)suggested;
+    b->base = xmalloc(65536);
+    b->len = 65536;
+}
+
+static void on_agent_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct term *t = s->data;
+    if (n < 0) {
+        free(b->base);
+        term_end(t);
+        return;
+    }
+    buf_add(&t->in, b->base, (size_t)n);
+    free(b->base);
+    size_t off = 0;
+    while (t->in.len - off >= AGENT_HEADER_SIZE) {
+        const unsigned char *h = (const unsigned char *)t->in.buf + off;
+        uint32_t len = agent_get_u32(h + 4);
+        if (len > AGENT_MAX_PAYLOAD) {
+            term_end(t);
+            return;
+        }
+        if (t->in.len - off < AGENT_HEADER_SIZE + len)
+            break;
+        const char *p = (const char *)h + AGENT_HEADER_SIZE;
+        if (h[0] == AGENT_STDOUT || h[0] == AGENT_STDERR) {
+            keep_scrollback(t, p, len);
+            send_frame(t, '0', p, len);
+        } else if (h[0] == AGENT_ERROR) {
+            _cleanup_free_ char *msg = xasprintf("\r\nberth: %.*s\r\n", (int)len, p);
+            keep_scrollback(t, msg, strlen(msg));
+            send_frame(t, '0', msg, strlen(msg));
+        } else if (h[0] == AGENT_EXIT && len >= 4) {
+            _cleanup_free_ char *j =
+                xasprintf("{\"exit\":%d}", (int)agent_get_u32((const unsigned char *)p));
+            send_frame(t, '2', j, strlen(j));
+            term_end(t);
+            return;
+        }
+        off += AGENT_HEADER_SIZE + len;
+    }
+    buf_remove_front(&t->in, off);
+    if (t->ws && wsock_pending(t->ws) > TERM_HIGH_WATER && t->reading) {
+        uv_read_stop((uv_stream_t *)&t->pipe);
+        t->reading = false;
+    }
+}
+
+static void resume_agent(struct term *t)
+{
+    if (!t->reading && !t->ended) {
+        t->reading = true;
+        uv_read_start((uv_stream_t *)&t->pipe, on_alloc, on_agent_read);
+    }
+}
+
+static void on_ws_drain(struct wsock *w, void *data)
+{
+    (void)w;
+    resume_agent(data);
+}
+
+static void on_linger(uv_timer_t *timer)
+{
+    term_end(timer->data);
+}
+
+static void on_ws_message(struct wsock *w, int opcode, const unsigned char *data, size_t len,
+                          void *ud)
+{
+    (void)w;
+    (void)opcode;
+    struct term *t = ud;
+    if (!len)
+        return;
+    if (data[0] == '0') {
+        agent_send(t, AGENT_STDIN, data + 1, len - 1);
+    } else if (data[0] == '1') {
+        json_t *j = json_loadb((const char *)data + 1, len - 1, 0, NULL);
+        json_int_t cols = 0, rows = 0;
+        if (j && json_unpack(j, "{s:I, s:I}", "cols", &cols, "rows", &rows) == 0 && cols > 0 &&
+            rows > 0 && cols < 10000 && rows < 10000) {
+            unsigned char sz[4] = {(unsigned char)(cols >> 8), (unsigned char)cols,
+                                   (unsigned char)(rows >> 8), (unsigned char)rows};
+            agent_send(t, AGENT_RESIZE, sz, 4);
+        }
+        json_decref(j);
+    }
+}
+
+static void on_ws_close(struct wsock *w, void *ud)
+{
+    struct term *t = ud;
+    if (t->ws != w)
+        return;
+    t->ws = NULL;
+    resume_agent(t); /* keep draining into the scrollback */
+    if (!t->ended)
+        uv_timer_start(&t->linger, on_linger, TERMINAL_LINGER_MS, 0);
+}
+
+static struct term *term_find(struct terminals *set, const char *id)
+{
+    for (struct term *t = set->list; t; t = t->next)
+        if (strcmp(t->id, id) == 0)
+            return t;
+    return NULL;
+}
+
+static unsigned query_uint(const struct http_request *req, const char *name, unsigned fallback)
+{
+    _cleanup_free_ char *v = http_request_query(req, name);
+    if (!v)
+        return fallback;
+    char *end = NULL;
+    unsigned long n = strtoul(v, &end, 10);
+    return *end || n == 0 || n > 9999 ? fallback : (unsigned)n;
+}
+
+static void attach(struct term *t, struct http_conn *c, const struct http_request *req)
+{
+    struct wsock *w = NULL;
+    if (wsock_accept(c, req, on_ws_message, on_ws_close, t, &w) < 0) {
+        if (!t->ws && !t->ended)
+            uv_timer_start(&t->linger, on_linger, TERMINAL_LINGER_MS, 0);
+        return;
+    }
+    if (t->ws) {
+        /* the newest client wins; the old one is told why it lost */
+        struct wsock *old = t->ws;
+        t->ws = NULL;
+        wsock_close(old, 4000, "attached elsewhere");
+    }
+    t->ws = w;
+    wsock_on_drain(w, on_ws_drain);
+    uv_timer_stop(&t->linger);
+    _cleanup_free_ char *hello = xasprintf("{\"session\":\"%s\"}", t->id);
+    send_frame(t, '1', hello, strlen(hello));
+    if (t->scroll.len)
+        send_frame(t, '0', t->scroll.buf, t->scroll.len);
+}
+
+void terminal_route(struct terminals *set, struct http_conn *c, struct http_request *req,
+                    const struct auth_user *user, const struct ws_record *rec)
+{
+    if (strcmp(rec->state, "running") != 0) {
+        http_respond_error(c, 409, "workspace '%s' is %s, not running", rec->name, rec->state);
+        return;
+    }
+    _cleanup_free_ char *session = http_request_query(req, "session");
+    if (session && *session) {
+        struct term *t = term_find(set, session);
+        if (t && strcmp(t->ws_id, rec->id) == 0 && strcmp(t->user, user->name) == 0) {
+            attach(t, c, req);
+            return;
+        }
+        /* an unknown or ended session: start a new terminal */
+    }
+    _cleanup_free_ char *run = ws_run_dir(set->m, rec->id);
+    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
+    if (fd < 0) {
+        http_respond_error(c, 502, "cannot reach the workspace agent: %s", strerror(-fd));
+        return;
+    }
+    struct term *t = xcalloc(1, sizeof(*t));
+    t->owner_set = set;
+    unsigned char raw[16];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(t->id, sizeof(t->id), raw, sizeof(raw));
+    t->ws_id = xstrdup(rec->id);
+    t->user = xstrdup(user->name);
+    t->in = (struct buf)BUF_INIT;
+    t->scroll = (struct buf)BUF_INIT;
+    uv_loop_t *loop = uv_default_loop();
+    uv_pipe_init(loop, &t->pipe, 0);
+    t->pipe.data = t;
+    uv_timer_init(loop, &t->linger);
+    t->linger.data = t;
+    if (uv_pipe_open(&t->pipe, fd) < 0) {
+        close(fd);
+        t->ended = true;
+        uv_close((uv_handle_t *)&t->pipe, pipe_closed_cb);
+        http_respond_error(c, 502, "cannot reach the workspace agent");
+        return;
+    }
+    t->next = set->list;
+    set->list = t;
+
+    _cleanup_strv_ struct strv argv = STRV_INIT;
+    strv_pushl(&argv, "/bin/sh", "-c", "exec \"${SHELL:-/bin/sh}\" -l", NULL);
+    _cleanup_strv_ struct strv env = STRV_INIT;
+    (void)ws_owner_env(set->m, rec, &env, NULL);
+    struct agentc_exec ex = {.argv = &argv,
+                             .env = &env,
+                             .cwd = rec->workspace_folder,
+                             .user = rec->remote_user,
+                             .tty = true,
+                             .cols = query_uint(req, "cols", 80),
+                             .rows = query_uint(req, "rows", 24)};
+    struct buf frame = BUF_INIT;
+    agentc_build_exec(&frame, &ex);
+    uv_write_t *w = xmalloc(sizeof(*w));
+    size_t len;
+    w->data = buf_detach(&frame, &len);
+    uv_buf_t ub = uv_buf_init(w->data, (unsigned)len);
+    uv_write(w, (uv_stream_t *)&t->pipe, &ub, 1, agent_written);
+    t->reading = true;
+    uv_read_start((uv_stream_t *)&t->pipe, on_alloc, on_agent_read);
+    log_info("workspace '%s': terminal %.8s opened by '%s'", rec->name, t->id, user->name);
+    attach(t, c, req);
+}

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# tests/browser/run.sh: start a berthd of its own, run the browser test
+# (dashboard.test.mjs) against it with node's test runner, stop berthd.
+# Prints node's TAP (its summary has "# pass N" and "# fail N"); exits with
+# node's status. Needs scripts/web.sh to have run (playwright-core in
+# tests/browser/node_modules, xterm in DATA/web-vendor) and Debian's chromium.
+#
+# Environment (all optional):
+#   BERTH_BIN           directory with daemon/berthd and agent/berth-agent
+#                       (default: build/src)
+#   BERTH_TEST_ENGINE   engine URL for berthd (default: berthd's embedded one)
+#   BERTH_SETUP_DATA    the set-up data directory holding ide/ and web-vendor/
+#                       (default: .berth-data)
+#   BERTH_ARTIFACTS     screenshots and berthd's log (default: tests/artifacts)
+#   BERTH_TEST_REPO     a git repository with README.md (default: one made here)
+set -uo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+BIN="${BERTH_BIN:-$ROOT/build/src}"
+SETUP_DATA="${BERTH_SETUP_DATA:-$ROOT/.berth-data}"
+export BERTH_ARTIFACTS="${BERTH_ARTIFACTS:-$ROOT/tests/artifacts}"
+mkdir -p "$BERTH_ARTIFACTS"
+
+fail() {
+	# A failure node never got to report: count it as one failed test.
+	echo "browser: $*" >&2
+	printf '# pass 0\n# fail 1\n'
+	exit 1
+}
+
+[ -x "$BIN/daemon/berthd" ] || fail "no berthd in $BIN/daemon (build first)"
+[ -x /usr/bin/chromium ] || fail "/usr/bin/chromium is missing (Debian package chromium; scripts/setup.sh installs it)"
+[ -d "$HERE/node_modules/playwright-core" ] || fail "playwright-core is missing: run scripts/web.sh"
+[ -f "$SETUP_DATA/web-vendor/node_modules/@xterm/xterm/lib/xterm.js" ] ||
+	fail "xterm.js is missing from $SETUP_DATA/web-vendor: run scripts/web.sh $SETUP_DATA"
+
+WORK="$(mktemp -d /tmp/berth-browser.XXXXXX)"
+BERTHD_PID=
+cleanup() {
+	if [ -n "$BERTHD_PID" ] && kill -0 "$BERTHD_PID" 2>/dev/null; then
+		remove_workspaces
+		kill "$BERTHD_PID" 2>/dev/null
+		for _ in $(seq 1 100); do
+			kill -0 "$BERTHD_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -9 "$BERTHD_PID" 2>/dev/null
+		wait "$BERTHD_PID" 2>/dev/null
+	fi
+	cp "$WORK/berthd.log" "$BERTH_ARTIFACTS/browser-berthd.log" 2>/dev/null
+	rm -rf "$WORK" 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# A test that failed half-way may leave a workspace: delete every one, and
+# wait (bounded) until they are gone so no container outlives berthd.
+remove_workspaces() {
+	local token ids id
+	token="$(curl -sf -X POST -H 'Content-Type: application/json' \
+		--data-binary "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\",\"mode\":\"token\"}" \
+		"$BERTH_SERVER/api/v1/auth/login" | jq -r '.token // empty')" || return 0
+	[ -n "$token" ] || return 0
+	for _ in $(seq 1 120); do
+		ids="$(curl -sf -H "Authorization: Bearer $token" "$BERTH_SERVER/api/v1/workspaces?all=1" |
+			jq -r '.workspaces[] | select(.state != "deleting") | .id' 2>/dev/null)"
+		for id in $ids; do
+			curl -sf -X DELETE -H "Authorization: Bearer $token" "$BERTH_SERVER/api/v1/workspaces/$id" >/dev/null
+		done
+		[ "$(curl -sf -H "Authorization: Bearer $token" "$BERTH_SERVER/api/v1/workspaces?all=1" |
+			jq '.workspaces | length' 2>/dev/null)" = 0 ] && return 0
+		sleep 0.5
+	done
+	echo "browser: some workspaces were not deleted in 60 s" >&2
+}
+
+# The repository the test opens: README.md on main.
+if [ -z "${BERTH_TEST_REPO:-}" ]; then
+	export BERTH_TEST_REPO="$WORK/repo"
+	mkdir -p "$BERTH_TEST_REPO"
+	printf '# Browser test repository\n\nOpened by tests/browser/dashboard.test.mjs.\n' >"$BERTH_TEST_REPO/README.md"
+	if ! { git -C "$BERTH_TEST_REPO" init -q -b main &&
+		git -C "$BERTH_TEST_REPO" add README.md &&
+		git -C "$BERTH_TEST_REPO" -c user.name=berth -c user.email=berth@localhost commit -qm 'README'; }; then
+		fail "cannot make the test repository"
+	fi
+fi
+
+export BERTH_ADMIN_PASSWORD="admin-pass-$RANDOM$RANDOM"
+engine=(--engine "${BERTH_TEST_ENGINE:-embedded}")
+agent=()
+[ -x "$BIN/agent/berth-agent" ] && agent=(--agent "$BIN/agent/berth-agent")
+started=0
+for _ in $(seq 1 20); do
+	port=$((20000 + RANDOM % 20000))
+	export BERTH_SERVER="http://127.0.0.1:$port"
+	"$BIN/daemon/berthd" --data "$WORK/data" --listen "127.0.0.1:$port" "${engine[@]}" "${agent[@]}" \
+		--ide "$SETUP_DATA/ide" --web "$ROOT/web" --web-vendor "$SETUP_DATA/web-vendor/node_modules" \
+		>>"$WORK/berthd.log" 2>&1 &
+	BERTHD_PID=$!
+	for _ in $(seq 1 600); do
+		kill -0 "$BERTHD_PID" 2>/dev/null || break
+		if curl -sf "$BERTH_SERVER/api/v1/health" 2>/dev/null | grep -q '"engine":"ok"'; then
+			started=1
+			break
+		fi
+		sleep 0.1
+	done
+	[ "$started" = 1 ] && break
+	kill -9 "$BERTHD_PID" 2>/dev/null
+	wait "$BERTHD_PID" 2>/dev/null
+	BERTHD_PID=
+done
+if [ "$started" != 1 ]; then
+	tail -n 30 "$WORK/berthd.log" >&2
+	fail "berthd did not start"
+fi
+
+cd "$ROOT" || exit 1
+node --test --test-reporter=tap "$HERE/dashboard.test.mjs"
