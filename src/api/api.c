@@ -552,8 +552,9 @@ void api_handle(struct http_conn *c, struct http_request *req, void *data)
     }
     p += strlen(API_PREFIX);
     if (strcmp(p, "/health") == 0) {
-        http_respond_json(c, 200, json_pack("{s:s, s:s}", "status", "ok", "engine",
-                                            a->engine_ok ? "ok" : "unreachable"));
+        http_respond_json(
+            c, 200,
+            json_pack("{s:s, s:s}", "status", "ok", "engine", a->engine_ok ? "ok" : "unreachable"));
         return;
     }
     if (strcmp(p, "/auth/login") == 0) {

@@ -206,9 +206,9 @@ int auth_request(struct auth *a, const struct http_request *req, int mode, struc
         const char *sent = http_request_header(req, AUTH_CSRF_HEADER);
         const char *origin = http_request_header(req, "origin");
         const char *host = http_request_header(req, "host");
-        bool csrf_ok = mode == AUTH_ORIGIN_ONLY ||
-                       (sent && t.csrf && strlen(sent) == strlen(t.csrf) &&
-                        sodium_memcmp(sent, t.csrf, strlen(t.csrf)) == 0);
+        bool csrf_ok =
+            mode == AUTH_ORIGIN_ONLY || (sent && t.csrf && strlen(sent) == strlen(t.csrf) &&
+                                         sodium_memcmp(sent, t.csrf, strlen(t.csrf)) == 0);
         if (csrf_ok && origin && (!host || strcmp(origin_host(origin), host) != 0))
             csrf_ok = false;
         if (!csrf_ok) {

@@ -400,14 +400,11 @@ static int ide_start(struct web *w, const struct ws_record *rec)
     _cleanup_strv_ struct strv argv = STRV_INIT;
     strv_pushl(&argv, "/.berth-ide/bin/code-server", "--auth", "none", "--socket",
                "/.berth/ide/" IDE_SOCKET, "--config", "/dev/null", "--disable-telemetry",
-               "--disable-update-check", "--disable-workspace-trust", rec->workspace_folder,
-               NULL);
+               "--disable-update-check", "--disable-workspace-trust", rec->workspace_folder, NULL);
     _cleanup_strv_ struct strv env = STRV_INIT;
     (void)ws_owner_env(w->m, rec, &env, NULL);
-    struct agentc_exec ex = {.argv = &argv,
-                             .env = &env,
-                             .cwd = rec->workspace_folder,
-                             .user = rec->remote_user};
+    struct agentc_exec ex = {
+        .argv = &argv, .env = &env, .cwd = rec->workspace_folder, .user = rec->remote_user};
     struct buf frame = BUF_INIT;
     agentc_build_exec(&frame, &ex);
     uv_write_t *wr = xmalloc(sizeof(*wr));
@@ -468,8 +465,9 @@ void web_ide(struct web *w, struct http_conn *c, struct http_request *req,
     if (!i) {
         int r = ide_start(w, rec);
         if (r < 0) {
-            respond_starting(c, "VS Code could not be started: the workspace agent does not "
-                                "answer.",
+            respond_starting(c,
+                             "VS Code could not be started: the workspace agent does not "
+                             "answer.",
                              false);
             return;
         }

@@ -382,9 +382,10 @@ int main(int argc, char **argv)
     if (choose_engine(&d) < 0)
         return 1;
     d.engine = engine_new(d.engine_socket);
-    struct ws_manager_config mc = {
-        .data_dir = d.data_dir, .agent_binary = d.agent_binary, .default_image = d.default_image,
-        .ide_dir = d.ide_dir};
+    struct ws_manager_config mc = {.data_dir = d.data_dir,
+                                   .agent_binary = d.agent_binary,
+                                   .default_image = d.default_image,
+                                   .ide_dir = d.ide_dir};
     if (ws_manager_new(d.loop, d.store, d.engine, &mc, &d.manager, &e) < 0) {
         log_error("%s", berr_msg(e));
         return 1;

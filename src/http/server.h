@@ -38,7 +38,7 @@ struct http_request {
     char *query;         /* raw query string, or "" */
     struct strv headers; /* "name: value", names lower-cased */
     struct buf body;
-    char peer[64]; /* remote address, for logs and throttling */
+    char peer[64];    /* remote address, for logs and throttling */
     bool upgrade;     /* the client asked to switch protocols (WebSocket) */
     char *raw_target; /* the request target as sent (path and query, not decoded) */
 };

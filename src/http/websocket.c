@@ -51,8 +51,7 @@ static void finish(struct wsock *w)
     w->dead = true;
 }
 
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *out, size_t len, int flags,
-                       void *user)
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *out, size_t len, int flags, void *user)
 {
     (void)flags;
     struct wsock *w = user;

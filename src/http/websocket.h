@@ -18,8 +18,8 @@
 
 struct wsock;
 
-typedef void (*wsock_message_cb)(struct wsock *w, int opcode, const unsigned char *data,
-                                 size_t len, void *data_);
+typedef void (*wsock_message_cb)(struct wsock *w, int opcode, const unsigned char *data, size_t len,
+                                 void *data_);
 typedef void (*wsock_close_cb)(struct wsock *w, void *data);
 typedef void (*wsock_drain_cb)(struct wsock *w, void *data);
 

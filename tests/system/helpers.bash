@@ -25,7 +25,9 @@ start_berthd() {
 		# the suite makes many workspaces as one user: the per-user limits
 		# are tested on their own (006-accounts.bats)
 		"$BERTHD" --data "$BERTH_DATA" --listen "127.0.0.1:$port" "${engine_args[@]}" \
-			--max-workspaces 1000 --max-running 1000 "$@" \
+			--max-workspaces 1000 --max-running 1000 \
+			--ide "${BERTH_IDE_DIR:-$BERTH_ROOT/.berth-data/ide}" \
+			--web-vendor "$BERTH_ROOT/.berth-data/web-vendor/node_modules" "$@" \
 			>>"$BATS_FILE_TMPDIR/berthd.log" 2>&1 3>&- &
 		BERTHD_PID=$!
 		export BERTH_SERVER="http://127.0.0.1:$port"
