@@ -46,7 +46,7 @@ if [ $UNIT_ONLY -eq 0 ]; then
 	export BERTH_ROOT="$ROOT"
 	export BERTH_BIN="$ROOT/build-asan/src"
 	export BERTH_AGENT="$ROOT/build-asan/src/agent/berth-agent"
-	export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0"
+	export ASAN_OPTIONS="detect_leaks=0:abort_on_error=0:quarantine_size_mb=8"
 	export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 	SUITE=$(mktemp -d /tmp/berth-test.XXXXXX)
 	export BERTH_TEST_SUITE="$SUITE"

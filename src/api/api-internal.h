@@ -4,6 +4,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/ports.h"
 #include "api/terminal.h"
 #include "api/web.h"
 
@@ -11,6 +12,7 @@ struct api {
     struct ws_manager *m;
     struct terminals *terms;
     struct web *web;
+    struct ports *ports;
     struct store *store;
     struct engine *engine;
     struct auth *auth;

@@ -20,6 +20,13 @@
 #define API_PREFIX "/api/v1"
 #define EXEC_HIGH_WATER (1024 * 1024)
 
+static void on_change(void *data)
+{
+    struct api *a = data;
+    web_changed(a->web);
+    ports_sync(a->ports);
+}
+
 struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web_dir,
                     const char *vendor_dir)
 {
@@ -30,6 +37,8 @@ struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web
     a->auth = auth_new(a->store);
     a->terms = terminals_new(m);
     a->web = web_new(m, web_dir, vendor_dir);
+    a->ports = ports_new(m, a->auth);
+    ws_manager_on_change(m, on_change, a);
     return a;
 }
 
@@ -38,6 +47,7 @@ void api_free(struct api *a)
     if (a) {
         auth_free(a->auth);
         terminals_free(a->terms);
+        ports_free(a->ports);
         web_free(a->web);
     }
     free(a);
@@ -498,6 +508,10 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
         exec_command(a, c, req, &rec);
         return;
     }
+    if (strcmp(action, "ports") == 0 || strncmp(action, "ports/", 6) == 0) {
+        ports_api(a->ports, c, req, user, &rec, action + 5);
+        return;
+    }
     if (strcmp(action, "terminal") == 0 && get) {
         terminal_route(a->terms, c, req, user, &rec);
         return;
@@ -508,6 +522,14 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
 /* Browser routes under /w/{ws}/: the IDE (and, later, forwarded ports). */
 static void browser_route(struct api *a, struct http_conn *c, struct http_request *req)
 {
+    /* forwarded ports decide by their own visibility who may enter */
+    const char *ports = strstr(req->path + 3, "/ports/");
+    const char *first_slash = strchr(req->path + 3, '/');
+    if (ports && ports == first_slash) {
+        _cleanup_free_ char *ws = xstrndup(req->path + 3, (size_t)(ports - req->path - 3));
+        ports_proxy(a->ports, c, req, ws, ports + 7);
+        return;
+    }
     struct auth_user user = {0};
     _cleanup_berr_ struct berr *e = NULL;
     int r = auth_request(a->auth, req, AUTH_ORIGIN_ONLY, &user, &e);

@@ -64,7 +64,6 @@ struct web {
     uv_timer_t keepalive;
 };
 
-static void on_change(void *data);
 static void on_keepalive(uv_timer_t *t);
 
 struct web *web_new(struct ws_manager *m, const char *web_dir, const char *vendor_dir)
@@ -74,7 +73,6 @@ struct web *web_new(struct ws_manager *m, const char *web_dir, const char *vendo
     w->store = ws_manager_store(m);
     w->web_dir = web_dir ? xstrdup(web_dir) : NULL;
     w->vendor_dir = vendor_dir ? xstrdup(vendor_dir) : NULL;
-    ws_manager_on_change(m, on_change, w);
     uv_timer_init(uv_default_loop(), &w->keepalive);
     w->keepalive.data = w;
     uv_timer_start(&w->keepalive, on_keepalive, 15000, 15000);
@@ -224,9 +222,8 @@ static void sse_refresh(struct sse *s)
     free(list);
 }
 
-static void on_change(void *data)
+void web_changed(struct web *w)
 {
-    struct web *w = data;
     for (struct sse *s = w->clients; s; s = s->next)
         sse_refresh(s);
 }

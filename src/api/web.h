@@ -15,6 +15,9 @@ struct ws_manager;
 struct web *web_new(struct ws_manager *m, const char *web_dir, const char *vendor_dir);
 void web_free(struct web *w);
 
+/* Workspaces may have changed: update the live streams. */
+void web_changed(struct web *w);
+
 /* Serves a static file for GET/HEAD of a path outside /api and /w; answers
  * 404 when there is none. */
 void web_static(struct web *w, struct http_conn *c, struct http_request *req);

@@ -123,10 +123,15 @@ static size_t transfer_write_cb(char *chunk, size_t size, size_t nmemb, void *us
     return n;
 }
 
-static int client_http_error(const struct transfer *t, struct berr **reterr)
+const char *client_token(const struct client *c)
+{
+    return c->token;
+}
+
+int client_status_error(long status, const char *body, size_t len, struct berr **reterr)
 {
     int code;
-    switch (t->status) {
+    switch (status) {
     case 400:
         code = EINVAL;
         break;
@@ -146,11 +151,11 @@ static int client_http_error(const struct transfer *t, struct berr **reterr)
         code = EIO;
         break;
     }
-    _cleanup_(json_decrefp) json_t *j = json_loadb(t->body.buf, t->body.len, 0, NULL);
+    _cleanup_(json_decrefp) json_t *j = len ? json_loadb(body, len, 0, NULL) : NULL;
     const char *msg = json_string_value(json_object_get(j, "error"));
     if (msg)
         return berr_make(reterr, code, "%s", msg);
-    return berr_make(reterr, code, "berthd answered HTTP %ld", t->status);
+    return berr_make(reterr, code, "berthd answered HTTP %ld", status);
 }
 
 static int client_perform(struct client *c, const char *method, const char *path, json_t *body,
@@ -202,7 +207,7 @@ static int client_perform(struct client *c, const char *method, const char *path
     }
     (void)curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &t->status);
     if (t->status < 200 || t->status >= 300)
-        return client_http_error(t, reterr);
+        return client_status_error(t->status, t->body.buf, t->body.len, reterr);
     return 0;
 }
 

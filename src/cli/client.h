@@ -42,6 +42,14 @@ struct client *client_free(struct client *c);
 const char *client_url(const struct client *c);
 /* Replaces the bearer token (copied; NULL or empty: send none). */
 void client_set_token(struct client *c, const char *token);
+/* The bearer token, or NULL when none is sent: for connections made without
+ * curl (the terminal's WebSocket, wsclient.h). */
+const char *client_token(const struct client *c);
+
+/* Turns an HTTP error status and its body into *reterr, with the codes listed
+ * above and the server's {"error": …} message when the body has one. Returns the
+ * negative code. Shared with wsclient.c, whose upgrade can be refused. */
+int client_status_error(long status, const char *body, size_t len, struct berr **reterr);
 
 /* Sends `method` to `path` (which starts with "/api/v1/") with `body` as its JSON
  * body (NULL for none; not stolen) and parses the 2xx response. *ret_json gets a

@@ -1,6 +1,6 @@
 /* commands.h - the berth CLI's commands, called by main.c's command table.
  *
- * Workspaces are in commands.c and exec.c; logins and tokens in account.c;
+ * Workspaces are in commands.c, exec.c and shell.c; logins and tokens in account.c;
  * what admins do in admin.c; git credentials and secrets in secrets.c.
  *
  * main.c parses the command line into a struct cli_args (flags each command
@@ -30,6 +30,7 @@ struct cli_args {
     bool admin;
     bool password_stdin;
     bool value_stdin;
+    bool verbose;
     bool help;          /* handled by main */
     const char *server; /* handled by main */
     const char *branch;
@@ -45,6 +46,7 @@ struct cli_args {
     const char *limit; /* numbers are checked by the command */
     const char *max_workspaces;
     const char *max_running;
+    const char *session;
     struct strv env; /* NAME=VALUE, from each -e */
 };
 
@@ -59,7 +61,8 @@ int cmd_rebuild(struct client *c, const struct cli_args *a, struct berr **reterr
 int cmd_rm(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_logs(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_events(struct client *c, const struct cli_args *a, struct berr **reterr);
-int cmd_exec(struct client *c, const struct cli_args *a, struct berr **reterr); /* exec.c */
+int cmd_exec(struct client *c, const struct cli_args *a, struct berr **reterr);  /* exec.c */
+int cmd_shell(struct client *c, const struct cli_args *a, struct berr **reterr); /* shell.c */
 
 /* account.c */
 int cmd_login(struct client *c, const struct cli_args *a, struct berr **reterr);

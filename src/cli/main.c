@@ -3,13 +3,13 @@
  * Each row of the command table names the flags its command takes and how many
  * positional arguments it needs, so a bad command line is refused here with the
  * usage (exit 2) before anything is sent; the commands (commands.c, exec.c,
- * account.c, admin.c, secrets.c) only talk to berthd. A row's name is one word
- * ("ls") or a group and a subcommand ("token create"). Which token a command
+ * shell.c, account.c, admin.c, secrets.c) only talk to berthd. A row's name is
+ * one word ("ls") or a group and a subcommand ("token create"). Which token a command
  * sends is decided here too (BERTH_TOKEN, else the stored login), and so is
  * what a person reads when berthd answers 401.
  *
  * Exit statuses: 0 success, 1 an error printed as "berth: …", 2 a usage error;
- * exec exits with the remote command's status.
+ * exec exits with the remote command's status, shell with the remote shell's.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -54,7 +54,9 @@ enum flag_kind { FLAG_BOOL, FLAG_STRING, FLAG_LIST };
     X(MAX_WORKSPACES, "--max-workspaces", NULL, FLAG_STRING, max_workspaces)                       \
     X(MAX_RUNNING, "--max-running", NULL, FLAG_STRING, max_running)                                \
     X(REPO, "--repo", NULL, FLAG_STRING, repo)                                                     \
-    X(VALUE_STDIN, "--value-stdin", NULL, FLAG_BOOL, value_stdin)
+    X(VALUE_STDIN, "--value-stdin", NULL, FLAG_BOOL, value_stdin)                                  \
+    X(SESSION, "--session", NULL, FLAG_STRING, session)                                            \
+    X(VERBOSE, "--verbose", "-v", FLAG_BOOL, verbose)
 
 enum {
 #define FLAG_BIT(id, ...) FLAG_BIT_##id,
@@ -169,6 +171,15 @@ static const struct command commands[] = {
      .rest_after = 1,
      .synopsis = "WS [--user U] [--cwd DIR] [-e NAME=VALUE]... [--] CMD [ARG...]",
      .summary = "run a command in a running workspace; exits with its status"},
+    {.name = "shell",
+     .alias = "ssh",
+     .run = cmd_shell,
+     .flags = REMOTE | F(SESSION) | F(VERBOSE),
+     ONE_WS,
+     .synopsis = "WS [--session ID] [-v|--verbose]",
+     .summary = "open an interactive login shell in a running workspace; exits with its status "
+                "(--session: attach again to a shell that lost its connection; -v: print the "
+                "session id)"},
 
     {.name = "login",
      .section = "accounts",

@@ -19,11 +19,39 @@ struct relay {
     struct http_conn *client; /* NULL once it closed */
     bool up_closed;
     bool up_reading;
+    char *inject;    /* a header to add after the status line, until done */
+    struct buf head; /* the answer's start, while looking for the status line */
 };
 
 static void relay_freed(uv_handle_t *h)
 {
-    free(h->data);
+    struct relay *r = h->data;
+    free(r->inject);
+    buf_release(&r->head);
+    free(r);
+}
+
+/* Passes upstream bytes to the client, adding r->inject after the first line. */
+static void to_client(struct relay *r, const char *data, size_t len)
+{
+    if (!r->inject) {
+        http_conn_write_raw(r->client, data, len);
+        return;
+    }
+    buf_add(&r->head, data, len);
+    char *eol = memchr(r->head.buf, '\n', r->head.len);
+    if (!eol && r->head.len < 8192)
+        return;
+    size_t first = eol ? (size_t)(eol - r->head.buf) + 1 : r->head.len;
+    http_conn_write_raw(r->client, r->head.buf, first);
+    if (eol) {
+        _cleanup_free_ char *h = xasprintf("%s\r\n", r->inject);
+        http_conn_write_raw(r->client, h, strlen(h));
+    }
+    http_conn_write_raw(r->client, r->head.buf + first, r->head.len - first);
+    buf_release(&r->head);
+    free(r->inject);
+    r->inject = NULL;
 }
 
 static void up_close(struct relay *r)
@@ -46,7 +74,7 @@ static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct relay *r = s->data;
     if (n > 0 && r->client) {
-        http_conn_write_raw(r->client, b->base, (size_t)n);
+        to_client(r, b->base, (size_t)n);
         if (http_conn_pending(r->client) > PROXY_HIGH_WATER) {
             uv_read_stop(s);
             r->up_reading = false;
@@ -148,8 +176,16 @@ char *proxy_strip_cookies(const char *header, const char *const *names)
 void proxy_forward(struct http_conn *c, const struct http_request *req, int upstream_fd,
                    const char *target)
 {
+    proxy_forward_with_header(c, req, upstream_fd, target, NULL);
+}
+
+void proxy_forward_with_header(struct http_conn *c, const struct http_request *req, int upstream_fd,
+                               const char *target, const char *header)
+{
     static const char *const berth_cookies[] = {"berth_session", "berth_csrf", NULL};
     struct relay *r = xcalloc(1, sizeof(*r));
+    r->head = (struct buf)BUF_INIT;
+    r->inject = header ? xstrdup(header) : NULL;
     uv_pipe_init(uv_default_loop(), &r->up, 0);
     r->up.data = r;
     if (uv_pipe_open(&r->up, upstream_fd) < 0) {

@@ -18,6 +18,9 @@
  * from now on). target is the request target to send upstream. */
 void proxy_forward(struct http_conn *c, const struct http_request *req, int upstream_fd,
                    const char *target);
+/* The same, adding a header line ("Name: value") to the upstream's answer. */
+void proxy_forward_with_header(struct http_conn *c, const struct http_request *req, int upstream_fd,
+                               const char *target, const char *header);
 
 /* Removes the named cookies from a Cookie header value; newly allocated, or
  * NULL when nothing is left. */

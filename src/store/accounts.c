@@ -469,3 +469,29 @@ int store_ws_count(struct store *s, const char *owner, int64_t *ret_all, int64_t
     *ret_active = sqlite3_column_int64(st, 1);
     return 0;
 }
+
+char *store_port_visibility(struct store *s, const char *ws_id, int port)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (prepare(s, "SELECT visibility FROM ports WHERE ws_id=?1 AND port=?2", &st) < 0)
+        return xstrdup("private");
+    bind_text(st, 1, ws_id);
+    sqlite3_bind_int(st, 2, port);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        return xstrdup("private");
+    return col_text(st, 0);
+}
+
+int store_port_set_visibility(struct store *s, const char *ws_id, int port, const char *vis)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (prepare(s,
+                "INSERT INTO ports (ws_id, port, visibility) VALUES (?1, ?2, ?3) "
+                "ON CONFLICT(ws_id, port) DO UPDATE SET visibility=excluded.visibility",
+                &st) < 0)
+        return -EIO;
+    bind_text(st, 1, ws_id);
+    sqlite3_bind_int(st, 2, port);
+    bind_text(st, 3, vis);
+    return sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+}

@@ -91,6 +91,10 @@ struct secret_rec {
 int store_secret_all(struct store *s, int64_t user_id, struct secret_rec **ret, size_t *ret_n);
 void secret_recs_free(struct secret_rec *list, size_t n);
 
+/* A forwarded port's visibility ("private" unless set); newly allocated. */
+char *store_port_visibility(struct store *s, const char *ws_id, int port);
+int store_port_set_visibility(struct store *s, const char *ws_id, int port, const char *vis);
+
 /* Counts the owner's workspaces: all of them, and those running or on their way. */
 int store_ws_count(struct store *s, const char *owner, int64_t *ret_all, int64_t *ret_active);
 

@@ -55,6 +55,10 @@ static const char *const migrations[] = {
     "CREATE TABLE secrets ("
     "  user_id INTEGER NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,"
     "  repo_pattern TEXT, created_at INTEGER NOT NULL, PRIMARY KEY(user_id, name));",
+    /* 3: forwarded ports' settings (the ports themselves are live state) */
+    "CREATE TABLE ports ("
+    "  ws_id TEXT NOT NULL, port INTEGER NOT NULL, visibility TEXT NOT NULL DEFAULT 'private',"
+    "  label TEXT, PRIMARY KEY(ws_id, port));",
 };
 
 #define WS_COLUMNS                                                                                 \
@@ -332,6 +336,7 @@ int store_ws_delete(struct store *s, const char *id, struct berr **reterr)
     static const char *const sqls[] = {
         "DELETE FROM logs WHERE ws_id=?1",
         "DELETE FROM events WHERE ws_id=?1",
+        "DELETE FROM ports WHERE ws_id=?1",
         "DELETE FROM workspaces WHERE id=?1",
     };
     for (size_t i = 0; i < ELEMENTSOF(sqls); i++) {

@@ -1371,6 +1371,7 @@ void ws_manager_reconcile(struct ws_manager *m)
     for (size_t i = 0; i < n; i++)
         ws_record_release(&list[i]);
     free(list);
+    uv_async_send(&m->notify); /* listeners catch up with what was found */
 }
 
 /* ---- log followers ---- */

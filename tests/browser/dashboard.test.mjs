@@ -153,7 +153,7 @@ describe('dashboard, terminal and VS Code in a browser', () => {
     st.browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--no-first-run']
+        '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run']
     });
     st.ctx = await st.browser.newContext({ viewport: { width: 1280, height: 800 } });
     st.page = await st.ctx.newPage();
@@ -478,7 +478,7 @@ describe('dashboard, terminal and VS Code in a browser', () => {
     await c.waitFor({ timeout: RUNNING_TIMEOUT });
     const id = await c.getAttribute('data-id');
     try {
-      const box = c.getByRole('alert').filter({ hasText: /Failed/ });
+      const box = c.locator('.ws-error.is-failed');
       await box.locator('.error-title', { hasText: /while cloning/ }).waitFor({ timeout: 10_000 });
       const msg = await box.locator('.error-message').innerText();
       assert.ok(msg.trim().length > 0, 'the error has a message');

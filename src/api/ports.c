@@ -1,0 +1,404 @@
+/* ports.c - forwarded ports: live detection, the API, and the proxy.
+ *
+ * For each running workspace berthd keeps one PORTS_WATCH session with its
+ * agent; the agent pushes "+ PORT ADDR PID COMM" and "- PORT ADDR" lines as
+ * listeners open and close (no polling here). The list lives in memory; only
+ * the visibility a user chose is stored.
+ *
+ * A request to /w/{ws}/ports/{port}/... is checked against the port's
+ * visibility, then relayed through a TCP_CONNECT session of the agent to the
+ * port on the container's loopback, so apps bound to 127.0.0.1 work and the
+ * engine publishes nothing on the host.
+ */
+#include "api/ports.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "agent/agent-proto.h"
+#include "proxy/proxy.h"
+#include "store/accounts.h"
+#include "util/fs.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+#include "workspace/workspace.h"
+
+/* A sandbox without allow-same-origin: the app's pages get an opaque origin,
+ * so they can neither read Berth's cookies nor send them to Berth's API. */
+#define PORT_SANDBOX_CSP                                                                           \
+    "Content-Security-Policy: sandbox allow-scripts allow-forms allow-popups allow-modals "        \
+    "allow-downloads"
+
+struct watch {
+    struct watch *next;
+    struct ports *owner;
+    char *ws_id;
+    char *container_id;
+    uv_pipe_t pipe;
+    bool closing;
+    bool ready; /* the first full list has arrived */
+    struct buf in;
+    struct strv open; /* "PORT ADDR PID COMM" */
+};
+
+struct ports {
+    struct ws_manager *m;
+    struct store *store;
+    struct auth *auth;
+    struct watch *watches;
+};
+
+struct ports *ports_new(struct ws_manager *m, struct auth *auth)
+{
+    struct ports *p = xcalloc(1, sizeof(*p));
+    p->m = m;
+    p->store = ws_manager_store(m);
+    p->auth = auth;
+    return p;
+}
+
+static void watch_freed(uv_handle_t *h)
+{
+    struct watch *w = h->data;
+    buf_release(&w->in);
+    strv_release(&w->open);
+    free(w->ws_id);
+    free(w->container_id);
+    free(w);
+}
+
+static void watch_close(struct watch *w)
+{
+    if (w->closing)
+        return;
+    w->closing = true;
+    for (struct watch **pp = &w->owner->watches; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            break;
+        }
+    }
+    uv_close((uv_handle_t *)&w->pipe, watch_freed);
+}
+
+void ports_free(struct ports *p)
+{
+    if (!p)
+        return;
+    while (p->watches)
+        watch_close(p->watches);
+    free(p);
+}
+
+static void apply_line(struct watch *w, const char *line)
+{
+    if (strcmp(line, ".") == 0) {
+        w->ready = true;
+    } else if (line[0] == '+' && line[1] == ' ') {
+        strv_push(&w->open, line + 2);
+    } else if (line[0] == '-' && line[1] == ' ') {
+        const char *key = line + 2; /* "PORT ADDR" */
+        size_t kl = strlen(key);
+        for (size_t i = 0; i < w->open.n; i++) {
+            if (strncmp(w->open.v[i], key, kl) == 0 && w->open.v[i][kl] == ' ') {
+                free(w->open.v[i]);
+                w->open.v[i] = w->open.v[--w->open.n];
+                w->open.v[w->open.n] = NULL;
+                break;
+            }
+        }
+    }
+}
+
+static void watch_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    (void)suggested;
+    b->base = xmalloc(65536);
+    b->len = 65536;
+}
+
+static void watch_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct watch *w = s->data;
+    if (n < 0) {
+        free(b->base);
+        watch_close(w);
+        return;
+    }
+    buf_add(&w->in, b->base, (size_t)n);
+    free(b->base);
+    size_t off = 0;
+    while (w->in.len - off >= AGENT_HEADER_SIZE) {
+        const unsigned char *h = (const unsigned char *)w->in.buf + off;
+        uint32_t len = agent_get_u32(h + 4);
+        if (len > AGENT_MAX_PAYLOAD) {
+            watch_close(w);
+            return;
+        }
+        if (w->in.len - off - AGENT_HEADER_SIZE < len)
+            break;
+        if (h[0] == AGENT_PORTS) {
+            _cleanup_free_ char *text = xstrndup((const char *)h + AGENT_HEADER_SIZE, len);
+            char *save = NULL;
+            for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+                apply_line(w, l);
+        }
+        off += AGENT_HEADER_SIZE + len;
+    }
+    buf_remove_front(&w->in, off);
+}
+
+static struct watch *watch_find(struct ports *p, const char *ws_id)
+{
+    for (struct watch *w = p->watches; w; w = w->next)
+        if (strcmp(w->ws_id, ws_id) == 0)
+            return w;
+    return NULL;
+}
+
+static void watch_written(uv_write_t *wr, int status)
+{
+    (void)status;
+    free(wr->data);
+    free(wr);
+}
+
+static void watch_start(struct ports *p, const struct ws_record *r)
+{
+    _cleanup_free_ char *run = ws_run_dir(p->m, r->id);
+    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
+    if (fd < 0)
+        return;
+    struct watch *w = xcalloc(1, sizeof(*w));
+    w->owner = p;
+    w->ws_id = xstrdup(r->id);
+    w->container_id = r->container_id ? xstrdup(r->container_id) : NULL;
+    w->in = (struct buf)BUF_INIT;
+    w->open = (struct strv)STRV_INIT;
+    uv_pipe_init(uv_default_loop(), &w->pipe, 0);
+    w->pipe.data = w;
+    w->next = p->watches;
+    p->watches = w;
+    if (uv_pipe_open(&w->pipe, fd) < 0) {
+        close(fd);
+        watch_close(w);
+        return;
+    }
+    uv_write_t *wr = xmalloc(sizeof(*wr));
+    unsigned char *frame = xmalloc(AGENT_HEADER_SIZE);
+    agent_put_header(frame, AGENT_PORTS_WATCH, 0);
+    wr->data = frame;
+    uv_buf_t b = uv_buf_init((char *)frame, AGENT_HEADER_SIZE);
+    uv_write(wr, (uv_stream_t *)&w->pipe, &b, 1, watch_written);
+    uv_read_start((uv_stream_t *)&w->pipe, watch_alloc, watch_read);
+}
+
+void ports_sync(struct ports *p)
+{
+    struct ws_record *list = NULL;
+    size_t n = 0;
+    if (store_ws_list(p->store, &list, &n, NULL) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct ws_record *r = &list[i];
+        struct watch *w = watch_find(p, r->id);
+        bool running = strcmp(r->state, "running") == 0 && !ws_is_busy(p->m, r->id);
+        if (w && (!running || !r->container_id || !w->container_id ||
+                  strcmp(r->container_id, w->container_id) != 0))
+            watch_close(w), w = NULL;
+        if (!w && running)
+            watch_start(p, r);
+    }
+    /* watches of deleted workspaces */
+    for (struct watch *w = p->watches, *next; w; w = next) {
+        next = w->next;
+        bool found = false;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(list[i].id, w->ws_id) == 0)
+                found = true;
+        if (!found)
+            watch_close(w);
+    }
+    for (size_t i = 0; i < n; i++)
+        ws_record_release(&list[i]);
+    free(list);
+}
+
+static json_t *ports_json(struct ports *p, const struct ws_record *rec)
+{
+    json_t *arr = json_array();
+    struct watch *w = watch_find(p, rec->id);
+    if (!w)
+        return arr;
+    for (size_t i = 0; i < w->open.n; i++) {
+        /* "PORT ADDR PID COMM" */
+        _cleanup_free_ char *copy = xstrdup(w->open.v[i]);
+        char *save = NULL;
+        char *port_s = strtok_r(copy, " ", &save);
+        char *addr = strtok_r(NULL, " ", &save);
+        char *pid_s = strtok_r(NULL, " ", &save);
+        char *comm = save && *save ? save : "?";
+        if (!port_s || !addr || !pid_s)
+            continue;
+        int port = atoi(port_s);
+        /* one entry per port: 0.0.0.0 and :: of the same port are one */
+        json_t *existing = NULL;
+        size_t k;
+        json_t *e;
+        json_array_foreach (arr, k, e)
+            if (json_integer_value(json_object_get(e, "port")) == port)
+                existing = e;
+        if (existing) {
+            json_array_append_new(json_object_get(existing, "addresses"), json_string(addr));
+            continue;
+        }
+        _cleanup_free_ char *vis = store_port_visibility(p->store, rec->id, port);
+        _cleanup_free_ char *url = xasprintf("/w/%s/ports/%d/", rec->id, port);
+        json_array_append_new(arr, json_pack("{s:i, s:[s], s:i, s:s, s:s, s:s}", "port", port,
+                                             "addresses", addr, "pid", atoi(pid_s), "process", comm,
+                                             "visibility", vis, "url", url));
+    }
+    return arr;
+}
+
+void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
+               const struct auth_user *user, const struct ws_record *rec, const char *rest)
+{
+    (void)user;
+    if (!*rest && strcmp(req->method, "GET") == 0) {
+        ports_sync(p);
+        struct watch *w = watch_find(p, rec->id);
+        /* "detecting": the agent has not sent its first list yet */
+        http_respond_json(
+            c, 200,
+            json_pack("{s:o, s:b}", "ports", ports_json(p, rec), "detecting", !w || !w->ready));
+        return;
+    }
+    /* "/PORT/visibility" */
+    char *end = NULL;
+    long port = rest[0] == '/' ? strtol(rest + 1, &end, 10) : 0;
+    if (port <= 0 || port > 65535 || !end || strcmp(end, "/visibility") != 0 ||
+        (strcmp(req->method, "POST") != 0 && strcmp(req->method, "PUT") != 0)) {
+        http_respond_error(c, 404, "no route for %s %s", req->method, req->path);
+        return;
+    }
+    json_t *body = json_loadb(req->body.buf, req->body.len, 0, NULL);
+    const char *vis = NULL;
+    if (!body || json_unpack(body, "{s:s}", "visibility", &vis) < 0 ||
+        (strcmp(vis, "private") != 0 && strcmp(vis, "org") != 0 && strcmp(vis, "public") != 0)) {
+        json_decref(body);
+        http_respond_error(c, 400, "visibility must be 'private', 'org' or 'public'");
+        return;
+    }
+    if (store_port_set_visibility(p->store, rec->id, (int)port, vis) < 0) {
+        json_decref(body);
+        http_respond_error(c, 500, "cannot store the visibility");
+        return;
+    }
+    store_audit_add(p->store, user->name, "port.visibility", rec->id, vis, req->peer);
+    http_respond_json(c, 200, json_pack("{s:i, s:s}", "port", (int)port, "visibility", vis));
+    json_decref(body);
+}
+
+/* Opens a TCP relay to the port through the agent; waits (briefly) for its
+ * answer. Returns the fd, or -errno with a message in *ret_msg. */
+static int relay_open(struct ports *p, const char *ws_id, int port, char **ret_msg)
+{
+    _cleanup_free_ char *run = ws_run_dir(p->m, ws_id);
+    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
+    if (fd < 0) {
+        *ret_msg = xstrdup("the workspace agent does not answer");
+        return fd;
+    }
+    unsigned char frame[AGENT_HEADER_SIZE + 2];
+    agent_put_header(frame, AGENT_TCP_CONNECT, 2);
+    frame[AGENT_HEADER_SIZE] = (unsigned char)(port >> 8);
+    frame[AGENT_HEADER_SIZE + 1] = (unsigned char)port;
+    if (write(fd, frame, sizeof(frame)) != (ssize_t)sizeof(frame)) {
+        close(fd);
+        *ret_msg = xstrdup("the workspace agent does not answer");
+        return -EIO;
+    }
+    /* the agent answers as soon as the loopback connect is done */
+    unsigned char h[AGENT_HEADER_SIZE];
+    size_t got = 0;
+    while (got < sizeof(h)) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, 3000) <= 0)
+            break;
+        ssize_t n = read(fd, h + got, sizeof(h) - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+    }
+    if (got == sizeof(h) && h[0] == AGENT_CONNECTED && agent_get_u32(h + 4) == 0)
+        return fd;
+    close(fd);
+    *ret_msg = xasprintf("nothing is listening on port %d in the workspace", port);
+    return -ECONNREFUSED;
+}
+
+void ports_proxy(struct ports *p, struct http_conn *c, struct http_request *req, const char *ws,
+                 const char *rest)
+{
+    /* rest: "PORT" or "PORT/..." */
+    char *end = NULL;
+    long port = strtol(rest, &end, 10);
+    if (port <= 0 || port > 65535 || (*end && *end != '/')) {
+        http_respond_error(c, 404, "not found");
+        return;
+    }
+    if (!*end) {
+        _cleanup_free_ char *loc = xasprintf("%s/", req->path);
+        http_conn_add_header(c, "Location: %s", loc);
+        http_respond(c, 302, NULL, NULL, 0);
+        return;
+    }
+    _cleanup_ws_record_ struct ws_record rec = {0};
+    if (store_ws_get(p->store, ws, &rec, NULL) < 0) {
+        http_respond_error(c, 404, "not found");
+        return;
+    }
+    _cleanup_free_ char *vis = store_port_visibility(p->store, rec.id, (int)port);
+    if (strcmp(vis, "public") != 0) {
+        struct auth_user user = {0};
+        _cleanup_berr_ struct berr *e = NULL;
+        int r = auth_request(p->auth, req, AUTH_ORIGIN_ONLY, &user, &e);
+        if (r < 0) {
+            if (r == -EACCES && strcmp(req->method, "GET") == 0 && !req->upgrade) {
+                _cleanup_free_ char *loc = xasprintf("/login.html?next=%s", req->path);
+                http_conn_add_header(c, "Location: %s", loc);
+                http_respond(c, 302, NULL, NULL, 0);
+            } else {
+                http_respond_error(c, r == -EACCES ? 401 : 403, "%s", berr_msg(e));
+            }
+            return;
+        }
+        bool ok = strcmp(vis, "org") == 0 || (rec.owner && strcmp(rec.owner, user.name) == 0);
+        auth_user_release(&user);
+        if (!ok) {
+            http_respond_error(c, 404, "not found");
+            return;
+        }
+    }
+    if (strcmp(rec.state, "running") != 0) {
+        http_respond_error(c, 503, "workspace '%s' is %s", rec.name, rec.state);
+        return;
+    }
+    _cleanup_free_ char *msg = NULL;
+    int fd = relay_open(p, rec.id, (int)port, &msg);
+    if (fd < 0) {
+        http_respond_error(c, 502, "%s", msg);
+        return;
+    }
+    /* "/w/WS/ports/PORT/x?y" -> "/x?y" */
+    const char *t = strstr(req->raw_target, "/ports/");
+    t = t ? strchr(t + 7, '/') : NULL;
+    proxy_forward_with_header(c, req, fd, t ? t : "/", PORT_SANDBOX_CSP);
+}

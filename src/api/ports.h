@@ -1,0 +1,32 @@
+/* ports.h - forwarded ports: detection (the agent's port watch), the ports
+ * API, and the proxy to a port through the agent's TCP relay.
+ *
+ * Visibility: private (the owner), org (any signed-in user), public (anyone).
+ * Path routing /w/{ws}/ports/{port}/ answers with a sandboxing Content-Security-
+ * Policy, so a forwarded app's page runs in an opaque origin and cannot use the
+ * visitor's Berth session against the API. */
+#ifndef BERTH_PORTS_H
+#define BERTH_PORTS_H
+
+#include "api/auth.h"
+#include "http/server.h"
+#include "store/store.h"
+
+struct ports;
+struct ws_manager;
+struct auth;
+
+struct ports *ports_new(struct ws_manager *m, struct auth *auth);
+void ports_free(struct ports *p);
+/* Starts watchers for running workspaces and drops those of stopped ones. */
+void ports_sync(struct ports *p);
+
+/* GET /api/v1/workspaces/{ws}/ports and POST .../ports/{port}/visibility. */
+void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
+               const struct auth_user *user, const struct ws_record *rec, const char *rest);
+
+/* /w/{ws}/ports/{port}/...: authenticates by the port's visibility itself. */
+void ports_proxy(struct ports *p, struct http_conn *c, struct http_request *req, const char *ws,
+                 const char *rest);
+
+#endif
