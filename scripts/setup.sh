@@ -19,7 +19,7 @@ APT_PACKAGES="
 	meson ninja-build musl-tools pkg-config gcc git curl ca-certificates
 	libuv1-dev libhttp-parser-dev libwslay-dev libcurl4-openssl-dev libssl-dev
 	libjansson-dev libsqlite3-dev libsodium-dev libssh-dev libcmocka-dev
-	bats sqlite3 jq python3 clang clang-format libclang-rt-14-dev procps
+	bats sqlite3 jq python3 clang clang-format libclang-rt-14-dev procps chromium
 "
 
 # Written only when its content changes. Podman 4.3 reads drop-ins from
@@ -275,6 +275,7 @@ step_containers_conf
 step_network
 bash "$BERTH_REPO_ROOT/scripts/base-image.sh" "$DATA"
 bash "$BERTH_REPO_ROOT/scripts/ide.sh" "$DATA"
+bash "$BERTH_REPO_ROOT/scripts/web.sh" "$DATA"
 step_smoke
 podman ps -a -q >/dev/null 2>&1 || die "'podman ps -a' fails: Podman's state is damaged (run it to see why)"
 say "ready in $((SECONDS - T0))s (runtime $RUNTIME, data $DATA)"

@@ -72,6 +72,21 @@ if [ $UNIT_ONLY -eq 0 ]; then
 		echo "system: only $((p + f)) of $planned tests reported"
 		failed=$((failed + planned - p - f))
 	fi
+	# ---- browser test (Playwright driving Debian's Chromium) ----
+	if [ -z "${BERTH_BATS:-}" ]; then
+		btap="$SUITE/browser.tap"
+		BERTH_BIN="$ROOT/build/src" BERTH_ARTIFACTS="$ARTIFACTS" \
+			bash tests/browser/run.sh 2>&1 | tee "$btap"
+		p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$btap" | tail -1)
+		f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$btap" | tail -1)
+		if [ -z "$p" ] && [ -z "$f" ]; then
+			echo "browser: the test reported nothing"
+			f=1
+		fi
+		passed=$((passed + ${p:-0}))
+		failed=$((failed + ${f:-0}))
+	fi
+
 	kill "$PODMAN_PID" 2>/dev/null
 	wait "$PODMAN_PID" 2>/dev/null
 	cp "$SUITE"/*.log "$ARTIFACTS"/ 2>/dev/null

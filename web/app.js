@@ -81,7 +81,8 @@
     c.refDt = el('dt', { text: 'Branch' });
     c.refEl = el('dd');
     c.timeEl = el('time');
-    c.errorEl = el('div', { class: 'ws-error', role: 'alert', hidden: true });
+    // Not an alert region: a failure is announced once, with the state change.
+    c.errorEl = el('div', { class: 'ws-error', hidden: true });
     c.readyEl = el('p', { class: 'ws-ready', hidden: true });
     c.actionErr = el('p', { class: 'action-error', role: 'alert', hidden: true });
 
@@ -101,10 +102,10 @@
     c.termBtn = el('a', { class: 'button', href: '/terminal.html?ws=' + encodeURIComponent(id),
       target: '_blank', rel: 'noopener', 'data-action': 'terminal' },
       'Terminal', el('span', { class: 'visually-hidden', text: ' for ' + ws.name + ' (opens in a new tab)' }));
-    c.startBtn = btn('Start', '', function () { act(c, 'start'); });
-    c.stopBtn = btn('Stop', '', function () { act(c, 'stop'); });
-    c.rebuildBtn = btn('Rebuild', '', function () { act(c, 'rebuild'); });
-    c.deleteBtn = btn('Delete', 'danger', function () { confirmDelete(c); });
+    c.startBtn = btn('Start', '', function () { if (!c.pending) act(c, 'start'); });
+    c.stopBtn = btn('Stop', '', function () { if (!c.pending) act(c, 'stop'); });
+    c.rebuildBtn = btn('Rebuild', '', function () { if (!c.pending) act(c, 'rebuild'); });
+    c.deleteBtn = btn('Delete', 'danger', function () { if (!c.pending) confirmDelete(c); });
     [c.startBtn, c.stopBtn, c.rebuildBtn, c.deleteBtn].forEach(function (b, i) {
       b.setAttribute('data-action', ['start', 'stop', 'rebuild', 'delete'][i]);
     });
@@ -161,9 +162,7 @@
     hidden(c.stopBtn, s !== 'running');
     hidden(c.rebuildBtn, !(s === 'running' || s === 'stopped' || s === 'failed'));
     hidden(c.deleteBtn, busy);
-    if (!c.pending) {
-      [c.startBtn, c.stopBtn, c.rebuildBtn, c.deleteBtn].forEach(function (b) { b.disabled = false; });
-    }
+    setPending(c, !!c.pending);
     // Never leave focus on a button that just disappeared.
     if (focused && focused.hidden) c.nameEl.focus();
 
@@ -301,16 +300,25 @@
 
   /* ---------------------------------------------------------- actions --- */
 
+  /* While an action is on its way the buttons say they are unavailable but
+   * stay focusable (a disabled button would drop the keyboard focus). */
+  function setPending(c, yes) {
+    c.pending = yes;
+    [c.startBtn, c.stopBtn, c.rebuildBtn, c.deleteBtn].forEach(function (b) {
+      if (yes) b.setAttribute('aria-disabled', 'true');
+      else b.removeAttribute('aria-disabled');
+    });
+  }
+
   function act(c, action) {
     var path = 'workspaces/' + encodeURIComponent(c.id) + (action === 'delete' ? '' : '/' + action);
-    c.pending = true;
-    [c.startBtn, c.stopBtn, c.rebuildBtn, c.deleteBtn].forEach(function (b) { b.disabled = true; });
+    setPending(c, true);
     hidden(c.actionErr, true);
     c.readyEl.hidden = true;
     c.li.classList.remove('just-ready');
     B.api(path, { method: action === 'delete' ? 'DELETE' : 'POST' }).then(
       function (ws) {
-        c.pending = false;
+        setPending(c, false);
         if (cards.get(c.id) !== c) return;
         var offset = ws && ws.log_offset;
         if (action === 'start' || action === 'rebuild') c.waitReady = true;
@@ -320,7 +328,7 @@
         else if (action === 'delete') watchUntilRest(c, offset);
       },
       function (e) {
-        c.pending = false;
+        setPending(c, false);
         if (e.status === 404) return removeCard(c.id);
         c.actionErr.textContent = 'Could not ' + action + ' ' + c.ws.name + ': ' + e.message;
         hidden(c.actionErr, false);
@@ -333,7 +341,7 @@
   /* Delete: the log follower ends when the workspace is gone; then check. */
   function watchUntilRest(c, offset) {
     if (typeof offset !== 'number') return;
-    streamLog(c, offset, false).then(function () { refresh(c.id); });
+    streamLog(c, offset, true).then(function () { refresh(c.id); });
   }
 
   var dialog = document.getElementById('confirm');
@@ -451,8 +459,10 @@
   /* ------------------------------------------------------------- ports --- */
 
   /* Ports come from GET /workspaces/{id}/ports when it exists (200);
-   * otherwise the section stays hidden. */
-  function loadPorts(c) {
+   * otherwise the section stays hidden. Read once each time the workspace
+   * starts (a placeholder for the ports feature to make live). */
+  function loadPorts(c, attempt) {
+    attempt = attempt || 0;
     c.portsFor = 'running';
     B.request('workspaces/' + encodeURIComponent(c.id) + '/ports').then(function (res) {
       return res.json();
@@ -463,7 +473,7 @@
       ports.forEach(function (p) {
         if (typeof p === 'number' || typeof p === 'string') p = { port: p };
         var num = p.port || p.number || p.container_port || '';
-        var name = p.label || p.name || '';
+        var name = p.label || p.name || p.process || '';
         var text = String(num) + (name ? ' — ' + name : '') + (p.protocol && p.protocol !== 'http' ? ' (' + p.protocol + ')' : '');
         var url = p.url || p.href;
         var safe = url && (/^https?:\/\//i.test(url) || url.charAt(0) === '/');
@@ -472,7 +482,15 @@
             el('span', { class: 'visually-hidden', text: ' (opens in a new tab)' }))
           : text));
       });
-      if (!ports.length) c.portsList.appendChild(el('li', { class: 'muted', text: 'No forwarded ports.' }));
+      if (r && r.detecting && attempt < 5) {
+        setTimeout(function () {
+          if (cards.get(c.id) === c && c.ws.state === 'running') loadPorts(c, attempt + 1);
+        }, 2000);
+      }
+      if (!ports.length) {
+        c.portsList.appendChild(el('li', { class: 'muted',
+          text: r && r.detecting ? 'Looking for listening ports…' : 'No forwarded ports.' }));
+      }
       hidden(c.portsEl, false);
     }).catch(function () {
       hidden(c.portsEl, true);
@@ -563,6 +581,7 @@
   var dcIn = document.getElementById('devcontainer');
   var createErr = document.getElementById('create-error');
   var submit = document.getElementById('create-submit');
+  var submitting = false;
 
   var KINDS = {
     branch: ['Branch to check out', 'default branch', 'Leave empty for the repository’s default branch.'],
@@ -601,15 +620,18 @@
     if (name && !/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) {
       return formError('A name has lower-case letters, digits and dashes, and starts with a letter or digit.', nameIn);
     }
+    if (submitting) return;
     var body = { repo: repo };
     if (ref) body[kindSel.value] = ref;
     if (name) body.name = name;
     if (dc) body.devcontainer_path = dc;
-    submit.disabled = true;
+    submitting = true;
+    submit.setAttribute('aria-disabled', 'true');
     submit.textContent = 'Creating…';
     B.api('workspaces', { method: 'POST', body: body }).then(
       function (ws) {
-        submit.disabled = false;
+        submitting = false;
+        submit.removeAttribute('aria-disabled');
         submit.textContent = 'Create workspace';
         form.reset();
         syncKind();
@@ -624,7 +646,8 @@
         if (!BUSY[ws.state]) readyOrNot(c);
       },
       function (e) {
-        submit.disabled = false;
+        submitting = false;
+        submit.removeAttribute('aria-disabled');
         submit.textContent = 'Create workspace';
         var field = null;
         if (e.status === 409 || /\bname\b/i.test(e.message)) field = nameIn;

@@ -144,7 +144,7 @@ void web_static(struct web *w, struct http_conn *c, struct http_request *req)
     }
     /* vendor packages have scoped names ("@xterm/xterm") */
     const char *check = rel[0] == '@' ? rel + 1 : rel;
-    if (!root || !safe_relpath(check)) {
+    if (!root || !safe_relpath(check) || strncmp(rel, "package", 7) == 0) {
         http_respond_error(c, 404, "not found");
         return;
     }

@@ -1,7 +1,7 @@
 /* commands.h - the berth CLI's commands, called by main.c's command table.
  *
- * Workspaces are in commands.c, exec.c and shell.c; logins and tokens in account.c;
- * what admins do in admin.c; git credentials and secrets in secrets.c.
+ * Workspaces are in commands.c, exec.c and shell.c; logins and tokens in
+ * account.c; what admins do in admin.c; git credentials and secrets in secrets.c.
  *
  * main.c parses the command line into a struct cli_args (flags each command
  * accepts are listed in its table row, so usage errors never reach a command)

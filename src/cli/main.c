@@ -4,9 +4,9 @@
  * positional arguments it needs, so a bad command line is refused here with the
  * usage (exit 2) before anything is sent; the commands (commands.c, exec.c,
  * shell.c, account.c, admin.c, secrets.c) only talk to berthd. A row's name is
- * one word ("ls") or a group and a subcommand ("token create"). Which token a command
- * sends is decided here too (BERTH_TOKEN, else the stored login), and so is
- * what a person reads when berthd answers 401.
+ * one word ("ls") or a group and a subcommand ("token create"). Which token a
+ * command sends is decided here too (BERTH_TOKEN, else the stored login), and
+ * so is what a person reads when berthd answers 401.
  *
  * Exit statuses: 0 success, 1 an error printed as "berth: …", 2 a usage error;
  * exec exits with the remote command's status, shell with the remote shell's.
@@ -177,9 +177,8 @@ static const struct command commands[] = {
      .flags = REMOTE | F(SESSION) | F(VERBOSE),
      ONE_WS,
      .synopsis = "WS [--session ID] [-v|--verbose]",
-     .summary = "open an interactive login shell in a running workspace; exits with its status "
-                "(--session: attach again to a shell that lost its connection; -v: print the "
-                "session id)"},
+     .summary = "open a login shell in a running workspace; exits with its status (-v prints "
+                "the session id that --session attaches to again)"},
 
     {.name = "login",
      .section = "accounts",

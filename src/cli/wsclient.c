@@ -372,24 +372,26 @@ static int handshake(int fd, const struct wsc_url *u, const char *path, const ch
         return berr_make(reterr, r == -ETIMEDOUT ? ETIMEDOUT : ECONNRESET,
                          "cannot send the WebSocket request to berthd: %s", strerror(-r));
 
-    const char *end = NULL;
-    while (!(end = strstr(b->buf, "\r\n\r\n"))) {
+    const char *end;
+    while (!(end = memmem(b->buf, b->len, "\r\n\r\n", 4))) {
+        if (memchr(b->buf, 0, b->len))
+            return berr_make(reterr, EPROTO, "berthd's answer has a NUL byte in its head");
         if (b->len >= WSC_MAX_HEAD)
             return berr_make(reterr, EPROTO, "berthd's answer has a head over %u bytes",
                              WSC_MAX_HEAD);
         ssize_t n = recv_some(fd, b, WSC_MAX_HEAD, deadline);
         if (n == 0)
             return berr_make(reterr, ECONNRESET,
-                             "berthd closed the connection without "
-                             "answering the WebSocket request");
+                             "berthd closed the connection without answering the WebSocket "
+                             "request");
         if (n < 0)
             return berr_make(reterr, n == -ETIMEDOUT ? ETIMEDOUT : ECONNRESET,
                              "no answer from berthd to the WebSocket request: %s",
                              strerror((int)-n));
-        if (strlen(b->buf) < b->len)
-            return berr_make(reterr, EPROTO, "berthd's answer has a NUL byte in its head");
     }
     size_t head_len = (size_t)(end - b->buf) + 4;
+    if (memchr(b->buf, 0, head_len))
+        return berr_make(reterr, EPROTO, "berthd's answer has a NUL byte in its head");
     char *endp = NULL;
     long status = 0;
     if (strncmp(b->buf, "HTTP/1.", 7) == 0 && b->buf[8] == ' ')

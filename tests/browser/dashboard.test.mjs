@@ -56,10 +56,10 @@ function log(msg) {
   console.log(msg);
 }
 
-async function shot(page, name) {
+async function shot(page, name, fullPage = false) {
   mkdirSync(ARTIFACTS, { recursive: true });
   const path = join(ARTIFACTS, `browser-${name}.png`);
-  await page.screenshot({ path, timeout: 15_000 });
+  await page.screenshot({ path, fullPage, timeout: 15_000 });
   log(`screenshot: ${path}`);
 }
 
@@ -258,8 +258,14 @@ describe('dashboard, terminal and VS Code in a browser', () => {
       await page.locator(`li.ws-card[data-id="${st.id}"] [data-action="ide"]`).waitFor({ timeout: 15_000 });
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `the page is ${overflow}px wider than the screen`);
-      await page.locator(`li.ws-card[data-id="${st.id}"]`).scrollIntoViewIfNeeded();
-      await shot(page, 'dashboard-390x844');
+      await shot(page, 'dashboard-390x844', true);
+      // The terminal too: full width, with the keys a touch keyboard lacks.
+      await page.goto(`${SERVER}/terminal.html?ws=${st.id}`);
+      await openTerminal(page);
+      assert.ok(await page.getByRole('toolbar').getByRole('button', { name: 'Control C' }).isVisible());
+      const termOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(termOverflow <= 0, `the terminal page is ${termOverflow}px wider than the screen`);
+      await shot(page, 'terminal-390x844');
     } finally {
       await ctx.close();
     }
