@@ -41,6 +41,36 @@ for t in build-asan/tests/unit/test-*; do
 	fi
 done
 
+# ---- fuzzing (libFuzzer, ASan+UBSan), a bounded time per target ----
+if command -v clang >/dev/null && [ -z "${BERTH_BATS:-}" ]; then
+	FUZZ_DIR=build-fuzz
+	mkdir -p "$FUZZ_DIR"
+	FUZZ_FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=gnu11 -Isrc"
+	declare -A FUZZ_SRC=(
+		[http]="tests/fuzz/fuzz-http.c src/http/server.c src/util/buf.c src/util/strv.c src/util/err.c src/util/xalloc.c src/util/log.c -ljansson -luv -lhttp_parser -lpthread"
+		[json]="tests/fuzz/fuzz-json.c src/devcontainer/devcontainer.c src/git/git.c src/util/buf.c src/util/strv.c src/util/err.c src/util/xalloc.c src/util/run.c src/util/fs.c -ljansson -lpthread"
+	)
+	for t in http json; do
+		# shellcheck disable=SC2086
+		if ! clang $FUZZ_FLAGS -o "$FUZZ_DIR/fuzz-$t" ${FUZZ_SRC[$t]} 2>"$ARTIFACTS/fuzz-$t.build.log"; then
+			echo "not ok fuzz-$t: does not build"
+			failed=$((failed + 1))
+			continue
+		fi
+		mkdir -p "$FUZZ_DIR/corpus-$t"
+		cp tests/fuzz/seeds/$t/* "$FUZZ_DIR/corpus-$t/" 2>/dev/null
+		if (cd "$FUZZ_DIR" && ./fuzz-$t -max_total_time="${BERTH_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 \
+			-artifact_prefix="$ARTIFACTS/fuzz-$t-" "corpus-$t") >"$ARTIFACTS/fuzz-$t.log" 2>&1; then
+			echo "ok fuzz-$t: $(grep -o 'Done [0-9]* runs' "$ARTIFACTS/fuzz-$t.log")"
+			passed=$((passed + 1))
+		else
+			echo "not ok fuzz-$t: a crash; see tests/artifacts/fuzz-$t.log"
+			tail -30 "$ARTIFACTS/fuzz-$t.log"
+			failed=$((failed + 1))
+		fi
+	done
+fi
+
 # ---- system tests (bats, against a real Podman service) ----
 if [ $UNIT_ONLY -eq 0 ]; then
 	export BERTH_ROOT="$ROOT"
