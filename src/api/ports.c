@@ -21,6 +21,7 @@
 #include <uv.h>
 
 #include "agent/agent-proto.h"
+#include "http/websocket.h"
 #include "proxy/proxy.h"
 #include "store/accounts.h"
 #include "util/fs.h"
@@ -267,6 +268,134 @@ static json_t *ports_json(struct ports *p, const struct ws_record *rec)
     return arr;
 }
 
+static int relay_open(struct ports *p, const char *ws_id, int port, char **ret_msg);
+
+/* ---- tunnels (berth port-forward): a WebSocket carrying a raw TCP stream ---- */
+
+struct tunnel {
+    uv_pipe_t pipe;
+    struct wsock *ws;
+    bool pipe_closed;
+    bool reading;
+};
+
+static void tunnel_freed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void tunnel_close_pipe(struct tunnel *t)
+{
+    if (!t->pipe_closed) {
+        t->pipe_closed = true;
+        uv_close((uv_handle_t *)&t->pipe, tunnel_freed);
+    }
+}
+
+static void tunnel_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    (void)suggested;
+    b->base = xmalloc(65536);
+    b->len = 65536;
+}
+
+static void tunnel_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct tunnel *t = s->data;
+    if (n > 0 && t->ws) {
+        wsock_send(t->ws, WSOCK_BINARY, b->base, (size_t)n);
+        if (t->ws && wsock_pending(t->ws) > PROXY_HIGH_WATER) {
+            uv_read_stop(s);
+            t->reading = false;
+        }
+    }
+    free(b->base);
+    if (n < 0) {
+        if (t->ws) {
+            struct wsock *w = t->ws;
+            t->ws = NULL;
+            wsock_close(w, 1000, "the port closed the connection");
+        }
+        tunnel_close_pipe(t);
+    }
+}
+
+static void tunnel_written(uv_write_t *w, int status)
+{
+    (void)status;
+    free(w->data);
+    free(w);
+}
+
+static void tunnel_message(struct wsock *w, int opcode, const unsigned char *data, size_t len,
+                           void *ud)
+{
+    (void)opcode;
+    struct tunnel *t = ud;
+    if (t->pipe_closed || !len)
+        return;
+    uv_write_t *wr = xmalloc(sizeof(*wr));
+    wr->data = xmalloc(len);
+    memcpy(wr->data, data, len);
+    uv_buf_t b = uv_buf_init(wr->data, (unsigned)len);
+    if (uv_write(wr, (uv_stream_t *)&t->pipe, &b, 1, tunnel_written) < 0) {
+        free(wr->data);
+        free(wr);
+    }
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&t->pipe) > PROXY_HIGH_WATER)
+        wsock_pause(w);
+}
+
+static void tunnel_ws_closed(struct wsock *w, void *ud)
+{
+    (void)w;
+    struct tunnel *t = ud;
+    t->ws = NULL;
+    tunnel_close_pipe(t);
+}
+
+static void tunnel_drained(struct wsock *w, void *ud)
+{
+    (void)w;
+    struct tunnel *t = ud;
+    if (!t->reading && !t->pipe_closed) {
+        t->reading = true;
+        uv_read_start((uv_stream_t *)&t->pipe, tunnel_alloc, tunnel_read);
+    }
+}
+
+static void tunnel_open(struct ports *p, struct http_conn *c, struct http_request *req,
+                        const struct ws_record *rec, int port)
+{
+    if (strcmp(rec->state, "running") != 0) {
+        http_respond_error(c, 409, "workspace '%s' is %s, not running", rec->name, rec->state);
+        return;
+    }
+    _cleanup_free_ char *msg = NULL;
+    int fd = relay_open(p, rec->id, port, &msg);
+    if (fd < 0) {
+        http_respond_error(c, 502, "%s", msg);
+        return;
+    }
+    struct tunnel *t = xcalloc(1, sizeof(*t));
+    uv_pipe_init(uv_default_loop(), &t->pipe, 0);
+    t->pipe.data = t;
+    if (uv_pipe_open(&t->pipe, fd) < 0) {
+        close(fd);
+        tunnel_close_pipe(t);
+        http_respond_error(c, 502, "cannot relay to the port");
+        return;
+    }
+    if (wsock_accept(c, req, tunnel_message, tunnel_ws_closed, t, &t->ws) < 0) {
+        tunnel_close_pipe(t);
+        return;
+    }
+    wsock_on_drain(t->ws, tunnel_drained);
+    t->reading = true;
+    uv_read_start((uv_stream_t *)&t->pipe, tunnel_alloc, tunnel_read);
+}
+
 void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
                const struct auth_user *user, const struct ws_record *rec, const char *rest)
 {
@@ -280,9 +409,14 @@ void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
             json_pack("{s:o, s:b}", "ports", ports_json(p, rec), "detecting", !w || !w->ready));
         return;
     }
-    /* "/PORT/visibility" */
+    /* "/PORT/visibility" or "/PORT/tunnel" */
     char *end = NULL;
     long port = rest[0] == '/' ? strtol(rest + 1, &end, 10) : 0;
+    if (port > 0 && port <= 65535 && end && strcmp(end, "/tunnel") == 0 &&
+        strcmp(req->method, "GET") == 0) {
+        tunnel_open(p, c, req, rec, (int)port);
+        return;
+    }
     if (port <= 0 || port > 65535 || !end || strcmp(end, "/visibility") != 0 ||
         (strcmp(req->method, "POST") != 0 && strcmp(req->method, "PUT") != 0)) {
         http_respond_error(c, 404, "no route for %s %s", req->method, req->path);

@@ -126,3 +126,28 @@ wait_port() { # wait_port PORT present|absent
 	# flat: the body is streamed, never held (64 MiB of slack for the allocator)
 	[ $((after - before)) -lt 65536 ]
 }
+
+@test "a tunnel carries a raw TCP connection to the port (berth port-forward's route)" {
+	serve 8107
+	wait_port 8107 present
+	url="${BERTH_SERVER/http:/ws:}/api/v1/workspaces/ported-ws/ports/8107/tunnel"
+	cat >"$BATS_TEST_TMPDIR/tunnel.mjs" <<'JS'
+const [, , url, token] = process.argv;
+const ws = new WebSocket(url, { headers: { Authorization: 'Bearer ' + token } });
+ws.binaryType = 'arraybuffer';
+let out = '';
+ws.onopen = () => ws.send(new TextEncoder().encode('GET /through-tunnel HTTP/1.0\r\n\r\n'));
+ws.onmessage = (e) => { out += new TextDecoder().decode(e.data); };
+ws.onclose = () => { console.log(out); process.exit(0); };
+ws.onerror = () => { console.log('ERROR'); process.exit(1); };
+setTimeout(() => { console.log(out); process.exit(0); }, 20000);
+JS
+	run timeout 30 node --experimental-websocket --no-warnings "$BATS_TEST_TMPDIR/tunnel.mjs" "$url" "$ALICE"
+	assert_output_contains "hello from port 8107 at /through-tunnel"
+	run timeout 30 node --experimental-websocket --no-warnings "$BATS_TEST_TMPDIR/tunnel.mjs" "$url" "$BOB"
+	assert_output_contains "ERROR"
+	run curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ALICE" -H 'Upgrade: websocket' \
+		-H 'Connection: Upgrade' -H 'Sec-WebSocket-Version: 13' -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' \
+		"$BERTH_SERVER/api/v1/workspaces/ported-ws/ports/8199/tunnel"
+	assert_equal "$output" 502
+}
