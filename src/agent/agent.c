@@ -2202,10 +2202,67 @@ static _noreturn_ void usage(void)
     exit(2);
 }
 
+/* `berth-agent git-credential get`: git's credential helper inside a workspace.
+ * It hands git's request (key=value lines on stdin) to berthd through the
+ * socket berthd keeps in the remote user's run directory while the workspace
+ * runs, and prints berthd's answer. Credentials thus come from berthd on
+ * demand and are never written into the container. Other operations (store,
+ * erase) are accepted and ignored, as git expects of a read-only helper. */
+#define AGENT_CREDENTIAL_SOCKET "/.berth/ide/credentials.sock"
+
+static int git_credential(int argc, char **argv)
+{
+    if (argc < 3 || strcmp(argv[2], "get") != 0)
+        return 0;
+    char req[16384];
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(0, req + n, sizeof(req) - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        if (n >= sizeof(req) - 1)
+            return 1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", AGENT_CREDENTIAL_SOCKET);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        return 0; /* no credentials offered: git goes on without */
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(fd, req + off, n - off);
+        if (w <= 0)
+            return 0;
+        off += (size_t)w;
+    }
+    (void)shutdown(fd, SHUT_WR);
+    char out[16384];
+    size_t m = 0;
+    for (;;) {
+        ssize_t r = read(fd, out + m, sizeof(out) - m);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0 || (m += (size_t)r) >= sizeof(out))
+            break;
+    }
+    for (size_t off = 0; off < m;) {
+        ssize_t w = write(1, out + off, m - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = AGENT_DEFAULT_SOCKET;
     char **cmd = NULL;
+
+    if (argc >= 2 && strcmp(argv[1], "git-credential") == 0)
+        return git_credential(argc, argv);
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) {

@@ -4,6 +4,7 @@
 
 #include "api/api.h"
 #include "api/auth.h"
+#include "api/credentials.h"
 #include "api/ports.h"
 #include "api/terminal.h"
 #include "api/web.h"
@@ -13,6 +14,7 @@ struct api {
     struct terminals *terms;
     struct web *web;
     struct ports *ports;
+    struct creds *creds;
     struct store *store;
     struct engine *engine;
     struct auth *auth;

@@ -25,6 +25,7 @@ static void on_change(void *data)
     struct api *a = data;
     web_changed(a->web);
     ports_sync(a->ports);
+    creds_sync(a->creds);
 }
 
 struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web_dir,
@@ -38,6 +39,7 @@ struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web
     a->terms = terminals_new(m);
     a->web = web_new(m, web_dir, vendor_dir);
     a->ports = ports_new(m, a->auth);
+    a->creds = creds_new(m);
     ws_manager_on_change(m, on_change, a);
     return a;
 }
@@ -48,6 +50,7 @@ void api_free(struct api *a)
         auth_free(a->auth);
         terminals_free(a->terms);
         ports_free(a->ports);
+        creds_free(a->creds);
         web_free(a->web);
     }
     free(a);

@@ -1,16 +1,26 @@
 /* wsclient.c - the CLI's WebSocket client: TCP connect, upgrade handshake, wslay framing.
  *
- * The handshake is done by hand on a non-blocking socket, each step bounded by a
- * deadline: url_parse() takes the server URL apart, tcp_connect() tries each
- * address of the host, then the request is written and the answer's head read
- * (up to WSC_MAX_HEAD bytes) and checked by check_upgrade(); a refusal's body
- * (up to WSC_MAX_ERROR_BODY) becomes the error through client_status_error(), as
- * for every other request. Bytes that arrive right behind the head already belong
- * to the WebSocket stream (berthd sends its first frame at once), so they are kept
- * in `in`, and wslay's recv callback hands them out before it reads the socket.
+ * The handshake is a state machine on a non-blocking socket, driven by
+ * wsc_process() like the open connection (wsc_connect() just runs it in a poll()
+ * loop of its own): url_parse() takes the server URL apart and wsc_open()
+ * resolves the host; then each address of the host is tried in turn (CONNECTING),
+ * the request is written (SENDING), the answer's head read (HEAD, up to
+ * WSC_MAX_HEAD bytes) and checked by check_upgrade(); a refusal's body (REFUSED,
+ * up to WSC_MAX_ERROR_BODY) becomes the error through client_status_error(), as
+ * for every other request. Each step is bounded by a deadline: a connection
+ * attempt by WSC_CONNECT_TIMEOUT_MS, the exchange after it by
+ * WSC_HANDSHAKE_TIMEOUT_MS. Bytes that arrive right behind the head already
+ * belong to the WebSocket stream (berthd sends its first frame at once), so they
+ * are kept in `in`, and wslay's recv callback hands them out before it reads the
+ * socket.
  *
- * After that, wslay does the framing; its callbacks read and write the socket
- * without blocking, and the caller's poll() loop drives it through wsc_process().
+ * After that (OPEN), wslay does the framing; its callbacks read and write the
+ * socket without blocking, and the caller's poll() loop drives it through
+ * wsc_process(). The wslay context exists from wsc_open() on, so messages can be
+ * queued before the connection is open. Pausing the reading makes the recv
+ * callback answer "would block" and remember that it did (`stalled`): wslay may
+ * still hold frames it read, so after the pause wsc_has_buffered() asks for a
+ * wsc_process() that does not wait for the socket.
  */
 #include "cli/wsclient.h"
 
@@ -38,25 +48,52 @@
 #define WSC_MAX_ERROR_BODY (64u * 1024)
 #define WSC_READ_CHUNK 4096
 
-struct wsc {
-    int fd;
-    wslay_event_context_ptr ctx;
-    struct buf in; /* stream bytes read along with the handshake, from in_off on */
-    size_t in_off;
-    wsc_message_cb on_message;
-    void *data;
-    bool eof;            /* the peer closed the TCP connection */
-    int sock_errno;      /* why a recv or send failed */
-    bool finished;       /* the peer closed after its close frame */
-    struct berr *cb_err; /* on_message failed */
-};
-
 /* The parts of http://HOST[:PORT][/PREFIX]. */
 struct wsc_url {
     char *host; /* without the brackets of an IPv6 literal */
     char *port;
     char *authority; /* HOST[:PORT] as written: the Host header */
     char *prefix;    /* "" or "/PREFIX" without a trailing slash */
+};
+
+enum wsc_state {
+    WSC_CONNECTING, /* connect() to `addr` is under way */
+    WSC_SENDING,    /* the request is being written */
+    WSC_HEAD,       /* the answer's head is being read */
+    WSC_REFUSED,    /* the body of an answer other than 101 is being read */
+    WSC_OPEN,       /* wslay runs the connection */
+    WSC_FAILED,     /* the handshake failed; wsc_process() said why */
+};
+
+struct wsc {
+    int fd;
+    enum wsc_state state;
+    wslay_event_context_ptr ctx;
+    wsc_message_cb on_message;
+    void *data;
+
+    /* the handshake */
+    char *url;                     /* as given, for messages */
+    struct addrinfo *addrs, *addr; /* the host's addresses; the one tried */
+    int connect_errno;             /* why the last address failed */
+    int64_t deadline;              /* of the current step */
+    struct buf req;                /* the request (it holds the token) */
+    size_t req_off;                /* how much of it is written */
+    char key[32];                  /* Sec-WebSocket-Key: base64 of 16 bytes and a NUL */
+    struct buf head;               /* the answer as read so far */
+    size_t head_len;               /* the length of its head, once complete */
+    size_t body_want;              /* REFUSED: the body's length, at most WSC_MAX_ERROR_BODY */
+    long status;
+
+    /* the open connection */
+    struct buf in; /* stream bytes read along with the handshake, from in_off on */
+    size_t in_off;
+    bool paused;         /* wsc_pause_read() */
+    bool stalled;        /* the recv callback refused to read during a pause */
+    bool eof;            /* the peer closed the TCP connection */
+    int sock_errno;      /* why a recv or send failed */
+    bool finished;       /* the peer closed after its close frame */
+    struct berr *cb_err; /* on_message failed */
 };
 
 static void wsc_url_release(struct wsc_url *u)
@@ -67,8 +104,6 @@ static void wsc_url_release(struct wsc_url *u)
     free(u->prefix);
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(struct addrinfo *, freeaddrinfo)
-
 /* ------------------------------------------------------------------------
  * The handshake
  */
@@ -77,7 +112,7 @@ static int url_parse(const char *url, struct wsc_url *ret, struct berr **reterr)
 {
     if (strncmp(url, "https://", 8) == 0)
         return berr_make(reterr, EINVAL,
-                         "cannot open a terminal through https:// ('%s'): berth speaks only "
+                         "cannot open a WebSocket through https:// ('%s'): berth speaks only "
                          "plain http:// WebSockets for now; use an http:// URL (e.g. through "
                          "an SSH tunnel)",
                          url);
@@ -135,22 +170,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits until fd is ready for `events` or the deadline passes (-ETIMEDOUT). */
-static int wait_fd(int fd, short events, int64_t deadline)
-{
-    for (;;) {
-        int64_t left = deadline - now_ms();
-        if (left <= 0)
-            return -ETIMEDOUT;
-        struct pollfd p = {.fd = fd, .events = events};
-        int n = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
-        if (n > 0)
-            return 0;
-        if (n < 0 && errno != EINTR)
-            return -errno;
-    }
-}
-
 static int random_bytes(void *p, size_t len)
 {
     unsigned char *b = p;
@@ -166,88 +185,43 @@ static int random_bytes(void *p, size_t len)
     return 0;
 }
 
-static int tcp_connect(const struct wsc_url *u, const char *url, int *ret_fd, struct berr **reterr)
+/* Starts connecting to w->addr, or to the addresses after it when that fails
+ * at once. Returns 0 (w->state is CONNECTING, or SENDING when connect() was done
+ * at once), or the error when no address is left. */
+static int connect_next(struct wsc *w, struct berr **reterr)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-    _cleanup_(freeaddrinfop) struct addrinfo *res = NULL;
-    int g = getaddrinfo(u->host, u->port, &hints, &res);
-    if (g != 0)
-        return berr_make(reterr, ECONNREFUSED, "cannot reach berthd at %s: %s", url,
-                         g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
-    int64_t deadline = now_ms() + WSC_CONNECT_TIMEOUT_MS;
-    int r = -ECONNREFUSED;
-    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-        _cleanup_close_ int fd =
+    for (; w->addr; w->addr = w->addr->ai_next) {
+        struct addrinfo *ai = w->addr;
+        closep(&w->fd);
+        w->fd =
             socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-        if (fd < 0) {
-            r = -errno;
+        if (w->fd < 0) {
+            w->connect_errno = errno;
             continue;
         }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
-            r = -errno;
-            continue;
+        if (connect(w->fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            w->state = WSC_SENDING;
+            w->deadline = now_ms() + WSC_HANDSHAKE_TIMEOUT_MS;
+            return 0;
         }
-        r = wait_fd(fd, POLLOUT, deadline);
-        if (r < 0)
-            continue;
-        int soerr = 0;
-        socklen_t sl = sizeof(soerr);
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-            soerr = errno;
-        if (soerr) {
-            r = -soerr;
-            continue;
+        if (errno == EINPROGRESS) {
+            w->state = WSC_CONNECTING;
+            w->deadline = now_ms() + WSC_CONNECT_TIMEOUT_MS;
+            return 0;
         }
-        /* keystrokes are small and must not wait for Nagle's algorithm */
-        int one = 1;
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        *ret_fd = TAKE_FD(fd);
-        return 0;
+        w->connect_errno = errno;
     }
-    return berr_make(reterr, -r, "cannot reach berthd at %s: %s", url, strerror(-r));
+    closep(&w->fd);
+    int e = w->connect_errno ? w->connect_errno : ECONNREFUSED;
+    return berr_make(reterr, e, "cannot reach berthd at %s: %s", w->url, strerror(e));
 }
 
-static int send_all(int fd, const char *p, size_t len, int64_t deadline)
+/* The connection attempt to w->addr failed with `e`: on to the next address. */
+static int connect_failed(struct wsc *w, int e, struct berr **reterr)
 {
-    while (len > 0) {
-        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            int r = wait_fd(fd, POLLOUT, deadline);
-            if (r < 0)
-                return r;
-            continue;
-        }
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Appends what the socket has (at most `max` bytes in b in all) to b, waiting for
- * it until the deadline. Returns the number of bytes read, 0 at the end of the
- * stream, or a negative errno. */
-static ssize_t recv_some(int fd, struct buf *b, size_t max, int64_t deadline)
-{
-    char chunk[WSC_READ_CHUNK];
-    for (;;) {
-        size_t want = max - b->len < sizeof(chunk) ? max - b->len : sizeof(chunk);
-        ssize_t n = recv(fd, chunk, want, 0);
-        if (n >= 0) {
-            buf_add(b, chunk, (size_t)n);
-            return n;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK)
-            return -errno;
-        int r = wait_fd(fd, POLLIN, deadline);
-        if (r < 0)
-            return r;
-    }
+    w->connect_errno = e;
+    w->addr = w->addr->ai_next;
+    return connect_next(w, reterr);
 }
 
 /* The value of header `name` in the answer's head (the lines after the status
@@ -290,31 +264,6 @@ static bool has_token(const char *value, const char *token)
     return false;
 }
 
-/* Reads the rest of a refusal's body (head_len bytes of head before it in b) and
- * turns it into the error. */
-static int refused(int fd, long status, struct buf *b, size_t head_len, int64_t deadline,
-                   struct berr **reterr)
-{
-    _cleanup_free_ char *cl = head_header(b->buf, head_len, "Content-Length");
-    size_t want = WSC_MAX_ERROR_BODY;
-    if (cl) {
-        char *endp = NULL;
-        unsigned long long n = strtoull(cl, &endp, 10);
-        if (*cl && !*endp && n < want)
-            want = (size_t)n;
-    }
-    /* berthd closes the connection after refusing an upgrade, so reading to the
-     * end works without a Content-Length too */
-    while (b->len - head_len < want) {
-        ssize_t n = recv_some(fd, b, head_len + want, deadline);
-        if (n <= 0)
-            break;
-    }
-    if (status >= 200 && status < 300)
-        return berr_make(reterr, EPROTO, "berthd answered HTTP %ld instead of a WebSocket", status);
-    return client_status_error(status, b->buf + head_len, b->len - head_len, reterr);
-}
-
 /* Checks a 101 answer's head against the key that was sent. */
 static int check_upgrade(const char *head, size_t head_len, const char *key, struct berr **reterr)
 {
@@ -339,21 +288,194 @@ static int check_upgrade(const char *head, size_t head_len, const char *key, str
     return 0;
 }
 
-/* Sends the upgrade request on a connected socket and reads the answer. On
- * success, b keeps the bytes after the head and *ret_head_len says where they
- * start. */
-static int handshake(int fd, const struct wsc_url *u, const char *path, const char *token,
-                     struct buf *b, size_t *ret_head_len, struct berr **reterr)
+/* The answer's head is complete: checks it. Returns 0 with the state moved on
+ * (OPEN, or REFUSED to read the refusal's body), or an error. */
+static int head_done(struct wsc *w, struct berr **reterr)
+{
+    const char *b = w->head.buf;
+    size_t head_len = w->head_len;
+    if (memchr(b, 0, head_len))
+        return berr_make(reterr, EPROTO, "berthd's answer has a NUL byte in its head");
+    char *endp = NULL;
+    long status = 0;
+    if (strncmp(b, "HTTP/1.", 7) == 0 && b[8] == ' ')
+        status = strtol(b + 9, &endp, 10);
+    if (!endp || endp != b + 12 || status < 100 || status > 599)
+        return berr_make(reterr, EPROTO, "berthd's answer does not start with an HTTP status");
+    w->status = status;
+    if (status != 101) {
+        _cleanup_free_ char *cl = head_header(b, head_len, "Content-Length");
+        w->body_want = WSC_MAX_ERROR_BODY;
+        if (cl) {
+            char *e = NULL;
+            unsigned long long n = strtoull(cl, &e, 10);
+            if (*cl && !*e && n < w->body_want)
+                w->body_want = (size_t)n;
+        }
+        w->state = WSC_REFUSED;
+        return 0;
+    }
+    int r = check_upgrade(b, head_len, w->key, reterr);
+    if (r < 0)
+        return r;
+    buf_add(&w->in, b + head_len, w->head.len - head_len);
+    buf_release(&w->head);
+    freeaddrinfo(w->addrs);
+    w->addrs = w->addr = NULL;
+    w->state = WSC_OPEN;
+    return 0;
+}
+
+/* The refusal's body is read (or as much of it as came): the error. */
+static int refused(struct wsc *w, struct berr **reterr)
+{
+    const char *body = w->head.buf + w->head_len;
+    size_t len = w->head.len - w->head_len;
+    if (len > w->body_want)
+        len = w->body_want;
+    if (w->status >= 200 && w->status < 300)
+        return berr_make(reterr, EPROTO, "berthd answered HTTP %ld instead of a WebSocket",
+                         w->status);
+    return client_status_error(w->status, body, len, reterr);
+}
+
+/* Reads what the socket has into w->head, up to `max` bytes in all. Returns the
+ * number of bytes read, 0 at the end of the stream, -EAGAIN, or a negative
+ * errno. */
+static ssize_t read_head(struct wsc *w, size_t max)
+{
+    char chunk[WSC_READ_CHUNK];
+    size_t want = max - w->head.len < sizeof(chunk) ? max - w->head.len : sizeof(chunk);
+    for (;;) {
+        ssize_t n = recv(w->fd, chunk, want, 0);
+        if (n >= 0) {
+            buf_add(&w->head, chunk, (size_t)n);
+            return n;
+        }
+        if (errno != EINTR)
+            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    }
+}
+
+/* Moves the handshake on as far as it goes without blocking. Returns 0 (it goes
+ * on, or the connection is open), or the error. */
+static int handshake_step(struct wsc *w, short revents, struct berr **reterr)
+{
+    bool expired = now_ms() >= w->deadline;
+    for (;;) {
+        switch (w->state) {
+        case WSC_CONNECTING: {
+            if (!(revents & (POLLOUT | POLLERR | POLLHUP))) {
+                if (!expired)
+                    return 0;
+                int r = connect_failed(w, ETIMEDOUT, reterr);
+                if (r < 0)
+                    return r;
+                expired = false;
+                continue;
+            }
+            revents = 0;
+            int soerr = 0;
+            socklen_t sl = sizeof(soerr);
+            if (getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+                soerr = errno;
+            if (soerr) {
+                int r = connect_failed(w, soerr, reterr);
+                if (r < 0)
+                    return r;
+                expired = false;
+                continue;
+            }
+            w->state = WSC_SENDING;
+            w->deadline = now_ms() + WSC_HANDSHAKE_TIMEOUT_MS;
+            expired = false;
+            continue;
+        }
+        case WSC_SENDING: {
+            /* keystrokes are small and must not wait for Nagle's algorithm */
+            int one = 1;
+            (void)setsockopt(w->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            while (w->req_off < w->req.len) {
+                ssize_t n =
+                    send(w->fd, w->req.buf + w->req_off, w->req.len - w->req_off, MSG_NOSIGNAL);
+                if (n < 0 && errno == EINTR)
+                    continue;
+                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                    if (!expired)
+                        return 0;
+                    errno = ETIMEDOUT;
+                }
+                if (n < 0)
+                    return berr_make(reterr, errno == ETIMEDOUT ? ETIMEDOUT : ECONNRESET,
+                                     "cannot send the WebSocket request to berthd: %s",
+                                     strerror(errno));
+                w->req_off += (size_t)n;
+            }
+            explicit_bzero(w->req.buf, w->req.len); /* it holds the token */
+            buf_release(&w->req);
+            w->state = WSC_HEAD;
+            continue;
+        }
+        case WSC_HEAD: {
+            const char *end = memmem(w->head.buf, w->head.len, "\r\n\r\n", 4);
+            if (end) {
+                w->head_len = (size_t)(end - w->head.buf) + 4;
+                int r = head_done(w, reterr);
+                if (r < 0 || w->state == WSC_OPEN)
+                    return r;
+                continue;
+            }
+            if (memchr(w->head.buf, 0, w->head.len))
+                return berr_make(reterr, EPROTO, "berthd's answer has a NUL byte in its head");
+            if (w->head.len >= WSC_MAX_HEAD)
+                return berr_make(reterr, EPROTO, "berthd's answer has a head over %u bytes",
+                                 WSC_MAX_HEAD);
+            ssize_t n = read_head(w, WSC_MAX_HEAD);
+            if (n == -EAGAIN && !expired)
+                return 0;
+            if (n == 0)
+                return berr_make(reterr, ECONNRESET,
+                                 "berthd closed the connection without answering the WebSocket "
+                                 "request");
+            if (n < 0) {
+                int e = n == -EAGAIN ? ETIMEDOUT : (int)-n;
+                return berr_make(reterr, e == ETIMEDOUT ? ETIMEDOUT : ECONNRESET,
+                                 "no answer from berthd to the WebSocket request: %s", strerror(e));
+            }
+            continue;
+        }
+        case WSC_REFUSED: {
+            /* berthd closes the connection after refusing an upgrade, so reading
+             * to the end works without a Content-Length too; at the time limit
+             * what has come is used */
+            while (w->head.len - w->head_len < w->body_want) {
+                ssize_t n = read_head(w, w->head_len + w->body_want);
+                if (n == -EAGAIN && !expired)
+                    return 0;
+                if (n <= 0)
+                    break;
+            }
+            return refused(w, reterr);
+        }
+        case WSC_OPEN:
+            return 0;
+        case WSC_FAILED:
+        default:
+            return berr_make(reterr, EPIPE, "the WebSocket connection to berthd failed");
+        }
+    }
+}
+
+/* Builds the upgrade request into w->req. */
+static int request_build(struct wsc *w, const struct wsc_url *u, const char *path,
+                         const char *token, struct berr **reterr)
 {
     unsigned char raw[16];
     int r = random_bytes(raw, sizeof(raw));
     if (r < 0)
         return berr_make(reterr, -r, "cannot get random bytes: %s", strerror(-r));
-    char key[32]; /* base64 of 16 bytes: 24 characters and a NUL */
-    (void)EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw));
-
-    _cleanup_buf_ struct buf req = BUF_INIT;
-    buf_addf(&req,
+    (void)EVP_EncodeBlock((unsigned char *)w->key, raw, sizeof(raw));
+    buf_addf(&w->req,
              "GET %s%s HTTP/1.1\r\n"
              "Host: %s\r\n"
              "Upgrade: websocket\r\n"
@@ -361,49 +483,10 @@ static int handshake(int fd, const struct wsc_url *u, const char *path, const ch
              "Sec-WebSocket-Key: %s\r\n"
              "Sec-WebSocket-Version: 13\r\n"
              "User-Agent: berth-cli\r\n",
-             u->prefix, path, u->authority, key);
+             u->prefix, path, u->authority, w->key);
     if (token)
-        buf_addf(&req, "Authorization: Bearer %s\r\n", token);
-    buf_adds(&req, "\r\n");
-    int64_t deadline = now_ms() + WSC_HANDSHAKE_TIMEOUT_MS;
-    r = send_all(fd, req.buf, req.len, deadline);
-    explicit_bzero(req.buf, req.len); /* it holds the token */
-    if (r < 0)
-        return berr_make(reterr, r == -ETIMEDOUT ? ETIMEDOUT : ECONNRESET,
-                         "cannot send the WebSocket request to berthd: %s", strerror(-r));
-
-    const char *end;
-    while (!(end = memmem(b->buf, b->len, "\r\n\r\n", 4))) {
-        if (memchr(b->buf, 0, b->len))
-            return berr_make(reterr, EPROTO, "berthd's answer has a NUL byte in its head");
-        if (b->len >= WSC_MAX_HEAD)
-            return berr_make(reterr, EPROTO, "berthd's answer has a head over %u bytes",
-                             WSC_MAX_HEAD);
-        ssize_t n = recv_some(fd, b, WSC_MAX_HEAD, deadline);
-        if (n == 0)
-            return berr_make(reterr, ECONNRESET,
-                             "berthd closed the connection without answering the WebSocket "
-                             "request");
-        if (n < 0)
-            return berr_make(reterr, n == -ETIMEDOUT ? ETIMEDOUT : ECONNRESET,
-                             "no answer from berthd to the WebSocket request: %s",
-                             strerror((int)-n));
-    }
-    size_t head_len = (size_t)(end - b->buf) + 4;
-    if (memchr(b->buf, 0, head_len))
-        return berr_make(reterr, EPROTO, "berthd's answer has a NUL byte in its head");
-    char *endp = NULL;
-    long status = 0;
-    if (strncmp(b->buf, "HTTP/1.", 7) == 0 && b->buf[8] == ' ')
-        status = strtol(b->buf + 9, &endp, 10);
-    if (!endp || endp != b->buf + 12 || status < 100 || status > 599)
-        return berr_make(reterr, EPROTO, "berthd's answer does not start with an HTTP status");
-    if (status != 101)
-        return refused(fd, status, b, head_len, deadline, reterr);
-    r = check_upgrade(b->buf, head_len, key, reterr);
-    if (r < 0)
-        return r;
-    *ret_head_len = head_len;
+        buf_addf(&w->req, "Authorization: Bearer %s\r\n", token);
+    buf_adds(&w->req, "\r\n");
     return 0;
 }
 
@@ -414,6 +497,11 @@ static int handshake(int fd, const struct wsc_url *u, const char *path, const ch
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *out, size_t len, int flags, void *user)
 {
     struct wsc *w = user;
+    if (w->paused) {
+        w->stalled = true;
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
     if (w->in_off < w->in.len) {
         size_t n = w->in.len - w->in_off < len ? w->in.len - w->in_off : len;
         memcpy(out, w->in.buf + w->in_off, n);
@@ -444,7 +532,6 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *out, size_t len, in
         return -1;
     }
 }
-
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
                        void *user)
 {
@@ -489,8 +576,8 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
  * The connection
  */
 
-int wsc_connect(const char *url, const char *path, const char *token, wsc_message_cb on_message,
-                void *data, struct wsc **ret_w, struct berr **reterr)
+int wsc_open(const char *url, const char *path, const char *token, wsc_message_cb on_message,
+             void *data, struct wsc **ret_w, struct berr **reterr)
 {
     _cleanup_(wsc_url_release) struct wsc_url u = {0};
     int r = url_parse(url, &u, reterr);
@@ -499,20 +586,13 @@ int wsc_connect(const char *url, const char *path, const char *token, wsc_messag
     for (const char *p = token; p && *p; p++)
         if ((unsigned char)*p < 0x21 || *p == 0x7f)
             return berr_make(reterr, EINVAL, "the token has a space or a control character");
-    _cleanup_close_ int fd = -1;
-    r = tcp_connect(&u, url, &fd, reterr);
-    if (r < 0)
-        return r;
-    _cleanup_buf_ struct buf b = BUF_INIT;
-    size_t head_len = 0;
-    r = handshake(fd, &u, path, token, &b, &head_len, reterr);
-    if (r < 0)
-        return r;
 
-    struct wsc *w = xcalloc(1, sizeof(*w));
-    w->fd = TAKE_FD(fd);
+    _cleanup_(wsc_freep) struct wsc *w = xcalloc(1, sizeof(*w));
+    w->fd = -1;
+    w->url = xstrdup(url);
+    w->req = (struct buf)BUF_INIT;
+    w->head = (struct buf)BUF_INIT;
     w->in = (struct buf)BUF_INIT;
-    buf_add(&w->in, b.buf + head_len, b.len - head_len);
     w->on_message = on_message;
     w->data = data;
     struct wslay_event_callbacks cbs = {
@@ -524,7 +604,42 @@ int wsc_connect(const char *url, const char *path, const char *token, wsc_messag
     if (wslay_event_context_client_init(&w->ctx, &cbs, w) != 0)
         abort(); /* it fails only when out of memory */
     wslay_event_config_set_max_recv_msg_length(w->ctx, WSC_MAX_MESSAGE);
-    *ret_w = w;
+    r = request_build(w, &u, path, token, reterr);
+    if (r < 0)
+        return r;
+
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    int g = getaddrinfo(u.host, u.port, &hints, &w->addrs);
+    if (g != 0)
+        return berr_make(reterr, ECONNREFUSED, "cannot reach berthd at %s: %s", url,
+                         g == EAI_SYSTEM ? strerror(errno) : gai_strerror(g));
+    w->addr = w->addrs;
+    r = connect_next(w, reterr);
+    if (r < 0)
+        return r;
+    *ret_w = TAKE_PTR(w);
+    return 0;
+}
+
+int wsc_connect(const char *url, const char *path, const char *token, wsc_message_cb on_message,
+                void *data, struct wsc **ret_w, struct berr **reterr)
+{
+    _cleanup_(wsc_freep) struct wsc *w = NULL;
+    int r = wsc_open(url, path, token, on_message, data, &w, reterr);
+    if (r < 0)
+        return r;
+    while (!wsc_is_open(w)) {
+        struct pollfd p = {.fd = wsc_fd(w), .events = wsc_events(w)};
+        int n = poll(&p, 1, wsc_timeout_ms(w));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return berr_make(reterr, errno, "poll: %s", strerror(errno));
+        r = wsc_process(w, n > 0 ? p.revents : 0, reterr);
+        if (r < 0)
+            return r;
+    }
+    *ret_w = TAKE_PTR(w);
     return 0;
 }
 
@@ -535,8 +650,15 @@ struct wsc *wsc_free(struct wsc *w)
     if (w->ctx)
         wslay_event_context_free(w->ctx);
     closep(&w->fd);
+    if (w->addrs)
+        freeaddrinfo(w->addrs);
+    if (w->req.alloc)
+        explicit_bzero(w->req.buf, w->req.len);
+    buf_release(&w->req);
+    buf_release(&w->head);
     buf_release(&w->in);
     berr_free(w->cb_err);
+    free(w->url);
     free(w);
     return NULL;
 }
@@ -546,22 +668,51 @@ int wsc_fd(const struct wsc *w)
     return w->fd;
 }
 
+bool wsc_is_open(const struct wsc *w)
+{
+    return w->state == WSC_OPEN;
+}
+
+int wsc_timeout_ms(const struct wsc *w)
+{
+    if (w->state == WSC_OPEN || w->state == WSC_FAILED)
+        return -1;
+    int64_t left = w->deadline - now_ms();
+    return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
 bool wsc_done(const struct wsc *w)
 {
+    if (w->state == WSC_FAILED)
+        return true;
+    if (w->state != WSC_OPEN)
+        return false;
     return w->finished || (!wslay_event_want_read(w->ctx) && !wslay_event_want_write(w->ctx));
 }
 
 short wsc_events(const struct wsc *w)
 {
+    if (w->state == WSC_CONNECTING || w->state == WSC_SENDING)
+        return POLLOUT;
+    if (w->state == WSC_HEAD || w->state == WSC_REFUSED)
+        return POLLIN;
+    if (w->state == WSC_FAILED)
+        return 0;
     if (w->finished)
         return 0;
-    return (short)((wslay_event_want_read(w->ctx) ? POLLIN : 0) |
+    return (short)((!w->paused && wslay_event_want_read(w->ctx) ? POLLIN : 0) |
                    (wslay_event_want_write(w->ctx) ? POLLOUT : 0));
 }
 
 bool wsc_has_buffered(const struct wsc *w)
 {
-    return w->in_off < w->in.len && !w->finished && wslay_event_want_read(w->ctx);
+    return w->state == WSC_OPEN && (w->in_off < w->in.len || w->stalled) && !w->paused &&
+           !w->finished && wslay_event_want_read(w->ctx);
+}
+
+void wsc_pause_read(struct wsc *w, bool pause)
+{
+    w->paused = pause;
 }
 
 /* wslay gave up on the connection: say why, unless that is the normal end. */
@@ -583,10 +734,22 @@ static int wsc_failed(struct wsc *w, struct berr **reterr)
 
 int wsc_process(struct wsc *w, short revents, struct berr **reterr)
 {
+    if (w->state != WSC_OPEN) {
+        int r = handshake_step(w, revents, reterr);
+        if (r < 0) {
+            w->state = WSC_FAILED;
+            closep(&w->fd);
+            return r;
+        }
+        if (w->state != WSC_OPEN)
+            return 0;
+        revents = 0; /* they were about the handshake */
+    }
     if (w->finished)
         return 0;
-    if (((revents & (POLLIN | POLLHUP | POLLERR)) || wsc_has_buffered(w)) &&
+    if (((revents & (POLLIN | POLLHUP | POLLERR)) || wsc_has_buffered(w)) && !w->paused &&
         wslay_event_want_read(w->ctx)) {
+        w->stalled = false;
         if (wslay_event_recv(w->ctx) != 0)
             return wsc_failed(w, reterr);
         if (w->cb_err) {

@@ -1,12 +1,21 @@
 /* wsclient.h - a WebSocket (RFC 6455) client for the CLI, on wslay, over plain TCP.
  *
- * wsc_connect() connects to the host and port of an http:// server URL, sends the
- * upgrade request itself (with the bearer token) and checks the 101 answer and its
- * Sec-WebSocket-Accept; it blocks, with time limits, until the connection is
- * open. From then on the caller runs the connection from its own poll() loop:
- * poll wsc_fd() for wsc_events(), hand the result to wsc_process(), which reads
- * and writes what it can without blocking and delivers each whole message to the
- * message callback. wsc_send() only queues; wsc_process() writes. The frames the
+ * A connection is opened in one of two ways. wsc_connect() blocks, with time
+ * limits, until the connection is open (berth shell). wsc_open() only starts it
+ * (it resolves the host name, then connects without blocking) and the caller's
+ * poll() loop drives the connection and the upgrade handshake like everything
+ * else, so that one loop can open and serve many connections at once (berth
+ * port-forward): wsc_is_open() says when the handshake is over, and
+ * wsc_timeout_ms() how long poll() may wait before the handshake's time limit
+ * must be checked.
+ *
+ * Either way the client connects to the host and port of an http:// server URL,
+ * sends the upgrade request itself (with the bearer token) and checks the 101
+ * answer and its Sec-WebSocket-Accept. The caller runs the connection from its
+ * own poll() loop: poll wsc_fd() for wsc_events(), hand the result to
+ * wsc_process(), which reads and writes what it can without blocking and
+ * delivers each whole message to the message callback. wsc_send() only queues
+ * (also before the handshake is over); wsc_process() writes. The frames the
  * client sends are masked with random keys from getrandom(), as clients must.
  *
  * Errors follow err.h:
@@ -17,7 +26,7 @@
  *   -EPROTO          the answer was not a valid WebSocket upgrade
  *   HTTP errors      the server refused the upgrade: its {"error": …} message and
  *                    the code client_status_error() gives (404 -ENOENT, 409 -EBUSY,
- *                    401 -EKEYREJECTED, …)
+ *                    401 -EKEYREJECTED, 502 -EIO, …)
  *   -ECONNRESET      the connection broke, or the server went away without the
  *                    closing handshake
  *   -EMSGSIZE        a message over WSC_MAX_MESSAGE
@@ -49,29 +58,49 @@ typedef int (*wsc_message_cb)(struct wsc *w, int opcode, const unsigned char *ms
  * with `data`. On success the connection is open and *ret_w owns the socket. */
 int wsc_connect(const char *url, const char *path, const char *token, wsc_message_cb on_message,
                 void *data, struct wsc **ret_w, struct berr **reterr);
+/* Like wsc_connect(), but returns as soon as the connection is under way (only
+ * the host name is resolved before that): wsc_process() then goes on with the
+ * connection and the handshake, and fails with the errors above when they do. */
+int wsc_open(const char *url, const char *path, const char *token, wsc_message_cb on_message,
+             void *data, struct wsc **ret_w, struct berr **reterr);
+/* Whether the handshake is over and the WebSocket open. */
+bool wsc_is_open(const struct wsc *w);
+/* While the handshake goes on: the milliseconds until its time limit (0 when it
+ * has passed; call wsc_process() then, with revents 0). -1 once it is over. */
+int wsc_timeout_ms(const struct wsc *w);
 /* Closes the socket and frees everything; accepts NULL; returns NULL. */
 struct wsc *wsc_free(struct wsc *w);
 
-/* The socket, non-blocking, to poll. */
+/* The socket, non-blocking, to poll. It may change while wsc_open()'s
+ * connection tries one address of the host after another. */
 int wsc_fd(const struct wsc *w);
-/* What to poll the socket for now: POLLIN and/or POLLOUT, or 0 when done. */
+/* What to poll the socket for now: POLLIN and/or POLLOUT, or 0 when done (or
+ * when reading is paused and there is nothing to write). */
 short wsc_events(const struct wsc *w);
-/* Whether bytes read along with the handshake are still waiting: then call
- * wsc_process() without waiting for poll() (use a timeout of 0). */
+/* Whether received bytes are waiting in memory (read along with the handshake,
+ * or left when reading was paused): then call wsc_process() without waiting for
+ * poll() (use a timeout of 0). */
 bool wsc_has_buffered(const struct wsc *w);
+/* Stops (true) or resumes (false) reading messages, for backpressure: while
+ * paused, wsc_events() leaves out POLLIN and wsc_process() only writes. A few
+ * messages already in memory may still be delivered after the pause begins. */
+void wsc_pause_read(struct wsc *w, bool pause);
 /* Reads and writes what can be done without blocking, given poll()'s revents
  * for the socket (0 when there are buffered bytes only). Returns 0, or a
  * negative errno: the connection is then unusable. */
 int wsc_process(struct wsc *w, short revents, struct berr **reterr);
 
-/* Queues a message (copied) for the next wsc_process(). */
+/* Queues a message (copied) for the next wsc_process(); before the handshake is
+ * over too. */
 int wsc_send(struct wsc *w, int opcode, const void *msg, size_t len, struct berr **reterr);
-/* Queues a close frame with `code` (and no reason). */
+/* Queues a close frame with `code` (and no reason). It goes out before the
+ * messages still queued, which are then dropped: wait for wsc_queued() to be 0
+ * first to have them delivered. */
 void wsc_close(struct wsc *w, uint16_t code);
 /* Bytes queued and not yet written (for backpressure). */
 size_t wsc_queued(const struct wsc *w);
 /* Whether the closing handshake is over (or the peer went away after sending its
- * close frame): nothing more will come or go. */
+ * close frame, or the connection failed): nothing more will come or go. */
 bool wsc_done(const struct wsc *w);
 /* The status code of the peer's close frame, or 0 when none has come. */
 uint16_t wsc_close_code(const struct wsc *w);

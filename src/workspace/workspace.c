@@ -558,6 +558,14 @@ static json_t *container_config(struct job_ctx *x, const struct dc_config *cfg, 
     json_t *env = json_array();
     for (size_t i = 0; i < cfg->container_env.n; i++)
         json_array_append_new(env, json_string(cfg->container_env.v[i]));
+    /* git inside asks berthd for the owner's credentials, on demand (the
+     * configuration lives in the environment, never in a file) */
+    if (!strv_getenv(&cfg->container_env, "GIT_CONFIG_COUNT")) {
+        json_array_append_new(env, json_string("GIT_CONFIG_COUNT=1"));
+        json_array_append_new(env, json_string("GIT_CONFIG_KEY_0=credential.helper"));
+        json_array_append_new(
+            env, json_string("GIT_CONFIG_VALUE_0=/.berth-agent/berth-agent git-credential"));
+    }
     return json_pack("{s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:i, s:{s:s, s:s, s:s},"
                      " s:{s:o, s:b, s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}]}}",
                      "Image", x->rec.image, "Entrypoint", entry, "Cmd", cmd, "Env", env, "User",

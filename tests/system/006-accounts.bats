@@ -291,6 +291,15 @@ PY
 	as "$tok" exec "$name" -- sh -c 'cat README.md; env; cat .git/config; ls -a ~'
 	assert_output_contains "# private"
 	[[ "$output" != *git-pass-456* ]]
+	# git inside the workspace gets them on demand from berthd, for that host only
+	# (the server is on the host's loopback, so ask git's credential layer
+	# directly rather than fetch)
+	as "$tok" exec "$name" -- sh -c "printf 'protocol=http\\nhost=127.0.0.1:$port\\n\\n' | git credential fill"
+	assert_success
+	assert_output_contains "username=grace"
+	assert_output_contains "password=git-pass-456"
+	as "$tok" exec "$name" -- sh -c 'printf "protocol=https\nhost=elsewhere.example\n\n" | /.berth-agent/berth-agent git-credential get'
+	assert_equal "$output" ""
 	id=$(BERTH_TOKEN=$tok ws_field "$name" id)
 	! grep -rqa "git-pass-456" "$BERTH_DATA/workspaces/$id" "$BERTH_DATA/berth.db"
 	# another user's clone of the same URL does not get them
