@@ -540,6 +540,9 @@ static json_t *container_config(struct job_ctx *x, const struct dc_config *cfg, 
     _cleanup_free_ char *ide_bin = xasprintf("%s/bin/code-server", x->m->ide_dir);
     if (access(ide_bin, X_OK) == 0)
         json_array_append_new(binds, json_sprintf("%s:/.berth-ide:ro", x->m->ide_dir));
+    _cleanup_free_ char *vsix = xasprintf("%s/vsix", x->m->data_dir);
+    if (access(vsix, R_OK | X_OK) == 0)
+        json_array_append_new(binds, json_sprintf("%s:/.berth-vsix:ro", vsix));
     json_t *entry = json_pack("[s]", "/.berth-agent/berth-agent");
     json_t *cmd = json_array();
     if (!cfg->override_command) {
@@ -742,6 +745,47 @@ static int run_hook(struct job_ctx *x, const struct dc_config *cfg, enum dc_hook
     return result;
 }
 
+/* customizations.vscode.extensions: no marketplace is reachable, so an
+ * extension is installed only from a .vsix an admin put in DATA/vsix (mounted
+ * read-only at /.berth-vsix, named <publisher.name>[-version].vsix), and
+ * listed as skipped otherwise. */
+static void install_extensions(struct job_ctx *x, const struct dc_config *cfg)
+{
+    json_t *exts = json_object_get(
+        json_object_get(json_object_get(cfg->raw, "customizations"), "vscode"), "extensions");
+    size_t i;
+    json_t *v;
+    json_array_foreach (exts, i, v) {
+        const char *id = json_string_value(v);
+        if (!id || !*id || strchr(id, '/') || id[0] == '.' || strlen(id) > 200) {
+            jlog(x, "extension %s skipped: not a valid extension id", id ? id : "?");
+            continue;
+        }
+        _cleanup_strv_ struct strv argv = STRV_INIT;
+        /* the id travels as an argument, never inside the script */
+        strv_pushl(
+            &argv, "/bin/sh", "-c",
+            "for f in \"/.berth-vsix/$1.vsix\" \"/.berth-vsix/$1\"-*.vsix; do "
+            "[ -f \"$f\" ] || continue; "
+            "exec /.berth-ide/bin/code-server --config /dev/null --install-extension \"$f\"; "
+            "done; exit 3",
+            "sh", id, NULL);
+        int status = -1;
+        struct berr *e = NULL;
+        int r = exec_in(x, &argv, x->rec.remote_user, "", NULL, &status, &e);
+        if (r == 0 && status == 0)
+            jlog(x, "extension %s installed from a local .vsix", id);
+        else if (r == 0 && status == 3)
+            jlog(x,
+                 "extension %s skipped: no .vsix for it in the server's extension folder (no "
+                 "marketplace is reachable)",
+                 id);
+        else
+            jlog(x, "extension %s skipped: %s", id, e ? berr_msg(e) : "its install failed");
+        berr_free(e);
+    }
+}
+
 /* Creates the container from the config and brings it to running, then runs
  * the create-time hooks (once per container) and postStart. */
 static int provision(struct job_ctx *x, const char *requested_path, bool *ret_shallow,
@@ -825,6 +869,7 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
             jlog(x, "VS Code settings from customizations.vscode.settings applied");
         berr_free(se);
     }
+    install_extensions(x, &cfg);
     /* a failed lifecycle command leaves a usable workspace, as in Codespaces */
     set_field(&x->rec.error, failure);
     r = 0;

@@ -121,3 +121,16 @@ term() { # term CRED [QUERY] INPUT...
 	grep -q '"name":"streamed-ws","state":"stopped"' "$BATS_TEST_TMPDIR/sse"
 	! grep -q "browser-ws" <(grep -v alice "$BATS_TEST_TMPDIR/sse" | grep '"owner":"bob"')
 }
+
+@test "customizations.vscode: settings apply, unavailable extensions are listed as skipped" {
+	repo=$(make_repo customized '{"image": "localhost/berth/base:bookworm",
+  "customizations": {"vscode": {"settings": {"editor.fontSize": 17},
+                                "extensions": ["ms-python.python"]}}}')
+	BERTH_TOKEN=$ALICE run "$BERTH" create "$repo" --name customized-ws
+	assert_success
+	assert_output_contains "VS Code settings from customizations.vscode.settings applied"
+	assert_output_contains "extension ms-python.python skipped"
+	BERTH_TOKEN=$ALICE run "$BERTH" exec customized-ws -- cat /home/vscode/.local/share/code-server/Machine/settings.json
+	assert_success
+	assert_output_contains '"editor.fontSize": 17'
+}
