@@ -336,3 +336,37 @@ PY
 	assert_failure
 	assert_output_contains "berth login"
 }
+
+@test "the CLI manages users, tokens, secrets and git credentials against the real server" {
+	pw=$("$BERTH" admin create-user ivan --json 2>/dev/null | jq -r .password)
+	[ ${#pw} -ge 16 ]
+	run "$BERTH" admin ls-users --json
+	assert_success
+	echo "$output" | jq -e 'map(select(.name == "ivan")) | length == 1'
+	tok=$(login_token ivan "$pw")
+	ci=$(BERTH_TOKEN=$tok "$BERTH" token create ci-token 2>/dev/null)
+	[[ "$ci" == berth_* ]]
+	BERTH_TOKEN=$ci run "$BERTH" whoami
+	assert_output_contains "ivan"
+	tid=$(BERTH_TOKEN=$tok "$BERTH" token ls --json 2>/dev/null | jq -r 'map(select(.name == "ci-token"))[0].id')
+	BERTH_TOKEN=$tok run "$BERTH" token revoke "$tid"
+	assert_success
+	BERTH_TOKEN=$ci run "$BERTH" whoami
+	assert_failure
+	BERTH_TOKEN=$tok run sh -c "printf 'v4lue-xyz\n' | '$BERTH' secret set MY_SECRET --repo 'team/*' --value-stdin"
+	assert_success
+	BERTH_TOKEN=$tok run "$BERTH" secret ls --json
+	assert_output_contains "MY_SECRET"
+	[[ "$output" != *v4lue-xyz* ]]
+	BERTH_TOKEN=$tok run sh -c "printf 'pass-123\n' | '$BERTH' git-credentials add https://git.example.com --username ivan --password-stdin"
+	assert_success
+	BERTH_TOKEN=$tok run "$BERTH" git-credentials ls --json
+	assert_output_contains "https://git.example.com"
+	[[ "$output" != *pass-123* ]]
+	run "$BERTH" admin disable-user ivan
+	assert_success
+	BERTH_TOKEN=$tok run "$BERTH" whoami
+	assert_failure
+	assert_output_contains "disabled"
+	"$BERTH" admin audit --json --limit 200 2>/dev/null | jq -e 'map(select(.action == "user.disable" and .target == "ivan")) | length == 1'
+}
