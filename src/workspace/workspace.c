@@ -717,6 +717,26 @@ static int step_own_files(struct job_ctx *x, struct berr **reterr)
 
 /* Runs one lifecycle hook. Returns 0, or 1 when a command failed (its message
  * in *ret_failure), or a negative errno when the agent could not be used. */
+/* One command of a hook, run on its own thread when the object form asks for
+ * entries in parallel. */
+struct hook_run {
+    pthread_t thread;
+    struct job_ctx *x;
+    const struct dc_command *cmd;
+    const char *prefix;
+    int r;      /* exec_in's result */
+    int status; /* the command's exit status */
+    struct berr *e;
+};
+
+static void *hook_run_thread(void *data)
+{
+    struct hook_run *hr = data;
+    hr->r = exec_in(hr->x, &hr->cmd->argv, hr->x->rec.remote_user, hr->prefix, NULL, &hr->status,
+                    &hr->e);
+    return NULL;
+}
+
 static int run_hook(struct job_ctx *x, const struct dc_config *cfg, enum dc_hook h,
                     char **ret_failure, struct berr **reterr)
 {
@@ -725,21 +745,47 @@ static int run_hook(struct job_ctx *x, const struct dc_config *cfg, enum dc_hook
     if (n < 0)
         return n;
     int result = 0;
-    for (int i = 0; i < n && result == 0; i++) {
-        _cleanup_free_ char *shown = strv_join(&cmds[i].argv, " ");
-        bool labelled = strcmp(cmds[i].label, dc_hook_name(h)) != 0;
-        _cleanup_free_ char *prefix = labelled ? xasprintf("[%s] ", cmds[i].label) : xstrdup("");
-        jevent(x, "lifecycle", "running %s%s%s: %s", dc_hook_name(h), labelled ? "." : "",
-               labelled ? cmds[i].label : "", shown);
-        int status = -1;
-        int r = exec_in(x, &cmds[i].argv, x->rec.remote_user, prefix, NULL, &status, reterr);
-        if (r < 0) {
-            result = r;
-        } else if (status != 0) {
-            *ret_failure = xasprintf("%s%s%s failed with exit code %d", dc_hook_name(h),
-                                     labelled ? "." : "", labelled ? cmds[i].label : "", status);
-            result = 1;
+    /* commands of one group (the entries of an object) run at the same time;
+     * groups run in order, and a failed group stops the rest */
+    for (int i = 0; i < n && result == 0;) {
+        int j = i;
+        while (j < n && cmds[j].group == cmds[i].group)
+            j++;
+        int count = j - i;
+        struct hook_run *runs = xcalloc((size_t)count, sizeof(*runs));
+        char **prefixes = xcalloc((size_t)count, sizeof(char *));
+        for (int k = 0; k < count; k++) {
+            const struct dc_command *c = &cmds[i + k];
+            _cleanup_free_ char *shown = strv_join(&c->argv, " ");
+            bool labelled = strcmp(c->label, dc_hook_name(h)) != 0;
+            prefixes[k] = labelled ? xasprintf("[%s] ", c->label) : xstrdup("");
+            jevent(x, "lifecycle", "running %s%s%s: %s", dc_hook_name(h), labelled ? "." : "",
+                   labelled ? c->label : "", shown);
+            runs[k] = (struct hook_run){.x = x, .cmd = c, .prefix = prefixes[k], .status = -1};
+            if (count == 1 || pthread_create(&runs[k].thread, NULL, hook_run_thread, &runs[k]) != 0)
+                hook_run_thread(&runs[k]), runs[k].thread = 0;
         }
+        for (int k = 0; k < count; k++) {
+            if (runs[k].thread)
+                pthread_join(runs[k].thread, NULL);
+            const struct dc_command *c = &cmds[i + k];
+            bool labelled = strcmp(c->label, dc_hook_name(h)) != 0;
+            if (runs[k].r < 0 && result == 0) {
+                result = runs[k].r;
+                if (reterr && !*reterr)
+                    *reterr = TAKE_PTR(runs[k].e);
+            } else if (runs[k].r == 0 && runs[k].status != 0 && result == 0) {
+                *ret_failure =
+                    xasprintf("%s%s%s failed with exit code %d", dc_hook_name(h),
+                              labelled ? "." : "", labelled ? c->label : "", runs[k].status);
+                result = 1;
+            }
+            berr_free(runs[k].e);
+            free(prefixes[k]);
+        }
+        free(runs);
+        free(prefixes);
+        i = j;
     }
     dc_commands_free(cmds, (size_t)n);
     return result;

@@ -159,3 +159,29 @@ poststart-from-container-env"
 	assert_output_contains "cloning"
 	assert_output_contains "stopping container"
 }
+
+@test "the object form of a lifecycle command runs its entries in parallel, labelled" {
+	repo=$(make_repo parallel '{"image": "localhost/berth/base:bookworm",
+  "postCreateCommand": {"first": "sleep 2; echo one-done; date +%s%N > .first",
+                        "second": ["sh", "-c", "sleep 2; echo two-done; date +%s%N > .second"]}}')
+	name=$(ws_name)
+	run_berth create "$repo" --name "$name"
+	assert_success
+	assert_output_contains "[first] one-done"
+	assert_output_contains "[second] two-done"
+	a=$("$BERTH" exec "$name" -- cat .first)
+	b=$("$BERTH" exec "$name" -- cat .second)
+	# run one after the other they would end 2 s apart
+	d=$(( (a > b ? a - b : b - a) / 1000000 ))
+	echo "entries ended $d ms apart"
+	[ "$d" -lt 1500 ]
+}
+
+@test "a failing entry of the object form fails the hook and names the entry" {
+	repo=$(make_repo parfail '{"image": "localhost/berth/base:bookworm",
+  "postCreateCommand": {"good": "true", "bad": "exit 4"}}')
+	name=$(ws_name)
+	run_berth create "$repo" --name "$name"
+	assert_success
+	assert_equal "$(ws_field "$name" error)" "postCreateCommand.bad failed with exit code 4"
+}
