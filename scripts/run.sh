@@ -15,12 +15,20 @@ done
 BIN="$PWD/build/src"
 cat <<MSG
 
-  berthd is starting on http://$LISTEN (data: $DATA). In another terminal:
+  berthd is starting on http://$LISTEN (data: $DATA).
+
+  Log in as 'admin' with the password berthd prints below on its first start
+  (or set BERTH_ADMIN_PASSWORD before the first start):
+    - in a browser: http://$LISTEN/  (dashboard, terminal, VS Code, ports)
+    - or in another terminal:
 
     export PATH="$BIN/cli:\$PATH"
+    export BERTH_SERVER=http://$LISTEN
+    berth login --username admin
     berth create /path/to/repo --branch main     # or an http(s)://, ssh://, file:// URL
     berth ls
     berth exec <workspace> -- git log -1
+    berth shell <workspace>
     berth stop <workspace>; berth start <workspace>; berth rm <workspace>
 
   Stop berthd with Ctrl-C; workspaces and their files are kept in $DATA.
