@@ -1,7 +1,8 @@
 /* commands.h - the berth CLI's commands, called by main.c's command table.
  *
- * Workspaces are in commands.c, exec.c and shell.c; logins and tokens in
- * account.c; what admins do in admin.c; git credentials and secrets in secrets.c.
+ * Workspaces are in commands.c, exec.c and shell.c, their ports in ports.c and
+ * forward.c; logins and tokens in account.c; what admins do in admin.c; git
+ * credentials and secrets in secrets.c.
  *
  * main.c parses the command line into a struct cli_args (flags each command
  * accepts are listed in its table row, so usage errors never reach a command)
@@ -63,6 +64,10 @@ int cmd_logs(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_events(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_exec(struct client *c, const struct cli_args *a, struct berr **reterr);  /* exec.c */
 int cmd_shell(struct client *c, const struct cli_args *a, struct berr **reterr); /* shell.c */
+
+/* ports.c and forward.c */
+int cmd_ports(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_port_forward(struct client *c, const struct cli_args *a, struct berr **reterr);
 
 /* account.c */
 int cmd_login(struct client *c, const struct cli_args *a, struct berr **reterr);

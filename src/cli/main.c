@@ -3,7 +3,7 @@
  * Each row of the command table names the flags its command takes and how many
  * positional arguments it needs, so a bad command line is refused here with the
  * usage (exit 2) before anything is sent; the commands (commands.c, exec.c,
- * shell.c, account.c, admin.c, secrets.c) only talk to berthd. A row's name is
+ * shell.c, ports.c, forward.c, account.c, admin.c, secrets.c) only talk to berthd. A row's name is
  * one word ("ls") or a group and a subcommand ("token create"). Which token a
  * command sends is decided here too (BERTH_TOKEN, else the stored login), and
  * so is what a person reads when berthd answers 401.
@@ -179,6 +179,22 @@ static const struct command commands[] = {
      .synopsis = "WS [--session ID] [-v|--verbose]",
      .summary = "open a login shell in a running workspace; exits with its status (-v prints "
                 "the session id that --session attaches to again)"},
+    {.name = "ports",
+     .run = cmd_ports,
+     .flags = REMOTE | F(JSON),
+     .min_args = 1,
+     .max_args = 4,
+     .synopsis = "WS [--json] | WS visibility PORT private|org|public",
+     .summary = "list the TCP ports listening in a workspace and their URLs, or set who may "
+                "open a port's URL"},
+    {.name = "port-forward",
+     .run = cmd_port_forward,
+     .flags = REMOTE | F(VERBOSE),
+     .min_args = 2,
+     .max_args = SIZE_MAX,
+     .synopsis = "WS LOCAL:REMOTE... [-v|--verbose]",
+     .summary = "relay 127.0.0.1:LOCAL to port REMOTE in a workspace until Ctrl-C (LOCAL 0: "
+                "any free port; -v logs each connection)"},
 
     {.name = "login",
      .section = "accounts",

@@ -5,10 +5,12 @@
  * sent its first list yet (`detecting`): the request is then repeated a few
  * times, PORTS_DETECT_TRIES in all, PORTS_DETECT_INTERVAL_NS apart (about two
  * seconds), and what there is then is printed, with a note on stderr when the
- * detection is still not done. Each port's URL is the server's URL and the
- * port's `url` path. `berth ports WS visibility PORT private|org|public` sets
- * who may open that URL (port-forward is not affected: it always needs the
- * caller's token, and so is always the owner's).
+ * detection is still not done (or cannot be: the workspace is not running).
+ * Each port's URL is the server's URL and the port's `url` path.
+ *
+ * `berth ports WS visibility PORT private|org|public` sets who may open that URL
+ * in a browser. It does not concern port-forward, whose tunnels go through the
+ * API with the caller's token.
  */
 #include <stdio.h>
 #include <string.h>
@@ -52,6 +54,26 @@ static char *ports_addresses(const json_t *p)
     return b.len ? buf_detach(&b, NULL) : xstrdup("-");
 }
 
+/* The list is still not there: a stopped workspace has none to send (berthd
+ * says `detecting` then too), else the agent is slow. */
+static void ports_detecting_note(struct client *c, const char *ws)
+{
+    _cleanup_free_ char *path = cmd_ws_path(ws, "");
+    _cleanup_(json_decrefp) json_t *rec = NULL;
+    _cleanup_berr_ struct berr *err = NULL;
+    const char *state = "running";
+    if (client_json(c, "GET", path, NULL, &rec, &err) >= 0)
+        state = cmd_json_str(rec, "state", "running");
+    if (strcmp(state, "running") != 0)
+        fprintf(stderr, "berth: workspace '%s' is %s: its ports are known only while it runs\n", ws,
+                state);
+    else
+        fprintf(stderr,
+                "berth: the ports of '%s' are still being detected; the list may be "
+                "incomplete\n",
+                ws);
+}
+
 static int ports_list(struct client *c, const struct cli_args *a, struct berr **reterr)
 {
     const char *ws = a->pos.v[0];
@@ -74,10 +96,7 @@ static int ports_list(struct client *c, const struct cli_args *a, struct berr **
     if (!json_is_array(list))
         return berr_make(reterr, EBADMSG, "berthd's port list has no 'ports' array");
     if (json_is_true(json_object_get(resp, "detecting")))
-        fprintf(stderr,
-                "berth: the ports of '%s' are still being detected; the list may be "
-                "incomplete\n",
-                ws);
+        ports_detecting_note(c, ws);
     if (a->json) {
         cmd_print_json(list);
         return 0;
@@ -109,8 +128,8 @@ static int ports_visibility(struct client *c, const struct cli_args *a, struct b
     if (r < 0)
         return r;
     if (strcmp(vis, "private") != 0 && strcmp(vis, "org") != 0 && strcmp(vis, "public") != 0)
-        return berr_make(reterr, EINVAL, "visibility must be 'private', 'org' or 'public', not '%s'",
-                         vis);
+        return berr_make(reterr, EINVAL,
+                         "visibility must be 'private', 'org' or 'public', not '%s'", vis);
     _cleanup_free_ char *suffix = xasprintf("/ports/%lld/visibility", port);
     _cleanup_free_ char *path = cmd_ws_path(ws, suffix);
     _cleanup_(json_decrefp) json_t *body = json_pack("{s:s}", "visibility", vis);
@@ -131,9 +150,11 @@ int cmd_ports(struct client *c, const struct cli_args *a, struct berr **reterr)
         return ports_list(c, a, reterr);
     if (a->pos.n == 4 && strcmp(a->pos.v[1], "visibility") == 0)
         return ports_visibility(c, a, reterr);
-    fprintf(stderr, "berth: ports: %s\nusage: berth ports WS [--json]\n"
-                    "       berth ports WS visibility PORT private|org|public\n",
-            strcmp(a->pos.v[1], "visibility") == 0 ? "wrong number of arguments"
-                                                   : "unknown subcommand");
+    if (strcmp(a->pos.v[1], "visibility") == 0)
+        fprintf(stderr, "berth: ports: wrong number of arguments\n");
+    else
+        fprintf(stderr, "berth: ports: unknown subcommand '%s'\n", a->pos.v[1]);
+    fprintf(stderr, "usage: berth ports WS [--json]\n"
+                    "       berth ports WS visibility PORT private|org|public\n");
     return EXIT_USAGE;
 }
