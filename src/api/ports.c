@@ -323,9 +323,13 @@ static void tunnel_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 
 static void tunnel_written(uv_write_t *w, int status)
 {
-    (void)status;
+    struct tunnel *t = w->handle->data;
     free(w->data);
     free(w);
+    /* the client's messages were paused while the port's queue was high */
+    if (status == 0 && t->ws && !t->pipe_closed &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&t->pipe) < PROXY_HIGH_WATER / 4)
+        wsock_resume(t->ws);
 }
 
 static void tunnel_message(struct wsock *w, int opcode, const unsigned char *data, size_t len,
@@ -404,9 +408,9 @@ void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
         ports_sync(p);
         struct watch *w = watch_find(p, rec->id);
         /* "detecting": the agent has not sent its first list yet */
-        http_respond_json(
-            c, 200,
-            json_pack("{s:o, s:b}", "ports", ports_json(p, rec), "detecting", !w || !w->ready));
+        http_respond_json(c, 200,
+                          json_pack("{s:o, s:b}", "ports", ports_json(p, rec), "detecting",
+                                    strcmp(rec->state, "running") == 0 && (!w || !w->ready)));
         return;
     }
     /* "/PORT/visibility" or "/PORT/tunnel" */

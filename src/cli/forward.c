@@ -5,9 +5,10 @@
  * the network). Each accepted connection gets its own tunnel, a WebSocket to
  * /api/v1/workspaces/{ws}/ports/{REMOTE}/tunnel (docs/api.md, "Forwarded
  * ports") whose binary messages carry the TCP stream both ways, opened with
- * wsc_open() so that its handshake does not hold up the others. One poll() loop
- * serves the listeners, every local connection and every tunnel, and the read end
- * of a self-pipe that SIGINT and SIGTERM write to.
+ * wsc_open() so that its handshake does not hold up the others (only the
+ * server's host name is resolved on the spot). One poll() loop serves the
+ * listeners, every local connection and every tunnel, and the read end of a
+ * self-pipe that SIGINT and SIGTERM write to.
  *
  * Backpressure: each direction has one bounded queue. Bytes read from a local
  * connection are queued on its WebSocket; the local connection is not read while
@@ -283,7 +284,10 @@ static void conn_write(struct pf_conn *k)
         k->out_off += (size_t)n;
     }
     if (k->out_off == k->out.len) {
-        buf_reset(&k->out);
+        if (k->out.alloc > PF_LOW_WATER)
+            buf_release(&k->out); /* an idle connection keeps little */
+        else
+            buf_reset(&k->out);
         k->out_off = 0;
     } else if (k->out_off > k->out.len / 2) {
         buf_remove_front(&k->out, k->out_off);

@@ -151,3 +151,22 @@ JS
 		"$BERTH_SERVER/api/v1/workspaces/ported-ws/ports/8199/tunnel"
 	assert_equal "$output" 502
 }
+
+@test "berth port-forward relays a local port, uploads and downloads included" {
+	serve 8108
+	wait_port 8108 present
+	lport=$((30000 + RANDOM % 10000))
+	BERTH_TOKEN=$ALICE "$BERTH" port-forward ported-ws "$lport:8108" >"$BATS_TEST_TMPDIR/pf.log" 2>&1 3>&- &
+	pf=$!
+	for i in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$lport/" && break; sleep 0.1; done
+	run curl -s "http://127.0.0.1:$lport/forwarded"
+	assert_equal "$output" "hello from port 8108 at /forwarded"
+	run curl -s -o /dev/null -w '%{size_download}' "http://127.0.0.1:$lport/big/64"
+	assert_equal "$output" 67108864
+	head -c 8388608 /dev/zero >"$BATS_TEST_TMPDIR/upload"
+	run timeout 60 curl -s -X POST --data-binary @"$BATS_TEST_TMPDIR/upload" "http://127.0.0.1:$lport/uploaded"
+	assert_equal "$output" "hello from port 8108 at /uploaded"
+	kill $pf
+	# never on all interfaces
+	! ss -ltn | grep -q "0.0.0.0:$lport"
+}
