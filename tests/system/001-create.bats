@@ -141,7 +141,7 @@ setup() {
 	out_create=$output
 	# full history arrives after the workspace is running
 	for i in $(seq 1 100); do
-		n=$("$BERTH" exec "$name" -- git rev-list --count HEAD 2>/dev/null)
+		n=$("$BERTH" exec "$name" -- git rev-list --count HEAD 2>/dev/null || true)
 		[ "$n" = 4 ] && break
 		sleep 0.2
 	done
