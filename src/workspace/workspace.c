@@ -355,6 +355,9 @@ static char *repo_dir_name(const char *repo)
     size_t n = strlen(s);
     while (n && s[n - 1] == '/')
         s[--n] = 0;
+    /* ".../name/.git" names the repository "name" */
+    if (n > 5 && strcmp(s + n - 5, "/.git") == 0)
+        s[n -= 5] = 0;
     const char *base = s;
     for (const char *p = s; *p; p++)
         if (*p == '/' || *p == ':')

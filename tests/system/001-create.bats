@@ -134,7 +134,7 @@ setup() {
 	port=$((40000 + RANDOM % 10000))
 	bg git daemon --reuseaddr --export-all --base-path="$BATS_FILE_TMPDIR/repos" \
 		--listen=127.0.0.1 --port=$port "$BATS_FILE_TMPDIR/repos"
-	for i in $(seq 1 50); do git ls-remote "git://127.0.0.1:$port/served" >/dev/null 2>&1 && break; sleep 0.1; done
+	for i in $(seq 1 300); do git ls-remote "git://127.0.0.1:$port/served" >/dev/null 2>&1 && break; sleep 0.1; done
 	name=$(ws_name)
 	run_berth create "git://127.0.0.1:$port/served" --branch main --name "$name"
 	status_create=$status
@@ -155,12 +155,13 @@ setup() {
 	git -C "$repo" update-server-info
 	port=$((40000 + RANDOM % 10000))
 	bg python3 -m http.server --bind 127.0.0.1 --directory "$BATS_FILE_TMPDIR/repos" $port
-	for i in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/dumb/.git/HEAD" >/dev/null && break; sleep 0.1; done
+	for i in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/dumb/.git/HEAD" >/dev/null && break; sleep 0.1; done
 	name=$(ws_name)
 	run_berth create "http://127.0.0.1:$port/dumb/.git" --name "$name"
 	assert_success
-	run_berth exec "$name" -- cat README.md
-	assert_equal "$output" "# dumb"
+	run_berth exec "$name" -- sh -c 'pwd; cat README.md'
+	assert_equal "$output" "/workspaces/dumb
+# dumb"
 }
 
 @test "two workspaces of the same repo and branch are independent" {

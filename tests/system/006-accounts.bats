@@ -277,7 +277,7 @@ os.chdir(sys.argv[2])
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
 	bg python3 "$BATS_TEST_TMPDIR/authserver.py" $port "$BATS_FILE_TMPDIR/repos"
-	for i in $(seq 1 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+	for i in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 	url="http://127.0.0.1:$port/private/.git"
 	name=$(ws_name)
 	as "$tok" create "$url" --name "$name"
