@@ -131,10 +131,20 @@ setup() {
 @test "create clones over git:// from git daemon, shallow first then full history" {
 	repo=$(make_repo served)
 	for i in 1 2 3; do commit_file "$repo" "f$i" "$i" "commit $i"; done
-	port=$((40000 + RANDOM % 10000))
-	bg git daemon --reuseaddr --export-all --base-path="$BATS_FILE_TMPDIR/repos" \
-		--listen=127.0.0.1 --port=$port "$BATS_FILE_TMPDIR/repos"
-	for i in $(seq 1 300); do git ls-remote "git://127.0.0.1:$port/served" >/dev/null 2>&1 && break; sleep 0.1; done
+	# a free port is found by trying: git daemon exits when its port is taken
+	up=0
+	for attempt in 1 2 3 4 5; do
+		port=$((40000 + RANDOM % 10000))
+		bg git daemon --reuseaddr --export-all --base-path="$BATS_FILE_TMPDIR/repos" \
+			--listen=127.0.0.1 --port=$port "$BATS_FILE_TMPDIR/repos"
+		for i in $(seq 1 100); do
+			git ls-remote "git://127.0.0.1:$port/served" >/dev/null 2>&1 && { up=1; break; }
+			kill -0 "$BG_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		[ $up = 1 ] && break
+	done
+	[ $up = 1 ]
 	name=$(ws_name)
 	run_berth create "git://127.0.0.1:$port/served" --branch main --name "$name"
 	status_create=$status
