@@ -39,7 +39,7 @@ start_berthd() {
 			export BERTH_TOKEN
 			return 0
 		fi
-		kill -9 "$BERTHD_PID" 2>/dev/null
+		kill -9 "$BERTHD_PID" 2>/dev/null || true
 	done
 	echo "berthd did not start; log:" >&2
 	cat "$BATS_FILE_TMPDIR/berthd.log" >&2
@@ -92,13 +92,13 @@ load_berthd_env() {
 # Stops berthd and removes every container of this file's workspaces.
 stop_berthd() {
 	load_berthd_env
-	[ -n "$BERTHD_PID" ] && kill "$BERTHD_PID" 2>/dev/null
+	[ -n "$BERTHD_PID" ] && kill "$BERTHD_PID" 2>/dev/null || true
 	local i
 	for i in $(seq 1 50); do
 		kill -0 "$BERTHD_PID" 2>/dev/null || break
 		sleep 0.1
 	done
-	kill -9 "$BERTHD_PID" 2>/dev/null
+	kill -9 "$BERTHD_PID" 2>/dev/null || true
 	kill_bg
 	remove_test_containers
 	# surface sanitizer reports
@@ -234,7 +234,7 @@ bg() {
 kill_bg() {
 	local p
 	for p in $(cat "$BATS_FILE_TMPDIR/bg.pids" 2>/dev/null); do
-		kill "$p" 2>/dev/null
+		kill "$p" 2>/dev/null || true
 	done
 	rm -f "$BATS_FILE_TMPDIR/bg.pids"
 }
