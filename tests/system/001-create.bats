@@ -134,7 +134,7 @@ setup() {
 	# a free port is found by trying: git daemon exits when its port is taken
 	up=0
 	for attempt in 1 2 3 4 5; do
-		port=$((40000 + RANDOM % 10000))
+		port=$((12000 + RANDOM % 8000))
 		bg git daemon --reuseaddr --export-all --base-path="$BATS_FILE_TMPDIR/repos" \
 			--listen=127.0.0.1 --port=$port "$BATS_FILE_TMPDIR/repos"
 		for i in $(seq 1 100); do
@@ -163,9 +163,18 @@ setup() {
 @test "create clones over dumb http:// by falling back to a full clone" {
 	repo=$(make_repo dumb)
 	git -C "$repo" update-server-info
-	port=$((40000 + RANDOM % 10000))
-	bg python3 -m http.server --bind 127.0.0.1 --directory "$BATS_FILE_TMPDIR/repos" $port
-	for i in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/dumb/.git/HEAD" >/dev/null && break; sleep 0.1; done
+	up=0
+	for attempt in 1 2 3 4 5; do
+		port=$((12000 + RANDOM % 8000))
+		bg python3 -m http.server --bind 127.0.0.1 --directory "$BATS_FILE_TMPDIR/repos" $port
+		for i in $(seq 1 100); do
+			curl -sf "http://127.0.0.1:$port/dumb/.git/HEAD" >/dev/null && { up=1; break; }
+			kill -0 "$BG_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		[ $up = 1 ] && break
+	done
+	[ $up = 1 ]
 	name=$(ws_name)
 	run_berth create "http://127.0.0.1:$port/dumb/.git" --name "$name"
 	assert_success

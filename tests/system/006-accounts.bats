@@ -33,7 +33,7 @@ status_of() { # status_of TOKEN METHOD PATH [BODY]: just the HTTP status
 @test "first start creates admin and prints its password once" {
 	dir=$BATS_TEST_TMPDIR/fresh
 	mkdir -p "$dir"
-	port=$((20000 + RANDOM % 20000))
+	port=$((20000 + RANDOM % 12000))
 	env -u BERTH_ADMIN_PASSWORD "$BERTHD" --data "$dir" --listen 127.0.0.1:$port \
 		--engine "$BERTH_TEST_ENGINE" >"$dir/log" 2>&1 3>&- &
 	pid=$!
@@ -260,7 +260,7 @@ status_of() { # status_of TOKEN METHOD PATH [BODY]: just the HTTP status
 	tok=$(make_user grace)
 	repo=$(make_repo private)
 	git -C "$repo" update-server-info
-	port=$((40000 + RANDOM % 10000))
+	port=$((12000 + RANDOM % 8000))
 	cat >"$BATS_TEST_TMPDIR/authserver.py" <<'PY'
 import base64, http.server, os, sys
 class H(http.server.SimpleHTTPRequestHandler):

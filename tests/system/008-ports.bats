@@ -155,7 +155,7 @@ JS
 @test "berth port-forward relays a local port, uploads and downloads included" {
 	serve 8108
 	wait_port 8108 present
-	lport=$((30000 + RANDOM % 10000))
+	lport=$((12000 + RANDOM % 8000))
 	BERTH_TOKEN=$ALICE "$BERTH" port-forward ported-ws "$lport:8108" >"$BATS_TEST_TMPDIR/pf.log" 2>&1 3>&- &
 	pf=$!
 	for i in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$lport/" && break; sleep 0.1; done

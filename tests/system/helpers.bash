@@ -21,7 +21,7 @@ start_berthd() {
 	echo "$BERTH_ADMIN_PASSWORD" >"$BATS_FILE_TMPDIR/admin.password"
 	local port i
 	for i in $(seq 1 20); do
-		port=$((20000 + RANDOM % 20000))
+		port=$((20000 + RANDOM % 12000))
 		# the suite makes many workspaces as one user: the per-user limits
 		# are tested on their own (006-accounts.bats)
 		"$BERTHD" --data "$BERTH_DATA" --listen "127.0.0.1:$port" "${engine_args[@]}" \
