@@ -5,7 +5,8 @@
  *   - parser callbacks: build a struct http_request, enforcing the header, URL
  *     and body limits (431, 414, 413) and rejecting malformed input with 400;
  *   - dispatch: one request at a time per connection; later bytes wait in
- *     `pending` until the response ends;
+ *     `pending` until the response ends; a request the stream filter takes is
+ *     dispatched at its head and its body parsed on demand (relays);
  *   - writers: whole responses and chunked streams, with a pending-byte count
  *     for backpressure.
  * Connections are freed in the uv_close callback, never earlier (libuv's rule).
@@ -30,6 +31,8 @@ struct http_server {
     uv_loop_t *loop;
     http_handler_cb handler;
     void *data;
+    http_filter_cb want_stream;
+    void *want_stream_data;
     struct http_conn *conns; /* list of open connections */
 };
 
@@ -62,6 +65,14 @@ struct http_conn {
     http_raw_cb raw_cb;
     void *raw_data;
     bool paused;
+    bool finished;     /* the last response is out: later input is ignored */
+    bool head_ready;   /* a streamed request's head waits for dispatch */
+    bool body_reading; /* the parser runs over a streamed body */
+    bool body_done;    /* ... and has reached its end */
+    http_raw_cb body_cb;
+    void *body_data;
+    void *attached;
+    http_close_cb attached_free;
 };
 
 struct write_req {
@@ -156,8 +167,13 @@ void http_conn_close(struct http_conn *c)
     http_close_cb cb = c->close_cb;
     c->close_cb = NULL;
     c->drain_cb = NULL;
+    c->body_cb = NULL;
     if (cb)
         cb(c, c->close_data);
+    http_close_cb free_attached = c->attached_free;
+    c->attached_free = NULL;
+    if (free_attached)
+        free_attached(c, c->attached);
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
@@ -229,8 +245,11 @@ static void response_done(struct http_conn *c)
     c->phase = PHASE_READING;
     c->close_cb = NULL;
     c->drain_cb = NULL;
+    c->head_ready = c->body_reading = c->body_done = false;
+    c->body_cb = NULL;
     if (!c->keep_alive) {
         /* closed by the write callback of the last piece */
+        c->finished = true;
         return;
     }
     http_parser_init(&c->parser, HTTP_REQUEST);
@@ -243,8 +262,23 @@ static void response_done(struct http_conn *c)
     }
 }
 
+/* A streamed request whose body was not read to its end leaves the parser in
+ * the middle of it: the connection cannot carry another request. */
+static void settle_keep_alive(struct http_conn *c)
+{
+    if (c->req.body_streamed && !c->body_done && (c->req.chunked || c->req.body_size > 0))
+        c->keep_alive = false;
+}
+
+bool http_conn_keep_alive(struct http_conn *c)
+{
+    settle_keep_alive(c);
+    return c->keep_alive;
+}
+
 static void write_head(struct http_conn *c, int status, const char *content_type, long long len)
 {
+    settle_keep_alive(c);
     struct buf h = BUF_INIT;
     buf_addf(&h, "HTTP/1.1 %d %s\r\n", status, http_status_text(status));
     if (content_type)
@@ -441,17 +475,34 @@ static int on_headers_complete(http_parser *p)
             ? xstrndup(c->url.buf + u.field_data[UF_QUERY].off, u.field_data[UF_QUERY].len)
             : xstrdup("");
     c->req.method = http_method_str(p->method);
+    c->req.http11 = p->http_major > 1 || (p->http_major == 1 && p->http_minor >= 1);
     c->req.upgrade = p->upgrade;
     c->req.raw_target = xstrndup(c->url.buf, c->url.len);
+    c->keep_alive = http_should_keep_alive(p);
+    c->req.chunked = (p->flags & F_CHUNKED) != 0;
+    c->req.body_size =
+        !c->req.chunked && p->content_length != ULLONG_MAX ? (long long)p->content_length : -1;
+    struct http_server *s = c->server;
+    if (!p->upgrade && s->want_stream && s->want_stream(&c->req, s->want_stream_data)) {
+        /* dispatched by conn_feed once the parser returns */
+        c->req.body_streamed = true;
+        c->head_ready = true;
+        http_parser_pause(p, 1);
+        return 0;
+    }
     if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY)
         return fail(c, 413, "request body is larger than 1 MiB");
-    c->keep_alive = http_should_keep_alive(p);
     return 0;
 }
 
 static int on_body(http_parser *p, const char *at, size_t len)
 {
     struct http_conn *c = p->data;
+    if (c->body_reading) {
+        if (c->body_cb)
+            c->body_cb(c, at, len, c->body_data);
+        return 0;
+    }
     if (c->req.body.len + len > HTTP_MAX_BODY)
         return fail(c, 413, "request body is larger than 1 MiB");
     buf_add(&c->req.body, at, len);
@@ -461,20 +512,27 @@ static int on_body(http_parser *p, const char *at, size_t len)
 static int on_message_complete(http_parser *p)
 {
     struct http_conn *c = p->data;
-    c->req_ready = true;
     http_parser_pause(p, 1);
+    if (c->body_reading) {
+        c->body_reading = false;
+        c->body_done = true;
+        if (c->body_cb)
+            c->body_cb(c, NULL, 0, c->body_data);
+        return 0;
+    }
+    c->req_ready = true;
     return 0;
 }
 
 /* Feeds bytes to the parser, dispatching each complete request. */
 static void conn_feed(struct http_conn *c, const char *data, size_t len)
 {
-    while (len && !c->closing) {
+    while (len && !c->closing && !c->finished) {
         if (c->phase == PHASE_RAW) {
             c->raw_cb(c, data, len, c->raw_data);
             return;
         }
-        if (c->phase != PHASE_READING) {
+        if (c->phase != PHASE_READING && !c->body_reading) {
             if (c->pending.len + len > HTTP_MAX_PENDING) {
                 http_conn_close(c);
                 return;
@@ -495,6 +553,13 @@ static void conn_feed(struct http_conn *c, const char *data, size_t len)
         }
         data += n;
         len -= n;
+        if (c->head_ready) {
+            c->head_ready = false;
+            c->phase = PHASE_HANDLING;
+            memcpy(c->req.peer, c->peer, sizeof(c->peer));
+            c->server->handler(c, &c->req, c->server->data);
+            continue;
+        }
         if (c->req_ready) {
             http_parser_pause(&c->parser, 0);
             c->req_ready = false;
@@ -525,6 +590,45 @@ void http_conn_takeover(struct http_conn *c, http_raw_cb on_data, void *data)
         on_data(c, p.buf, p.len, data);
         buf_release(&p);
     }
+}
+
+void http_conn_read_body(struct http_conn *c, http_raw_cb body_cb, void *data)
+{
+    if (c->closing || !c->req.body_streamed || c->body_done || c->body_reading)
+        return;
+    c->body_cb = body_cb;
+    c->body_data = data;
+    c->body_reading = true;
+    http_parser_pause(&c->parser, 0);
+    if (c->pending.len) {
+        struct buf p = c->pending;
+        buf_init(&c->pending);
+        conn_feed(c, p.buf, p.len);
+        buf_release(&p);
+    }
+}
+
+void http_conn_raw_end(struct http_conn *c)
+{
+    if (c->closing)
+        return;
+    settle_keep_alive(c);
+    if (!c->keep_alive)
+        http_conn_close_after_write(c);
+    /* a relay may have paused the client for backpressure */
+    http_conn_resume(c);
+    response_done(c);
+}
+
+void http_conn_attach(struct http_conn *c, void *data, http_close_cb free_cb)
+{
+    c->attached = data;
+    c->attached_free = free_cb;
+}
+
+void *http_conn_attached(struct http_conn *c)
+{
+    return c->attached;
 }
 
 void http_conn_write_raw(struct http_conn *c, const void *bytes, size_t len)
@@ -651,6 +755,12 @@ int http_server_new(uv_loop_t *loop, const char *addr, int port, http_handler_cb
     }
     *ret = s;
     return 0;
+}
+
+void http_server_stream_bodies(struct http_server *s, http_filter_cb want, void *data)
+{
+    s->want_stream = want;
+    s->want_stream_data = data;
 }
 
 void http_server_close(struct http_server *s)

@@ -10,6 +10,13 @@
  * keep-alive and pipelining work, and a client hanging up during a stream is
  * noticed at once (the close callback).
  *
+ * Relays (the proxy) need more: a request whose head the server's stream
+ * filter accepts is handed over as soon as its head is complete, its body
+ * (of any size) is read piece by piece with http_conn_read_body, the answer is
+ * written raw and ended with http_conn_raw_end, and the connection then reads
+ * its next request. Data attached to a connection (an idle upstream) lives
+ * across its requests.
+ *
  * Lifetime: a struct http_conn lives until its socket is closed. A handler that
  * keeps a pointer to it past the handler call (a stream) must register a close
  * callback and drop the pointer when it runs.
@@ -38,21 +45,30 @@ struct http_request {
     char *query;         /* raw query string, or "" */
     struct strv headers; /* "name: value", names lower-cased */
     struct buf body;
-    char peer[64];    /* remote address, for logs and throttling */
-    bool upgrade;     /* the client asked to switch protocols (WebSocket) */
-    char *raw_target; /* the request target as sent (path and query, not decoded) */
+    char peer[64];       /* remote address, for logs and throttling */
+    bool upgrade;        /* the client asked to switch protocols (WebSocket) */
+    char *raw_target;    /* the request target as sent (path and query, not decoded) */
+    bool http11;         /* HTTP/1.1 or later (chunked answers allowed) */
+    bool body_streamed;  /* handed over at its head: read the body with http_conn_read_body */
+    bool chunked;        /* the body comes with Transfer-Encoding: chunked */
+    long long body_size; /* Content-Length, or -1 when chunked or absent */
 };
 
 typedef void (*http_handler_cb)(struct http_conn *c, struct http_request *req, void *data);
 typedef void (*http_close_cb)(struct http_conn *c, void *data);
 typedef void (*http_drain_cb)(struct http_conn *c, void *data);
 typedef void (*http_raw_cb)(struct http_conn *c, const char *bytes, size_t len, void *data);
+typedef bool (*http_filter_cb)(const struct http_request *req, void *data);
 
 /* Listens on addr:port (IPv4 or IPv6 literal). Returns 0 or -errno. */
 int http_server_new(uv_loop_t *loop, const char *addr, int port, http_handler_cb handler,
                     void *data, struct http_server **ret);
 /* Stops listening and closes every connection; frees the server from the loop. */
 void http_server_close(struct http_server *s);
+/* Requests (other than upgrades) for which want() returns true go to the
+ * handler as soon as their head is complete, with body_streamed set and no
+ * size limit on the body. want() sees the head only: path, query, headers. */
+void http_server_stream_bodies(struct http_server *s, http_filter_cb want, void *data);
 
 /* A header's value (name lower-case), or NULL. */
 const char *http_request_header(const struct http_request *req, const char *name);
@@ -93,6 +109,20 @@ void http_conn_close(struct http_conn *c);
  * http_conn_write_raw. The close callback (http_conn_on_close) still runs. */
 void http_conn_takeover(struct http_conn *c, http_raw_cb on_data, void *data);
 void http_conn_write_raw(struct http_conn *c, const void *bytes, size_t len);
+/* For a request with body_streamed: delivers its body (chunked decoding
+ * undone) to body_cb in pieces, then once with bytes NULL at its end. Reading
+ * follows http_conn_pause/resume. body_cb may answer and end the response. */
+void http_conn_read_body(struct http_conn *c, http_raw_cb body_cb, void *data);
+/* Ends a response written raw (a relayed answer) without taking the
+ * connection over: it reads its next request, or closes when keep-alive is
+ * off or the request's body was not read to its end. */
+void http_conn_raw_end(struct http_conn *c);
+/* Whether the connection is to stay open after the current response. */
+bool http_conn_keep_alive(struct http_conn *c);
+/* Data that outlives one request (a relay's idle upstream): free_cb runs when
+ * the connection closes. Attaching NULL detaches without calling it. */
+void http_conn_attach(struct http_conn *c, void *data, http_close_cb free_cb);
+void *http_conn_attached(struct http_conn *c);
 /* Closes the connection once everything queued has been written. */
 void http_conn_close_after_write(struct http_conn *c);
 /* Stops and restarts reading from the client (backpressure for relays). */
