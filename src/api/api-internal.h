@@ -6,6 +6,7 @@
 #include "api/auth.h"
 #include "api/credentials.h"
 #include "api/ports.h"
+#include "api/portproxy.h"
 #include "api/terminal.h"
 #include "api/web.h"
 
@@ -14,6 +15,7 @@ struct api {
     struct terminals *terms;
     struct web *web;
     struct ports *ports;
+    struct portproxy *portproxy;
     struct creds *creds;
     struct store *store;
     struct engine *engine;

@@ -39,6 +39,7 @@ struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web
     a->terms = terminals_new(m);
     a->web = web_new(m, web_dir, vendor_dir);
     a->ports = ports_new(m, a->auth);
+    a->portproxy = portproxy_new(m, a->auth, a->ports);
     a->creds = creds_new(m);
     ws_manager_on_change(m, on_change, a);
     return a;
@@ -49,6 +50,7 @@ void api_free(struct api *a)
     if (a) {
         auth_free(a->auth);
         terminals_free(a->terms);
+        portproxy_free(a->portproxy);
         ports_free(a->ports);
         creds_free(a->creds);
         web_free(a->web);
@@ -66,6 +68,17 @@ void api_audit(struct api *a, const struct auth_user *user, const struct http_re
 {
     store_audit_add(a->store, user ? user->name : NULL, action, target, detail,
                     req ? req->peer : NULL);
+}
+
+void api_set_base_domain(struct api *a, const char *domain)
+{
+    portproxy_set_base_domain(a->portproxy, domain);
+}
+
+bool api_wants_stream(const struct http_request *req, void *data)
+{
+    struct api *a = data;
+    return portproxy_wants_stream(req, a->portproxy);
 }
 
 void api_set_engine_ok(struct api *a, bool ok)
@@ -522,17 +535,9 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
     http_respond_error(c, *action && !get && !post ? 405 : 404, "no route for %s %s", m, req->path);
 }
 
-/* Browser routes under /w/{ws}/: the IDE (and, later, forwarded ports). */
+/* Browser routes under /w/{ws}/: the IDE. */
 static void browser_route(struct api *a, struct http_conn *c, struct http_request *req)
 {
-    /* forwarded ports decide by their own visibility who may enter */
-    const char *ports = strstr(req->path + 3, "/ports/");
-    const char *first_slash = strchr(req->path + 3, '/');
-    if (ports && ports == first_slash) {
-        _cleanup_free_ char *ws = xstrndup(req->path + 3, (size_t)(ports - req->path - 3));
-        ports_proxy(a->ports, c, req, ws, ports + 7);
-        return;
-    }
     struct auth_user user = {0};
     _cleanup_berr_ struct berr *e = NULL;
     int r = auth_request(a->auth, req, AUTH_ORIGIN_ONLY, &user, &e);
@@ -567,6 +572,10 @@ void api_handle(struct http_conn *c, struct http_request *req, void *data)
 {
     struct api *a = data;
     const char *p = req->path;
+    /* forwarded ports (a port's subdomain, /w/{ws}/ports/...) decide by their
+     * own visibility who may enter */
+    if (portproxy_route(a->portproxy, c, req))
+        return;
     if (strncmp(p, "/w/", 3) == 0) {
         browser_route(a, c, req);
         return;

@@ -21,6 +21,11 @@ struct auth *api_auth(struct api *a);
 /* Whether berthd's engine answered its last health check (set by the daemon). */
 void api_set_engine_ok(struct api *a, bool ok);
 
+/* The domain of port subdomains, {port}-{ws}.DOMAIN (default "localhost"). */
+void api_set_base_domain(struct api *a, const char *domain);
+/* The server's stream filter (http_server_stream_bodies); data is the api. */
+bool api_wants_stream(const struct http_request *req, void *data);
+
 /* The server's request handler; data is the struct api. */
 void api_handle(struct http_conn *c, struct http_request *req, void *data);
 

@@ -1,14 +1,14 @@
-/* ports.c - forwarded ports: live detection, the API, and the proxy.
+/* ports.c - forwarded ports: live detection, the API, tunnels, connections.
  *
  * For each running workspace berthd keeps one PORTS_WATCH session with its
  * agent; the agent pushes "+ PORT ADDR PID COMM" and "- PORT ADDR" lines as
  * listeners open and close (no polling here). The list lives in memory; only
  * the visibility a user chose is stored.
  *
- * A request to /w/{ws}/ports/{port}/... is checked against the port's
- * visibility, then relayed through a TCP_CONNECT session of the agent to the
- * port on the container's loopback, so apps bound to 127.0.0.1 work and the
- * engine publishes nothing on the host.
+ * Connections to a port (ports_connect, for the proxy in portproxy.c and for
+ * tunnels) go through a TCP_CONNECT session of the agent to the port on the
+ * container's loopback, so apps bound to 127.0.0.1 work and the engine
+ * publishes nothing on the host.
  */
 #include "api/ports.h"
 
@@ -28,12 +28,6 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "workspace/workspace.h"
-
-/* A sandbox without allow-same-origin: the app's pages get an opaque origin,
- * so they can neither read Berth's cookies nor send them to Berth's API. */
-#define PORT_SANDBOX_CSP                                                                           \
-    "Content-Security-Policy: sandbox allow-scripts allow-forms allow-popups allow-modals "        \
-    "allow-downloads"
 
 struct watch {
     struct watch *next;
@@ -268,8 +262,6 @@ static json_t *ports_json(struct ports *p, const struct ws_record *rec)
     return arr;
 }
 
-static int relay_open(struct ports *p, const char *ws_id, int port, char **ret_msg);
-
 /* ---- tunnels (berth port-forward): a WebSocket carrying a raw TCP stream ---- */
 
 struct tunnel {
@@ -377,7 +369,7 @@ static void tunnel_open(struct ports *p, struct http_conn *c, struct http_reques
         return;
     }
     _cleanup_free_ char *msg = NULL;
-    int fd = relay_open(p, rec->id, port, &msg);
+    int fd = ports_connect(p, rec->id, port, &msg);
     if (fd < 0) {
         http_respond_error(c, 502, "%s", msg);
         return;
@@ -444,9 +436,7 @@ void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
     json_decref(body);
 }
 
-/* Opens a TCP relay to the port through the agent; waits (briefly) for its
- * answer. Returns the fd, or -errno with a message in *ret_msg. */
-static int relay_open(struct ports *p, const char *ws_id, int port, char **ret_msg)
+int ports_connect(struct ports *p, const char *ws_id, int port, char **ret_msg)
 {
     _cleanup_free_ char *run = ws_run_dir(p->m, ws_id);
     int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
@@ -480,63 +470,4 @@ static int relay_open(struct ports *p, const char *ws_id, int port, char **ret_m
     close(fd);
     *ret_msg = xasprintf("nothing is listening on port %d in the workspace", port);
     return -ECONNREFUSED;
-}
-
-void ports_proxy(struct ports *p, struct http_conn *c, struct http_request *req, const char *ws,
-                 const char *rest)
-{
-    /* rest: "PORT" or "PORT/..." */
-    char *end = NULL;
-    long port = strtol(rest, &end, 10);
-    if (port <= 0 || port > 65535 || (*end && *end != '/')) {
-        http_respond_error(c, 404, "not found");
-        return;
-    }
-    if (!*end) {
-        _cleanup_free_ char *loc = xasprintf("%s/", req->path);
-        http_conn_add_header(c, "Location: %s", loc);
-        http_respond(c, 302, NULL, NULL, 0);
-        return;
-    }
-    _cleanup_ws_record_ struct ws_record rec = {0};
-    if (store_ws_get(p->store, ws, &rec, NULL) < 0) {
-        http_respond_error(c, 404, "not found");
-        return;
-    }
-    _cleanup_free_ char *vis = store_port_visibility(p->store, rec.id, (int)port);
-    if (strcmp(vis, "public") != 0) {
-        struct auth_user user = {0};
-        _cleanup_berr_ struct berr *e = NULL;
-        int r = auth_request(p->auth, req, AUTH_ORIGIN_ONLY, &user, &e);
-        if (r < 0) {
-            if (r == -EACCES && strcmp(req->method, "GET") == 0 && !req->upgrade) {
-                _cleanup_free_ char *loc = xasprintf("/login.html?next=%s", req->path);
-                http_conn_add_header(c, "Location: %s", loc);
-                http_respond(c, 302, NULL, NULL, 0);
-            } else {
-                http_respond_error(c, r == -EACCES ? 401 : 403, "%s", berr_msg(e));
-            }
-            return;
-        }
-        bool ok = strcmp(vis, "org") == 0 || (rec.owner && strcmp(rec.owner, user.name) == 0);
-        auth_user_release(&user);
-        if (!ok) {
-            http_respond_error(c, 404, "not found");
-            return;
-        }
-    }
-    if (strcmp(rec.state, "running") != 0) {
-        http_respond_error(c, 503, "workspace '%s' is %s", rec.name, rec.state);
-        return;
-    }
-    _cleanup_free_ char *msg = NULL;
-    int fd = relay_open(p, rec.id, (int)port, &msg);
-    if (fd < 0) {
-        http_respond_error(c, 502, "%s", msg);
-        return;
-    }
-    /* "/w/WS/ports/PORT/x?y" -> "/x?y" */
-    const char *t = strstr(req->raw_target, "/ports/");
-    t = t ? strchr(t + 7, '/') : NULL;
-    proxy_forward_with_header(c, req, fd, t ? t : "/", PORT_SANDBOX_CSP);
 }

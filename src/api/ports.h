@@ -1,10 +1,8 @@
 /* ports.h - forwarded ports: detection (the agent's port watch), the ports
  * API, and the proxy to a port through the agent's TCP relay.
  *
- * Visibility: private (the owner), org (any signed-in user), public (anyone).
- * Path routing /w/{ws}/ports/{port}/ answers with a sandboxing Content-Security-
- * Policy, so a forwarded app's page runs in an opaque origin and cannot use the
- * visitor's Berth session against the API. */
+ * Visibility: private (the owner), org (any signed-in user), public (anyone);
+ * portproxy.h enforces it on the way in. */
 #ifndef BERTH_PORTS_H
 #define BERTH_PORTS_H
 
@@ -25,8 +23,9 @@ void ports_sync(struct ports *p);
 void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
                const struct auth_user *user, const struct ws_record *rec, const char *rest);
 
-/* /w/{ws}/ports/{port}/...: authenticates by the port's visibility itself. */
-void ports_proxy(struct ports *p, struct http_conn *c, struct http_request *req, const char *ws,
-                 const char *rest);
+/* Opens a TCP connection to the port on the workspace's loopback, through its
+ * agent; waits (briefly, on the loop) for the agent's answer. Returns the
+ * connected fd, or -errno with a message in *ret_msg. */
+int ports_connect(struct ports *p, const char *ws_id, int port, char **ret_msg);
 
 #endif

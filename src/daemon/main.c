@@ -5,6 +5,7 @@
  * start the HTTP server; then, off the loop, wait for the engine to answer and
  * reconcile the store with it. Requests are served meanwhile.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -39,6 +40,7 @@ struct daemon {
     char *web_dir;
     char *ide_dir;
     char *vendor_dir;
+    char *base_domain;
     struct store *store;
     struct engine *engine;
     struct supervisor *supervisor;
@@ -58,6 +60,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: berthd [--listen ADDR:PORT] [--data DIR] [--engine unix:///PATH]\n"
                "              [--agent PATH] [--default-image IMAGE] [--debug]\n"
+               "              [--base-domain DOMAIN]\n"
                "\n"
                "  --listen ADDR:PORT   where to serve the API (default 127.0.0.1:7878)\n"
                "  --data DIR           where workspaces and the database live\n"
@@ -74,6 +77,8 @@ static void usage(FILE *f)
                "  --web DIR            the dashboard's files (default: web/ of the source tree)\n"
                "  --max-workspaces N   workspaces per user (default 10; an admin setting)\n"
                "  --max-running N      running workspaces per user (default 5)\n"
+               "  --base-domain DOMAIN forwarded ports are also served at\n"
+               "                       http://PORT-WORKSPACE.DOMAIN (default localhost)\n"
                "\n"
                "On first start berthd creates the account 'admin' and prints its password\n"
                "once (or takes it from BERTH_ADMIN_PASSWORD).\n");
@@ -97,6 +102,18 @@ static int parse_listen(const char *s, char **ret_addr, int *ret_port)
     *ret_addr = hl ? xstrndup(host, hl) : xstrdup("127.0.0.1");
     *ret_port = (int)port;
     return 0;
+}
+
+/* A host name: labels of letters, digits and '-', joined by dots. */
+static bool valid_domain(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 200 || s[0] == '.' || s[n - 1] == '.' || strstr(s, ".."))
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+            return false;
+    return true;
 }
 
 static char *exe_dir(void)
@@ -334,6 +351,14 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--web") == 0 && v) {
             d.web_dir = xstrdup(v);
             i++;
+        } else if (strcmp(a, "--base-domain") == 0 && v) {
+            if (!valid_domain(v)) {
+                fprintf(stderr, "berthd: invalid --base-domain '%s': use a host name\n", v);
+                return 2;
+            }
+            free(d.base_domain);
+            d.base_domain = xstrdup(v);
+            i++;
         } else if (strcmp(a, "--default-image") == 0 && v) {
             d.default_image = xstrdup(v);
             i++;
@@ -395,6 +420,8 @@ int main(int argc, char **argv)
     if (!d.vendor_dir)
         d.vendor_dir = xasprintf("%s/web-vendor/node_modules", d.data_dir);
     d.api = api_new(d.manager, d.engine, d.web_dir, d.vendor_dir);
+    if (d.base_domain)
+        api_set_base_domain(d.api, d.base_domain);
     _cleanup_free_ char *generated = NULL;
     r = auth_bootstrap(api_auth(d.api), &generated, &e);
     if (r < 0) {
@@ -413,6 +440,7 @@ int main(int argc, char **argv)
         log_error("cannot listen on %s:%d: %s", d.listen_addr, d.listen_port, uv_strerror(r));
         return 1;
     }
+    http_server_stream_bodies(d.http, api_wants_stream, d.api);
     log_info("berthd listening on http://%s%s%s:%d (data %s, engine %s)",
              strchr(d.listen_addr, ':') ? "[" : "", d.listen_addr,
              strchr(d.listen_addr, ':') ? "]" : "", d.listen_port, d.data_dir, d.engine_socket);

@@ -608,11 +608,13 @@ void http_conn_read_body(struct http_conn *c, http_raw_cb body_cb, void *data)
     }
 }
 
-void http_conn_raw_end(struct http_conn *c)
+void http_conn_raw_end(struct http_conn *c, bool reuse)
 {
     if (c->closing)
         return;
     settle_keep_alive(c);
+    if (!reuse)
+        c->keep_alive = false;
     if (!c->keep_alive)
         http_conn_close_after_write(c);
     /* a relay may have paused the client for backpressure */

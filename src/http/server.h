@@ -114,9 +114,10 @@ void http_conn_write_raw(struct http_conn *c, const void *bytes, size_t len);
  * follows http_conn_pause/resume. body_cb may answer and end the response. */
 void http_conn_read_body(struct http_conn *c, http_raw_cb body_cb, void *data);
 /* Ends a response written raw (a relayed answer) without taking the
- * connection over: it reads its next request, or closes when keep-alive is
- * off or the request's body was not read to its end. */
-void http_conn_raw_end(struct http_conn *c);
+ * connection over: it reads its next request, or closes once the answer is
+ * written when keep-alive is off, the request's body was not read to its end,
+ * or !reuse (an answer whose end only the close marks). */
+void http_conn_raw_end(struct http_conn *c, bool reuse);
 /* Whether the connection is to stay open after the current response. */
 bool http_conn_keep_alive(struct http_conn *c);
 /* Data that outlives one request (a relay's idle upstream): free_cb runs when

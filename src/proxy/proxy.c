@@ -1,12 +1,21 @@
-/* proxy.c - the byte relay behind the IDE and forwarded ports.
+/* proxy.c - the relay behind the IDE and forwarded ports.
  *
- * Two streams, the client's http_conn and a uv_pipe (or uv_tcp) to the
- * upstream, each pausing the other when its write queue grows past the high
- * water mark. The relay ends when the upstream closes (its answer is complete)
- * or the client goes away.
+ * A struct relay is one upstream connection (a uv_pipe), attached to one
+ * client http_conn for as long as both live. It carries one exchange at a
+ * time: the request head is rebuilt and written, the body follows as the
+ * server parses it (http_conn_read_body), and the answer goes through an
+ * http_parser in response mode whose callbacks rebuild the head and pass the
+ * body on. When the answer ends the client connection is handed back to the
+ * server (http_conn_raw_end) and the relay waits, idle, for the next request
+ * to the same key; an idle upstream that closes or talks is dropped.
+ *
+ * Upgrades (WebSockets) leave the parsers: the client connection is taken
+ * over and bytes go both ways unchanged, the extra header put after the
+ * answer's status line.
  */
 #include "proxy/proxy.h"
 
+#include <http_parser.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,48 +23,62 @@
 
 #include "util/xalloc.h"
 
+#define PROXY_READ_SIZE 65536
+#define PROXY_MAX_HEAD (64 * 1024)
+
 struct relay {
     uv_pipe_t up;
-    struct http_conn *client; /* NULL once it closed */
+    struct http_conn *owner;  /* the client connection it is attached to, or NULL */
+    struct http_conn *client; /* during an exchange, else NULL */
+    char *key;
     bool up_closed;
     bool up_reading;
-    char *inject;    /* a header to add after the status line, until done */
-    struct buf head; /* the answer's start, while looking for the status line */
+    bool raw; /* upgraded: a byte relay until either side closes */
+    char *inject;
+
+    /* the current answer */
+    http_parser resp;
+    bool head_request; /* the request was HEAD: the answer has no body */
+    bool chunk_out;    /* the body is sent to the client chunked */
+    bool close_client; /* the body ends only with the connection */
+    bool resp_done;
+    bool head_sent;
+    bool last_was_value;
+    struct buf reason;
+    struct buf field;
+    struct buf value;
+    struct buf head;    /* the answer's header lines, filtered */
+    struct buf out;     /* bytes for the client from one read */
+    bool req_chunked;   /* the request body is re-chunked to the upstream */
+    bool client_http11; /* the client understands chunked answers */
 };
+
+static http_parser_settings resp_settings;
 
 static void relay_freed(uv_handle_t *h)
 {
     struct relay *r = h->data;
+    free(r->key);
     free(r->inject);
+    buf_release(&r->reason);
+    buf_release(&r->field);
+    buf_release(&r->value);
     buf_release(&r->head);
+    buf_release(&r->out);
     free(r);
 }
 
-/* Passes upstream bytes to the client, adding r->inject after the first line. */
-static void to_client(struct relay *r, const char *data, size_t len)
+static void relay_detach(struct relay *r)
 {
-    if (!r->inject) {
-        http_conn_write_raw(r->client, data, len);
-        return;
-    }
-    buf_add(&r->head, data, len);
-    char *eol = memchr(r->head.buf, '\n', r->head.len);
-    if (!eol && r->head.len < 8192)
-        return;
-    size_t first = eol ? (size_t)(eol - r->head.buf) + 1 : r->head.len;
-    http_conn_write_raw(r->client, r->head.buf, first);
-    if (eol) {
-        _cleanup_free_ char *h = xasprintf("%s\r\n", r->inject);
-        http_conn_write_raw(r->client, h, strlen(h));
-    }
-    http_conn_write_raw(r->client, r->head.buf + first, r->head.len - first);
-    buf_release(&r->head);
-    free(r->inject);
-    r->inject = NULL;
+    if (r->owner && http_conn_attached(r->owner) == r)
+        http_conn_attach(r->owner, NULL, NULL);
+    r->owner = NULL;
 }
 
+/* Closes the upstream; the relay is freed once libuv is done with it. */
 static void up_close(struct relay *r)
 {
+    relay_detach(r);
     if (r->up_closed)
         return;
     r->up_closed = true;
@@ -66,29 +89,17 @@ static void up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
 {
     (void)h;
     (void)suggested;
-    b->base = xmalloc(65536);
-    b->len = 65536;
+    b->base = xmalloc(PROXY_READ_SIZE);
+    b->len = PROXY_READ_SIZE;
 }
 
-static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+
+static void up_start_reading(struct relay *r)
 {
-    struct relay *r = s->data;
-    if (n > 0 && r->client) {
-        to_client(r, b->base, (size_t)n);
-        if (http_conn_pending(r->client) > PROXY_HIGH_WATER) {
-            uv_read_stop(s);
-            r->up_reading = false;
-        }
-    }
-    free(b->base);
-    if (n < 0) {
-        if (r->client) {
-            struct http_conn *c = r->client;
-            r->client = NULL;
-            http_conn_on_close(c, NULL, NULL);
-            http_conn_close_after_write(c);
-        }
-        up_close(r);
+    if (!r->up_reading && !r->up_closed) {
+        r->up_reading = true;
+        uv_read_start((uv_stream_t *)&r->up, up_alloc, up_read);
     }
 }
 
@@ -119,18 +130,299 @@ static void up_write(struct relay *r, const void *data, size_t len)
     }
 }
 
-static void client_data(struct http_conn *c, const char *bytes, size_t len, void *data)
+static void up_throttle_client(struct relay *r, struct http_conn *c)
 {
-    struct relay *r = data;
-    up_write(r, bytes, len);
     if (uv_stream_get_write_queue_size((uv_stream_t *)&r->up) > PROXY_HIGH_WATER)
         http_conn_pause(c);
 }
 
-static void client_closed(struct http_conn *c, void *data)
+/* ---- the exchange: ending it ---- */
+
+/* The answer is complete: hand the client back to the server, keep the
+ * upstream for the next request when it may be reused. */
+static void exchange_done(struct relay *r, bool reusable)
+{
+    struct http_conn *c = r->client;
+    r->client = NULL;
+    buf_release(&r->out);
+    buf_release(&r->head);
+    bool close_client = r->close_client;
+    if (!reusable || !r->key)
+        up_close(r);
+    /* may start the next request on c at once, reusing r: the last thing */
+    http_conn_raw_end(c, !close_client);
+}
+
+/* The exchange cannot finish: answer 502 if nothing was sent, else cut. */
+static void exchange_fail(struct relay *r, const char *msg)
+{
+    struct http_conn *c = r->client;
+    r->client = NULL;
+    up_close(r);
+    if (!c)
+        return;
+    if (!r->head_sent) {
+        http_conn_resume(c);
+        http_respond_error(c, 502, "%s", msg);
+    } else {
+        http_conn_close(c);
+    }
+}
+
+/* ---- the answer's parser ---- */
+
+static bool header_is(const char *h, size_t n, const char *name)
+{
+    return strlen(name) == n && strncasecmp(h, name, n) == 0;
+}
+
+/* Whether a Set-Cookie value sets one of Berth's cookies (berth_*). */
+static bool sets_berth_cookie(const char *value)
+{
+    while (*value == ' ')
+        value++;
+    return strncmp(value, "berth_", 6) == 0;
+}
+
+static void resp_finish_header(struct relay *r)
+{
+    if (!r->field.len)
+        return;
+    const char *f = r->field.buf;
+    size_t n = r->field.len;
+    bool drop = header_is(f, n, "connection") || header_is(f, n, "keep-alive") ||
+                header_is(f, n, "transfer-encoding") || header_is(f, n, "content-length") ||
+                header_is(f, n, "proxy-connection") || header_is(f, n, "trailer") ||
+                (header_is(f, n, "set-cookie") && sets_berth_cookie(r->value.buf));
+    if (!drop)
+        buf_addf(&r->head, "%s: %s\r\n", f, r->value.buf);
+    buf_reset(&r->field);
+    buf_reset(&r->value);
+}
+
+static int resp_message_begin(http_parser *p)
+{
+    struct relay *r = p->data;
+    buf_reset(&r->reason);
+    buf_reset(&r->field);
+    buf_reset(&r->value);
+    buf_reset(&r->head);
+    r->last_was_value = false;
+    return 0;
+}
+
+static int resp_status(http_parser *p, const char *at, size_t len)
+{
+    struct relay *r = p->data;
+    buf_add(&r->reason, at, len);
+    return r->reason.len > 1024 ? -1 : 0;
+}
+
+static int resp_field(http_parser *p, const char *at, size_t len)
+{
+    struct relay *r = p->data;
+    if (r->last_was_value)
+        resp_finish_header(r);
+    r->last_was_value = false;
+    buf_add(&r->field, at, len);
+    return r->head.len + r->field.len > PROXY_MAX_HEAD ? -1 : 0;
+}
+
+static int resp_value(http_parser *p, const char *at, size_t len)
+{
+    struct relay *r = p->data;
+    r->last_was_value = true;
+    buf_add(&r->value, at, len);
+    return r->head.len + r->value.len > PROXY_MAX_HEAD ? -1 : 0;
+}
+
+static int resp_headers_complete(http_parser *p)
+{
+    struct relay *r = p->data;
+    if (r->last_was_value)
+        resp_finish_header(r);
+    struct buf *o = &r->out;
+    buf_addf(o, "HTTP/1.1 %u %s\r\n", p->status_code, r->reason.len ? r->reason.buf : "");
+    buf_add(o, r->head.buf, r->head.len);
+    buf_reset(&r->head);
+    if (p->status_code / 100 == 1) {
+        /* 100 Continue and friends: the real answer follows */
+        buf_adds(o, "\r\n");
+        return 0;
+    }
+    bool no_body = r->head_request || p->status_code == 204 || p->status_code == 304;
+    r->chunk_out = false;
+    if (r->head_request && p->content_length != ULLONG_MAX) {
+        buf_addf(o, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
+    } else if (no_body) {
+        /* nothing to frame */
+    } else if (p->flags & F_CHUNKED) {
+        r->chunk_out = true;
+    } else if (p->content_length != ULLONG_MAX) {
+        buf_addf(o, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
+    } else if (r->client_http11) {
+        /* the upstream ends the body by closing: re-chunk it so the client's
+         * connection can stay */
+        r->chunk_out = true;
+    } else {
+        r->close_client = true; /* an HTTP/1.0 client gets the close instead */
+    }
+    if (r->chunk_out)
+        buf_adds(o, "Transfer-Encoding: chunked\r\n");
+    if (r->inject)
+        buf_addf(o, "%s\r\n", r->inject);
+    if (!http_conn_keep_alive(r->client) || r->close_client)
+        buf_adds(o, "Connection: close\r\n");
+    buf_adds(o, "\r\n");
+    r->head_sent = true;
+    return r->head_request ? 1 : 0;
+}
+
+static int resp_body(http_parser *p, const char *at, size_t len)
+{
+    struct relay *r = p->data;
+    if (r->chunk_out)
+        buf_addf(&r->out, "%zx\r\n", len);
+    buf_add(&r->out, at, len);
+    if (r->chunk_out)
+        buf_adds(&r->out, "\r\n");
+    return 0;
+}
+
+static int resp_message_complete(http_parser *p)
+{
+    struct relay *r = p->data;
+    if (p->status_code / 100 == 1 && p->status_code != 101)
+        return 0; /* an interim answer: parse on */
+    if (r->chunk_out)
+        buf_adds(&r->out, "0\r\n\r\n");
+    r->resp_done = true;
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static void flush_out(struct relay *r)
+{
+    if (r->out.len && r->client)
+        http_conn_write_raw(r->client, r->out.buf, r->out.len);
+    buf_reset(&r->out);
+}
+
+/* Bytes of the answer (or, with n == 0, its end by close). */
+static void answer_bytes(struct relay *r, const char *data, size_t n)
+{
+    size_t used = http_parser_execute(&r->resp, &resp_settings, data, n);
+    enum http_errno err = HTTP_PARSER_ERRNO(&r->resp);
+    flush_out(r);
+    if (err != HPE_OK && err != HPE_PAUSED) {
+        exchange_fail(r, "the port sent a malformed answer");
+        return;
+    }
+    if (r->resp_done) {
+        /* bytes after the answer: the upstream is not a plain HTTP/1.1 server */
+        bool reusable = used == n && n > 0 && http_should_keep_alive(&r->resp);
+        exchange_done(r, reusable);
+        return;
+    }
+    if (n == 0)
+        exchange_fail(r, "the port closed the connection before answering");
+    else if (r->client && http_conn_pending(r->client) > PROXY_HIGH_WATER) {
+        uv_read_stop((uv_stream_t *)&r->up);
+        r->up_reading = false;
+    }
+}
+
+/* ---- upgrades: the byte relay ---- */
+
+/* Passes upstream bytes to the client, adding r->inject after the first line. */
+static void raw_to_client(struct relay *r, const char *data, size_t len)
+{
+    if (!r->inject) {
+        http_conn_write_raw(r->client, data, len);
+        return;
+    }
+    buf_add(&r->head, data, len);
+    char *eol = memchr(r->head.buf, '\n', r->head.len);
+    if (!eol && r->head.len < 8192)
+        return;
+    size_t first = eol ? (size_t)(eol - r->head.buf) + 1 : r->head.len;
+    http_conn_write_raw(r->client, r->head.buf, first);
+    if (eol) {
+        _cleanup_free_ char *h = xasprintf("%s\r\n", r->inject);
+        http_conn_write_raw(r->client, h, strlen(h));
+    }
+    http_conn_write_raw(r->client, r->head.buf + first, r->head.len - first);
+    buf_release(&r->head);
+    free(r->inject);
+    r->inject = NULL;
+}
+
+static void raw_read(struct relay *r, ssize_t n, const char *data)
+{
+    if (n > 0 && r->client) {
+        raw_to_client(r, data, (size_t)n);
+        if (http_conn_pending(r->client) > PROXY_HIGH_WATER) {
+            uv_read_stop((uv_stream_t *)&r->up);
+            r->up_reading = false;
+        }
+    }
+    if (n < 0) {
+        struct http_conn *c = r->client;
+        r->client = NULL;
+        up_close(r);
+        if (c)
+            http_conn_close_after_write(c);
+    }
+}
+
+static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
+{
+    struct relay *r = s->data;
+    if (r->raw)
+        raw_read(r, n, b->base);
+    else if (!r->client && n != 0)
+        up_close(r); /* an idle upstream closed or spoke out of turn */
+    else if (n > 0)
+        answer_bytes(r, b->base, (size_t)n);
+    else if (n < 0)
+        answer_bytes(r, NULL, 0);
+    free(b->base);
+}
+
+/* ---- the client side ---- */
+
+static void client_raw_data(struct http_conn *c, const char *bytes, size_t len, void *data)
+{
+    struct relay *r = data;
+    up_write(r, bytes, len);
+    up_throttle_client(r, c);
+}
+
+static void client_body(struct http_conn *c, const char *bytes, size_t len, void *data)
+{
+    struct relay *r = data;
+    if (!bytes) {
+        if (r->req_chunked)
+            up_write(r, "0\r\n\r\n", 5);
+        return;
+    }
+    if (r->req_chunked) {
+        char size[24];
+        int sn = snprintf(size, sizeof(size), "%zx\r\n", len);
+        up_write(r, size, (size_t)sn);
+    }
+    up_write(r, bytes, len);
+    if (r->req_chunked)
+        up_write(r, "\r\n", 2);
+    up_throttle_client(r, c);
+}
+
+/* The client connection closed (during an exchange or while r was idle). */
+static void client_gone(struct http_conn *c, void *data)
 {
     (void)c;
     struct relay *r = data;
+    r->owner = NULL;
     r->client = NULL;
     up_close(r);
 }
@@ -139,10 +431,7 @@ static void client_drained(struct http_conn *c, void *data)
 {
     (void)c;
     struct relay *r = data;
-    if (!r->up_reading && !r->up_closed) {
-        r->up_reading = true;
-        uv_read_start((uv_stream_t *)&r->up, up_alloc, up_read);
-    }
+    up_start_reading(r);
 }
 
 char *proxy_strip_cookies(const char *header, const char *const *names)
@@ -153,10 +442,14 @@ char *proxy_strip_cookies(const char *header, const char *const *names)
             p++;
         const char *end = strchr(p, ';');
         size_t len = end ? (size_t)(end - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t name_len = eq ? (size_t)(eq - p) : len;
         bool drop = false;
         for (size_t i = 0; names[i]; i++) {
             size_t n = strlen(names[i]);
-            if (len > n && strncmp(p, names[i], n) == 0 && p[n] == '=')
+            bool prefix = n && names[i][n - 1] == '*';
+            if (prefix ? name_len >= n - 1 && strncmp(p, names[i], n - 1) == 0
+                       : name_len == n && strncmp(p, names[i], n) == 0)
                 drop = true;
         }
         if (!drop && len) {
@@ -173,6 +466,137 @@ char *proxy_strip_cookies(const char *header, const char *const *names)
     return buf_detach(&out, NULL);
 }
 
+/* The request head for the upstream. */
+static void build_request_head(struct relay *r, const struct http_request *req, const char *target,
+                               struct buf *head)
+{
+    static const char *const berth_cookies[] = {"berth_*", NULL};
+    buf_addf(head, "%s %s HTTP/1.1\r\n", req->method, target);
+    for (size_t i = 0; i < req->headers.n; i++) {
+        const char *h = req->headers.v[i];
+        if (strncmp(h, "authorization:", 14) == 0 || strncmp(h, "connection:", 11) == 0 ||
+            strncmp(h, "keep-alive:", 11) == 0 || strncmp(h, "proxy-", 6) == 0 ||
+            strncmp(h, "transfer-encoding:", 18) == 0 || strncmp(h, "content-length:", 15) == 0 ||
+            strncmp(h, "te:", 3) == 0 || strncmp(h, "trailer:", 8) == 0)
+            continue;
+        if (strncmp(h, "upgrade:", 8) == 0 && !req->upgrade)
+            continue;
+        if (strncmp(h, "cookie:", 7) == 0) {
+            _cleanup_free_ char *rest = proxy_strip_cookies(h + 8, berth_cookies);
+            if (rest)
+                buf_addf(head, "Cookie: %s\r\n", rest);
+            continue;
+        }
+        buf_adds(head, h);
+        buf_adds(head, "\r\n");
+    }
+    if (req->upgrade)
+        buf_adds(head, "Connection: Upgrade\r\n");
+    r->req_chunked = false;
+    if (req->body_streamed && req->chunked) {
+        r->req_chunked = true;
+        buf_adds(head, "Transfer-Encoding: chunked\r\n");
+    } else if (req->body_streamed && req->body_size >= 0) {
+        buf_addf(head, "Content-Length: %lld\r\n", req->body_size);
+    } else if (!req->body_streamed && (req->body.len || strcmp(req->method, "POST") == 0 ||
+                                       strcmp(req->method, "PUT") == 0)) {
+        buf_addf(head, "Content-Length: %zu\r\n", req->body.len);
+    }
+    buf_addf(head, "X-Forwarded-For: %s\r\n\r\n", req->peer);
+}
+
+static struct relay *relay_new(struct http_conn *c, int fd, const char *key)
+{
+    struct relay *r = xcalloc(1, sizeof(*r));
+    r->reason = r->field = r->value = r->head = r->out = (struct buf)BUF_INIT;
+    r->key = key ? xstrdup(key) : NULL;
+    uv_pipe_init(uv_default_loop(), &r->up, 0);
+    r->up.data = r;
+    if (uv_pipe_open(&r->up, fd) < 0) {
+        close(fd);
+        r->up_closed = true;
+        uv_close((uv_handle_t *)&r->up, relay_freed);
+        return NULL;
+    }
+    r->owner = c;
+    http_conn_attach(c, r, client_gone);
+    return r;
+}
+
+/* The idle upstream attached to c when it fits key, else a new one. */
+static struct relay *relay_for(struct http_conn *c, const struct proxy_route *route, char **ret_msg)
+{
+    struct relay *r = http_conn_attached(c);
+    if (r && route->key && r->key && strcmp(r->key, route->key) == 0 && !r->up_closed && !r->raw &&
+        !r->client)
+        return r;
+    if (r)
+        up_close(r);
+    int fd = route->open(route->data, ret_msg);
+    if (fd < 0)
+        return NULL;
+    r = relay_new(c, fd, route->key);
+    if (!r)
+        *ret_msg = xstrdup("cannot relay to the upstream");
+    return r;
+}
+
+static void settings_init(void)
+{
+    resp_settings = (http_parser_settings){
+        .on_message_begin = resp_message_begin,
+        .on_status = resp_status,
+        .on_header_field = resp_field,
+        .on_header_value = resp_value,
+        .on_headers_complete = resp_headers_complete,
+        .on_body = resp_body,
+        .on_message_complete = resp_message_complete,
+    };
+}
+
+void proxy_request(struct http_conn *c, const struct http_request *req,
+                   const struct proxy_route *route)
+{
+    if (!resp_settings.on_message_complete)
+        settings_init();
+    _cleanup_free_ char *msg = NULL;
+    struct relay *r = relay_for(c, route, &msg);
+    if (!r) {
+        http_respond_error(c, 502, "%s", msg ? msg : "cannot reach the upstream");
+        return;
+    }
+    r->client = c;
+    free(r->inject);
+    r->inject = route->header ? xstrdup(route->header) : NULL;
+    struct buf head = BUF_INIT;
+    build_request_head(r, req, route->target, &head);
+    if (!req->body_streamed)
+        buf_add(&head, req->body.buf, req->body.len);
+    up_write(r, head.buf, head.len);
+    buf_release(&head);
+    http_conn_on_drain(c, client_drained, r);
+    if (req->upgrade) {
+        r->raw = true;
+        http_conn_takeover(c, client_raw_data, r);
+    } else {
+        http_parser_init(&r->resp, HTTP_RESPONSE);
+        r->resp.data = r;
+        r->head_request = strcmp(req->method, "HEAD") == 0;
+        r->client_http11 = req->http11;
+        r->resp_done = r->head_sent = r->close_client = false;
+        if (req->body_streamed)
+            http_conn_read_body(c, client_body, r);
+    }
+    up_start_reading(r);
+}
+
+/* The open callback of proxy_forward: the fd it was given. */
+static int given_fd(void *data, char **ret_msg)
+{
+    (void)ret_msg;
+    return *(int *)data;
+}
+
 void proxy_forward(struct http_conn *c, const struct http_request *req, int upstream_fd,
                    const char *target)
 {
@@ -182,51 +606,7 @@ void proxy_forward(struct http_conn *c, const struct http_request *req, int upst
 void proxy_forward_with_header(struct http_conn *c, const struct http_request *req, int upstream_fd,
                                const char *target, const char *header)
 {
-    static const char *const berth_cookies[] = {"berth_session", "berth_csrf", NULL};
-    struct relay *r = xcalloc(1, sizeof(*r));
-    r->head = (struct buf)BUF_INIT;
-    r->inject = header ? xstrdup(header) : NULL;
-    uv_pipe_init(uv_default_loop(), &r->up, 0);
-    r->up.data = r;
-    if (uv_pipe_open(&r->up, upstream_fd) < 0) {
-        close(upstream_fd);
-        r->up_closed = true;
-        uv_close((uv_handle_t *)&r->up, relay_freed);
-        http_respond_error(c, 502, "cannot reach the upstream");
-        return;
-    }
-    r->client = c;
-
-    struct buf head = BUF_INIT;
-    buf_addf(&head, "%s %s HTTP/1.1\r\n", req->method, target);
-    for (size_t i = 0; i < req->headers.n; i++) {
-        const char *h = req->headers.v[i];
-        if (strncmp(h, "authorization:", 14) == 0 || strncmp(h, "connection:", 11) == 0 ||
-            strncmp(h, "keep-alive:", 11) == 0 || strncmp(h, "proxy-", 6) == 0 ||
-            strncmp(h, "transfer-encoding:", 18) == 0 || strncmp(h, "content-length:", 15) == 0)
-            continue;
-        if (strncmp(h, "upgrade:", 8) == 0 && !req->upgrade)
-            continue;
-        if (strncmp(h, "cookie:", 7) == 0) {
-            _cleanup_free_ char *rest = proxy_strip_cookies(h + 8, berth_cookies);
-            if (rest)
-                buf_addf(&head, "Cookie: %s\r\n", rest);
-            continue;
-        }
-        buf_adds(&head, h);
-        buf_adds(&head, "\r\n");
-    }
-    buf_adds(&head, req->upgrade ? "Connection: Upgrade\r\n" : "Connection: close\r\n");
-    if (req->body.len || (strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0))
-        buf_addf(&head, "Content-Length: %zu\r\n", req->body.len);
-    buf_addf(&head, "X-Forwarded-For: %s\r\n\r\n", req->peer);
-    buf_add(&head, req->body.buf, req->body.len);
-    up_write(r, head.buf, head.len);
-    buf_release(&head);
-
-    http_conn_on_close(c, client_closed, r);
-    http_conn_on_drain(c, client_drained, r);
-    http_conn_takeover(c, client_data, r);
-    r->up_reading = true;
-    uv_read_start((uv_stream_t *)&r->up, up_alloc, up_read);
+    struct proxy_route route = {
+        .target = target, .header = header, .open = given_fd, .data = &upstream_fd};
+    proxy_request(c, req, &route);
 }

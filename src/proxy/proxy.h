@@ -1,11 +1,18 @@
-/* proxy.h - relaying one HTTP request (or WebSocket) to an upstream socket.
+/* proxy.h - relaying HTTP requests (and WebSockets) to an upstream socket.
  *
- * The request is written to the upstream with its target rewritten, Berth's
- * own cookies and the Authorization header removed, and "Connection: close"
- * (so the end of the upstream's answer is the end of its connection); the
- * answer is relayed to the client byte for byte. For an Upgrade the relay goes
- * on in both directions until either side closes. Backpressure both ways: a
- * side that has more than PROXY_HIGH_WATER queued stops the other's reading.
+ * Each request is written to the upstream with its target rewritten, Berth's
+ * own cookies (every cookie named berth_*) and the Authorization header
+ * removed; its body is streamed (a request the server handed over at its head,
+ * see http_server_stream_bodies) or sent from the buffer. The upstream's
+ * answer is parsed just enough to find its end: its head is rebuilt (hop-by-hop
+ * headers dropped, Set-Cookie for berth_* names dropped, an extra header
+ * added), its body streamed, re-chunked when the upstream only ends it by
+ * closing. Then the client connection goes back to the HTTP server for its
+ * next request (keep-alive), and the upstream connection stays attached to it,
+ * idle, for the next request with the same key. For an Upgrade the relay goes
+ * on in both directions, byte for byte, until either side closes.
+ * Backpressure both ways: a side that has more than PROXY_HIGH_WATER queued
+ * stops the other's reading. No body is ever held whole.
  */
 #ifndef BERTH_PROXY_H
 #define BERTH_PROXY_H
@@ -14,8 +21,24 @@
 
 #define PROXY_HIGH_WATER (1024 * 1024)
 
-/* Takes over the client connection c and the connected upstream fd (owned
- * from now on). target is the request target to send upstream. */
+/* Opens a connected upstream fd; -errno with a message in *ret_msg. */
+typedef int (*proxy_open_cb)(void *data, char **ret_msg);
+
+/* Where one request goes. */
+struct proxy_route {
+    const char *key;    /* an idle upstream opened for the same key is reused; NULL: never */
+    const char *target; /* the request target to send upstream */
+    const char *header; /* a header line ("Name: value") added to the answer, or NULL */
+    proxy_open_cb open; /* called when no idle upstream fits */
+    void *data;
+};
+
+/* Relays the request req of c (a handler's request) and its answer. When no
+ * upstream can be opened, answers 502 with the open callback's message. */
+void proxy_request(struct http_conn *c, const struct http_request *req,
+                   const struct proxy_route *route);
+
+/* Relays one request to the connected upstream fd (owned from now on). */
 void proxy_forward(struct http_conn *c, const struct http_request *req, int upstream_fd,
                    const char *target);
 /* The same, adding a header line ("Name: value") to the upstream's answer. */
@@ -23,7 +46,7 @@ void proxy_forward_with_header(struct http_conn *c, const struct http_request *r
                                const char *target, const char *header);
 
 /* Removes the named cookies from a Cookie header value; newly allocated, or
- * NULL when nothing is left. */
+ * NULL when nothing is left. A name ending in '*' is a prefix. */
 char *proxy_strip_cookies(const char *cookie_header, const char *const *names);
 
 #endif
