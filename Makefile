@@ -5,7 +5,7 @@
 DATA ?= $(CURDIR)/.berth-data
 LISTEN ?= 127.0.0.1:7878
 
-.PHONY: all setup build build-asan run test unit system bench format clean
+.PHONY: all setup build build-asan run test unit system bench bench-ports format clean
 
 all: build
 
@@ -31,6 +31,9 @@ unit: build-asan
 
 bench: setup build
 	bash bench/create.sh
+
+bench-ports: setup build
+	bash bench/ports.sh
 
 format:
 	clang-format -i $$(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c')
