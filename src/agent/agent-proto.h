@@ -96,6 +96,12 @@
  *           256 KiB in the agent, then stops reading its source until the other
  *           side catches up (backpressure reaches the sender).
  *           Connecting gives up on an address after 10 s.
+           With the field PASS_FD (empty) the agent relays nothing: CONNECTED
+           comes with the connected TCP socket itself attached (SCM_RIGHTS) and
+           the agent closes the session, so the client talks to the server
+           without a hop through the agent. The client must not send bytes
+           before CONNECTED; an agent that cannot pass the socket (or an older
+           one) answers plain CONNECTED and relays as above.
  *
  *   PORTS_WATCH
  *           client sends PORTS_WATCH (empty; a payload is ignored) and nothing
@@ -169,6 +175,7 @@ enum agent_field_tag {
     AGENT_FIELD_USER = 4,
     AGENT_FIELD_TTY = 5,
     AGENT_FIELD_HOST = 6,
+    AGENT_FIELD_PASS_FD = 7,
 };
 
 static inline void agent_put_u32(unsigned char *p, uint32_t v)

@@ -257,6 +257,7 @@ struct conn {
     int tcp_fd;
     unsigned short tcp_port;
     bool tcp_host_given;
+    bool tcp_pass_fd; /* PASS_FD: hand the connected socket over instead of relaying */
     unsigned tcp_naddrs, tcp_tried;
     union inet_addr tcp_addrs[2];
     int tcp_errno;       /* the most telling failure among the addresses tried */
@@ -1008,6 +1009,8 @@ static const char *relay_parse(struct conn *c, const unsigned char *p, size_t n)
         const char *why = field_next(&p, &n, &tag, &v, &len);
         if (why)
             return why;
+        if (tag == AGENT_FIELD_PASS_FD)
+            c->tcp_pass_fd = true;
         if (tag != AGENT_FIELD_HOST)
             continue;
         /* Numbers only: resolving a name could block the whole agent. */
@@ -1151,6 +1154,39 @@ static void relay_flush_tcp(struct conn *c, int64_t now)
     relay_settle(c, now);
 }
 
+/* PASS_FD: CONNECTED goes out with the connected socket attached, and the session ends; the
+ * client's bytes then never pass through the agent. False (nothing sent) when that cannot be
+ * done: then the relay goes on as without PASS_FD. */
+static bool relay_pass_fd(struct conn *c, int64_t now)
+{
+    unsigned char h[AGENT_HEADER_SIZE];
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } u;
+    struct iovec iov = {.iov_base = h, .iov_len = sizeof(h)};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+
+    if (buf_pending(&c->in) > 0 || buf_pending(&c->out) > 0)
+        return false; /* bytes already on their way: keep them in order through the relay */
+    agent_put_header(h, AGENT_CONNECTED, 0);
+    memset(&u, 0, sizeof(u));
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &c->tcp_fd, sizeof(int));
+    ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+    if (n < 0)
+        return false;
+    /* the socket went with the first byte; the rest of the frame follows as usual */
+    buf_add(&c->out, h + n, sizeof(h) - (size_t)n);
+    close_fd(&c->tcp_fd);
+    conn_start_closing(c, now);
+    return true;
+}
+
 static void relay_connect_done(struct conn *c, int64_t now)
 {
     int err = 0, one = 1;
@@ -1167,6 +1203,8 @@ static void relay_connect_done(struct conn *c, int64_t now)
     /* The relay forwards writes as the client made them; Nagle would only add delay to the
      * small ones (keystrokes over a WebSocket). */
     (void)setsockopt(c->tcp_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (c->tcp_pass_fd && relay_pass_fd(c, now))
+        return;
     c->state = CONN_RELAY;
     c->deadline = NEVER;
     conn_send(c, AGENT_CONNECTED, NULL, 0);

@@ -6,9 +6,10 @@
  * the visibility a user chose is stored.
  *
  * Connections to a port (ports_connect, for the proxy in portproxy.c and for
- * tunnels) go through a TCP_CONNECT session of the agent to the port on the
- * container's loopback, so apps bound to 127.0.0.1 work and the engine
- * publishes nothing on the host.
+ * tunnels) are made by the agent, from inside the container, to the port on
+ * its loopback, so apps bound to 127.0.0.1 work and the engine publishes
+ * nothing on the host. The agent hands the connected socket over (PASS_FD),
+ * so the bytes do not take a second hop through it.
  */
 #include "api/ports.h"
 
@@ -17,6 +18,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -436,6 +438,38 @@ void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
     json_decref(body);
 }
 
+/* read() that also takes a stream socket passed along (SCM_RIGHTS) into
+ * *ret_fd when ret_fd is given; anything else passed is closed. */
+static ssize_t read_with_fd(int fd, void *data, size_t len, int *ret_fd)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } u;
+    struct iovec iov = {.iov_base = data, .iov_len = len};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return n;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+            cm->cmsg_len != CMSG_LEN(sizeof(int)))
+            continue;
+        int got;
+        memcpy(&got, CMSG_DATA(cm), sizeof(int));
+        int type = 0;
+        socklen_t tl = sizeof(type);
+        /* only a stream socket is any use; the container chose what to send */
+        if (ret_fd && *ret_fd < 0 && getsockopt(got, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+            type == SOCK_STREAM)
+            *ret_fd = got;
+        else
+            close(got);
+    }
+    return n;
+}
+
 int ports_connect(struct ports *p, const char *ws_id, int port, char **ret_msg)
 {
     _cleanup_free_ char *run = ws_run_dir(p->m, ws_id);
@@ -444,10 +478,12 @@ int ports_connect(struct ports *p, const char *ws_id, int port, char **ret_msg)
         *ret_msg = xstrdup("the workspace agent does not answer");
         return fd;
     }
-    unsigned char frame[AGENT_HEADER_SIZE + 2];
-    agent_put_header(frame, AGENT_TCP_CONNECT, 2);
+    /* the port, then the field PASS_FD (empty): the socket itself, no relay */
+    unsigned char frame[AGENT_HEADER_SIZE + 2 + 5] = {0};
+    agent_put_header(frame, AGENT_TCP_CONNECT, 2 + 5);
     frame[AGENT_HEADER_SIZE] = (unsigned char)(port >> 8);
     frame[AGENT_HEADER_SIZE + 1] = (unsigned char)port;
+    frame[AGENT_HEADER_SIZE + 2] = AGENT_FIELD_PASS_FD;
     if (write(fd, frame, sizeof(frame)) != (ssize_t)sizeof(frame)) {
         close(fd);
         *ret_msg = xstrdup("the workspace agent does not answer");
@@ -456,17 +492,24 @@ int ports_connect(struct ports *p, const char *ws_id, int port, char **ret_msg)
     /* the agent answers as soon as the loopback connect is done */
     unsigned char h[AGENT_HEADER_SIZE];
     size_t got = 0;
+    int passed = -1;
     while (got < sizeof(h)) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
         if (poll(&pf, 1, 3000) <= 0)
             break;
-        ssize_t n = read(fd, h + got, sizeof(h) - got);
+        ssize_t n = read_with_fd(fd, h + got, sizeof(h) - got, passed < 0 ? &passed : NULL);
         if (n <= 0)
             break;
         got += (size_t)n;
     }
-    if (got == sizeof(h) && h[0] == AGENT_CONNECTED && agent_get_u32(h + 4) == 0)
-        return fd;
+    if (got == sizeof(h) && h[0] == AGENT_CONNECTED && agent_get_u32(h + 4) == 0) {
+        if (passed < 0)
+            return fd; /* an agent that relays */
+        close(fd);
+        return passed;
+    }
+    if (passed >= 0)
+        close(passed);
     close(fd);
     *ret_msg = xasprintf("nothing is listening on port %d in the workspace", port);
     return -ECONNREFUSED;

@@ -25,7 +25,8 @@ void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
 
 /* Opens a TCP connection to the port on the workspace's loopback, through its
  * agent; waits (briefly, on the loop) for the agent's answer. Returns the
- * connected fd, or -errno with a message in *ret_msg. */
+ * connected socket (the TCP socket itself, or the agent's relay when the agent
+ * does not pass it), or -errno with a message in *ret_msg. */
 int ports_connect(struct ports *p, const char *ws_id, int port, char **ret_msg);
 
 #endif
