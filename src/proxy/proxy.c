@@ -120,6 +120,15 @@ static void up_write(struct relay *r, const void *data, size_t len)
 {
     if (r->up_closed || !len)
         return;
+    /* most writes go out at once (libuv refuses while others queue) */
+    uv_buf_t now = uv_buf_init((char *)data, (unsigned)len);
+    int n = uv_try_write((uv_stream_t *)&r->up, &now, 1);
+    if (n > 0) {
+        data = (const char *)data + n;
+        len -= (size_t)n;
+    }
+    if (!len)
+        return;
     uv_write_t *w = xmalloc(sizeof(*w));
     w->data = xmalloc(len);
     memcpy(w->data, data, len);
