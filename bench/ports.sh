@@ -15,8 +15,8 @@
 #
 #   requests/s     wrk -t2 -c N (default 32) -d S (default 10) --latency on the
 #                  1 KiB file, --rounds times (default 3; the median is shown);
-#                  through berthd by the path form /w/WS/ports/8080/ and, once
-#                  more, by the subdomain form (Host: 8080-WS.localhost);
+#                  through berthd by the path form /w/WS/ports/8080/ and by
+#                  the subdomain form (Host: 8080-WS.localhost);
 #   latency        p50 / p99 from the same runs, and from wrk -t1 -c1 (one
 #                  request at a time: what the proxy adds to each);
 #   throughput     curl of the big file, --rounds times (median);
@@ -195,9 +195,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	wrk_run proxy1 -t1 -c1 -d"${DURATION}s" -H "$AUTH" "$PROXY/small"
 	dl direct_big "$DIRECT/big"
 	dl proxy_big "$PROXY/big" -H "$AUTH"
+	wrk_run sub -t2 -c"$CONNS" -d"${DURATION}s" -H "$AUTH" -H "Host: $SUBHOST" "$BERTH_SERVER/small"
 done
-echo "subdomain form ..." >&2
-wrk_run sub -t2 -c"$CONNS" -d"${DURATION}s" -H "$AUTH" -H "Host: $SUBHOST" "$BERTH_SERVER/small"
 
 # ---------------------------------------------------------------- report ---
 rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
