@@ -287,14 +287,21 @@ static int resp_headers_complete(http_parser *p)
     return r->head_request ? 1 : 0;
 }
 
+static void flush_out(struct relay *r);
+
 static int resp_body(http_parser *p, const char *at, size_t len)
 {
     struct relay *r = p->data;
-    if (r->chunk_out)
-        buf_addf(&r->out, "%zx\r\n", len);
+    if (!r->chunk_out) {
+        /* straight from the read buffer, after what is queued before it */
+        flush_out(r);
+        if (r->client)
+            http_conn_write_raw(r->client, at, len);
+        return 0;
+    }
+    buf_addf(&r->out, "%zx\r\n", len);
     buf_add(&r->out, at, len);
-    if (r->chunk_out)
-        buf_adds(&r->out, "\r\n");
+    buf_adds(&r->out, "\r\n");
     return 0;
 }
 
