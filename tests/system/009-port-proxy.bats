@@ -107,6 +107,19 @@ login_jar() {
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/2")" "hello from port 8203 at /after"
 }
 
+@test "HEAD, 204 and an empty POST leave the connection usable" {
+	serve 8213
+	url="$BERTH_SERVER/w/proxied/ports/8213"
+	run curl -sv -H "Authorization: Bearer $ALICE" -I "$url/a" --next -H "Authorization: Bearer $ALICE" "$url/empty" \
+		--next -H "Authorization: Bearer $ALICE" -X POST "$url/sum" --next -H "Authorization: Bearer $ALICE" "$url/last"
+	assert_success
+	assert_equal "$(grep -c 'Re-using existing connection' <<<"$output")" 3
+	assert_output_contains "Content-Length: 27" # "hello from port 8213 at /a\n", not sent
+	assert_output_contains "HTTP/1.1 204"
+	assert_output_contains "bytes 0 sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709"
+	assert_output_contains "hello from port 8213 at /last"
+}
+
 @test "a WebSocket echoes through both URL forms" {
 	serve 8204
 	run timeout 30 node "$BATS_TEST_DIRNAME/ws-raw.mjs" "$BPORT" "127.0.0.1:$BPORT" /w/proxied/ports/8204/ws "$ALICE"
