@@ -390,16 +390,12 @@ static int check_access(struct portproxy *pp, struct http_conn *c, const struct 
 
 /* ---- relaying ---- */
 
-struct port_target {
-    struct ports *ports;
-    const char *ws_id;
-    int port;
-};
-
-static int open_port(void *data, char **ret_msg)
+/* key: "WS_ID:PORT" */
+static int open_port(void *data, const char *key, char **ret_msg)
 {
-    struct port_target *t = data;
-    return ports_connect(t->ports, t->ws_id, t->port, ret_msg);
+    const char *colon = strrchr(key, ':');
+    _cleanup_free_ char *ws_id = xstrndup(key, (size_t)(colon - key));
+    return ports_connect(data, ws_id, (int)strtol(colon + 1, NULL, 10), ret_msg);
 }
 
 static void enter_port(struct portproxy *pp, struct http_conn *c, struct http_request *req,
@@ -414,9 +410,11 @@ static void enter_port(struct portproxy *pp, struct http_conn *c, struct http_re
         return;
     }
     _cleanup_free_ char *key = xasprintf("%s:%d", rec.id, u->port);
-    struct port_target t = {.ports = pp->ports, .ws_id = rec.id, .port = u->port};
-    struct proxy_route route = {
-        .key = key, .target = target, .header = PORT_SANDBOX_CSP, .open = open_port, .data = &t};
+    struct proxy_route route = {.key = key,
+                                .target = target,
+                                .header = PORT_SANDBOX_CSP,
+                                .open = open_port,
+                                .data = pp->ports};
     proxy_request(c, req, &route);
 }
 

@@ -51,6 +51,9 @@ struct relay {
     struct buf out;     /* bytes for the client from one read */
     bool req_chunked;   /* the request body is re-chunked to the upstream */
     bool client_http11; /* the client understands chunked answers */
+    struct buf resend;  /* a bodiless request on a reused upstream, until answered */
+    proxy_open_cb open;
+    void *open_data;
 };
 
 static http_parser_settings resp_settings;
@@ -65,6 +68,7 @@ static void relay_freed(uv_handle_t *h)
     buf_release(&r->value);
     buf_release(&r->head);
     buf_release(&r->out);
+    buf_release(&r->resend);
     free(r);
 }
 
@@ -155,6 +159,7 @@ static void exchange_done(struct relay *r, bool reusable)
     r->client = NULL;
     buf_release(&r->out);
     buf_release(&r->head);
+    buf_release(&r->resend);
     bool close_client = r->close_client;
     if (!reusable || !r->key)
         up_close(r);
@@ -324,9 +329,43 @@ static void flush_out(struct relay *r)
     buf_reset(&r->out);
 }
 
+static struct relay *relay_new(struct http_conn *c, int fd, const char *key);
+static void client_drained(struct http_conn *c, void *data);
+
+/* A reused upstream closed before answering a request without a body: the
+ * app timed the idle connection out as the request went. Sends the request
+ * again on a new connection, which takes r's place. */
+static bool exchange_retry(struct relay *r)
+{
+    struct http_conn *c = r->client;
+    _cleanup_free_ char *msg = NULL;
+    int fd = r->open(r->open_data, r->key, &msg);
+    struct relay *n = fd >= 0 ? relay_new(c, fd, r->key) : NULL;
+    if (!n)
+        return false;
+    n->client = c;
+    n->inject = TAKE_PTR(r->inject);
+    n->open = r->open;
+    n->open_data = r->open_data;
+    n->head_request = r->head_request;
+    n->client_http11 = r->client_http11;
+    http_parser_init(&n->resp, HTTP_RESPONSE);
+    n->resp.data = n;
+    up_write(n, r->resend.buf, r->resend.len);
+    http_conn_on_drain(c, client_drained, n);
+    r->client = NULL;
+    up_close(r);
+    up_start_reading(n);
+    return true;
+}
+
 /* Bytes of the answer (or, with n == 0, its end by close). */
 static void answer_bytes(struct relay *r, const char *data, size_t n)
 {
+    if (n == 0 && r->resend.len && exchange_retry(r))
+        return;
+    if (n > 0)
+        buf_release(&r->resend); /* answered: no second try */
     size_t used = http_parser_execute(&r->resp, &resp_settings, data, n);
     enum http_errno err = HTTP_PARSER_ERRNO(&r->resp);
     flush_out(r);
@@ -524,7 +563,7 @@ static void build_request_head(struct relay *r, const struct http_request *req, 
 static struct relay *relay_new(struct http_conn *c, int fd, const char *key)
 {
     struct relay *r = xcalloc(1, sizeof(*r));
-    r->reason = r->field = r->value = r->head = r->out = (struct buf)BUF_INIT;
+    r->reason = r->field = r->value = r->head = r->out = r->resend = (struct buf)BUF_INIT;
     r->key = key ? xstrdup(key) : NULL;
     uv_pipe_init(uv_default_loop(), &r->up, 0);
     r->up.data = r;
@@ -540,15 +579,17 @@ static struct relay *relay_new(struct http_conn *c, int fd, const char *key)
 }
 
 /* The idle upstream attached to c when it fits key, else a new one. */
-static struct relay *relay_for(struct http_conn *c, const struct proxy_route *route, char **ret_msg)
+static struct relay *relay_for(struct http_conn *c, const struct proxy_route *route,
+                               bool *ret_reused, char **ret_msg)
 {
     struct relay *r = http_conn_attached(c);
-    if (r && route->key && r->key && strcmp(r->key, route->key) == 0 && !r->up_closed && !r->raw &&
-        !r->client)
+    *ret_reused = r && route->key && r->key && strcmp(r->key, route->key) == 0 && !r->up_closed &&
+                  !r->raw && !r->client;
+    if (*ret_reused)
         return r;
     if (r)
         up_close(r);
-    int fd = route->open(route->data, ret_msg);
+    int fd = route->open(route->data, route->key, ret_msg);
     if (fd < 0)
         return NULL;
     r = relay_new(c, fd, route->key);
@@ -576,7 +617,8 @@ void proxy_request(struct http_conn *c, const struct http_request *req,
     if (!resp_settings.on_message_complete)
         settings_init();
     _cleanup_free_ char *msg = NULL;
-    struct relay *r = relay_for(c, route, &msg);
+    bool reused = false;
+    struct relay *r = relay_for(c, route, &reused, &msg);
     if (!r) {
         http_respond_error(c, 502, "%s", msg ? msg : "cannot reach the upstream");
         return;
@@ -588,6 +630,12 @@ void proxy_request(struct http_conn *c, const struct http_request *req,
     build_request_head(r, req, route->target, &head);
     if (!req->body_streamed)
         buf_add(&head, req->body.buf, req->body.len);
+    r->open = route->open;
+    r->open_data = route->data;
+    buf_reset(&r->resend);
+    bool bodiless = !req->body_streamed || (!req->chunked && req->body_size <= 0);
+    if (reused && bodiless && !req->upgrade)
+        buf_add(&r->resend, head.buf, head.len);
     up_write(r, head.buf, head.len);
     buf_release(&head);
     http_conn_on_drain(c, client_drained, r);
@@ -607,8 +655,9 @@ void proxy_request(struct http_conn *c, const struct http_request *req,
 }
 
 /* The open callback of proxy_forward: the fd it was given. */
-static int given_fd(void *data, char **ret_msg)
+static int given_fd(void *data, const char *key, char **ret_msg)
 {
+    (void)key;
     (void)ret_msg;
     return *(int *)data;
 }

@@ -21,15 +21,20 @@
 
 #define PROXY_HIGH_WATER (1024 * 1024)
 
-/* Opens a connected upstream fd; -errno with a message in *ret_msg. */
-typedef int (*proxy_open_cb)(void *data, char **ret_msg);
+/* Opens a connected upstream fd for the route's key; -errno with a message in
+ * *ret_msg. */
+typedef int (*proxy_open_cb)(void *data, const char *key, char **ret_msg);
 
 /* Where one request goes. */
 struct proxy_route {
     const char *key;    /* an idle upstream opened for the same key is reused; NULL: never */
     const char *target; /* the request target to send upstream */
     const char *header; /* a header line ("Name: value") added to the answer, or NULL */
-    proxy_open_cb open; /* called when no idle upstream fits */
+    /* Called when no idle upstream fits, and again when a reused one closes
+     * before answering a request without a body (the app timed the idle
+     * connection out just then): that request is sent once more. With a key,
+     * data must live as long as the client connection. */
+    proxy_open_cb open;
     void *data;
 };
 

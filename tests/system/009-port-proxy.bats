@@ -120,6 +120,17 @@ login_jar() {
 	assert_output_contains "hello from port 8213 at /last"
 }
 
+@test "a request on an app connection that closes just then is sent again on a new one" {
+	serve 8214
+	url="$BERTH_SERVER/w/proxied/ports/8214"
+	run curl -sv -H "Authorization: Bearer $ALICE" "$url/drop-next" "$url/after"
+	assert_success
+	assert_output_contains "Re-using existing connection"
+	assert_output_contains "dropping"
+	assert_output_contains "hello from port 8214 at /after"
+	[[ "$output" != *" 502 "* ]]
+}
+
 @test "a WebSocket echoes through both URL forms" {
 	serve 8204
 	run timeout 30 node "$BATS_TEST_DIRNAME/ws-raw.mjs" "$BPORT" "127.0.0.1:$BPORT" /w/proxied/ports/8204/ws "$ALICE"
