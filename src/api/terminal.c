@@ -363,5 +363,6 @@ void terminal_route(struct terminals *set, struct http_conn *c, struct http_requ
     t->reading = true;
     uv_read_start((uv_stream_t *)&t->pipe, on_alloc, on_agent_read);
     log_info("workspace '%s': terminal %.8s opened by '%s'", rec->name, t->id, user->name);
+    ws_attached(set->m, rec->id);
     attach(t, c, req);
 }

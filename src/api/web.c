@@ -411,6 +411,7 @@ static int ide_start(struct web *w, const struct ws_record *rec)
     uv_write(wr, (uv_stream_t *)&i->pipe, &ub, 1, ide_written);
     uv_read_start((uv_stream_t *)&i->pipe, ide_alloc, ide_read);
     log_info("workspace '%s': starting the IDE", rec->name);
+    ws_attached(w->m, rec->id);
     return 0;
 }
 

@@ -1,0 +1,187 @@
+#!/usr/bin/env bats
+# devcontainer.json beyond the image: mounts, limits, environment, waitFor,
+# postAttach, and the policy that keeps a hostile repository in its box.
+
+load helpers
+
+setup_file() {
+	start_berthd
+}
+
+teardown_file() {
+	stop_berthd
+}
+
+setup() {
+	load_berthd_env
+}
+
+IMAGE=localhost/berth/base:bookworm
+
+@test "a hostile config is refused with a clear message and nothing runs on the host" {
+	marker=$BATS_TEST_TMPDIR/pwned
+	repo=$(make_repo hostile "{\"image\": \"$IMAGE\",
+  \"initializeCommand\": \"touch $marker\",
+  \"mounts\": [\"type=bind,source=/,target=/host\"]}")
+	name=$(ws_name)
+	run_berth create "$repo" --name "$name"
+	assert_failure
+	assert_output_contains 'initializeCommand skipped'
+	assert_output_contains '"mounts"[0] "type=bind,source=/,target=/host" is refused by this server'"'"'s policy'
+	assert_output_contains 'bind:/'
+	assert_equal "$(ws_field "$name" state)" failed
+	[ ! -e "$marker" ]
+	assert_equal "$(our_containers | wc -l)" 0
+
+	repo=$(make_repo privileged "{\"image\": \"$IMAGE\", \"privileged\": true}")
+	run_berth create "$repo" --name "$(ws_name)"
+	assert_failure
+	assert_output_contains '"privileged": true is refused'
+	assert_output_contains 'allow-list entry "privileged"'
+
+	repo=$(make_repo hostnet "{\"image\": \"$IMAGE\", \"runArgs\": [\"--network=host\"]}")
+	run_berth create "$repo" --name "$(ws_name)"
+	assert_failure
+	assert_output_contains 'runArgs "--network host" is refused'
+
+	repo=$(make_repo sock "{\"image\": \"$IMAGE\", \"runArgs\": [\"-v\", \"/run/podman/podman.sock:/var/run/docker.sock\"]}")
+	run_berth create "$repo" --name "$(ws_name)"
+	assert_failure
+	assert_output_contains 'refused'
+
+	repo=$(make_repo unknownflag "{\"image\": \"$IMAGE\", \"runArgs\": [\"--pid=host\"]}")
+	run_berth create "$repo" --name "$(ws_name)"
+	assert_failure
+	assert_output_contains 'runArgs "--pid=host" is not supported'
+}
+
+@test "an admin allow-list lets a capability and a host folder in, never the data dir" {
+	shared=$BATS_FILE_TMPDIR/shared
+	mkdir -p "$shared"
+	echo from-host >"$shared/hello.txt"
+	run_berth admin settings --allow capAdd:SYS_PTRACE --allow "bind:$shared" --json
+	assert_success
+	assert_output_contains 'capAdd:SYS_PTRACE'
+	repo=$(make_repo allowed "{\"image\": \"$IMAGE\", \"capAdd\": [\"SYS_PTRACE\"],
+  \"runArgs\": [\"--cap-add=SYS_PTRACE\"],
+  \"mounts\": [{\"type\": \"bind\", \"source\": \"$shared\", \"target\": \"/shared\"}]}")
+	name=$(ws_name)
+	run_berth create "$repo" --name "$name"
+	assert_success
+	run_berth exec "$name" -- cat /shared/hello.txt
+	assert_equal "$output" from-host
+	run podman inspect -f '{{.HostConfig.CapAdd}}' "$(ws_field "$name" container_id)"
+	assert_output_contains SYS_PTRACE
+
+	# an allowed prefix still cannot reach berthd's data
+	run_berth admin settings --allow "bind:$BERTH_DATA"
+	assert_success
+	repo=$(make_repo datadir "{\"image\": \"$IMAGE\", \"mounts\": [\"type=bind,source=$BERTH_DATA,target=/data\"]}")
+	run_berth create "$repo" --name "$(ws_name)"
+	assert_failure
+	assert_output_contains 'which no workspace may mount'
+	run_berth admin settings --disallow capAdd:SYS_PTRACE --disallow "bind:$shared" --disallow "bind:$BERTH_DATA" --json
+	assert_success
+	[[ "$output" != *SYS_PTRACE* ]]
+}
+
+@test "volume and tmpfs mounts: the volume is the workspace's own, survives a rebuild, goes with delete" {
+	repo=$(make_repo volumes "{\"image\": \"$IMAGE\",
+  \"mounts\": [\"source=cache,target=/cache,type=volume\", {\"type\": \"tmpfs\", \"target\": \"/scratch\"}],
+  \"postCreateCommand\": \"sudo chown vscode /cache\"}")
+	name=$(ws_name)
+	run_berth create "$repo" --name "$name"
+	assert_success
+	id=$(ws_field "$name" id)
+	run_berth exec "$name" -- sh -c 'echo kept > /cache/file && findmnt -n -o FSTYPE /scratch'
+	assert_success
+	assert_equal "$output" tmpfs
+	run podman volume ls -q --filter "label=berth.workspace=$id"
+	assert_equal "$output" "berth-$id-cache"
+	run_berth rebuild "$name"
+	assert_success
+	run_berth exec "$name" -- cat /cache/file
+	assert_equal "$output" kept
+	run_berth rm "$name"
+	assert_success
+	for i in $(seq 1 100); do
+		[ -z "$(podman volume ls -q --filter "label=berth.workspace=$id")" ] && break
+		sleep 0.2
+	done
+	run podman volume ls -q --filter "label=berth.workspace=$id"
+	assert_equal "$output" ""
+}
+
+@test "hostRequirements become container limits; more than the admin allows fails clearly" {
+	repo=$(make_repo limits "{\"image\": \"$IMAGE\", \"hostRequirements\": {\"cpus\": 1, \"memory\": \"512mb\"}}")
+	name=$(ws_name)
+	run_berth create "$repo" --name "$name"
+	assert_success
+	run podman inspect -f '{{.HostConfig.NanoCpus}} {{.HostConfig.Memory}}' "$(ws_field "$name" container_id)"
+	assert_equal "$output" "1000000000 536870912"
+	# what the workspace itself sees (cgroup v2, or v1 on older hosts)
+	run_berth exec "$name" -- sh -c 'cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes'
+	assert_equal "$output" 536870912
+
+	repo=$(make_repo toobig '{"image": "'$IMAGE'", "hostRequirements": {"cpus": 4096}}')
+	run_berth create "$repo" --name "$(ws_name)"
+	assert_failure
+	assert_output_contains 'hostRequirements.cpus asks for 4096 CPUs, but this server allows at most'
+}
+
+@test "remoteEnv with \${containerEnv:VAR} reaches commands and terminals" {
+	repo=$(make_repo remoteenv "{\"image\": \"$IMAGE\",
+  \"containerEnv\": {\"BASE\": \"/opt/base\"},
+  \"remoteEnv\": {\"TOOLS\": \"\${containerEnv:BASE}/bin\", \"GREETING\": \"hello from remoteEnv\"},
+  \"postCreateCommand\": \"echo \\\"post: \$GREETING \$TOOLS\\\"\"}")
+	name=$(ws_name)
+	run_berth create "$repo" --name "$name"
+	assert_success
+	assert_output_contains "post: hello from remoteEnv /opt/base/bin"
+	run_berth exec "$name" -- sh -c 'echo "$GREETING|$TOOLS"'
+	assert_equal "$output" "hello from remoteEnv|/opt/base/bin"
+}
+
+@test "waitFor: the workspace is ready after updateContentCommand while postCreateCommand still runs" {
+	repo=$(make_repo waitfor "{\"image\": \"$IMAGE\",
+  \"updateContentCommand\": \"echo updated > .updated\",
+  \"postCreateCommand\": \"while [ ! -e .release ]; do sleep 0.2; done; echo released > .post\"}")
+	name=$(ws_name)
+	run_berth create "$repo" --name "$name" --no-wait
+	assert_success
+	wait_state "$name" running failed
+	assert_equal "$(ws_field "$name" state)" running
+	assert_equal "$(ws_field "$name" lifecycle)" "running postCreateCommand"
+	run_berth exec "$name" -- cat .updated
+	assert_equal "$output" updated
+	run_berth exec "$name" -- touch .release
+	assert_success
+	for i in $(seq 1 300); do
+		[ "$(ws_field "$name" lifecycle)" = done ] && break
+		sleep 0.2
+	done
+	assert_equal "$(ws_field "$name" lifecycle)" done
+	run_berth exec "$name" -- cat .post
+	assert_equal "$output" released
+}
+
+@test "postAttachCommand runs when a terminal attaches, not at create" {
+	repo=$(make_repo attach "{\"image\": \"$IMAGE\", \"postAttachCommand\": \"echo attached >> .attach\"}")
+	name=$(ws_name)
+	run_berth create "$repo" --name "$name"
+	assert_success
+	run_berth exec "$name" -- sh -c 'cat .attach 2>/dev/null | wc -l'
+	assert_equal "$output" 0
+	run timeout 90 node --experimental-websocket --no-warnings "$BATS_TEST_DIRNAME/ws-client.mjs" \
+		"${BERTH_SERVER/http:/ws:}/api/v1/workspaces/$name/terminal?cols=80&rows=24" "$BERTH_TOKEN" "exit
+"
+	assert_success
+	for i in $(seq 1 150); do
+		[ "$("$BERTH" exec "$name" -- sh -c 'cat .attach 2>/dev/null | wc -l')" = 1 ] && break
+		sleep 0.2
+	done
+	run_berth exec "$name" -- cat .attach
+	assert_equal "$output" attached
+	run_berth logs "$name"
+	assert_output_contains "running postAttachCommand"
+}
