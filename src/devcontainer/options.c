@@ -113,10 +113,10 @@ static int check_bind(const struct ctx *x, const char *what, const char *source,
 
 static bool valid_volume_name(const char *n)
 {
-    if (!n || !*n || strlen(n) > 64 || !strchr(
-                                           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                           "0123456789",
-                                           n[0]))
+    if (!n || !*n || strlen(n) > 64 ||
+        !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                "0123456789",
+                n[0]))
         return false;
     return strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
            strlen(n);
@@ -151,8 +151,8 @@ static int add_mount(const struct ctx *x, const char *what, enum dc_mount_type t
     return 0;
 }
 
-static int parse_type(const struct ctx *x, const char *what, const char *t,
-                      enum dc_mount_type *ret, struct berr **reterr)
+static int parse_type(const struct ctx *x, const char *what, const char *t, enum dc_mount_type *ret,
+                      struct berr **reterr)
 {
     if (!t || strcmp(t, "volume") == 0)
         *ret = DC_MOUNT_VOLUME;
@@ -182,8 +182,7 @@ static int mount_from_string(const struct ctx *x, const char *what, const char *
             type = (char *)val;
         else if (strcmp(f, "source") == 0 || strcmp(f, "src") == 0)
             source = (char *)val;
-        else if (strcmp(f, "target") == 0 || strcmp(f, "dst") == 0 ||
-                 strcmp(f, "destination") == 0)
+        else if (strcmp(f, "target") == 0 || strcmp(f, "dst") == 0 || strcmp(f, "destination") == 0)
             target = (char *)val;
         else if (strcmp(f, "readonly") == 0 || strcmp(f, "ro") == 0)
             readonly = !eq || strcmp(val, "true") == 0 || strcmp(val, "1") == 0;
@@ -282,8 +281,7 @@ static int64_t parse_flag_size(const char *v)
     return dc_parse_size(with_b);
 }
 
-static int set_network(const struct ctx *x, const char *what, const char *net,
-                       struct berr **reterr)
+static int set_network(const struct ctx *x, const char *what, const char *net, struct berr **reterr)
 {
     if (strcmp(net, "bridge") != 0 && strcmp(net, "default") != 0) {
         int r = need(x, what, "network", net, reterr);
@@ -441,9 +439,8 @@ static int parse_run_args(const struct ctx *x, json_t *args, struct berr **reter
                 return berr_make(reterr, EINVAL, "'%s': runArgs \"%s\" needs a value", x->file,
                                  arg);
         }
-        _cleanup_free_ char *what =
-            value ? xasprintf("runArgs \"%s %s\"", flags[f].name, value)
-                  : xasprintf("runArgs \"%s\"", flags[f].name);
+        _cleanup_free_ char *what = value ? xasprintf("runArgs \"%s %s\"", flags[f].name, value)
+                                          : xasprintf("runArgs \"%s\"", flags[f].name);
         int r = apply_flag(x, flags[f].id, what, value, reterr);
         if (r < 0)
             return r;

@@ -39,6 +39,7 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "workspace/agentc.h"
+#include "workspace/build.h"
 
 #define WS_AGENT_TIMEOUT_MS (60 * 1000)
 #define WS_STOP_TIMEOUT_S 10
@@ -329,6 +330,11 @@ static int save(struct job_ctx *x)
 
 static void set_state(struct job_ctx *x, enum ws_state s, const char *error)
 {
+    /* already there (waitFor made it ready early) with nothing new to say */
+    if (!error && !x->rec.error && x->rec.state && strcmp(x->rec.state, ws_state_name(s)) == 0) {
+        (void)save(x);
+        return;
+    }
     free(x->rec.state);
     x->rec.state = xstrdup(ws_state_name(s));
     free(x->rec.error);
@@ -532,6 +538,95 @@ static const char *image_label(json_t *inspect, const char *label)
 {
     json_t *labels = json_object_get(json_object_get(inspect, "Config"), "Labels");
     return json_string_value(json_object_get(labels, label));
+}
+
+static void build_line_cb(const char *line, void *data)
+{
+    jlog(data, "build: %s", line);
+}
+
+/* Scratch space for a build, under the data dir (not in the checkout). */
+static char *build_dir(struct job_ctx *x)
+{
+    return xasprintf("%s/tmp/build-%s", x->m->data_dir, x->rec.id);
+}
+
+/* "build": the Dockerfile's image (built once per content) replaces "image". */
+static int step_build(struct job_ctx *x, struct dc_config *cfg, struct berr **reterr)
+{
+    json_t *build = json_object_get(cfg->raw, "build");
+    if (cfg->image || !json_is_object(build))
+        return 0;
+    _cleanup_free_ char *work = build_dir(x);
+    _cleanup_free_ char *repo = clone_path(x);
+    (void)rm_rf(work);
+    int r = mkdir_p(work, 0700);
+    if (r < 0)
+        return berr_make(reterr, -r, "cannot create '%s'", work);
+    struct wsb b = {.engine = x->m->engine,
+                    .repo_dir = repo,
+                    .config_rel = x->rec.devcontainer_path,
+                    .work_dir = work,
+                    .log = build_line_cb,
+                    .data = x};
+    char *tag = NULL;
+    jevent(x, "image", "building the image of '%s'", x->rec.devcontainer_path);
+    r = wsb_dockerfile(&b, build, &tag, reterr);
+    (void)rm_rf(work);
+    if (r < 0)
+        return r;
+    set_field(&x->rec.image, tag);
+    free(tag);
+    (void)save(x);
+    return 0;
+}
+
+/* "features": installed on top of the image into a derived, cached image
+ * whose metadata carries what they contribute. */
+static int step_features(struct job_ctx *x, struct dc_config *cfg, json_t **image,
+                         struct berr **reterr)
+{
+    json_t *features = json_object_get(cfg->raw, "features");
+    if (!json_object_size(features))
+        return 0;
+    _cleanup_free_ char *work = build_dir(x);
+    _cleanup_free_ char *repo = clone_path(x);
+    (void)rm_rf(work);
+    int r = mkdir_p(work, 0700);
+    if (r < 0)
+        return berr_make(reterr, -r, "cannot create '%s'", work);
+    const char *image_user =
+        json_string_value(json_object_get(json_object_get(*image, "Config"), "User"));
+    /* the metadata of the image may name the user too */
+    struct dc_config probe;
+    dc_config_init(&probe);
+    dc_merge_image_metadata(&probe, image_label(*image, "devcontainer.metadata"));
+    const char *user = cfg->remote_user            ? cfg->remote_user
+                       : probe.remote_user         ? probe.remote_user
+                       : cfg->container_user       ? cfg->container_user
+                       : image_user && *image_user ? image_user
+                                                   : "root";
+    struct wsb b = {.engine = x->m->engine,
+                    .repo_dir = repo,
+                    .config_rel = x->rec.devcontainer_path,
+                    .work_dir = work,
+                    .log = build_line_cb,
+                    .data = x};
+    char *tag = NULL;
+    jevent(x, "image", "installing %zu feature%s", json_object_size(features),
+           json_object_size(features) == 1 ? "" : "s");
+    r = wsb_features(&b, features, json_object_get(cfg->raw, "overrideFeatureInstallOrder"),
+                     x->rec.image, user, &tag, reterr);
+    dc_config_release(&probe);
+    (void)rm_rf(work);
+    if (r < 0)
+        return r;
+    set_field(&x->rec.image, tag);
+    free(tag);
+    (void)save(x);
+    json_decref(*image);
+    *image = NULL;
+    return engine_image_inspect(x->m->engine, x->rec.image, image, reterr);
 }
 
 /* The server's policy for what a devcontainer.json may ask (options.h): the
@@ -1155,7 +1250,13 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
     if (r < 0)
         goto out;
     (void)save(x);
+    r = step_build(x, &cfg, reterr);
+    if (r < 0)
+        goto out;
     r = step_image(x, &image, reterr);
+    if (r < 0)
+        goto out;
+    r = step_features(x, &cfg, &image, reterr);
     if (r < 0)
         goto out;
     dc_merge_image_metadata(&cfg, image_label(image, "devcontainer.metadata"));

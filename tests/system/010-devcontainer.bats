@@ -185,3 +185,116 @@ IMAGE=localhost/berth/base:bookworm
 	run_berth logs "$name"
 	assert_output_contains "running postAttachCommand"
 }
+
+# make_build_repo NAME: a repo whose config builds .devcontainer/Dockerfile.
+make_build_repo() {
+	local dir=$BATS_FILE_TMPDIR/repos/$1
+	mkdir -p "$dir/.devcontainer"
+	git -C "$dir" init -q -b main
+	echo "# $1" >"$dir/README.md"
+	cat >"$dir/.devcontainer/Dockerfile" <<-DOCKERFILE
+	FROM $IMAGE AS dev
+	# unique per run: the first build of this test really builds
+	LABEL berth.test.run="$$-$RANDOM$RANDOM"
+	ARG GREETING=none
+	COPY README.md /opt/readme.md
+	RUN echo "\$GREETING" > /etc/greeting && echo 'export FROM_PROFILE=probed' > /etc/profile.d/berth-test.sh
+	FROM dev AS broken
+	RUN exit 7
+	DOCKERFILE
+	cat >"$dir/.devcontainer/devcontainer.json" <<-JSON
+	{
+	  // the target skips the broken stage
+	  "build": {"dockerfile": "Dockerfile", "context": "..", "target": "dev",
+	            "args": {"GREETING": "built-with-args"}},
+	  "remoteUser": "vscode",
+	}
+	JSON
+	git -C "$dir" add -A
+	git -C "$dir" -c user.name=Test -c user.email=test@example.com commit -q -m "initial"
+	echo "$dir"
+}
+
+@test "a Dockerfile config builds with args and target, runs, and is reused by the next workspace" {
+	repo=$(make_build_repo built)
+	name=$(ws_name)
+	run_berth create "$repo" --name "$name"
+	assert_success
+	assert_output_contains "building '.devcontainer/Dockerfile' (context '.')"
+	assert_output_contains "build: "
+	run_berth exec "$name" -- cat /etc/greeting /opt/readme.md
+	assert_equal "$output" "built-with-args
+# built"
+	# userEnvProbe (default loginInteractiveShell): /etc/profile.d is seen
+	run_berth exec "$name" -- sh -c 'echo "$FROM_PROFILE"'
+	assert_equal "$output" probed
+	image=$(ws_field "$name" image)
+	[[ "$image" == localhost/berth/build-* ]]
+	run_berth create "$repo" --name "$(ws_name)"
+	assert_success
+	assert_output_contains "using the image built before"
+
+	sed -i 's/"target": "dev"/"target": "broken"/' "$repo/.devcontainer/devcontainer.json"
+	git -C "$repo" -c user.name=Test -c user.email=test@example.com commit -qam broken
+	run_berth create "$repo" --name "$(ws_name)"
+	assert_failure
+	assert_output_contains "building '.devcontainer/Dockerfile' failed"
+}
+
+# feature DIR ID INSTALLS_AFTER: a feature that records its install order.
+make_feature() {
+	mkdir -p "$1"
+	cat >"$1/devcontainer-feature.json" <<-JSON
+	{"id": "$2", "version": "1.0.0", "installsAfter": [$3],
+	 "options": {"greeting": {"type": "string", "default": "default-$2"}},
+	 "containerEnv": {"FEATURE_$2": "on"}}
+	JSON
+	cat >"$1/install.sh" <<-'SH'
+	#!/bin/sh
+	set -e
+	echo "$FEATURE_ID:$GREETING:$_REMOTE_USER" >> /opt/feature-order
+	SH
+	sed -i "s/\$FEATURE_ID/$2/" "$1/install.sh"
+}
+
+@test "features install in installsAfter order with their options, from a folder and a tarball URL" {
+	repo=$BATS_FILE_TMPDIR/repos/features
+	mkdir -p "$repo/.devcontainer"
+	git -C "$repo" init -q -b main
+	make_feature "$repo/.devcontainer/second" second '"first"'
+	make_feature "$repo/.devcontainer/first" first ''
+	served=$BATS_FILE_TMPDIR/served
+	make_feature "$served/src" third '"second"'
+	tar -czf "$served/third.tgz" -C "$served/src" .
+	for i in $(seq 1 20); do
+		port=$((12000 + RANDOM % 8000))
+		bg python3 -m http.server --bind 127.0.0.1 --directory "$served" "$port"
+		for j in $(seq 1 50); do
+			curl -sf -o /dev/null "http://127.0.0.1:$port/third.tgz" && break 2
+			kill -0 "$BG_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+	done
+	curl -sf -o /dev/null "http://127.0.0.1:$port/third.tgz"
+	cat >"$repo/.devcontainer/devcontainer.json" <<-JSON
+	{"image": "$IMAGE", "remoteUser": "vscode",
+	 "features": {"http://127.0.0.1:$port/third.tgz": {},
+	              "./second": {"greeting": "hello-second"},
+	              "./first": {}}}
+	JSON
+	git -C "$repo" add -A
+	git -C "$repo" -c user.name=Test -c user.email=test@example.com commit -q -m "features"
+	name=$(ws_name)
+	run_berth create "$repo" --name "$name"
+	assert_success
+	assert_output_contains "installing features in this order: ./first, ./second, http://127.0.0.1:$port/third.tgz"
+	run_berth exec "$name" -- cat /opt/feature-order
+	assert_equal "$output" "first:default-first:vscode
+second:hello-second:vscode
+third:default-third:vscode"
+	run_berth exec "$name" -- sh -c 'echo $FEATURE_first$FEATURE_third'
+	assert_equal "$output" onon
+	run_berth rebuild "$name"
+	assert_success
+	assert_output_contains "built before"
+}
