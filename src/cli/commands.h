@@ -58,6 +58,7 @@ struct cli_args {
 typedef int (*cmd_run_fn)(struct client *c, const struct cli_args *a, struct berr **reterr);
 
 int cmd_create(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_config(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_ls(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_show(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_start(struct client *c, const struct cli_args *a, struct berr **reterr);

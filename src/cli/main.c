@@ -118,6 +118,14 @@ static const struct command commands[] = {
                  "[--no-wait] [--json]",
      .summary = "create a workspace from a git repository (URL or local directory) and wait "
                 "until it runs"},
+    {.name = "config",
+     .run = cmd_config,
+     .flags = REMOTE | F(DEVCONTAINER) | F(JSON),
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "DIR [--devcontainer PATH] [--json]",
+     .summary = "print the devcontainer.json of a checkout merged with its image's metadata, "
+                "as a workspace would get it"},
     {.name = "ls",
      .alias = "list",
      .run = cmd_ls,

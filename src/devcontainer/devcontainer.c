@@ -617,7 +617,13 @@ int dc_load(const char *repo_dir, const char *relpath, const struct dc_vars *var
             json_decref(parsed);
             return r;
         }
-        raw = substitute_json(parsed, vars);
+        /* ${containerWorkspaceFolder} is the workspaceFolder the file sets */
+        struct dc_vars v = vars ? *vars : (struct dc_vars){0};
+        const char *wf = json_string_value(json_object_get(parsed, "workspaceFolder"));
+        _cleanup_free_ char *folder = wf ? dc_substitute(wf, vars, NULL) : NULL;
+        if (folder && *folder)
+            v.container_workspace_folder = folder;
+        raw = substitute_json(parsed, &v);
         json_decref(parsed);
     } else {
         raw = json_object();
@@ -760,7 +766,13 @@ json_t *dc_config_merged_json(const struct dc_config *c)
     for (int h = 0; h < _DC_HOOK_MAX; h++) {
         json_object_del(o, hook_names[h]);
         _cleanup_free_ char *plural = xasprintf("%ss", hook_names[h]);
-        json_object_set_new(o, plural, c->hooks[h] ? json_deep_copy(c->hooks[h]) : json_array());
+        json_t *list = json_array();
+        size_t i;
+        json_t *v;
+        json_array_foreach (c->hooks[h], i, v)
+            if (!json_is_string(v) || *json_string_value(v)) /* "" runs nothing */
+                json_array_append(list, v);
+        json_object_set_new(o, plural, list);
     }
     json_object_del(o, "customizations");
     set_string(o, "image", c->image);
@@ -769,7 +781,7 @@ json_t *dc_config_merged_json(const struct dc_config *c)
     set_string(o, "workspaceFolder", c->workspace_folder);
     set_string(o, "userEnvProbe", c->user_env_probe);
     set_string(o, "waitFor", c->wait_for);
-    if (c->container_env.n) {
+    {
         json_t *env = json_object();
         for (size_t i = 0; i < c->container_env.n; i++) {
             const char *eq = strchr(c->container_env.v[i], '=');
@@ -779,16 +791,21 @@ json_t *dc_config_merged_json(const struct dc_config *c)
         }
         json_object_set_new(o, "containerEnv", env);
     }
-    set_copy(o, "remoteEnv", c->remote_env);
-    set_copy(o, "mounts", c->mounts);
-    set_copy(o, "forwardPorts", c->forward_ports);
-    set_copy(o, "portsAttributes", c->ports_attributes);
+    json_object_set_new(o, "remoteEnv",
+                        c->remote_env ? json_deep_copy(c->remote_env) : json_object());
+    json_object_set_new(o, "portsAttributes",
+                        c->ports_attributes ? json_deep_copy(c->ports_attributes) : json_object());
+    json_object_del(o, "mounts");
+    json_object_del(o, "forwardPorts");
+    if (json_array_size(c->mounts))
+        set_copy(o, "mounts", c->mounts);
+    if (json_array_size(c->forward_ports))
+        set_copy(o, "forwardPorts", c->forward_ports);
     set_copy(o, "otherPortsAttributes", c->other_ports_attributes);
     set_copy(o, "customizations", c->customizations);
     set_strv_array(o, "capAdd", &c->cap_add);
     set_strv_array(o, "securityOpt", &c->security_opt);
-    if (c->init)
-        json_object_set_new(o, "init", json_true());
+    json_object_set_new(o, "init", json_boolean(c->init));
     json_object_set_new(o, "privileged", json_boolean(c->privileged));
     if (c->host_cpus || c->host_memory || c->host_storage) {
         json_t *hr = json_object();

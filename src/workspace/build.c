@@ -165,7 +165,8 @@ int wsb_dockerfile(const struct wsb *b, json_t *build, char **ret_image, struct 
                          b->config_rel);
     size_t cl = strlen(ctx);
     if (cl && (strncmp(df, ctx, cl) != 0 || df[cl] != '/'))
-        return berr_make(reterr, EINVAL, "'%s': the Dockerfile '%s' must be inside build.context '%s'",
+        return berr_make(reterr, EINVAL,
+                         "'%s': the Dockerfile '%s' must be inside build.context '%s'",
                          b->config_rel, df, *ctx ? ctx : ".");
     const char *df_in_ctx = cl ? df + cl + 1 : df;
     json_t *buildargs = json_object();
@@ -210,11 +211,11 @@ int wsb_dockerfile(const struct wsb *b, json_t *build, char **ret_image, struct 
 /* ---- features ---- */
 
 struct feature {
-    char *ref;     /* the key in "features" */
-    char *id;      /* the ref without its version: what installsAfter names */
-    char *dir;     /* unpacked, under the work dir */
-    json_t *meta;  /* devcontainer-feature.json */
-    json_t *opts;  /* the user's options */
+    char *ref;    /* the key in "features" */
+    char *id;     /* the ref without its version: what installsAfter names */
+    char *dir;    /* unpacked, under the work dir */
+    json_t *meta; /* devcontainer-feature.json */
+    json_t *opts; /* the user's options */
 };
 
 /* "ghcr.io/devcontainers/features/node:1" -> "ghcr.io/devcontainers/features/node" */
@@ -277,8 +278,8 @@ static int fetch_oci(const char *ref, const char *dir, struct berr **reterr)
     if (r < 0)
         return r;
     json_t *m = json_load_file(manifest, 0, NULL);
-    const char *digest =
-        json_string_value(json_object_get(json_array_get(json_object_get(m, "layers"), 0), "digest"));
+    const char *digest = json_string_value(
+        json_object_get(json_array_get(json_object_get(m, "layers"), 0), "digest"));
     if (!digest || strspn(digest, "sha256:0123456789abcdef") != strlen(digest)) {
         json_decref(m);
         return berr_make(reterr, EPROTO, "feature '%s': the registry's manifest names no layer",
@@ -475,7 +476,8 @@ static int write_options(const struct feature *f, const char *remote_user, struc
         buf_addch(&env, '\n');
     }
     const char *user = remote_user ? remote_user : "root";
-    _cleanup_free_ char *home = strcmp(user, "root") == 0 ? xstrdup("/root") : xasprintf("/home/%s", user);
+    _cleanup_free_ char *home =
+        strcmp(user, "root") == 0 ? xstrdup("/root") : xasprintf("/home/%s", user);
     const char *vars[][2] = {{"_REMOTE_USER", user},
                              {"_CONTAINER_USER", user},
                              {"_REMOTE_USER_HOME", home},
@@ -496,11 +498,19 @@ static int write_options(const struct feature *f, const char *remote_user, struc
 /* The feature's metadata entry: what it contributes to the configuration. */
 static json_t *feature_metadata(const struct feature *f)
 {
-    static const char *const keys[] = {"containerEnv", "mounts",          "capAdd",
-                                       "securityOpt",  "privileged",      "init",
-                                       "entrypoint",   "customizations",  "onCreateCommand",
-                                       "updateContentCommand", "postCreateCommand",
-                                       "postStartCommand",     "postAttachCommand"};
+    static const char *const keys[] = {"containerEnv",
+                                       "mounts",
+                                       "capAdd",
+                                       "securityOpt",
+                                       "privileged",
+                                       "init",
+                                       "entrypoint",
+                                       "customizations",
+                                       "onCreateCommand",
+                                       "updateContentCommand",
+                                       "postCreateCommand",
+                                       "postStartCommand",
+                                       "postAttachCommand"};
     json_t *m = json_pack("{s:s}", "id", f->ref);
     for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
         json_t *v = json_object_get(f->meta, keys[i]);
@@ -632,8 +642,9 @@ int wsb_features(const struct wsb *b, json_t *features, json_t *override_order,
         const char *ek;
         json_t *ev;
         json_object_foreach (json_object_get(f->meta, "containerEnv"), ek, ev) {
-            if (!*ek || strspn(ek, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") !=
-                            strlen(ek) ||
+            if (!*ek ||
+                strspn(ek, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") !=
+                    strlen(ek) ||
                 isdigit((unsigned char)ek[0]))
                 continue;
             _cleanup_free_ char *val = value_text(ev);
