@@ -77,8 +77,7 @@ int cmd_config(struct client *c, const struct cli_args *a, struct berr **reterr)
         fprintf(stderr, "berth: note: the image is built from a Dockerfile; its metadata is "
                         "merged when a workspace is created\n");
     json_t *out = json_pack("{s:O, s:{s:s}, s:o}", "configuration", cfg.raw, "workspace",
-                            "workspaceFolder",
-                            cfg.workspace_folder ? cfg.workspace_folder : folder,
+                            "workspaceFolder", cfg.workspace_folder ? cfg.workspace_folder : folder,
                             "mergedConfiguration", dc_config_merged_json(&cfg));
     json_object_set_new(json_object_get(out, "configuration"), "configFilePath",
                         json_sprintf("%s/%s", abs, rel));

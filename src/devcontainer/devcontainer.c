@@ -10,6 +10,8 @@
 #include "devcontainer/devcontainer.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <sys/types.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -818,4 +820,53 @@ json_t *dc_config_merged_json(const struct dc_config *c)
         json_object_set_new(o, "hostRequirements", hr);
     }
     return o;
+}
+
+int dc_feature_order(json_t *ids, json_t *after, json_t *override_order, json_t **ret,
+                     struct berr **reterr)
+{
+    size_t n = json_array_size(ids);
+    bool *done = xcalloc(n ? n : 1, sizeof(bool));
+    json_t *order = json_array();
+    for (size_t round = 0; round < n; round++) {
+        ssize_t pick = -1;
+        size_t best_rank = SIZE_MAX;
+        for (size_t i = 0; i < n; i++) {
+            if (done[i])
+                continue;
+            const char *id = json_string_value(json_array_get(ids, i));
+            /* ready when everything it follows (and is present) is installed */
+            bool ready = true;
+            size_t k;
+            json_t *dep;
+            json_array_foreach (json_object_get(after, id), k, dep)
+                for (size_t j = 0; j < n && ready; j++)
+                    if (!done[j] && j != i &&
+                        strcmp(json_string_value(json_array_get(ids, j)), json_string_value(dep)) ==
+                            0)
+                        ready = false;
+            if (!ready)
+                continue;
+            /* overrideFeatureInstallOrder first, in its order; then as written */
+            size_t rank = SIZE_MAX - n + i;
+            json_array_foreach (override_order, k, dep)
+                if (json_is_string(dep) && strcmp(json_string_value(dep), id) == 0)
+                    rank = k;
+            if (rank < best_rank) {
+                best_rank = rank;
+                pick = (ssize_t)i;
+            }
+        }
+        if (pick < 0) {
+            free(done);
+            json_decref(order);
+            return berr_make(reterr, ELOOP,
+                             "features wait for each other (installsAfter/dependsOn form a cycle)");
+        }
+        done[pick] = true;
+        json_array_append(order, json_array_get(ids, (size_t)pick));
+    }
+    free(done);
+    *ret = order;
+    return 0;
 }

@@ -121,6 +121,14 @@ json_t *dc_config_merged_json(const struct dc_config *c);
 /* "4gb", "512mb", "1.5gb", "1024" (bytes) to bytes; -1 when malformed. */
 int64_t dc_parse_size(const char *s);
 
+/* The install order of features (the spec's rounds): `ids` is an array of the
+ * features' ids as written, `after` maps an id to the ids it must follow
+ * (installsAfter and dependsOn, only those present), and the ids in
+ * `override_order` (overrideFeatureInstallOrder) go first among the ready
+ * ones, in that order; otherwise the order written. A cycle is an error. */
+int dc_feature_order(json_t *ids, json_t *after, json_t *override_order, json_t **ret,
+                     struct berr **reterr);
+
 /* Substitutes ${...} variables in s; returns a new string. */
 char *dc_substitute(const char *s, const struct dc_vars *vars, const struct strv *container_env);
 

@@ -85,6 +85,29 @@ static bool path_under(const char *path, const char *prefix)
     return strncmp(path, prefix, n) == 0 && (path[n] == 0 || path[n] == '/');
 }
 
+/* An absolute path without ".", ".." and repeated slashes, by its text. */
+static char *normalize(const char *path)
+{
+    struct strv parts = STRV_INIT;
+    _cleanup_free_ char *copy = xstrdup(path);
+    char *save = NULL;
+    for (char *p = strtok_r(copy, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+        if (strcmp(p, ".") == 0)
+            continue;
+        if (strcmp(p, "..") == 0) {
+            if (parts.n) {
+                free(parts.v[--parts.n]);
+                parts.v[parts.n] = NULL;
+            }
+            continue;
+        }
+        strv_push(&parts, p);
+    }
+    _cleanup_free_ char *joined = strv_join(&parts, "/");
+    strv_release(&parts);
+    return xasprintf("/%s", joined);
+}
+
 /* A bind of a host path: only under an allowed prefix, and never over
  * (or around) the engine socket, the data directory or other forbidden paths. */
 static int check_bind(const struct ctx *x, const char *what, const char *source,
@@ -93,13 +116,16 @@ static int check_bind(const struct ctx *x, const char *what, const char *source,
     if (source[0] != '/')
         return berr_make(reterr, EINVAL, "'%s': %s: a bind mount's source must be an absolute path",
                          x->file, what);
+    /* judged by the path as written (without "." and "..") and by where it
+     * really leads (symlinks resolved), when it exists */
+    _cleanup_free_ char *lexical = normalize(source);
     char resolved[PATH_MAX];
-    const char *real = realpath(source, resolved) ? resolved : source;
+    const char *real = realpath(source, resolved) ? resolved : lexical;
     const struct strv *allow = x->p->allow;
     bool ok = false;
     for (size_t i = 0; allow && i < allow->n && !ok; i++)
         if (strncmp(allow->v[i], "bind:/", 6) == 0)
-            ok = path_under(real, allow->v[i] + 5) && path_under(source, allow->v[i] + 5);
+            ok = path_under(real, allow->v[i] + 5) && path_under(lexical, allow->v[i] + 5);
     if (!ok)
         return refuse(x, what, "bind", source, reterr);
     const struct strv *forbidden = x->p->forbidden;

@@ -40,9 +40,4 @@ int wsb_features(const struct wsb *b, json_t *features, json_t *override_order,
                  const char *base_image, const char *remote_user, char **ret_image,
                  struct berr **reterr);
 
-/* The features in install order, for tests: ids are the keys of `features`;
- * `after` maps each id to an array of ids it must follow. */
-int wsb_feature_order(json_t *ids, json_t *after, json_t *override_order, json_t **ret,
-                      struct berr **reterr);
-
 #endif
