@@ -298,3 +298,53 @@ third:default-third:vscode"
 	assert_success
 	assert_output_contains "built before"
 }
+
+# push_blob REGISTRY NAME FILE: uploads a blob; prints its digest.
+push_blob() {
+	local digest loc
+	digest=sha256:$(sha256sum "$3" | cut -d' ' -f1)
+	loc=$(curl -sf -i -X POST "$1/v2/$2/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+	[[ "$loc" == http* ]] || loc="$1$loc"
+	[[ "$loc" == *\?* ]] && loc="$loc&digest=$digest" || loc="$loc?digest=$digest"
+	curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$3" "$loc" >/dev/null
+	echo "$digest"
+}
+
+@test "a feature from an OCI registry (Debian's docker-registry on loopback) installs" {
+	reg=$BATS_TEST_TMPDIR/registry
+	mkdir -p "$reg/data"
+	for i in $(seq 1 20); do
+		port=$((12000 + RANDOM % 8000))
+		printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+			"$reg/data" "$port" >"$reg/config.yml"
+		bg docker-registry serve "$reg/config.yml"
+		for j in $(seq 1 50); do
+			curl -sf -o /dev/null "http://127.0.0.1:$port/v2/" && break 2
+			kill -0 "$BG_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+	done
+	url=http://127.0.0.1:$port
+	curl -sf -o /dev/null "$url/v2/"
+	make_feature "$reg/src" fourth ''
+	tar -cf "$reg/layer.tar" -C "$reg/src" .
+	echo '{}' >"$reg/config.json"
+	name=berth-test/features/fourth
+	layer=$(push_blob "$url" "$name" "$reg/layer.tar")
+	config=$(push_blob "$url" "$name" "$reg/config.json")
+	manifest=$(jq -nc --arg l "$layer" --argjson ls "$(stat -c %s "$reg/layer.tar")" \
+		--arg c "$config" --argjson cs "$(stat -c %s "$reg/config.json")" \
+		'{schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+		  config: {mediaType: "application/vnd.devcontainers", digest: $c, size: $cs},
+		  layers: [{mediaType: "application/vnd.devcontainers.layer.v1+tar", digest: $l, size: $ls}]}')
+	curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+		--data-binary "$manifest" "$url/v2/$name/manifests/1" >/dev/null
+	repo=$(make_repo ocifeature "{\"image\": \"$IMAGE\", \"remoteUser\": \"vscode\",
+  \"features\": {\"127.0.0.1:$port/$name:1\": {\"greeting\": \"from-the-registry\"}}}")
+	ws=$(ws_name)
+	run_berth create "$repo" --name "$ws"
+	assert_success
+	assert_output_contains "fetching feature '127.0.0.1:$port/$name:1'"
+	run_berth exec "$ws" -- cat /opt/feature-order
+	assert_equal "$output" "fourth:from-the-registry:vscode"
+}
