@@ -28,6 +28,21 @@ static void on_change(void *data)
     creds_sync(a->creds);
 }
 
+static void on_url(const char *ws_id, int port, const char *path, void *data)
+{
+    ports_note_url(((struct api *)data)->ports, ws_id, port, path);
+}
+
+/* A workspace's ports changed: its owner's dashboards hear of it. */
+static void on_ports_change(const char *ws_id, void *data)
+{
+    struct api *a = data;
+    _cleanup_ws_record_ struct ws_record rec = {0};
+    if (store_ws_get(a->store, ws_id, &rec, NULL) < 0 || !rec.owner)
+        return;
+    web_ports_changed(a->web, rec.owner, rec.id, ports_list_json(a->ports, &rec));
+}
+
 struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web_dir,
                     const char *vendor_dir)
 {
@@ -41,6 +56,8 @@ struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web
     a->ports = ports_new(m, a->auth);
     a->creds = creds_new(m);
     ws_manager_on_change(m, on_change, a);
+    ws_manager_on_url(m, on_url, a);
+    ports_on_change(a->ports, on_ports_change, a);
     return a;
 }
 

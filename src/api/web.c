@@ -228,6 +228,14 @@ void web_changed(struct web *w)
         sse_refresh(s);
 }
 
+void web_ports_changed(struct web *w, const char *owner, const char *ws_id, json_t *ports)
+{
+    for (struct sse *s = w->clients; s; s = s->next)
+        if (strcmp(s->user, owner) == 0)
+            sse_send(s, "ports", json_pack("{s:s, s:O}", "id", ws_id, "ports", ports));
+    json_decref(ports);
+}
+
 static void on_keepalive(uv_timer_t *t)
 {
     struct web *w = t->data;

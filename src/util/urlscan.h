@@ -18,7 +18,10 @@ struct urlscan {
     int esc;         /* 0, or where in an escape sequence we are */
 };
 
-#define URLSCAN_INIT {.line = BUF_INIT, .esc = 0}
+#define URLSCAN_INIT                                                                               \
+    {                                                                                              \
+        .line = BUF_INIT, .esc = 0                                                                 \
+    }
 
 typedef void (*urlscan_cb)(int port, const char *path, void *data);
 

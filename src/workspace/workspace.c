@@ -37,6 +37,7 @@
 #include "util/seal.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/urlscan.h"
 #include "util/xalloc.h"
 #include "workspace/agentc.h"
 #include "workspace/build.h"
@@ -99,7 +100,35 @@ struct ws_manager {
     bool delivering;
     ws_change_cb change_cb;
     void *change_data;
+    ws_url_cb url_cb; /* set before any job runs */
+    void *url_data;
 };
+
+void ws_manager_on_url(struct ws_manager *m, ws_url_cb cb, void *data)
+{
+    m->url_cb = cb;
+    m->url_data = data;
+}
+
+struct url_ctx {
+    struct ws_manager *m;
+    const char *ws_id;
+};
+
+static void url_found(int port, const char *path, void *data)
+{
+    struct url_ctx *u = data;
+    u->m->url_cb(u->ws_id, port, path, u->m->url_data);
+}
+
+void ws_scan_output(struct ws_manager *m, const char *ws_id, struct urlscan *s, const char *data,
+                    size_t len)
+{
+    if (!m->url_cb)
+        return;
+    struct url_ctx u = {.m = m, .ws_id = ws_id};
+    urlscan_feed(s, data, len, url_found, &u);
+}
 
 void ws_manager_on_change(struct ws_manager *m, ws_change_cb cb, void *data)
 {
@@ -864,6 +893,7 @@ struct out_ctx {
     struct buf partial;
     struct buf capture;
     bool capturing;
+    struct urlscan urls;
 };
 
 static void flush_lines(struct out_ctx *o, bool all)
@@ -896,6 +926,7 @@ static void exec_output_cb(int type, const char *data, size_t len, void *userdat
     }
     if (!o->prefix) /* quiet: only the captured output matters */
         return;
+    ws_scan_output(o->x->m, o->x->rec.id, &o->urls, data, len);
     buf_add(&o->partial, data, len);
     flush_lines(o, false);
 }
@@ -908,7 +939,8 @@ static int exec_in(struct job_ctx *x, const struct strv *argv, const char *user,
                         .prefix = prefix,
                         .partial = BUF_INIT,
                         .capture = BUF_INIT,
-                        .capturing = capture != NULL};
+                        .capturing = capture != NULL,
+                        .urls = URLSCAN_INIT};
     struct agentc_exec ex = {
         .argv = argv, .env = &x->env, .cwd = x->rec.workspace_folder, .user = user};
     int r = agentc_run(run, &ex, exec_output_cb, &o, ret_status, reterr);
@@ -918,6 +950,7 @@ static int exec_in(struct job_ctx *x, const struct strv *argv, const char *user,
         buf_add(capture, o.capture.buf, o.capture.len);
     buf_release(&o.partial);
     buf_release(&o.capture);
+    urlscan_release(&o.urls);
     return r;
 }
 

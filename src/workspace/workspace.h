@@ -99,6 +99,15 @@ int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
  * postAttachCommand in the background (output in the workspace's log). */
 void ws_attached(struct ws_manager *m, const char *id);
 
+/* Local URLs printed in a workspace (lifecycle commands, terminals) go to cb,
+ * from any thread. */
+typedef void (*ws_url_cb)(const char *ws_id, int port, const char *path, void *data);
+void ws_manager_on_url(struct ws_manager *m, ws_url_cb cb, void *data);
+struct urlscan;
+/* Scans a piece of a workspace's output for local URLs (s keeps the state). */
+void ws_scan_output(struct ws_manager *m, const char *ws_id, struct urlscan *s, const char *data,
+                    size_t len);
+
 /* Whether a job runs for this workspace now. */
 bool ws_is_busy(struct ws_manager *m, const char *id);
 
