@@ -1487,7 +1487,9 @@ static void do_start(struct job_ctx *x)
         if (engine_image_inspect(x->m->engine, x->rec.image, &image, NULL) == 0)
             dc_merge_image_metadata(&cfg, image_label(image, "devcontainer.metadata"));
         json_decref(image);
+        runtime_set(x, "lifecycle", json_string("running postStartCommand"));
         r = run_hook(x, &cfg, DC_POST_START, &failure, &e);
+        runtime_set(x, "lifecycle", json_string(r == 0 && !failure ? "done" : "failed"));
     }
     dc_config_release(&cfg);
     if (r < 0 && !failure)
@@ -1852,6 +1854,24 @@ int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
 
 /* ---- reconcile ---- */
 
+/* A workspace shown as ready (waitFor) whose later lifecycle commands were
+ * cut short by a restart: say so rather than "running" forever. */
+static void mark_lifecycle_interrupted(struct ws_manager *m, struct ws_record *r)
+{
+    json_t *rt = runtime_get(r);
+    const char *l = json_string_value(json_object_get(rt, "lifecycle"));
+    if (l && strncmp(l, "running ", 8) == 0) {
+        _cleanup_free_ char *msg =
+            xasprintf("%s was interrupted by a restart of berthd; rebuild to run it again", l + 8);
+        json_object_set_new(rt, "lifecycle", json_string("interrupted"));
+        free(r->runtime);
+        r->runtime = json_dumps(rt, JSON_COMPACT);
+        (void)store_ws_update(m->store, r, NULL);
+        (void)store_event_add(m->store, r->id, "reconcile", msg);
+    }
+    json_decref(rt);
+}
+
 void ws_manager_reconcile(struct ws_manager *m)
 {
     struct ws_record *list = NULL;
@@ -1884,6 +1904,7 @@ void ws_manager_reconcile(struct ws_manager *m)
             break;
         case WS_RUNNING: {
             do_resume = false;
+            mark_lifecycle_interrupted(m, r);
             json_t *info = NULL;
             struct berr *ce = NULL;
             int rc = r->container_id
