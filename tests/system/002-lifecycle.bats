@@ -140,6 +140,11 @@ poststart-from-container-env"
 	run api DELETE "/api/v1/workspaces/$name"
 	assert_output_contains "409"
 	wait_state "$name" running
+	# ready after updateContentCommand (waitFor); still busy until postCreateCommand ends
+	for i in $(seq 1 100); do
+		[ "$(ws_field "$name" lifecycle)" = done ] && break
+		sleep 0.2
+	done
 	run api POST "/api/v1/workspaces/$name/start"
 	assert_output_contains "409"
 	assert_output_contains "already running"
