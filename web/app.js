@@ -77,6 +77,7 @@
     var hid = 'ws-' + id + '-name';
     c.nameEl = el('h3', { id: hid, class: 'ws-name', tabindex: '-1' });
     c.stateEl = el('span', { class: 'state' });
+    c.lifeEl = el('span', { class: 'lifecycle muted', hidden: true });
     c.repoEl = el('dd', { class: 'ws-repo' });
     c.refDt = el('dt', { text: 'Branch' });
     c.refEl = el('dd');
@@ -124,7 +125,7 @@
     });
 
     c.li = el('li', { class: 'ws-card', 'data-id': id, 'aria-labelledby': hid },
-      el('div', { class: 'ws-head' }, c.nameEl, c.stateEl),
+      el('div', { class: 'ws-head' }, c.nameEl, c.stateEl, c.lifeEl),
       el('dl', { class: 'ws-meta' },
         el('div', null, el('dt', { text: 'Repository' }), c.repoEl),
         el('div', null, c.refDt, c.refEl),
@@ -146,6 +147,13 @@
     c.li.setAttribute('data-state', s);
     c.stateEl.className = 'state state-' + s + (busy ? ' busy' : '');
     c.stateEl.textContent = STATE_TEXT[s] || s;
+    // ready (waitFor) while later lifecycle commands still run, or cut short
+    var life = ws.lifecycle || '';
+    var lifeText = s !== 'running' ? ''
+      : life.indexOf('running ') === 0 ? life.slice(8) + ' still running…'
+      : life === 'interrupted' ? 'lifecycle commands interrupted; rebuild to run them again' : '';
+    c.lifeEl.textContent = lifeText;
+    hidden(c.lifeEl, !lifeText);
     c.repoEl.textContent = ws.repo;
     c.repoEl.title = ws.repo;
     c.refDt.textContent = checkoutLabel(ws);
