@@ -598,6 +598,10 @@ static void image_metadata(struct api *a, struct http_conn *c, struct http_reque
         http_respond_error(c, 400, "give the image as ?image=NAME");
         return;
     }
+    if (!ws_image_name_allowed(image)) {
+        http_respond_error(c, 403, "image '%s' is Berth's build cache or an id", image);
+        return;
+    }
     struct image_job *j = xcalloc(1, sizeof(*j));
     j->engine = a->engine;
     j->conn = c;

@@ -36,6 +36,10 @@
     "Content-Security-Policy: sandbox allow-scripts allow-forms allow-popups allow-modals "        \
     "allow-downloads"
 
+/* URLs seen in output: kept per workspace, and queued from other threads */
+#define PORTS_MAX_URLS 16
+#define PORTS_MAX_PENDING 256
+
 struct watch {
     struct watch *next;
     struct ports *owner;
@@ -89,12 +93,40 @@ static void changed(struct ports *p, const char *ws_id)
         p->change_cb(ws_id, p->change_data);
 }
 
+/* A path that stays under the port's URL and is fit for JSON, else "/". */
+static const char *safe_path(const char *path)
+{
+    if (!path || path[0] != '/' || strstr(path, "/../") || strstr(path, "/./") ||
+        strstr(path, "\\") || strlen(path) > 512)
+        return "/";
+    size_t n = strlen(path);
+    if ((n >= 3 && strcmp(path + n - 3, "/..") == 0) || (n >= 2 && strcmp(path + n - 2, "/.") == 0))
+        return "/";
+    json_t *j = json_string(path); /* NULL when it is not UTF-8 */
+    bool ok = j != NULL;
+    json_decref(j);
+    return ok ? path : "/";
+}
+
 void ports_note_url(struct ports *p, const char *ws_id, int port, const char *path)
 {
     pthread_mutex_lock(&p->lock);
-    strv_pushf(&p->pending, "%s %d %s", ws_id, port, path && *path ? path : "/");
+    /* a program printing URLs in a loop must not flood the loop */
+    bool room = p->pending.n < PORTS_MAX_PENDING;
+    if (room)
+        strv_pushf(&p->pending, "%s %d %s", ws_id, port, safe_path(path));
     pthread_mutex_unlock(&p->lock);
-    uv_async_send(&p->wake);
+    if (room)
+        uv_async_send(&p->wake);
+}
+
+static size_t urls_of(struct ports *p, const char *ws_id)
+{
+    size_t n = strlen(ws_id), count = 0;
+    for (size_t k = 0; k < p->urls.n; k++)
+        if (strncmp(p->urls.v[k], ws_id, n) == 0 && p->urls.v[k][n] == ' ')
+            count++;
+    return count;
 }
 
 /* On the loop: the URLs noted since, each port of a workspace once. */
@@ -105,6 +137,7 @@ static void take_pending(uv_async_t *a)
     struct strv notes = p->pending;
     p->pending = (struct strv)STRV_INIT;
     pthread_mutex_unlock(&p->lock);
+    struct strv touched = STRV_INIT;
     for (size_t i = 0; i < notes.n; i++) {
         /* "WSID PORT " is the key */
         const char *sp = strchr(notes.v[i], ' ');
@@ -115,12 +148,20 @@ static void take_pending(uv_async_t *a)
         bool seen = false;
         for (size_t k = 0; k < p->urls.n && !seen; k++)
             seen = strncmp(p->urls.v[k], notes.v[i], kl) == 0;
-        if (seen)
+        _cleanup_free_ char *ws_id = xstrndup(notes.v[i], (size_t)(sp - notes.v[i]));
+        if (seen || urls_of(p, ws_id) >= PORTS_MAX_URLS)
             continue;
         strv_push(&p->urls, notes.v[i]);
-        _cleanup_free_ char *ws_id = xstrndup(notes.v[i], (size_t)(sp - notes.v[i]));
-        changed(p, ws_id);
+        bool listed = false;
+        for (size_t k = 0; k < touched.n && !listed; k++)
+            listed = strcmp(touched.v[k], ws_id) == 0;
+        if (!listed)
+            strv_push(&touched, ws_id);
     }
+    /* one change per workspace for the whole batch */
+    for (size_t k = 0; k < touched.n; k++)
+        changed(p, touched.v[k]);
+    strv_release(&touched);
     strv_release(&notes);
 }
 
@@ -306,7 +347,8 @@ void ports_sync(struct ports *p)
     for (size_t i = 0; i < n; i++) {
         struct ws_record *r = &list[i];
         struct watch *w = watch_find(p, r->id);
-        bool running = strcmp(r->state, "running") == 0 && !ws_is_busy(p->m, r->id);
+        /* running, even while later lifecycle commands run (waitFor) */
+        bool running = strcmp(r->state, "running") == 0;
         if (strcmp(r->state, "stopped") == 0 || strcmp(r->state, "failed") == 0)
             forget_urls(p, r->id);
         if (w && (!running || !r->container_id || !w->container_id ||

@@ -10,6 +10,7 @@
 #include "devcontainer/devcontainer.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <stdlib.h>
@@ -124,10 +125,18 @@ int dc_parse_jsonc(const char *text, size_t len, const char *name, json_t **ret,
     return 0;
 }
 
-static bool is_file(const char *path)
+/* A regular file of the checkout: not a symlink, and no symlinked folder on
+ * the way leads out of it (a repository could point at a host file). */
+static bool is_file_inside(const char *repo_dir, const char *rel)
 {
+    _cleanup_free_ char *path = xasprintf("%s/%s", repo_dir, rel);
     struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+    if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+        return false;
+    _cleanup_free_ char *root = realpath(repo_dir, NULL);
+    _cleanup_free_ char *real = realpath(path, NULL);
+    size_t n = root ? strlen(root) : 0;
+    return root && real && strncmp(real, root, n) == 0 && real[n] == '/';
 }
 
 /* A relative path that stays inside the repository: no "..", not absolute. */
@@ -155,8 +164,7 @@ int dc_find(const char *repo_dir, const char *explicit_path, char **ret_relpath,
             return berr_make(reterr, EINVAL,
                              "devcontainer path '%s' must be relative and inside the repository",
                              explicit_path);
-        _cleanup_free_ char *p = xasprintf("%s/%s", repo_dir, explicit_path);
-        if (!is_file(p))
+        if (!is_file_inside(repo_dir, explicit_path))
             return berr_make(reterr, ENOENT, "'%s' not found in the repository", explicit_path);
         *ret_relpath = xstrdup(explicit_path);
         return 0;
@@ -164,8 +172,7 @@ int dc_find(const char *repo_dir, const char *explicit_path, char **ret_relpath,
     static const char *const candidates[] = {".devcontainer/devcontainer.json",
                                              ".devcontainer.json"};
     for (size_t i = 0; i < ELEMENTSOF(candidates); i++) {
-        _cleanup_free_ char *p = xasprintf("%s/%s", repo_dir, candidates[i]);
-        if (is_file(p)) {
+        if (is_file_inside(repo_dir, candidates[i])) {
             *ret_relpath = xstrdup(candidates[i]);
             return 0;
         }
@@ -581,7 +588,7 @@ int64_t dc_parse_size(const char *s)
 {
     char *end = NULL;
     double v = strtod(s, &end);
-    if (end == s || v < 0)
+    if (end == s || !isfinite(v) || v < 0 || v > 1e15)
         return -1;
     static const struct {
         const char *unit;

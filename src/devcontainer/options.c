@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -110,7 +111,7 @@ static char *normalize(const char *path)
 
 /* A bind of a host path: only under an allowed prefix, and never over
  * (or around) the engine socket, the data directory or other forbidden paths. */
-static int check_bind(const struct ctx *x, const char *what, const char *source,
+static int check_bind(const struct ctx *x, const char *what, const char *source, char **ret_real,
                       struct berr **reterr)
 {
     if (source[0] != '/')
@@ -129,11 +130,15 @@ static int check_bind(const struct ctx *x, const char *what, const char *source,
     if (!ok)
         return refuse(x, what, "bind", source, reterr);
     const struct strv *forbidden = x->p->forbidden;
+    const char *forms[] = {real, lexical};
     for (size_t i = 0; forbidden && i < forbidden->n; i++)
-        if (path_under(real, forbidden->v[i]) || path_under(forbidden->v[i], real))
-            return berr_make(reterr, EPERM,
-                             "'%s': %s would expose '%s', which no workspace may mount", x->file,
-                             what, forbidden->v[i]);
+        for (size_t k = 0; k < ELEMENTSOF(forms); k++)
+            if (path_under(forms[k], forbidden->v[i]) || path_under(forbidden->v[i], forms[k]))
+                return berr_make(reterr, EPERM,
+                                 "'%s': %s would expose '%s', which no workspace may mount",
+                                 x->file, what, forbidden->v[i]);
+    /* the engine mounts the path that was checked, not the symlink */
+    *ret_real = xstrdup(real);
     return 0;
 }
 
@@ -154,14 +159,18 @@ static int add_mount(const struct ctx *x, const char *what, enum dc_mount_type t
     if (!target || target[0] != '/')
         return berr_make(reterr, EINVAL, "'%s': %s: a mount needs an absolute target", x->file,
                          what);
-    if (path_under(target, "/.berth") || path_under(target, "/.berth-agent") ||
-        path_under(target, "/.berth-ide") || path_under(target, "/.berth-vsix") ||
-        strcmp(target, "/") == 0)
+    /* judged (and mounted) without "..", "." or doubled slashes */
+    _cleanup_free_ char *clean = normalize(target);
+    if (path_under(clean, "/.berth") || path_under(clean, "/.berth-agent") ||
+        path_under(clean, "/.berth-ide") || path_under(clean, "/.berth-vsix") ||
+        strcmp(clean, "/") == 0)
         return berr_make(reterr, EPERM, "'%s': %s: '%s' is reserved by Berth", x->file, what,
                          target);
+    target = clean;
     int r = 0;
+    _cleanup_free_ char *real = NULL;
     if (type == DC_MOUNT_BIND)
-        r = check_bind(x, what, source ? source : "", reterr);
+        r = check_bind(x, what, source ? source : "", &real, reterr);
     else if (type == DC_MOUNT_VOLUME && source && !valid_volume_name(source))
         r = berr_make(reterr, EINVAL,
                       "'%s': %s: volume name '%s' must be letters, digits, '_', '.' or '-'",
@@ -171,7 +180,9 @@ static int add_mount(const struct ctx *x, const char *what, enum dc_mount_type t
     struct dc_run_options *o = x->o;
     o->mounts = xrealloc(o->mounts, (o->n_mounts + 1) * sizeof(*o->mounts));
     o->mounts[o->n_mounts++] = (struct dc_mount){.type = type,
-                                                 .source = source ? xstrdup(source) : NULL,
+                                                 .source = real     ? TAKE_PTR(real)
+                                                           : source ? xstrdup(source)
+                                                                    : NULL,
                                                  .target = xstrdup(target),
                                                  .readonly = readonly};
     return 0;
@@ -271,7 +282,7 @@ static void push_unique(struct strv *v, const char *s)
 
 static int set_cpus(const struct ctx *x, const char *what, double cpus, struct berr **reterr)
 {
-    if (cpus <= 0)
+    if (!isfinite(cpus) || cpus <= 0 || cpus > 1e6)
         return berr_make(reterr, EINVAL, "'%s': %s: the number of CPUs must be positive", x->file,
                          what);
     if (x->p->max_cpus > 0 && cpus > (double)x->p->max_cpus)
@@ -504,6 +515,11 @@ int dc_run_options_build(const struct dc_config *c, const char *file, const stru
         r = set_memory(&x, "hostRequirements.memory", c->host_memory, reterr);
     if (r == 0)
         r = parse_run_args(&x, json_object_get(c->raw, "runArgs"), reterr);
+    /* a config that asks for nothing gets the server's maximum, not more */
+    if (r == 0 && !o->nano_cpus && p->max_cpus > 0)
+        o->nano_cpus = p->max_cpus * 1000000000LL;
+    if (r == 0 && !o->memory && p->max_memory > 0)
+        o->memory = p->max_memory;
     if (r < 0)
         dc_run_options_release(o);
     return r;

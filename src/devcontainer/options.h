@@ -11,8 +11,7 @@
  * engine socket, the data directory or another workspace.
  *
  * Allow-list entries: "privileged", "capAdd:NAME" (or "capAdd:*"),
- * "securityOpt:VALUE", "network:NAME", "device:PATH", "bind:/host/prefix",
- * "runArgs:--flag" (for the flags below marked as needing it).
+ * "securityOpt:VALUE", "network:NAME", "device:PATH", "bind:/host/prefix".
  */
 #ifndef BERTH_DC_OPTIONS_H
 #define BERTH_DC_OPTIONS_H

@@ -256,6 +256,37 @@ static int download(const char *url, const char *accept, const char *out, struct
     return run_argv(&argv, true, what, reterr);
 }
 
+/* "localhost:5000" -> "localhost", "[::1]:5000" -> "[::1]". */
+static char *host_without_port(const char *host)
+{
+    const char *close = host[0] == '[' ? strchr(host, ']') : NULL;
+    if (close)
+        return xstrndup(host, (size_t)(close - host) + 1);
+    return xstrndup(host, strcspn(host, ":"));
+}
+
+/* Whether the file's SHA-256 is the "sha256:HEX" digest. */
+static bool digest_matches(const char *path, const char *digest)
+{
+    if (strncmp(digest, "sha256:", 7) != 0)
+        return false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    unsigned char chunk[65536];
+    ssize_t n;
+    while ((n = read(fd, chunk, sizeof(chunk))) > 0)
+        crypto_hash_sha256_update(&st, chunk, (size_t)n);
+    close(fd);
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256_final(&st, h);
+    char hex[2 * crypto_hash_sha256_BYTES + 1];
+    sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+    return n == 0 && strcmp(hex, digest + 7) == 0;
+}
+
 /* An OCI reference "host[:port]/path:tag": the manifest names one layer, the
  * feature's tar. Loopback registries are spoken to over plain HTTP. */
 static int fetch_oci(const char *ref, const char *dir, struct berr **reterr)
@@ -268,7 +299,10 @@ static int fetch_oci(const char *ref, const char *dir, struct berr **reterr)
     const char *tag = ref + strlen(id);
     _cleanup_free_ char *path = xstrdup(id + strlen(host) + 1);
     _cleanup_free_ char *version = xstrdup(*tag ? tag + 1 : "latest");
-    bool local = strncmp(host, "localhost", 9) == 0 || strncmp(host, "127.0.0.1", 9) == 0;
+    /* plain HTTP only for this machine's own registry */
+    _cleanup_free_ char *name = host_without_port(host);
+    bool local = strcmp(name, "localhost") == 0 || strcmp(name, "127.0.0.1") == 0 ||
+                 strcmp(name, "[::1]") == 0;
     const char *scheme = local ? "http" : "https";
     _cleanup_free_ char *manifest_url =
         xasprintf("%s://%s/v2/%s/manifests/%s", scheme, host, path, version);
@@ -286,11 +320,15 @@ static int fetch_oci(const char *ref, const char *dir, struct berr **reterr)
                          ref);
     }
     _cleanup_free_ char *blob_url = xasprintf("%s://%s/v2/%s/blobs/%s", scheme, host, path, digest);
+    _cleanup_free_ char *want = xstrdup(digest);
     json_decref(m);
     _cleanup_free_ char *blob = xasprintf("%s/layer.tar", dir);
     r = download(blob_url, NULL, blob, reterr);
     if (r < 0)
         return r;
+    if (!digest_matches(blob, want))
+        return berr_make(reterr, EPROTO, "feature '%s': the layer does not match its digest %s",
+                         ref, want);
     _cleanup_free_ char *out = xasprintf("%s/out", dir);
     return unpack(blob, out, reterr);
 }
@@ -572,7 +610,9 @@ int wsb_features(const struct wsb *b, json_t *features, json_t *override_order,
         json_decref(meta);
         meta = json_array();
     }
-    buf_addf(&dockerfile, "FROM %s\nUSER root\n", base_image);
+    /* the image inspected, by id: nothing of the config's text in FROM */
+    const char *base_id = json_string_value(json_object_get(base, "Id"));
+    buf_addf(&dockerfile, "FROM %s\nUSER root\n", base_id ? base_id : base_image);
     size_t k;
     json_t *o;
     struct strv names = STRV_INIT;
@@ -599,6 +639,9 @@ int wsb_features(const struct wsb *b, json_t *features, json_t *override_order,
                 isdigit((unsigned char)ek[0]))
                 continue;
             _cleanup_free_ char *val = value_text(ev);
+            /* one instruction per line: a value cannot start another */
+            if (strpbrk(val, "\n\r"))
+                continue;
             buf_addf(&dockerfile, "ENV %s=", ek);
             add_quoted(&dockerfile, val);
             buf_addch(&dockerfile, '\n');

@@ -91,11 +91,12 @@ struct ws_manager {
     char *data_dir;
     char *agent_dir; /* holds berth-agent; mounted read-only */
     char *default_image;
-    char *askpass;        /* DATA/bin/git-askpass */
-    char *ide_dir;        /* code-server tree, mounted read-only */
-    pthread_mutex_t lock; /* guards busy */
-    struct strv busy;     /* ids with a job under way */
-    uv_async_t notify;    /* a job wrote a log line or changed a state */
+    char *askpass;         /* DATA/bin/git-askpass */
+    char *ide_dir;         /* code-server tree, mounted read-only */
+    pthread_mutex_t lock;  /* guards busy and attaching */
+    struct strv busy;      /* ids with a job under way */
+    struct strv attaching; /* ids whose postAttachCommand runs */
+    uv_async_t notify;     /* a job wrote a log line or changed a state */
     struct ws_log_follower *followers;
     bool delivering;
     ws_change_cb change_cb;
@@ -209,6 +210,7 @@ int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
     m->default_image = xstrdup(cfg->default_image ? cfg->default_image : WS_DEFAULT_IMAGE);
     m->ide_dir = cfg->ide_dir ? xstrdup(cfg->ide_dir) : xasprintf("%s/ide", cfg->data_dir);
     m->busy = (struct strv)STRV_INIT;
+    m->attaching = (struct strv)STRV_INIT;
     pthread_mutex_init(&m->lock, NULL);
 
     const char *dirs[] = {"workspaces", "run", "agent", "bin"};
@@ -494,6 +496,15 @@ static int step_clone(struct job_ctx *x, struct berr **reterr)
     return shallow ? 1 : 0;
 }
 
+bool ws_image_name_allowed(const char *image)
+{
+    /* other workspaces' builds hold their sources; ids resolve by prefix */
+    if (strncmp(image, "localhost/berth/build-", 22) == 0 ||
+        strncmp(image, "localhost/berth/features-", 25) == 0 || strncmp(image, "sha256:", 7) == 0)
+        return false;
+    return strspn(image, "0123456789abcdef") != strlen(image);
+}
+
 /* Reads devcontainer.json into cfg and picks the image. */
 static int step_config(struct job_ctx *x, const char *requested_path, struct dc_config *cfg,
                        struct berr **reterr)
@@ -505,11 +516,16 @@ static int step_config(struct job_ctx *x, const char *requested_path, struct dc_
         return r;
     _cleanup_free_ char *dirname_ = repo_dir_name(x->rec.repo);
     _cleanup_free_ char *folder = xasprintf("/workspaces/%s", dirname_);
-    struct strv no_env = STRV_INIT;
+    /* ${localEnv:VAR}: the owner's secrets for this repository, never
+     * berthd's own environment (nor what the container's shell had) */
+    _cleanup_strv_ struct strv owner_env = STRV_INIT;
+    struct ws_record secrets_only = x->rec;
+    secrets_only.runtime = NULL;
+    (void)ws_owner_env(x->m, &secrets_only, &owner_env, NULL);
     struct dc_vars vars = {.local_workspace_folder = dest,
                            .container_workspace_folder = folder,
                            .devcontainer_id = x->rec.id,
-                           .local_env = &no_env};
+                           .local_env = &owner_env};
     r = dc_load(dest, rel, &vars, cfg, reterr);
     if (r < 0)
         return r;
@@ -517,6 +533,11 @@ static int step_config(struct job_ctx *x, const char *requested_path, struct dc_
         jlog(x, "using configuration '%s'", rel);
     else
         jlog(x, "no devcontainer.json found: using the default image");
+    if (cfg->image && !ws_image_name_allowed(cfg->image))
+        return berr_make(reterr, EPERM,
+                         "'%s': image '%s' is not allowed: Berth's build cache and image ids "
+                         "cannot be named; use the image's name or \"build\"",
+                         rel, cfg->image);
     set_field(&x->rec.devcontainer_path, rel);
     set_field(&x->rec.image, cfg->image ? cfg->image : x->m->default_image);
     if (!cfg->workspace_folder)
@@ -916,7 +937,7 @@ static void exec_output_cb(int type, const char *data, size_t len, void *userdat
     struct out_ctx *o = userdata;
     if (type == AGENT_ERROR) {
         _cleanup_free_ char *msg = xstrndup(data, len);
-        jlog(o->x, "%serror: %s", o->prefix, msg);
+        jlog(o->x, "%serror: %s", o->prefix ? o->prefix : "", msg);
         return;
     }
     if (o->capturing && type == AGENT_STDOUT) {
@@ -931,8 +952,20 @@ static void exec_output_cb(int type, const char *data, size_t len, void *userdat
     flush_lines(o, false);
 }
 
+/* Runs argv with env (the job's environment when NULL). */
+static int exec_in_env(struct job_ctx *x, const struct strv *argv, const struct strv *env,
+                       const char *user, const char *prefix, struct buf *capture, int *ret_status,
+                       struct berr **reterr);
+
 static int exec_in(struct job_ctx *x, const struct strv *argv, const char *user, const char *prefix,
                    struct buf *capture, int *ret_status, struct berr **reterr)
+{
+    return exec_in_env(x, argv, NULL, user, prefix, capture, ret_status, reterr);
+}
+
+static int exec_in_env(struct job_ctx *x, const struct strv *argv, const struct strv *env,
+                       const char *user, const char *prefix, struct buf *capture, int *ret_status,
+                       struct berr **reterr)
 {
     _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
     struct out_ctx o = {.x = x,
@@ -942,7 +975,7 @@ static int exec_in(struct job_ctx *x, const struct strv *argv, const char *user,
                         .capturing = capture != NULL,
                         .urls = URLSCAN_INIT};
     struct agentc_exec ex = {
-        .argv = argv, .env = &x->env, .cwd = x->rec.workspace_folder, .user = user};
+        .argv = argv, .env = env ? env : &x->env, .cwd = x->rec.workspace_folder, .user = user};
     int r = agentc_run(run, &ex, exec_output_cb, &o, ret_status, reterr);
     if (prefix)
         flush_lines(&o, true);
@@ -1060,7 +1093,10 @@ static void probe_user_env(struct job_ctx *x, const char *mode, json_t *env)
     _cleanup_buf_ struct buf out = BUF_INIT;
     int status = -1;
     struct berr *e = NULL;
-    int r = exec_in(x, &argv, x->rec.remote_user, NULL, &out, &status, &e);
+    /* only the container's own environment: neither the owner's secrets
+     * (the result is stored) nor what an earlier probe found */
+    struct strv none = STRV_INIT;
+    int r = exec_in_env(x, &argv, &none, x->rec.remote_user, NULL, &out, &status, &e);
     const char *mark = memmem(out.buf, out.len, ENV_MARK, sizeof(ENV_MARK) - 1);
     if (r < 0 || !mark) {
         jlog(x, "userEnvProbe: the shell's environment could not be read%s%s", e ? ": " : "",
@@ -1070,8 +1106,11 @@ static void probe_user_env(struct job_ctx *x, const char *mode, json_t *env)
     }
     static const char *const skip[] = {"_",   "PWD", "OLDPWD",   "SHLVL", "TERM",
                                        "PS1", "PS2", "HOSTNAME", "LINES", "COLUMNS"};
-    for (const char *p = mark + sizeof(ENV_MARK) - 1; p < out.buf + out.len; p += strlen(p) + 1) {
+    const char *end = out.buf + out.len;
+    for (const char *p = mark + sizeof(ENV_MARK) - 1; p < end; p += strlen(p) + 1) {
         const char *eq = strchr(p, '=');
+        if (p + strlen(p) >= end) /* cut short by the capture limit */
+            break;
         if (!eq || eq == p)
             continue;
         _cleanup_free_ char *name = xstrndup(p, (size_t)(eq - p));
@@ -1098,8 +1137,12 @@ static void resolve_remote_env(const struct dc_config *cfg, json_t *image, json_
             strv_setenv(&base, k, eq + 1);
         }
     }
-    for (i = 0; i < cfg->container_env.n; i++)
-        strv_push(&base, cfg->container_env.v[i]);
+    for (i = 0; i < cfg->container_env.n; i++) {
+        const char *eq = strchr(cfg->container_env.v[i], '=');
+        _cleanup_free_ char *k =
+            xstrndup(cfg->container_env.v[i], (size_t)(eq - cfg->container_env.v[i]));
+        strv_setenv(&base, k, eq + 1);
+    }
     const char *k;
     json_object_foreach (env, k, v)
         strv_setenv(&base, k, json_string_value(v));
@@ -1455,9 +1498,32 @@ static void do_attach(struct job_ctx *x)
     json_decref(rt);
 }
 
+/* One postAttachCommand run per workspace at a time: a user opening many
+ * terminals must not take every worker thread. */
+static bool mark_attaching(struct ws_manager *m, const char *id, bool on)
+{
+    pthread_mutex_lock(&m->lock);
+    bool was = false;
+    for (size_t i = 0; i < m->attaching.n && !was; i++) {
+        if (strcmp(m->attaching.v[i], id) == 0) {
+            was = true;
+            if (!on) {
+                free(m->attaching.v[i]);
+                m->attaching.v[i] = m->attaching.v[--m->attaching.n];
+                m->attaching.v[m->attaching.n] = NULL;
+            }
+        }
+    }
+    if (on && !was)
+        strv_push(&m->attaching, id);
+    pthread_mutex_unlock(&m->lock);
+    return was;
+}
+
 void ws_attached(struct ws_manager *m, const char *id)
 {
-    queue_job(m, id, WS_ACTION_ATTACH, true, false);
+    if (!mark_attaching(m, id, true))
+        queue_job(m, id, WS_ACTION_ATTACH, true, false);
 }
 
 static void do_start(struct job_ctx *x)
@@ -1561,15 +1627,18 @@ static void job_run(uv_work_t *w)
     _cleanup_berr_ struct berr *e = NULL;
     if (store_ws_get(j->m->store, j->id, &x.rec, &e) < 0) {
         log_error("job for workspace '%s': %s", j->id, berr_msg(e));
+        if (j->action == WS_ACTION_ATTACH)
+            (void)mark_attaching(j->m, j->id, false);
         return;
     }
     x.env = (struct strv)STRV_INIT;
     x.mask = (struct strv)STRV_INIT;
     (void)ws_owner_env(j->m, &x.rec, &x.env, &x.mask);
     if (j->background) {
-        if (j->action == WS_ACTION_ATTACH)
+        if (j->action == WS_ACTION_ATTACH) {
             do_attach(&x);
-        else
+            (void)mark_attaching(j->m, j->id, false);
+        } else
             do_fetch_history(&x);
         strv_release(&x.env);
         strv_release(&x.mask);

@@ -108,6 +108,10 @@ struct urlscan;
 void ws_scan_output(struct ws_manager *m, const char *ws_id, struct urlscan *s, const char *data,
                     size_t len);
 
+/* Whether a configuration (or a caller) may name this image: not Berth's
+ * build cache (other workspaces' sources), not a bare id. */
+bool ws_image_name_allowed(const char *image);
+
 /* Whether a job runs for this workspace now. */
 bool ws_is_busy(struct ws_manager *m, const char *id);
 

@@ -348,3 +348,19 @@ push_blob() {
 	run_berth exec "$ws" -- cat /opt/feature-order
 	assert_equal "$output" "fourth:from-the-registry:vscode"
 }
+
+@test "\${localEnv:VAR} comes from the owner's secrets; the stored environment never holds a secret" {
+	printf 'from-the-owner-123' | "$BERTH" secret set DC_LOCAL --value-stdin
+	printf 'never-stored-456' | "$BERTH" secret set DC_OTHER --value-stdin
+	repo=$(make_repo localenv "{\"image\": \"$IMAGE\",
+  \"containerEnv\": {\"FROM_OWNER\": \"\${localEnv:DC_LOCAL}\", \"FROM_BERTHD\": \"\${localEnv:HOME:unset}\"}}")
+	name=$(ws_name)
+	run_berth create "$repo" --name "$name"
+	assert_success
+	run_berth exec "$name" -- sh -c 'echo "$FROM_OWNER|$FROM_BERTHD|$DC_OTHER"'
+	assert_equal "$output" "from-the-owner-123|unset|never-stored-456"
+	run sqlite3 "$BERTH_DATA/berth.db" "SELECT runtime FROM workspaces WHERE name = '$name'"
+	assert_success
+	[[ "$output" == *'"env"'* ]]
+	[[ "$output" != *never-stored-456* ]]
+}

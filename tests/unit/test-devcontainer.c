@@ -227,9 +227,12 @@ static void test_devcontainer__sizes(void **state)
         const char *text;
         int64_t bytes;
     } cases[] = {
-        {"4gb", 4LL << 30}, {"512mb", 512LL << 20}, {"1.5GB", 3LL << 29},
-        {"1024", 1024},     {"8kb", 8192},          {"2tb", 2LL << 40},
-        {"gb", -1},         {"4 parsecs", -1},      {"-1gb", -1},
+        {"4gb", 4LL << 30},   {"512mb", 512LL << 20},
+        {"1.5GB", 3LL << 29}, {"1024", 1024},
+        {"8kb", 8192},        {"2tb", 2LL << 40},
+        {"gb", -1},           {"4 parsecs", -1},
+        {"-1gb", -1},         {"nan", -1},
+        {"inf", -1},          {"1e30gb", -1},
     };
     for (size_t i = 0; i < ELEMENTSOF(cases); i++)
         if (dc_parse_size(cases[i].text) != cases[i].bytes)
@@ -267,6 +270,9 @@ static void test_devcontainer__options_and_policy(void **state)
          "which no workspace may mount"},
         {"{\"mounts\": [\"type=volume,source=../x,target=/a\"]}", "", "volume name"},
         {"{\"mounts\": [\"type=volume,source=cache,target=/.berth-agent\"]}", "", "reserved"},
+        {"{\"mounts\": [\"type=volume,source=c,target=/x/../.berth/y\"]}", "", "reserved"},
+        {"{\"mounts\": [\"type=tmpfs,target=//.berth-agent\"]}", "", "reserved"},
+        {"{\"runArgs\": [\"--cpus=nan\"]}", "", "must be positive"},
         {"{\"mounts\": [{\"type\": \"tmpfs\", \"target\": \"/tmp/x\"}]}", "", NULL},
         {"{\"mounts\": [\"type=nfs,target=/x\"]}", "", "mount type 'nfs' is not supported"},
         {"{\"runArgs\": [\"-v\", \"/etc:/host-etc\"]}", "", "bind:/etc"},
