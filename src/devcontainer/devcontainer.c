@@ -20,6 +20,7 @@
 
 #include "util/buf.h"
 #include "util/fs.h"
+#include "util/path.h"
 #include "util/xalloc.h"
 
 #define DC_MAX_FILE (1024 * 1024)
@@ -139,21 +140,13 @@ static bool is_file_inside(const char *repo_dir, const char *rel)
     return root && real && strncmp(real, root, n) == 0 && real[n] == '/';
 }
 
-/* A relative path that stays inside the repository: no "..", not absolute. */
+/* A relative path that stays inside the repository. */
 static bool path_is_contained(const char *rel)
 {
     if (!*rel || rel[0] == '/')
         return false;
-    for (const char *p = rel; *p;) {
-        const char *slash = strchr(p, '/');
-        size_t n = slash ? (size_t)(slash - p) : strlen(p);
-        if (n == 2 && p[0] == '.' && p[1] == '.')
-            return false;
-        p += n;
-        if (*p == '/')
-            p++;
-    }
-    return true;
+    _cleanup_free_ char *clean = path_normalize(rel);
+    return clean && *clean;
 }
 
 int dc_find(const char *repo_dir, const char *explicit_path, char **ret_relpath,

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/path.h"
 #include "util/xalloc.h"
 
 void dc_run_options_release(struct dc_run_options *o)
@@ -86,29 +87,6 @@ static bool path_under(const char *path, const char *prefix)
     return strncmp(path, prefix, n) == 0 && (path[n] == 0 || path[n] == '/');
 }
 
-/* An absolute path without ".", ".." and repeated slashes, by its text. */
-static char *normalize(const char *path)
-{
-    struct strv parts = STRV_INIT;
-    _cleanup_free_ char *copy = xstrdup(path);
-    char *save = NULL;
-    for (char *p = strtok_r(copy, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
-        if (strcmp(p, ".") == 0)
-            continue;
-        if (strcmp(p, "..") == 0) {
-            if (parts.n) {
-                free(parts.v[--parts.n]);
-                parts.v[parts.n] = NULL;
-            }
-            continue;
-        }
-        strv_push(&parts, p);
-    }
-    _cleanup_free_ char *joined = strv_join(&parts, "/");
-    strv_release(&parts);
-    return xasprintf("/%s", joined);
-}
-
 /* A bind of a host path: only under an allowed prefix, and never over
  * (or around) the engine socket, the data directory or other forbidden paths. */
 static int check_bind(const struct ctx *x, const char *what, const char *source, char **ret_real,
@@ -119,7 +97,7 @@ static int check_bind(const struct ctx *x, const char *what, const char *source,
                          x->file, what);
     /* judged by the path as written (without "." and "..") and by where it
      * really leads (symlinks resolved), when it exists */
-    _cleanup_free_ char *lexical = normalize(source);
+    _cleanup_free_ char *lexical = path_normalize(source);
     char resolved[PATH_MAX];
     const char *real = realpath(source, resolved) ? resolved : lexical;
     const struct strv *allow = x->p->allow;
@@ -160,7 +138,7 @@ static int add_mount(const struct ctx *x, const char *what, enum dc_mount_type t
         return berr_make(reterr, EINVAL, "'%s': %s: a mount needs an absolute target", x->file,
                          what);
     /* judged (and mounted) without "..", "." or doubled slashes */
-    _cleanup_free_ char *clean = normalize(target);
+    _cleanup_free_ char *clean = path_normalize(target);
     if (path_under(clean, "/.berth") || path_under(clean, "/.berth-agent") ||
         path_under(clean, "/.berth-ide") || path_under(clean, "/.berth-vsix") ||
         strcmp(clean, "/") == 0)

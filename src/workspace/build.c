@@ -8,12 +8,14 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "devcontainer/devcontainer.h"
 #include "util/buf.h"
 #include "util/fs.h"
+#include "util/path.h"
 #include "util/run.h"
 #include "util/xalloc.h"
 
@@ -33,32 +35,14 @@ static void say(const struct wsb *b, const char *fmt, ...)
         b->log(line, b->data);
 }
 
-/* Joins `dir` and `rel` and resolves "." and ".." without touching the file
- * system; NULL when the result would leave the repository. "" is its root. */
+/* `rel` under `dir` (both relative to the repository) with "." and ".."
+ * resolved; NULL when it would leave the repository. "" is its root. */
 static char *join_inside(const char *dir, const char *rel)
 {
     if (rel[0] == '/')
         return NULL;
     _cleanup_free_ char *joined = *dir ? xasprintf("%s/%s", dir, rel) : xstrdup(rel);
-    struct strv parts = STRV_INIT;
-    char *save = NULL;
-    for (char *p = strtok_r(joined, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
-        if (strcmp(p, ".") == 0)
-            continue;
-        if (strcmp(p, "..") == 0) {
-            if (!parts.n) {
-                strv_release(&parts);
-                return NULL;
-            }
-            free(parts.v[--parts.n]);
-            parts.v[parts.n] = NULL;
-            continue;
-        }
-        strv_push(&parts, p);
-    }
-    char *r = strv_join(&parts, "/");
-    strv_release(&parts);
-    return r;
+    return path_normalize(joined);
 }
 
 /* The directory of the devcontainer.json, relative to the repository. */
@@ -150,6 +134,32 @@ static bool image_exists(const struct wsb *b, const char *tag)
     return true;
 }
 
+/* The engine fetches an ADD's URL itself, from the host's network, where a
+ * workspace's own requests never come from: a repository's Dockerfile may
+ * not ask for that (RUN curl, inside the build container, still works). */
+static int check_dockerfile(const char *path, const char *name, struct berr **reterr)
+{
+    _cleanup_buf_ struct buf text = BUF_INIT;
+    int r = read_file(path, 4 * 1024 * 1024, &text);
+    if (r < 0)
+        return berr_make(reterr, -r, "cannot read '%s': %s", name, strerror(-r));
+    int line = 1;
+    for (const char *p = text.buf; *p; line++) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        _cleanup_free_ char *l = xstrndup(p, n);
+        char *w = l + strspn(l, " \t");
+        if (strncasecmp(w, "ADD", 3) == 0 && (w[3] == ' ' || w[3] == '\t') &&
+            (strstr(w, "://") || strstr(w, "git@")))
+            return berr_make(reterr, EPERM,
+                             "'%s' line %d: ADD from a URL is refused (the server would fetch it "
+                             "from its own network); download it with RUN instead",
+                             name, line);
+        p += n + (nl ? 1 : 0);
+    }
+    return 0;
+}
+
 int wsb_dockerfile(const struct wsb *b, json_t *build, char **ret_image, struct berr **reterr)
 {
     const char *dockerfile = json_string_value(json_object_get(build, "dockerfile"));
@@ -169,6 +179,10 @@ int wsb_dockerfile(const struct wsb *b, json_t *build, char **ret_image, struct 
                          "'%s': the Dockerfile '%s' must be inside build.context '%s'",
                          b->config_rel, df, *ctx ? ctx : ".");
     const char *df_in_ctx = cl ? df + cl + 1 : df;
+    _cleanup_free_ char *df_path = xasprintf("%s/%s", b->repo_dir, df);
+    int r = check_dockerfile(df_path, df, reterr);
+    if (r < 0)
+        return r;
     json_t *buildargs = json_object();
     const char *k;
     json_t *v;
@@ -177,7 +191,7 @@ int wsb_dockerfile(const struct wsb *b, json_t *build, char **ret_image, struct 
             json_object_set(buildargs, k, v);
     _cleanup_free_ char *ctx_path = xasprintf("%s/%s", b->repo_dir, ctx);
     _cleanup_free_ char *tar = xasprintf("%s/context.tar", b->work_dir);
-    int r = make_tar(ctx_path, tar, reterr);
+    r = make_tar(ctx_path, tar, reterr);
     if (r < 0) {
         json_decref(buildargs);
         return r;

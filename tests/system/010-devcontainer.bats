@@ -241,6 +241,15 @@ make_build_repo() {
 	assert_output_contains "building '.devcontainer/Dockerfile' failed"
 }
 
+@test "a Dockerfile may not ADD from a URL, which the server would fetch from its own network" {
+	repo=$(make_build_repo addurl)
+	sed -i 's|^FROM .* AS dev$|&\nADD http://127.0.0.1:9/secret /secret|' "$repo/.devcontainer/Dockerfile"
+	git -C "$repo" -c user.name=Test -c user.email=test@example.com commit -qam add-url
+	run_berth create "$repo" --name "$(ws_name)"
+	assert_failure
+	assert_output_contains "'.devcontainer/Dockerfile' line 2: ADD from a URL is refused"
+}
+
 # feature DIR ID INSTALLS_AFTER: a feature that records its install order.
 make_feature() {
 	mkdir -p "$1"

@@ -8,6 +8,7 @@
 
 #include "util/buf.h"
 #include "util/urlscan.h"
+#include "util/path.h"
 #include "util/err.h"
 #include "util/run.h"
 #include "util/strv.h"
@@ -147,6 +148,33 @@ static void test_util__urlscan_finds_local_urls(void **state)
     }
 }
 
+static void test_util__path_normalize(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        const char *out; /* NULL: climbs out */
+    } cases[] = {
+        {"/a/./b//c/", "/a/b/c"},
+        {"/a/../../etc", "/etc"},
+        {"/", "/"},
+        {"/srv/../var/lib", "/var/lib"},
+        {"a/b/../c", "a/c"},
+        {".", ""},
+        {"a/..", ""},
+        {"../x", NULL},
+        {"a/../../x", NULL},
+        {".devcontainer/../Dockerfile", "Dockerfile"},
+    };
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        char *got = path_normalize(cases[i].in);
+        if (cases[i].out ? !got || strcmp(got, cases[i].out) != 0 : got != NULL)
+            fail_msg("'%s': got %s, expected %s", cases[i].in, got ? got : "NULL",
+                     cases[i].out ? cases[i].out : "NULL");
+        free(got);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +186,7 @@ int main(void)
         cmocka_unit_test(test_util__run_args_are_not_a_shell_string),
         cmocka_unit_test(test_util__run_times_out),
         cmocka_unit_test(test_util__urlscan_finds_local_urls),
+        cmocka_unit_test(test_util__path_normalize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
