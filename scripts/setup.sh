@@ -20,6 +20,7 @@ APT_PACKAGES="
 	libuv1-dev libhttp-parser-dev libwslay-dev libcurl4-openssl-dev libssl-dev
 	libjansson-dev libsqlite3-dev libsodium-dev libssh-dev libcmocka-dev
 	bats sqlite3 jq python3 clang clang-format libclang-rt-14-dev procps chromium
+	docker-registry
 	wrk
 "
 

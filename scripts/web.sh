@@ -10,6 +10,10 @@
 #   tests/browser/node_modules/         tests/browser/package.json + lockfile
 #                                       (playwright-core; drives Debian's
 #                                       /usr/bin/chromium, never downloads one)
+#   bench/node_modules/                 bench/package.json + lockfile
+#                                       (@devcontainers/cli: the peer the
+#                                       benchmarks and the conformance test
+#                                       compare Berth with)
 #
 # Each tree carries a stamp with the SHA-256 of its package.json and lockfile;
 # a second run that finds matching stamps returns at once. A tree is installed
@@ -59,7 +63,9 @@ install_tree() {
 	rm -rf "$dest/node_modules.old" "$stage"
 }
 
-if tree_ok "$WEB_SRC" "$DATA/web-vendor" && tree_ok "$TEST_SRC" "$TEST_SRC"; then
+BENCH_SRC="$BERTH_REPO_ROOT/bench"
+if tree_ok "$WEB_SRC" "$DATA/web-vendor" && tree_ok "$TEST_SRC" "$TEST_SRC" &&
+	tree_ok "$BENCH_SRC" "$BENCH_SRC"; then
 	say "web packages present"
 	exit 0
 fi
@@ -77,6 +83,7 @@ T0=$SECONDS
 : >"$DATA/web-install.log"
 install_tree "front-end packages (web/package-lock.json)" "$WEB_SRC" "$DATA/web-vendor"
 install_tree "browser test packages (tests/browser/package-lock.json)" "$TEST_SRC" "$TEST_SRC"
+install_tree "the devcontainer CLI (bench/package-lock.json)" "$BENCH_SRC" "$BENCH_SRC"
 
 [ -f "$DATA/web-vendor/node_modules/@xterm/xterm/lib/xterm.js" ] ||
 	die "xterm.js is missing after npm ci (log: $DATA/web-install.log)"

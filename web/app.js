@@ -77,6 +77,7 @@
     var hid = 'ws-' + id + '-name';
     c.nameEl = el('h3', { id: hid, class: 'ws-name', tabindex: '-1' });
     c.stateEl = el('span', { class: 'state' });
+    c.lifeEl = el('span', { class: 'lifecycle muted', hidden: true });
     c.repoEl = el('dd', { class: 'ws-repo' });
     c.refDt = el('dt', { text: 'Branch' });
     c.refEl = el('dd');
@@ -124,7 +125,7 @@
     });
 
     c.li = el('li', { class: 'ws-card', 'data-id': id, 'aria-labelledby': hid },
-      el('div', { class: 'ws-head' }, c.nameEl, c.stateEl),
+      el('div', { class: 'ws-head' }, c.nameEl, c.stateEl, c.lifeEl),
       el('dl', { class: 'ws-meta' },
         el('div', null, el('dt', { text: 'Repository' }), c.repoEl),
         el('div', null, c.refDt, c.refEl),
@@ -146,6 +147,13 @@
     c.li.setAttribute('data-state', s);
     c.stateEl.className = 'state state-' + s + (busy ? ' busy' : '');
     c.stateEl.textContent = STATE_TEXT[s] || s;
+    // ready (waitFor) while later lifecycle commands still run, or cut short
+    var life = ws.lifecycle || '';
+    var lifeText = s !== 'running' ? ''
+      : life.indexOf('running ') === 0 ? life.slice(8) + ' still running…'
+      : life === 'interrupted' ? 'lifecycle commands interrupted; rebuild to run them again' : '';
+    c.lifeEl.textContent = lifeText;
+    hidden(c.lifeEl, !lifeText);
     c.repoEl.textContent = ws.repo;
     c.repoEl.title = ws.repo;
     c.refDt.textContent = checkoutLabel(ws);
@@ -458,9 +466,10 @@
 
   /* ------------------------------------------------------------- ports --- */
 
-  /* Ports come from GET /workspaces/{id}/ports when it exists (200);
-   * otherwise the section stays hidden. Read once each time the workspace
-   * starts (a placeholder for the ports feature to make live). */
+  /* Ports: read once when the workspace starts, then kept live by the
+   * stream's "ports" events. A port that appears later (a dev server was
+   * started) is announced with a notification, unless its portsAttributes
+   * say onAutoForward "silent" (or "ignore", which the server leaves out). */
   function loadPorts(c, attempt) {
     attempt = attempt || 0;
     c.portsFor = 'running';
@@ -468,33 +477,65 @@
       return res.json();
     }).then(function (r) {
       if (cards.get(c.id) !== c || c.ws.state !== 'running') return;
-      var ports = Array.isArray(r) ? r : (r && r.ports) || [];
-      c.portsList.textContent = '';
-      ports.forEach(function (p) {
-        if (typeof p === 'number' || typeof p === 'string') p = { port: p };
-        var num = p.port || p.number || p.container_port || '';
-        var name = p.label || p.name || p.process || '';
-        var text = String(num) + (name ? ' — ' + name : '') + (p.protocol && p.protocol !== 'http' ? ' (' + p.protocol + ')' : '');
-        var url = p.url || p.href;
-        var safe = url && (/^https?:\/\//i.test(url) || url.charAt(0) === '/');
-        c.portsList.appendChild(el('li', null, safe
-          ? el('a', { href: url, target: '_blank', rel: 'noopener' }, text,
-            el('span', { class: 'visually-hidden', text: ' (opens in a new tab)' }))
-          : text));
-      });
+      renderPorts(c, (r && r.ports) || [], !!(r && r.detecting));
       if (r && r.detecting && attempt < 5) {
         setTimeout(function () {
           if (cards.get(c.id) === c && c.ws.state === 'running') loadPorts(c, attempt + 1);
         }, 2000);
       }
-      if (!ports.length) {
-        c.portsList.appendChild(el('li', { class: 'muted',
-          text: r && r.detecting ? 'Looking for listening ports…' : 'No forwarded ports.' }));
-      }
-      hidden(c.portsEl, false);
     }).catch(function () {
       hidden(c.portsEl, true);
     });
+  }
+
+  function portText(p) {
+    return String(p.port) + (p.label ? ' — ' + p.label : p.process ? ' — ' + p.process : '') +
+      (p.protocol && p.protocol !== 'http' ? ' (' + p.protocol + ')' : '') +
+      (p.listening === false ? ' (not listening yet)' : '');
+  }
+
+  function portLink(p, text) {
+    var url = p.url;
+    var safe = url && url.charAt(0) === '/' && url.charAt(1) !== '/';
+    return safe
+      ? el('a', { href: url, target: '_blank', rel: 'noopener' }, text,
+        el('span', { class: 'visually-hidden', text: ' (opens in a new tab)' }))
+      : text;
+  }
+
+  function renderPorts(c, ports, detecting) {
+    var before = c.knownPorts;
+    c.knownPorts = {};
+    c.portsList.textContent = '';
+    ports.forEach(function (p) {
+      if (!p || typeof p.port !== 'number') return;
+      c.knownPorts[p.port] = p.listening !== false;
+      c.portsList.appendChild(el('li', { 'data-port': String(p.port) }, portLink(p, portText(p)),
+        el('span', { class: 'muted', text: ' · ' + (p.visibility || 'private') })));
+      // newly listening since the last list (not on the first one)
+      if (before && !before[p.port] && p.listening !== false &&
+          (p.on_auto_forward || 'notify') === 'notify') {
+        notifyPort(c, p);
+      }
+    });
+    if (!ports.length) {
+      c.portsList.appendChild(el('li', { class: 'muted',
+        text: detecting ? 'Looking for listening ports…' : 'No forwarded ports.' }));
+    }
+    hidden(c.portsEl, false);
+  }
+
+  var toasts = document.getElementById('toasts');
+
+  function notifyPort(c, p) {
+    var text = (p.label ? p.label + ' on port ' : 'Port ') + p.port + ' of ' + c.ws.name +
+      ' is available';
+    var close = el('button', { type: 'button', class: 'toast-close', 'aria-label': 'Dismiss', text: '×' });
+    var t = el('div', { class: 'toast', role: 'status', 'data-port': String(p.port) },
+      el('span', { text: text + ' ' }), portLink(p, 'Open'), close);
+    close.addEventListener('click', function () { t.remove(); });
+    toasts.appendChild(t);
+    setTimeout(function () { t.remove(); }, 15000);
   }
 
   /* -------------------------------------------------------- the list --- */
@@ -546,6 +587,13 @@
       try {
         upsert(JSON.parse(ev.data));
       } catch (e) { /* a malformed event: ignore */ }
+    });
+    es.addEventListener('ports', function (ev) {
+      try {
+        var msg = JSON.parse(ev.data);
+        var c = cards.get(msg.id);
+        if (c && c.ws.state === 'running') renderPorts(c, msg.ports || [], false);
+      } catch (e) { /* ignore */ }
     });
     es.addEventListener('deleted', function (ev) {
       try {

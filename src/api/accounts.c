@@ -364,14 +364,47 @@ static bool tokens_route(struct api *a, struct http_conn *c, struct http_request
 
 /* ---- settings and audit (admin) ---- */
 
+/* The integer settings an admin may change, with their defaults and ranges. */
+static const struct {
+    const char *key;
+    int64_t fallback; /* -1: none (unlimited until set) */
+    int64_t max;
+} int_settings[] = {
+    {WS_SETTING_MAX_WORKSPACES, WS_DEFAULT_MAX_WORKSPACES, 100000},
+    {WS_SETTING_MAX_RUNNING, WS_DEFAULT_MAX_RUNNING, 100000},
+    {WS_SETTING_MAX_CPUS, -1, 4096},
+    {WS_SETTING_MAX_MEMORY_MB, -1, 64 * 1024 * 1024},
+};
+
+static json_t *allow_list(struct api *a)
+{
+    _cleanup_free_ char *text = store_setting_text(a->store, WS_SETTING_ALLOW);
+    json_t *list = text ? json_loads(text, 0, NULL) : NULL;
+    return json_is_array(list) ? list : (json_decref(list), json_array());
+}
+
 static json_t *settings_json(struct api *a)
 {
-    return json_pack(
-        "{s:I, s:I}", WS_SETTING_MAX_WORKSPACES,
-        (json_int_t)store_setting_int(a->store, WS_SETTING_MAX_WORKSPACES,
-                                      WS_DEFAULT_MAX_WORKSPACES),
-        WS_SETTING_MAX_RUNNING,
-        (json_int_t)store_setting_int(a->store, WS_SETTING_MAX_RUNNING, WS_DEFAULT_MAX_RUNNING));
+    json_t *o = json_object();
+    for (size_t i = 0; i < ELEMENTSOF(int_settings); i++) {
+        int64_t v = store_setting_int(a->store, int_settings[i].key, int_settings[i].fallback);
+        json_object_set_new(o, int_settings[i].key, v < 0 ? json_null() : json_integer(v));
+    }
+    json_object_set_new(o, WS_SETTING_ALLOW, allow_list(a));
+    return o;
+}
+
+/* An allow-list entry as options.h describes them. */
+static bool valid_allow_entry(const char *e)
+{
+    static const char *const kinds[] = {"capAdd:", "securityOpt:", "network:", "device:/",
+                                        "bind:/"};
+    if (strcmp(e, "privileged") == 0)
+        return true;
+    for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
+        if (strncmp(e, kinds[i], strlen(kinds[i])) == 0 && e[strlen(kinds[i])] && strlen(e) < 512)
+            return true;
+    return false;
 }
 
 static bool settings_route(struct api *a, struct http_conn *c, struct http_request *req,
@@ -392,23 +425,46 @@ static bool settings_route(struct api *a, struct http_conn *c, struct http_reque
     json_t *body = api_parse_body(c, req);
     if (!body)
         return true;
-    const char *keys[] = {WS_SETTING_MAX_WORKSPACES, WS_SETTING_MAX_RUNNING};
-    for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-        json_t *v = json_object_get(body, keys[i]);
-        if (v &&
-            (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 100000)) {
-            http_respond_error(c, 400, "%s must be an integer from 0 to 100000", keys[i]);
+    for (size_t i = 0; i < ELEMENTSOF(int_settings); i++) {
+        json_t *v = json_object_get(body, int_settings[i].key);
+        if (v && (!json_is_integer(v) || json_integer_value(v) < 0 ||
+                  json_integer_value(v) > int_settings[i].max)) {
+            http_respond_error(c, 400, "%s must be an integer from 0 to %lld", int_settings[i].key,
+                               (long long)int_settings[i].max);
             json_decref(body);
             return true;
         }
     }
-    for (size_t i = 0; i < ELEMENTSOF(keys); i++) {
-        json_t *v = json_object_get(body, keys[i]);
+    json_t *allow = json_object_get(body, WS_SETTING_ALLOW);
+    size_t i;
+    json_t *e;
+    json_array_foreach (allow, i, e) {
+        if (!json_is_string(e) || !valid_allow_entry(json_string_value(e))) {
+            http_respond_error(c, 400,
+                               "%s[%zu] is not an allow-list entry (privileged, capAdd:NAME, "
+                               "securityOpt:VALUE, network:NAME, device:/PATH, bind:/PATH)",
+                               WS_SETTING_ALLOW, i);
+            json_decref(body);
+            return true;
+        }
+    }
+    if (allow && !json_is_array(allow)) {
+        http_respond_error(c, 400, "%s must be an array of strings", WS_SETTING_ALLOW);
+        json_decref(body);
+        return true;
+    }
+    for (i = 0; i < ELEMENTSOF(int_settings); i++) {
+        json_t *v = json_object_get(body, int_settings[i].key);
         if (!v)
             continue;
-        (void)store_setting_set_int(a->store, keys[i], json_integer_value(v));
+        (void)store_setting_set_int(a->store, int_settings[i].key, json_integer_value(v));
         _cleanup_free_ char *detail = xasprintf("%lld", (long long)json_integer_value(v));
-        api_audit(a, user, req, "settings.set", keys[i], detail);
+        api_audit(a, user, req, "settings.set", int_settings[i].key, detail);
+    }
+    if (allow) {
+        _cleanup_free_ char *text = json_dumps(allow, JSON_COMPACT);
+        (void)store_setting_set_text(a->store, WS_SETTING_ALLOW, text);
+        api_audit(a, user, req, "settings.set", WS_SETTING_ALLOW, text);
     }
     json_decref(body);
     http_respond_json(c, 200, settings_json(a));

@@ -28,6 +28,21 @@ static void on_change(void *data)
     creds_sync(a->creds);
 }
 
+static void on_url(const char *ws_id, int port, const char *path, void *data)
+{
+    ports_note_url(((struct api *)data)->ports, ws_id, port, path);
+}
+
+/* A workspace's ports changed: its owner's dashboards hear of it. */
+static void on_ports_change(const char *ws_id, void *data)
+{
+    struct api *a = data;
+    _cleanup_ws_record_ struct ws_record rec = {0};
+    if (store_ws_get(a->store, ws_id, &rec, NULL) < 0 || !rec.owner)
+        return;
+    web_ports_changed(a->web, rec.owner, rec.id, ports_list_json(a->ports, &rec));
+}
+
 struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web_dir,
                     const char *vendor_dir)
 {
@@ -42,6 +57,8 @@ struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web
     a->portproxy = portproxy_new(m, a->auth, a->ports);
     a->creds = creds_new(m);
     ws_manager_on_change(m, on_change, a);
+    ws_manager_on_url(m, on_url, a);
+    ports_on_change(a->ports, on_ports_change, a);
     return a;
 }
 
@@ -535,6 +552,77 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
     http_respond_error(c, *action && !get && !post ? 405 : 404, "no route for %s %s", m, req->path);
 }
 
+/* ---- GET /images/metadata?image=REF: what `berth config` merges ---- */
+
+struct image_job {
+    uv_work_t work;
+    struct engine *engine;
+    struct http_conn *conn; /* NULL once the client hung up */
+    char *image;
+    json_t *answer;
+    int r;
+    struct berr *e;
+};
+
+static void image_job_run(uv_work_t *w)
+{
+    struct image_job *j = (struct image_job *)w;
+    json_t *info = NULL;
+    j->r = engine_image_inspect(j->engine, j->image, &info, &j->e);
+    if (j->r < 0)
+        return;
+    json_t *cfg = json_object_get(info, "Config");
+    const char *label =
+        json_string_value(json_object_get(json_object_get(cfg, "Labels"), "devcontainer.metadata"));
+    const char *user = json_string_value(json_object_get(cfg, "User"));
+    j->answer = json_pack("{s:s, s:o, s:o}", "image", j->image, "metadata",
+                          label ? json_string(label) : json_null(), "user",
+                          user && *user ? json_string(user) : json_null());
+    json_decref(info);
+}
+
+static void image_job_conn_closed(struct http_conn *c, void *data)
+{
+    (void)c;
+    ((struct image_job *)data)->conn = NULL;
+}
+
+static void image_job_done(uv_work_t *w, int status)
+{
+    (void)status;
+    struct image_job *j = (struct image_job *)w;
+    if (j->conn) {
+        http_conn_on_close(j->conn, NULL, NULL);
+        if (j->r < 0)
+            api_respond_berr(j->conn, j->r, j->e);
+        else
+            http_respond_json(j->conn, 200, TAKE_PTR(j->answer));
+    }
+    json_decref(j->answer);
+    berr_free(j->e);
+    free(j->image);
+    free(j);
+}
+
+static void image_metadata(struct api *a, struct http_conn *c, struct http_request *req)
+{
+    _cleanup_free_ char *image = http_request_query(req, "image");
+    if (!image || !*image || strlen(image) > 512) {
+        http_respond_error(c, 400, "give the image as ?image=NAME");
+        return;
+    }
+    if (!ws_image_name_allowed(image)) {
+        http_respond_error(c, 403, "image '%s' is Berth's build cache or an id", image);
+        return;
+    }
+    struct image_job *j = xcalloc(1, sizeof(*j));
+    j->engine = a->engine;
+    j->conn = c;
+    j->image = TAKE_PTR(image);
+    http_conn_on_close(c, image_job_conn_closed, j);
+    uv_queue_work(uv_default_loop(), &j->work, image_job_run, image_job_done);
+}
+
 /* Browser routes under /w/{ws}/: the IDE. */
 static void browser_route(struct api *a, struct http_conn *c, struct http_request *req)
 {
@@ -619,6 +707,8 @@ void api_handle(struct http_conn *c, struct http_request *req, void *data)
             http_respond_error(c, 405, "use GET or POST on /workspaces");
     } else if (strncmp(p, "/workspaces/", 12) == 0) {
         workspace_route(a, c, req, &user, p + 12);
+    } else if (strcmp(p, "/images/metadata") == 0 && strcmp(req->method, "GET") == 0) {
+        image_metadata(a, c, req);
     } else if (!api_accounts_route(a, c, req, &user, p)) {
         http_respond_error(c, 404, "no route for %s %s", req->method, req->path);
     }

@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -30,6 +31,10 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 #include "workspace/workspace.h"
+
+/* URLs seen in output: kept per workspace, and queued from other threads */
+#define PORTS_MAX_URLS 16
+#define PORTS_MAX_PENDING 256
 
 struct watch {
     struct watch *next;
@@ -48,7 +53,15 @@ struct ports {
     struct store *store;
     struct auth *auth;
     struct watch *watches;
+    struct strv urls;     /* "WSID PORT PATH": local URLs seen in output */
+    pthread_mutex_t lock; /* guards pending, which any thread may add to */
+    struct strv pending;  /* notes not yet taken to the loop */
+    uv_async_t wake;
+    ports_change_cb change_cb;
+    void *change_data;
 };
+
+static void take_pending(uv_async_t *a);
 
 struct ports *ports_new(struct ws_manager *m, struct auth *auth)
 {
@@ -56,7 +69,119 @@ struct ports *ports_new(struct ws_manager *m, struct auth *auth)
     p->m = m;
     p->store = ws_manager_store(m);
     p->auth = auth;
+    p->urls = (struct strv)STRV_INIT;
+    p->pending = (struct strv)STRV_INIT;
+    pthread_mutex_init(&p->lock, NULL);
+    uv_async_init(uv_default_loop(), &p->wake, take_pending);
+    p->wake.data = p;
     return p;
+}
+
+void ports_on_change(struct ports *p, ports_change_cb cb, void *data)
+{
+    p->change_cb = cb;
+    p->change_data = data;
+}
+
+static void changed(struct ports *p, const char *ws_id)
+{
+    if (p->change_cb)
+        p->change_cb(ws_id, p->change_data);
+}
+
+/* A path that stays under the port's URL and is fit for JSON, else "/". */
+static const char *safe_path(const char *path)
+{
+    if (!path || path[0] != '/' || strstr(path, "/../") || strstr(path, "/./") ||
+        strstr(path, "\\") || strlen(path) > 512)
+        return "/";
+    size_t n = strlen(path);
+    if ((n >= 3 && strcmp(path + n - 3, "/..") == 0) || (n >= 2 && strcmp(path + n - 2, "/.") == 0))
+        return "/";
+    json_t *j = json_string(path); /* NULL when it is not UTF-8 */
+    bool ok = j != NULL;
+    json_decref(j);
+    return ok ? path : "/";
+}
+
+void ports_note_url(struct ports *p, const char *ws_id, int port, const char *path)
+{
+    pthread_mutex_lock(&p->lock);
+    /* a program printing URLs in a loop must not flood the loop */
+    bool room = p->pending.n < PORTS_MAX_PENDING;
+    if (room)
+        strv_pushf(&p->pending, "%s %d %s", ws_id, port, safe_path(path));
+    pthread_mutex_unlock(&p->lock);
+    if (room)
+        uv_async_send(&p->wake);
+}
+
+static size_t urls_of(struct ports *p, const char *ws_id)
+{
+    size_t n = strlen(ws_id), count = 0;
+    for (size_t k = 0; k < p->urls.n; k++)
+        if (strncmp(p->urls.v[k], ws_id, n) == 0 && p->urls.v[k][n] == ' ')
+            count++;
+    return count;
+}
+
+/* On the loop: the URLs noted since, each port of a workspace once. */
+static void take_pending(uv_async_t *a)
+{
+    struct ports *p = a->data;
+    pthread_mutex_lock(&p->lock);
+    struct strv notes = p->pending;
+    p->pending = (struct strv)STRV_INIT;
+    pthread_mutex_unlock(&p->lock);
+    struct strv touched = STRV_INIT;
+    for (size_t i = 0; i < notes.n; i++) {
+        /* "WSID PORT " is the key */
+        const char *sp = strchr(notes.v[i], ' ');
+        const char *sp2 = sp ? strchr(sp + 1, ' ') : NULL;
+        if (!sp2)
+            continue;
+        size_t kl = (size_t)(sp2 - notes.v[i]) + 1;
+        bool seen = false;
+        for (size_t k = 0; k < p->urls.n && !seen; k++)
+            seen = strncmp(p->urls.v[k], notes.v[i], kl) == 0;
+        _cleanup_free_ char *ws_id = xstrndup(notes.v[i], (size_t)(sp - notes.v[i]));
+        if (seen || urls_of(p, ws_id) >= PORTS_MAX_URLS)
+            continue;
+        strv_push(&p->urls, notes.v[i]);
+        bool listed = false;
+        for (size_t k = 0; k < touched.n && !listed; k++)
+            listed = strcmp(touched.v[k], ws_id) == 0;
+        if (!listed)
+            strv_push(&touched, ws_id);
+    }
+    /* one change per workspace for the whole batch */
+    for (size_t k = 0; k < touched.n; k++)
+        changed(p, touched.v[k]);
+    strv_release(&touched);
+    strv_release(&notes);
+}
+
+/* The path printed with a port's URL, or NULL. */
+static const char *url_path(struct ports *p, const char *ws_id, int port)
+{
+    _cleanup_free_ char *key = xasprintf("%s %d ", ws_id, port);
+    for (size_t k = 0; k < p->urls.n; k++)
+        if (strncmp(p->urls.v[k], key, strlen(key)) == 0)
+            return p->urls.v[k] + strlen(key);
+    return NULL;
+}
+
+/* Forgets the URLs of a workspace that stopped or went away. */
+static void forget_urls(struct ports *p, const char *ws_id)
+{
+    size_t n = strlen(ws_id);
+    for (size_t k = p->urls.n; k-- > 0;) {
+        if (strncmp(p->urls.v[k], ws_id, n) == 0 && p->urls.v[k][n] == ' ') {
+            free(p->urls.v[k]);
+            p->urls.v[k] = p->urls.v[--p->urls.n];
+            p->urls.v[p->urls.n] = NULL;
+        }
+    }
 }
 
 static void watch_freed(uv_handle_t *h)
@@ -83,13 +208,22 @@ static void watch_close(struct watch *w)
     uv_close((uv_handle_t *)&w->pipe, watch_freed);
 }
 
+static void ports_freed(uv_handle_t *h)
+{
+    struct ports *p = h->data;
+    strv_release(&p->urls);
+    strv_release(&p->pending);
+    pthread_mutex_destroy(&p->lock);
+    free(p);
+}
+
 void ports_free(struct ports *p)
 {
     if (!p)
         return;
     while (p->watches)
         watch_close(p->watches);
-    free(p);
+    uv_close((uv_handle_t *)&p->wake, ports_freed);
 }
 
 static void apply_line(struct watch *w, const char *line)
@@ -131,6 +265,7 @@ static void watch_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     buf_add(&w->in, b->base, (size_t)n);
     free(b->base);
     size_t off = 0;
+    bool news = false;
     while (w->in.len - off >= AGENT_HEADER_SIZE) {
         const unsigned char *h = (const unsigned char *)w->in.buf + off;
         uint32_t len = agent_get_u32(h + 4);
@@ -145,10 +280,13 @@ static void watch_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
             char *save = NULL;
             for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
                 apply_line(w, l);
+            news = true;
         }
         off += AGENT_HEADER_SIZE + len;
     }
     buf_remove_front(&w->in, off);
+    if (news && w->ready)
+        changed(w->owner, w->ws_id);
 }
 
 static struct watch *watch_find(struct ports *p, const char *ws_id)
@@ -205,7 +343,10 @@ void ports_sync(struct ports *p)
     for (size_t i = 0; i < n; i++) {
         struct ws_record *r = &list[i];
         struct watch *w = watch_find(p, r->id);
-        bool running = strcmp(r->state, "running") == 0 && !ws_is_busy(p->m, r->id);
+        /* running, even while later lifecycle commands run (waitFor) */
+        bool running = strcmp(r->state, "running") == 0;
+        if (strcmp(r->state, "stopped") == 0 || strcmp(r->state, "failed") == 0)
+            forget_urls(p, r->id);
         if (w && (!running || !r->container_id || !w->container_id ||
                   strcmp(r->container_id, w->container_id) != 0))
             watch_close(w), w = NULL;
@@ -219,21 +360,84 @@ void ports_sync(struct ports *p)
         for (size_t i = 0; i < n; i++)
             if (strcmp(list[i].id, w->ws_id) == 0)
                 found = true;
-        if (!found)
+        if (!found) {
+            forget_urls(p, w->ws_id);
             watch_close(w);
+        }
     }
     for (size_t i = 0; i < n; i++)
         ws_record_release(&list[i]);
     free(list);
 }
 
-static json_t *ports_json(struct ports *p, const struct ws_record *rec)
+/* portsAttributes: the entry for the port ("3000", or a range "3000-3010"),
+ * else otherPortsAttributes, else NULL. */
+static json_t *port_attributes(json_t *rt, int port)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach (json_object_get(rt, "portsAttributes"), key, v) {
+        char *end = NULL;
+        long lo = strtol(key, &end, 10), hi = lo;
+        if (end && *end == '-')
+            hi = strtol(end + 1, &end, 10);
+        if (end && !*end && port >= lo && port <= hi && json_is_object(v))
+            return v;
+    }
+    json_t *other = json_object_get(rt, "otherPortsAttributes");
+    return json_is_object(other) ? other : NULL;
+}
+
+static bool in_forward_ports(json_t *rt, int port)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach (json_object_get(rt, "forwardPorts"), i, v) {
+        const char *s = json_string_value(v);
+        /* "localhost:3000" is this container's; "db:5432" another's (Compose) */
+        if (json_integer_value(v) == port ||
+            (s && strncmp(s, "localhost:", 10) == 0 && atoi(s + 10) == port))
+            return true;
+    }
+    return false;
+}
+
+static json_t *find_port(json_t *arr, int port)
+{
+    size_t k;
+    json_t *e;
+    json_array_foreach (arr, k, e)
+        if (json_integer_value(json_object_get(e, "port")) == port)
+            return e;
+    return NULL;
+}
+
+/* One entry: what the watch saw, and what the configuration says of the port.
+ * A portsAttributes entry sets the label, the protocol and onAutoForward; it
+ * cannot change the visibility (only the owner can). */
+static json_t *port_entry(struct ports *p, const struct ws_record *rec, json_t *rt, int port,
+                          const char *source)
+{
+    json_t *attrs = port_attributes(rt, port);
+    const char *label = json_string_value(json_object_get(attrs, "label"));
+    const char *protocol = json_string_value(json_object_get(attrs, "protocol"));
+    const char *on_auto = json_string_value(json_object_get(attrs, "onAutoForward"));
+    const char *path = url_path(p, rec->id, port);
+    _cleanup_free_ char *vis = store_port_visibility(p->store, rec->id, port);
+    _cleanup_free_ char *url = xasprintf("/w/%s/ports/%d%s", rec->id, port, path ? path : "/");
+    return json_pack("{s:i, s:[], s:b, s:s, s:o, s:s, s:s, s:s, s:s}", "port", port, "addresses",
+                     "listening", strcmp(source, "detected") == 0, "source", source, "label",
+                     label ? json_string(label) : json_null(), "protocol",
+                     protocol ? protocol : "http", "on_auto_forward", on_auto ? on_auto : "notify",
+                     "visibility", vis, "url", url);
+}
+
+json_t *ports_list_json(struct ports *p, const struct ws_record *rec)
 {
     json_t *arr = json_array();
+    json_t *rt = rec->runtime ? json_loads(rec->runtime, 0, NULL) : NULL;
     struct watch *w = watch_find(p, rec->id);
-    if (!w)
-        return arr;
-    for (size_t i = 0; i < w->open.n; i++) {
+    for (size_t i = 0; w && i < w->open.n; i++) {
         /* "PORT ADDR PID COMM" */
         _cleanup_free_ char *copy = xstrdup(w->open.v[i]);
         char *save = NULL;
@@ -245,22 +449,43 @@ static json_t *ports_json(struct ports *p, const struct ws_record *rec)
             continue;
         int port = atoi(port_s);
         /* one entry per port: 0.0.0.0 and :: of the same port are one */
-        json_t *existing = NULL;
-        size_t k;
-        json_t *e;
-        json_array_foreach (arr, k, e)
-            if (json_integer_value(json_object_get(e, "port")) == port)
-                existing = e;
-        if (existing) {
-            json_array_append_new(json_object_get(existing, "addresses"), json_string(addr));
-            continue;
+        json_t *e = find_port(arr, port);
+        if (!e) {
+            e = port_entry(p, rec, rt, port, "detected");
+            json_object_set_new(e, "pid", json_integer(atoi(pid_s)));
+            json_object_set_new(e, "process", json_string(comm));
+            json_array_append_new(arr, e);
         }
-        _cleanup_free_ char *vis = store_port_visibility(p->store, rec->id, port);
-        _cleanup_free_ char *url = xasprintf("/w/%s/ports/%d/", rec->id, port);
-        json_array_append_new(arr, json_pack("{s:i, s:[s], s:i, s:s, s:s, s:s}", "port", port,
-                                             "addresses", addr, "pid", atoi(pid_s), "process", comm,
-                                             "visibility", vis, "url", url));
+        json_array_append_new(json_object_get(e, "addresses"), json_string(addr));
     }
+    /* forwardPorts are listed before anything listens on them; so are ports
+     * whose URL a program printed */
+    size_t i;
+    json_t *v;
+    json_array_foreach (json_object_get(rt, "forwardPorts"), i, v) {
+        int port = json_is_integer(v) ? (int)json_integer_value(v) : 0;
+        if (json_is_string(v) && strncmp(json_string_value(v), "localhost:", 10) == 0)
+            port = atoi(json_string_value(v) + 10);
+        if (port > 0 && port <= 65535 && !find_port(arr, port))
+            json_array_append_new(arr, port_entry(p, rec, rt, port, "forwardPorts"));
+    }
+    _cleanup_free_ char *prefix = xasprintf("%s ", rec->id);
+    for (size_t k = 0; k < p->urls.n; k++) {
+        if (strncmp(p->urls.v[k], prefix, strlen(prefix)) != 0)
+            continue;
+        int port = atoi(p->urls.v[k] + strlen(prefix));
+        if (!find_port(arr, port))
+            json_array_append_new(arr, port_entry(p, rec, rt, port, "output"));
+    }
+    /* onAutoForward "ignore": not offered, unless forwardPorts asks for it */
+    for (size_t k = json_array_size(arr); k-- > 0;) {
+        json_t *e = json_array_get(arr, k);
+        int port = (int)json_integer_value(json_object_get(e, "port"));
+        const char *on_auto = json_string_value(json_object_get(e, "on_auto_forward"));
+        if (on_auto && strcmp(on_auto, "ignore") == 0 && !in_forward_ports(rt, port))
+            json_array_remove(arr, k);
+    }
+    json_decref(rt);
     return arr;
 }
 
@@ -403,7 +628,7 @@ void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
         struct watch *w = watch_find(p, rec->id);
         /* "detecting": the agent has not sent its first list yet */
         http_respond_json(c, 200,
-                          json_pack("{s:o, s:b}", "ports", ports_json(p, rec), "detecting",
+                          json_pack("{s:o, s:b}", "ports", ports_list_json(p, rec), "detecting",
                                     strcmp(rec->state, "running") == 0 && (!w || !w->ready)));
         return;
     }

@@ -6,6 +6,8 @@
 #ifndef BERTH_PORTS_H
 #define BERTH_PORTS_H
 
+#include <jansson.h>
+
 #include "api/auth.h"
 #include "http/server.h"
 #include "store/store.h"
@@ -18,6 +20,17 @@ struct ports *ports_new(struct ws_manager *m, struct auth *auth);
 void ports_free(struct ports *p);
 /* Starts watchers for running workspaces and drops those of stopped ones. */
 void ports_sync(struct ports *p);
+
+/* The ports of a workspace as the API lists them (docs/api.md): detected
+ * listeners, forwardPorts and URLs seen in output, with portsAttributes. */
+json_t *ports_list_json(struct ports *p, const struct ws_record *rec);
+
+/* Called on the loop when a workspace's ports may have changed. */
+typedef void (*ports_change_cb)(const char *ws_id, void *data);
+void ports_on_change(struct ports *p, ports_change_cb cb, void *data);
+
+/* A program in the workspace printed http://localhost:PORT/PATH. Any thread. */
+void ports_note_url(struct ports *p, const char *ws_id, int port, const char *path);
 
 /* GET /api/v1/workspaces/{ws}/ports and POST .../ports/{port}/visibility. */
 void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,

@@ -21,6 +21,7 @@
 #include "http/websocket.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/urlscan.h"
 #include "util/xalloc.h"
 #include "workspace/agentc.h"
 #include "workspace/workspace.h"
@@ -36,8 +37,9 @@ struct term {
     uv_pipe_t pipe;
     bool pipe_open;
     bool reading;
-    struct buf in;     /* partial agent frames */
-    struct buf scroll; /* the last output, for reattach */
+    struct buf in;       /* partial agent frames */
+    struct buf scroll;   /* the last output, for reattach */
+    struct urlscan urls; /* local URLs the programs print */
     struct wsock *ws;
     uv_timer_t linger;
     bool ended;
@@ -81,6 +83,7 @@ static void term_free_cb(uv_handle_t *h)
     struct term *t = h->data;
     buf_release(&t->in);
     buf_release(&t->scroll);
+    urlscan_release(&t->urls);
     free(t->ws_id);
     free(t->user);
     free(t);
@@ -182,6 +185,7 @@ static void on_agent_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         if (h[0] == AGENT_STDOUT || h[0] == AGENT_STDERR) {
             keep_scrollback(t, p, len);
             send_frame(t, '0', p, len);
+            ws_scan_output(t->owner_set->m, t->ws_id, &t->urls, p, len);
         } else if (h[0] == AGENT_ERROR) {
             _cleanup_free_ char *msg = xasprintf("\r\nberth: %.*s\r\n", (int)len, p);
             keep_scrollback(t, msg, strlen(msg));
@@ -363,5 +367,6 @@ void terminal_route(struct terminals *set, struct http_conn *c, struct http_requ
     t->reading = true;
     uv_read_start((uv_stream_t *)&t->pipe, on_alloc, on_agent_read);
     log_info("workspace '%s': terminal %.8s opened by '%s'", rec->name, t->id, user->name);
+    ws_attached(set->m, rec->id);
     attach(t, c, req);
 }

@@ -228,6 +228,14 @@ void web_changed(struct web *w)
         sse_refresh(s);
 }
 
+void web_ports_changed(struct web *w, const char *owner, const char *ws_id, json_t *ports)
+{
+    for (struct sse *s = w->clients; s; s = s->next)
+        if (strcmp(s->user, owner) == 0)
+            sse_send(s, "ports", json_pack("{s:s, s:O}", "id", ws_id, "ports", ports));
+    json_decref(ports);
+}
+
 static void on_keepalive(uv_timer_t *t)
 {
     struct web *w = t->data;
@@ -411,6 +419,7 @@ static int ide_start(struct web *w, const struct ws_record *rec)
     uv_write(wr, (uv_stream_t *)&i->pipe, &ub, 1, ide_written);
     uv_read_start((uv_stream_t *)&i->pipe, ide_alloc, ide_read);
     log_info("workspace '%s': starting the IDE", rec->name);
+    ws_attached(w->m, rec->id);
     return 0;
 }
 

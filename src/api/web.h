@@ -29,4 +29,8 @@ void web_stream(struct web *w, struct http_conn *c, const struct auth_user *user
 void web_ide(struct web *w, struct http_conn *c, struct http_request *req,
              const struct auth_user *user, const struct ws_record *rec, const char *rest);
 
+/* Sends a workspace's ports to its owner's live streams (SSE event "ports":
+ * {"id", "ports": [...]}). Takes ports. */
+void web_ports_changed(struct web *w, const char *owner, const char *ws_id, json_t *ports);
+
 #endif

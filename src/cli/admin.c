@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "devcontainer/devcontainer.h"
 #include "cli/prompt.h"
 #include "util/xalloc.h"
 
@@ -145,6 +146,7 @@ int cmd_admin_settings(struct client *c, const struct cli_args *a, struct berr *
     } limits[] = {
         {"--max-workspaces", a->max_workspaces, "max_workspaces_per_user"},
         {"--max-running", a->max_running, "max_running_per_user"},
+        {"--max-cpus", a->max_cpus, "max_cpus_per_workspace"},
     };
     _cleanup_(json_decrefp) json_t *change = json_object();
     for (size_t i = 0; i < ELEMENTSOF(limits); i++) {
@@ -156,8 +158,32 @@ int cmd_admin_settings(struct client *c, const struct cli_args *a, struct berr *
             return r;
         (void)json_object_set_new(change, limits[i].field, json_integer(n));
     }
+    if (a->max_memory) {
+        int64_t bytes = dc_parse_size(a->max_memory);
+        if (bytes < 0)
+            return berr_make(reterr, EINVAL, "--max-memory: '%s' is not a size such as 8gb",
+                             a->max_memory);
+        (void)json_object_set_new(change, "max_memory_mb_per_workspace", json_integer(bytes >> 20));
+    }
     _cleanup_(json_decrefp) json_t *settings = NULL;
     int r = 0;
+    if (a->allow.n || a->disallow.n) {
+        /* the allow-list is changed whole: read it, edit it, write it back */
+        r = client_json(c, "GET", "/api/v1/admin/settings", NULL, &settings, reterr);
+        if (r < 0)
+            return r;
+        json_t *list = json_deep_copy(json_object_get(settings, "devcontainer_allow"));
+        if (!json_is_array(list))
+            list = (json_decref(list), json_array());
+        for (size_t i = 0; i < a->disallow.n; i++)
+            for (size_t k = json_array_size(list); k-- > 0;)
+                if (strcmp(json_string_value(json_array_get(list, k)) ?: "", a->disallow.v[i]) == 0)
+                    json_array_remove(list, k);
+        for (size_t i = 0; i < a->allow.n; i++)
+            json_array_append_new(list, json_string(a->allow.v[i]));
+        json_object_set_new(change, "devcontainer_allow", list);
+        json_decref(TAKE_PTR(settings));
+    }
     if (json_object_size(change) > 0)
         r = client_json(c, "PUT", "/api/v1/admin/settings", change, &settings, reterr);
     /* The PUT's answer is the settings; should it be empty, ask for them. */

@@ -47,13 +47,18 @@ struct cli_args {
     const char *limit; /* numbers are checked by the command */
     const char *max_workspaces;
     const char *max_running;
+    const char *max_cpus;
+    const char *max_memory; /* a size: "8gb", "512mb" */
     const char *session;
-    struct strv env; /* NAME=VALUE, from each -e */
+    struct strv env;      /* NAME=VALUE, from each -e */
+    struct strv allow;    /* allow-list entries to add */
+    struct strv disallow; /* and to remove */
 };
 
 typedef int (*cmd_run_fn)(struct client *c, const struct cli_args *a, struct berr **reterr);
 
 int cmd_create(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_config(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_ls(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_show(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_start(struct client *c, const struct cli_args *a, struct berr **reterr);

@@ -53,6 +53,10 @@ enum flag_kind { FLAG_BOOL, FLAG_STRING, FLAG_LIST };
     X(LIMIT, "--limit", NULL, FLAG_STRING, limit)                                                  \
     X(MAX_WORKSPACES, "--max-workspaces", NULL, FLAG_STRING, max_workspaces)                       \
     X(MAX_RUNNING, "--max-running", NULL, FLAG_STRING, max_running)                                \
+    X(MAX_CPUS, "--max-cpus", NULL, FLAG_STRING, max_cpus)                                         \
+    X(MAX_MEMORY, "--max-memory", NULL, FLAG_STRING, max_memory)                                   \
+    X(ALLOW, "--allow", NULL, FLAG_LIST, allow)                                                    \
+    X(DISALLOW, "--disallow", NULL, FLAG_LIST, disallow)                                           \
     X(REPO, "--repo", NULL, FLAG_STRING, repo)                                                     \
     X(VALUE_STDIN, "--value-stdin", NULL, FLAG_BOOL, value_stdin)                                  \
     X(SESSION, "--session", NULL, FLAG_STRING, session)                                            \
@@ -114,6 +118,14 @@ static const struct command commands[] = {
                  "[--no-wait] [--json]",
      .summary = "create a workspace from a git repository (URL or local directory) and wait "
                 "until it runs"},
+    {.name = "config",
+     .run = cmd_config,
+     .flags = REMOTE | F(DEVCONTAINER) | F(JSON),
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "DIR [--devcontainer PATH] [--json]",
+     .summary = "print the devcontainer.json of a checkout merged with its image's metadata, "
+                "as a workspace would get it"},
     {.name = "ls",
      .alias = "list",
      .run = cmd_ls,
@@ -311,9 +323,13 @@ static const struct command commands[] = {
      .summary = "print the audit log, newest first"},
     {.name = "admin settings",
      .run = cmd_admin_settings,
-     .flags = REMOTE | F(MAX_WORKSPACES) | F(MAX_RUNNING) | F(JSON),
-     .synopsis = "[--max-workspaces N] [--max-running N] [--json]",
-     .summary = "print the per-user limits, or change them"},
+     .flags = REMOTE | F(MAX_WORKSPACES) | F(MAX_RUNNING) | F(MAX_CPUS) | F(MAX_MEMORY) | F(ALLOW) |
+              F(DISALLOW) | F(JSON),
+     .synopsis = "[--max-workspaces N] [--max-running N] [--max-cpus N] [--max-memory SIZE] "
+                 "[--allow ENTRY]... [--disallow ENTRY]... [--json]",
+     .summary = "print the limits and what devcontainer.json may ask for, or change them "
+                "(ENTRY: privileged, capAdd:NAME, securityOpt:VALUE, network:NAME, "
+                "device:/PATH, bind:/PATH)"},
 
     {.name = "version",
      .section = "berth",
@@ -501,6 +517,8 @@ static void cli_args_release(struct cli_args *a)
 {
     strv_release(&a->pos);
     strv_release(&a->env);
+    strv_release(&a->allow);
+    strv_release(&a->disallow);
 }
 
 /* Gives the client its token: BERTH_TOKEN when set, else the one `berth login`
@@ -595,7 +613,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return EXIT_USAGE;
     }
-    _cleanup_(cli_args_release) struct cli_args a = {.pos = STRV_INIT, .env = STRV_INIT};
+    _cleanup_(cli_args_release) struct cli_args a = {
+        .pos = STRV_INIT, .env = STRV_INIT, .allow = STRV_INIT, .disallow = STRV_INIT};
     if (args_parse(cmd, argc - i - (int)words, argv + i + words, &a) < 0) {
         command_usage(stderr, cmd);
         return EXIT_USAGE;

@@ -102,11 +102,16 @@ static int ports_list(struct client *c, const struct cli_args *a, struct berr **
         return 0;
     }
     _cleanup_strv_ struct strv cells = STRV_INIT;
-    strv_pushl(&cells, "PORT", "PROCESS", "ADDRESSES", "VISIBILITY", "URL", NULL);
+    strv_pushl(&cells, "PORT", "LABEL", "PROCESS", "ADDRESSES", "VISIBILITY", "URL", NULL);
     for (size_t i = 0; i < json_array_size(list); i++) {
         const json_t *p = json_array_get(list, i);
         strv_push_owned(&cells, cmd_json_text(p, "port"));
-        strv_push_owned(&cells, ports_process(p));
+        strv_push(&cells, cmd_json_str(p, "label", "-"));
+        /* forwardPorts and printed URLs are listed before anything listens */
+        if (json_is_false(json_object_get(p, "listening")))
+            strv_push(&cells, "(not listening)");
+        else
+            strv_push_owned(&cells, ports_process(p));
         strv_push_owned(&cells, ports_addresses(p));
         strv_push(&cells, cmd_json_str(p, "visibility", "-"));
         const char *url = cmd_json_str(p, "url", NULL);
@@ -115,7 +120,7 @@ static int ports_list(struct client *c, const struct cli_args *a, struct berr **
         else
             strv_push(&cells, "-");
     }
-    cmd_print_table(&cells, 5);
+    cmd_print_table(&cells, 6);
     return 0;
 }
 

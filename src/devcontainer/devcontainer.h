@@ -40,14 +40,32 @@ struct dc_command {
     int group; /* commands with the same group may run in parallel */
 };
 
+/* The merged configuration: each field follows the spec's merge rule for the
+ * image metadata entries and the file (noted per field). */
 struct dc_config {
     json_t *raw; /* the parsed devcontainer.json, after substitution */
     char *image;
-    char *remote_user; /* NULL: containerUser, else root */
+    char *remote_user; /* last wins; NULL: containerUser, else the image's user */
     char *container_user;
-    char *workspace_folder;    /* in the container */
-    struct strv container_env; /* NAME=value */
-    bool override_command;
+    char *workspace_folder;         /* in the container */
+    char *user_env_probe;           /* last wins; NULL means loginInteractiveShell */
+    char *wait_for;                 /* last wins; NULL means updateContentCommand */
+    struct strv container_env;      /* NAME=value, last wins per name */
+    json_t *remote_env;             /* object, last wins per name (null unsets) */
+    bool override_command;          /* last wins */
+    bool init;                      /* true if any entry says so */
+    bool privileged;                /* true if any entry says so */
+    struct strv cap_add;            /* union */
+    struct strv security_opt;       /* union */
+    json_t *mounts;                 /* array, collected; the last entry wins for a target */
+    json_t *forward_ports;          /* array, union */
+    json_t *ports_attributes;       /* object, last wins per port */
+    json_t *other_ports_attributes; /* last wins */
+    json_t *customizations;         /* object of arrays: per tool, every entry's value */
+    /* hostRequirements: the maximum of every entry; 0 when not asked */
+    int64_t host_cpus;
+    int64_t host_memory; /* bytes */
+    int64_t host_storage;
     /* per hook, a JSON array of the command values collected in order (metadata first) */
     json_t *hooks[_DC_HOOK_MAX];
 };
@@ -95,6 +113,21 @@ void dc_merge_image_metadata(struct dc_config *c, const char *label);
 int dc_hook_commands(const struct dc_config *c, enum dc_hook h, struct dc_command **ret,
                      struct berr **reterr);
 void dc_commands_free(struct dc_command *cmds, size_t n);
+
+/* The merged configuration in the shape of `devcontainer read-configuration
+ * --include-merged-configuration`'s "mergedConfiguration". */
+json_t *dc_config_merged_json(const struct dc_config *c);
+
+/* "4gb", "512mb", "1.5gb", "1024" (bytes) to bytes; -1 when malformed. */
+int64_t dc_parse_size(const char *s);
+
+/* The install order of features (the spec's rounds): `ids` is an array of the
+ * features' ids as written, `after` maps an id to the ids it must follow
+ * (installsAfter and dependsOn, only those present), and the ids in
+ * `override_order` (overrideFeatureInstallOrder) go first among the ready
+ * ones, in that order; otherwise the order written. A cycle is an error. */
+int dc_feature_order(json_t *ids, json_t *after, json_t *override_order, json_t **ret,
+                     struct berr **reterr);
 
 /* Substitutes ${...} variables in s; returns a new string. */
 char *dc_substitute(const char *s, const struct dc_vars *vars, const struct strv *container_env);

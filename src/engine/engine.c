@@ -367,3 +367,94 @@ int engine_volume_remove(struct engine *e, const char *name, struct berr **reter
     _cleanup_free_ char *what = xasprintf("remove volume '%s'", name);
     return request_json(e, "DELETE", path, NULL, NULL, what, reterr);
 }
+
+int engine_volume_list(struct engine *e, const char *label, json_t **ret, struct berr **reterr)
+{
+    json_t *filters = json_pack("{s:[s]}", "label", label);
+    _cleanup_free_ char *fs = json_dumps(filters, JSON_COMPACT);
+    json_decref(filters);
+    _cleanup_free_ char *q = escape(fs);
+    _cleanup_free_ char *path = xasprintf("/volumes?filters=%s", q);
+    json_t *answer = NULL;
+    int r = request_json(e, "GET", path, NULL, &answer, "list volumes", reterr);
+    if (r < 0)
+        return r;
+    *ret = json_incref(json_object_get(answer, "Volumes"));
+    if (!*ret)
+        *ret = json_array();
+    json_decref(answer);
+    return 0;
+}
+
+/* The build endpoint streams JSON lines: {"stream": text} with the builder's
+ * output (several lines at once, or half a line), {"error": message}. */
+struct build_state {
+    engine_line_cb cb;
+    void *data;
+    char *error;
+    struct buf partial;
+};
+
+static void build_line(const char *line, void *data)
+{
+    struct build_state *b = data;
+    json_t *j = json_loads(line, 0, NULL);
+    if (!j)
+        return;
+    const char *stream = json_string_value(json_object_get(j, "stream"));
+    const char *error = json_string_value(json_object_get(j, "error"));
+    if (error && !b->error)
+        b->error = xstrdup(error);
+    if (stream) {
+        buf_adds(&b->partial, stream);
+        char *nl;
+        while ((nl = memchr(b->partial.buf, '\n', b->partial.len))) {
+            *nl = 0;
+            if (b->cb && nl > b->partial.buf)
+                b->cb(b->partial.buf, b->data);
+            buf_remove_front(&b->partial, (size_t)(nl - b->partial.buf) + 1);
+        }
+    }
+    json_decref(j);
+}
+
+int engine_image_build(struct engine *e, const char *context_tar, const struct engine_build *b,
+                       engine_line_cb cb, void *data, struct berr **reterr)
+{
+    _cleanup_free_ char *tag = escape(b->tag);
+    _cleanup_free_ char *dockerfile = escape(b->dockerfile ? b->dockerfile : "Dockerfile");
+    struct buf path = BUF_INIT;
+    buf_addf(&path, "/build?t=%s&dockerfile=%s&rm=1&forcerm=1", tag, dockerfile);
+    if (b->target && *b->target) {
+        _cleanup_free_ char *t = escape(b->target);
+        buf_addf(&path, "&target=%s", t);
+    }
+    json_t *params[] = {b->buildargs, b->labels};
+    const char *names[] = {"buildargs", "labels"};
+    for (size_t i = 0; i < ELEMENTSOF(params); i++) {
+        if (!params[i])
+            continue;
+        _cleanup_free_ char *text = json_dumps(params[i], JSON_COMPACT);
+        _cleanup_free_ char *q = escape(text);
+        buf_addf(&path, "&%s=%s", names[i], q);
+    }
+    struct build_state st = {.cb = cb, .data = data, .partial = BUF_INIT};
+    long status = 0;
+    _cleanup_buf_ struct buf resp = BUF_INIT;
+    int r = engine_request(e, "POST", path.buf, NULL, context_tar, 3600, build_line, &st, &status,
+                           &resp, reterr);
+    buf_release(&path);
+    if (st.partial.len && cb)
+        cb(st.partial.buf, data);
+    buf_release(&st.partial);
+    _cleanup_free_ char *err = st.error;
+    if (r < 0)
+        return berr_wrap(reterr, "build image '%s'", b->tag);
+    if (status < 200 || status >= 300) {
+        _cleanup_free_ char *what = xasprintf("build image '%s'", b->tag);
+        return status_error(status, &resp, reterr, what);
+    }
+    if (err)
+        return berr_make(reterr, EINVAL, "build image '%s': %s", b->tag, err);
+    return 0;
+}

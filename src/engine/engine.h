@@ -53,5 +53,19 @@ int engine_container_list(struct engine *e, const char *label, json_t **ret, str
 
 int engine_volume_create(struct engine *e, const char *name, json_t *labels, struct berr **reterr);
 int engine_volume_remove(struct engine *e, const char *name, struct berr **reterr);
+/* Lists the volumes that carry the label "key=value"; *ret is a JSON array. */
+int engine_volume_list(struct engine *e, const char *label, json_t **ret, struct berr **reterr);
+
+/* Builds an image from a tar archive of the build context. */
+struct engine_build {
+    const char *tag;
+    const char *dockerfile; /* inside the context; NULL: "Dockerfile" */
+    const char *target;     /* may be NULL */
+    json_t *buildargs;      /* object of strings, may be NULL */
+    json_t *labels;         /* object of strings, may be NULL */
+};
+/* The builder's output goes to cb line by line; a failing step is the error. */
+int engine_image_build(struct engine *e, const char *context_tar, const struct engine_build *b,
+                       engine_line_cb cb, void *data, struct berr **reterr);
 
 #endif

@@ -306,6 +306,30 @@ int store_setting_default_int(struct store *s, const char *key, int64_t value)
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
 }
 
+char *store_setting_text(struct store *s, const char *key)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (prepare(s, "SELECT value FROM settings WHERE key=?1", &st) < 0)
+        return NULL;
+    bind_text(st, 1, key);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        return NULL;
+    return col_text(st, 0);
+}
+
+int store_setting_set_text(struct store *s, const char *key, const char *value)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (prepare(s,
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                &st) < 0)
+        return -EIO;
+    bind_text(st, 1, key);
+    bind_text(st, 2, value);
+    return sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+}
+
 int store_gitcred_put(struct store *s, int64_t user_id, const char *url, const char *username,
                       const struct buf *secret, struct berr **reterr)
 {

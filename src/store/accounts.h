@@ -64,6 +64,9 @@ int store_audit_json(struct store *s, int limit, json_t **ret);
 
 int64_t store_setting_int(struct store *s, const char *key, int64_t fallback);
 int store_setting_set_int(struct store *s, const char *key, int64_t value);
+/* A text setting (newly allocated), or NULL when unset. */
+char *store_setting_text(struct store *s, const char *key);
+int store_setting_set_text(struct store *s, const char *key, const char *value);
 /* Sets a setting only when it has no value yet (flags give defaults). */
 int store_setting_default_int(struct store *s, const char *key, int64_t value);
 

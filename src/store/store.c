@@ -59,11 +59,14 @@ static const char *const migrations[] = {
     "CREATE TABLE ports ("
     "  ws_id TEXT NOT NULL, port INTEGER NOT NULL, visibility TEXT NOT NULL DEFAULT 'private',"
     "  label TEXT, PRIMARY KEY(ws_id, port));",
+    /* 4: what the container's configuration asks of every later session
+     * (environment, postAttachCommand, port attributes), as JSON */
+    "ALTER TABLE workspaces ADD COLUMN runtime TEXT;",
 };
 
 #define WS_COLUMNS                                                                                 \
     "id, name, state, repo, branch, commit_sha, ref, image, container_id, workspace_folder,"       \
-    " remote_user, devcontainer_path, error, owner, uid, gid, created_at, updated_at"
+    " remote_user, devcontainer_path, error, owner, uid, gid, created_at, updated_at, runtime"
 
 int64_t store_now(void)
 {
@@ -157,7 +160,8 @@ void ws_record_release(struct ws_record *r)
                        &r->ref,          &r->image,
                        &r->container_id, &r->workspace_folder,
                        &r->remote_user,  &r->devcontainer_path,
-                       &r->error,        &r->owner};
+                       &r->error,        &r->owner,
+                       &r->runtime};
     for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
         free(*fields[i]);
         *fields[i] = NULL;
@@ -187,6 +191,7 @@ void ws_record_copy(struct ws_record *dst, const struct ws_record *src)
         .devcontainer_path = dup_or_null(src->devcontainer_path),
         .error = dup_or_null(src->error),
         .owner = dup_or_null(src->owner),
+        .runtime = dup_or_null(src->runtime),
         .uid = src->uid,
         .gid = src->gid,
         .created_at = src->created_at,
@@ -202,7 +207,7 @@ void bind_text(sqlite3_stmt *st, int i, const char *v)
         sqlite3_bind_null(st, i);
 }
 
-/* Binds the 18 columns of WS_COLUMNS starting at parameter 1. */
+/* Binds the 19 columns of WS_COLUMNS starting at parameter 1. */
 static void bind_record(sqlite3_stmt *st, const struct ws_record *r)
 {
     bind_text(st, 1, r->id);
@@ -223,6 +228,7 @@ static void bind_record(sqlite3_stmt *st, const struct ws_record *r)
     sqlite3_bind_int64(st, 16, r->gid);
     sqlite3_bind_int64(st, 17, r->created_at);
     sqlite3_bind_int64(st, 18, r->updated_at);
+    bind_text(st, 19, r->runtime);
 }
 
 char *col_text(sqlite3_stmt *st, int i)
@@ -252,6 +258,7 @@ static void read_record(sqlite3_stmt *st, struct ws_record *r)
         .gid = sqlite3_column_int64(st, 15),
         .created_at = sqlite3_column_int64(st, 16),
         .updated_at = sqlite3_column_int64(st, 17),
+        .runtime = col_text(st, 18),
     };
 }
 
@@ -260,7 +267,7 @@ int store_ws_insert(struct store *s, const struct ws_record *r, struct berr **re
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     if (prepare(s,
                 "INSERT INTO workspaces (" WS_COLUMNS ") VALUES "
-                "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)",
+                "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
                 &st) < 0)
         return sql_error(s, reterr, "insert workspace");
     bind_record(st, r);
@@ -277,7 +284,7 @@ int store_ws_update(struct store *s, struct ws_record *r, struct berr **reterr)
                 "UPDATE workspaces SET name=?2, state=?3, repo=?4, branch=?5, commit_sha=?6,"
                 " ref=?7, image=?8, container_id=?9, workspace_folder=?10, remote_user=?11,"
                 " devcontainer_path=?12, error=?13, owner=?14, uid=?15, gid=?16,"
-                " created_at=?17, updated_at=?18 WHERE id=?1",
+                " created_at=?17, updated_at=?18, runtime=?19 WHERE id=?1",
                 &st) < 0)
         return sql_error(s, reterr, "update workspace");
     bind_record(st, r);

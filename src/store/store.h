@@ -35,6 +35,9 @@ struct ws_record {
     char *devcontainer_path;
     char *error;
     char *owner;
+    /* JSON: what sessions in the container get from the configuration:
+     * {"env": {NAME: value}, "postAttach": [commands], "ports": {...}} */
+    char *runtime;
     int64_t uid; /* remote user's uid/gid in the container, -1 unknown */
     int64_t gid;
     int64_t created_at; /* unix seconds */

@@ -26,17 +26,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/sysinfo.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "devcontainer/devcontainer.h"
+#include "devcontainer/options.h"
 #include "git/git.h"
 #include "store/accounts.h"
 #include "util/seal.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/urlscan.h"
 #include "util/xalloc.h"
 #include "workspace/agentc.h"
+#include "workspace/build.h"
 
 #define WS_AGENT_TIMEOUT_MS (60 * 1000)
 #define WS_STOP_TIMEOUT_S 10
@@ -87,16 +91,45 @@ struct ws_manager {
     char *data_dir;
     char *agent_dir; /* holds berth-agent; mounted read-only */
     char *default_image;
-    char *askpass;        /* DATA/bin/git-askpass */
-    char *ide_dir;        /* code-server tree, mounted read-only */
-    pthread_mutex_t lock; /* guards busy */
-    struct strv busy;     /* ids with a job under way */
-    uv_async_t notify;    /* a job wrote a log line or changed a state */
+    char *askpass;         /* DATA/bin/git-askpass */
+    char *ide_dir;         /* code-server tree, mounted read-only */
+    pthread_mutex_t lock;  /* guards busy and attaching */
+    struct strv busy;      /* ids with a job under way */
+    struct strv attaching; /* ids whose postAttachCommand runs */
+    uv_async_t notify;     /* a job wrote a log line or changed a state */
     struct ws_log_follower *followers;
     bool delivering;
     ws_change_cb change_cb;
     void *change_data;
+    ws_url_cb url_cb; /* set before any job runs */
+    void *url_data;
 };
+
+void ws_manager_on_url(struct ws_manager *m, ws_url_cb cb, void *data)
+{
+    m->url_cb = cb;
+    m->url_data = data;
+}
+
+struct url_ctx {
+    struct ws_manager *m;
+    const char *ws_id;
+};
+
+static void url_found(int port, const char *path, void *data)
+{
+    struct url_ctx *u = data;
+    u->m->url_cb(u->ws_id, port, path, u->m->url_data);
+}
+
+void ws_scan_output(struct ws_manager *m, const char *ws_id, struct urlscan *s, const char *data,
+                    size_t len)
+{
+    if (!m->url_cb)
+        return;
+    struct url_ctx u = {.m = m, .ws_id = ws_id};
+    urlscan_feed(s, data, len, url_found, &u);
+}
 
 void ws_manager_on_change(struct ws_manager *m, ws_change_cb cb, void *data)
 {
@@ -177,6 +210,7 @@ int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
     m->default_image = xstrdup(cfg->default_image ? cfg->default_image : WS_DEFAULT_IMAGE);
     m->ide_dir = cfg->ide_dir ? xstrdup(cfg->ide_dir) : xasprintf("%s/ide", cfg->data_dir);
     m->busy = (struct strv)STRV_INIT;
+    m->attaching = (struct strv)STRV_INIT;
     pthread_mutex_init(&m->lock, NULL);
 
     const char *dirs[] = {"workspaces", "run", "agent", "bin"};
@@ -327,6 +361,11 @@ static int save(struct job_ctx *x)
 
 static void set_state(struct job_ctx *x, enum ws_state s, const char *error)
 {
+    /* already there (waitFor made it ready early) with nothing new to say */
+    if (!error && !x->rec.error && x->rec.state && strcmp(x->rec.state, ws_state_name(s)) == 0) {
+        (void)save(x);
+        return;
+    }
     free(x->rec.state);
     x->rec.state = xstrdup(ws_state_name(s));
     free(x->rec.error);
@@ -457,6 +496,15 @@ static int step_clone(struct job_ctx *x, struct berr **reterr)
     return shallow ? 1 : 0;
 }
 
+bool ws_image_name_allowed(const char *image)
+{
+    /* other workspaces' builds hold their sources; ids resolve by prefix */
+    if (strncmp(image, "localhost/berth/build-", 22) == 0 ||
+        strncmp(image, "localhost/berth/features-", 25) == 0 || strncmp(image, "sha256:", 7) == 0)
+        return false;
+    return strspn(image, "0123456789abcdef") != strlen(image);
+}
+
 /* Reads devcontainer.json into cfg and picks the image. */
 static int step_config(struct job_ctx *x, const char *requested_path, struct dc_config *cfg,
                        struct berr **reterr)
@@ -468,11 +516,16 @@ static int step_config(struct job_ctx *x, const char *requested_path, struct dc_
         return r;
     _cleanup_free_ char *dirname_ = repo_dir_name(x->rec.repo);
     _cleanup_free_ char *folder = xasprintf("/workspaces/%s", dirname_);
-    struct strv no_env = STRV_INIT;
+    /* ${localEnv:VAR}: the owner's secrets for this repository, never
+     * berthd's own environment (nor what the container's shell had) */
+    _cleanup_strv_ struct strv owner_env = STRV_INIT;
+    struct ws_record secrets_only = x->rec;
+    secrets_only.runtime = NULL;
+    (void)ws_owner_env(x->m, &secrets_only, &owner_env, NULL);
     struct dc_vars vars = {.local_workspace_folder = dest,
                            .container_workspace_folder = folder,
                            .devcontainer_id = x->rec.id,
-                           .local_env = &no_env};
+                           .local_env = &owner_env};
     r = dc_load(dest, rel, &vars, cfg, reterr);
     if (r < 0)
         return r;
@@ -480,6 +533,11 @@ static int step_config(struct job_ctx *x, const char *requested_path, struct dc_
         jlog(x, "using configuration '%s'", rel);
     else
         jlog(x, "no devcontainer.json found: using the default image");
+    if (cfg->image && !ws_image_name_allowed(cfg->image))
+        return berr_make(reterr, EPERM,
+                         "'%s': image '%s' is not allowed: Berth's build cache and image ids "
+                         "cannot be named; use the image's name or \"build\"",
+                         rel, cfg->image);
     set_field(&x->rec.devcontainer_path, rel);
     set_field(&x->rec.image, cfg->image ? cfg->image : x->m->default_image);
     if (!cfg->workspace_folder)
@@ -532,7 +590,251 @@ static const char *image_label(json_t *inspect, const char *label)
     return json_string_value(json_object_get(labels, label));
 }
 
-static json_t *container_config(struct job_ctx *x, const struct dc_config *cfg, json_t *image)
+static void build_line_cb(const char *line, void *data)
+{
+    jlog(data, "build: %s", line);
+}
+
+/* Scratch space for a build, under the data dir (not in the checkout). */
+static char *build_dir(struct job_ctx *x)
+{
+    return xasprintf("%s/tmp/build-%s", x->m->data_dir, x->rec.id);
+}
+
+/* "build": the Dockerfile's image (built once per content) replaces "image". */
+static int step_build(struct job_ctx *x, struct dc_config *cfg, struct berr **reterr)
+{
+    json_t *build = json_object_get(cfg->raw, "build");
+    if (cfg->image || !json_is_object(build))
+        return 0;
+    _cleanup_free_ char *work = build_dir(x);
+    _cleanup_free_ char *repo = clone_path(x);
+    (void)rm_rf(work);
+    int r = mkdir_p(work, 0700);
+    if (r < 0)
+        return berr_make(reterr, -r, "cannot create '%s'", work);
+    struct wsb b = {.engine = x->m->engine,
+                    .repo_dir = repo,
+                    .config_rel = x->rec.devcontainer_path,
+                    .work_dir = work,
+                    .log = build_line_cb,
+                    .data = x};
+    char *tag = NULL;
+    jevent(x, "image", "building the image of '%s'", x->rec.devcontainer_path);
+    r = wsb_dockerfile(&b, build, &tag, reterr);
+    (void)rm_rf(work);
+    if (r < 0)
+        return r;
+    set_field(&x->rec.image, tag);
+    free(tag);
+    (void)save(x);
+    return 0;
+}
+
+/* "features": installed on top of the image into a derived, cached image
+ * whose metadata carries what they contribute. */
+static int step_features(struct job_ctx *x, struct dc_config *cfg, json_t **image,
+                         struct berr **reterr)
+{
+    json_t *features = json_object_get(cfg->raw, "features");
+    if (!json_object_size(features))
+        return 0;
+    _cleanup_free_ char *work = build_dir(x);
+    _cleanup_free_ char *repo = clone_path(x);
+    (void)rm_rf(work);
+    int r = mkdir_p(work, 0700);
+    if (r < 0)
+        return berr_make(reterr, -r, "cannot create '%s'", work);
+    const char *image_user =
+        json_string_value(json_object_get(json_object_get(*image, "Config"), "User"));
+    /* the metadata of the image may name the user too */
+    struct dc_config probe;
+    dc_config_init(&probe);
+    dc_merge_image_metadata(&probe, image_label(*image, "devcontainer.metadata"));
+    const char *user = cfg->remote_user            ? cfg->remote_user
+                       : probe.remote_user         ? probe.remote_user
+                       : cfg->container_user       ? cfg->container_user
+                       : image_user && *image_user ? image_user
+                                                   : "root";
+    struct wsb b = {.engine = x->m->engine,
+                    .repo_dir = repo,
+                    .config_rel = x->rec.devcontainer_path,
+                    .work_dir = work,
+                    .log = build_line_cb,
+                    .data = x};
+    char *tag = NULL;
+    jevent(x, "image", "installing %zu feature%s", json_object_size(features),
+           json_object_size(features) == 1 ? "" : "s");
+    r = wsb_features(&b, features, json_object_get(cfg->raw, "overrideFeatureInstallOrder"),
+                     x->rec.image, user, &tag, reterr);
+    dc_config_release(&probe);
+    (void)rm_rf(work);
+    if (r < 0)
+        return r;
+    set_field(&x->rec.image, tag);
+    free(tag);
+    (void)save(x);
+    json_decref(*image);
+    *image = NULL;
+    return engine_image_inspect(x->m->engine, x->rec.image, image, reterr);
+}
+
+/* The server's policy for what a devcontainer.json may ask (options.h): the
+ * admin's allow-list and maxima, and the host paths no mount may reach. */
+struct policy {
+    struct dc_policy p;
+    struct strv allow;
+    struct strv forbidden;
+};
+
+static void policy_load(struct ws_manager *m, struct policy *pol)
+{
+    pol->allow = (struct strv)STRV_INIT;
+    pol->forbidden = (struct strv)STRV_INIT;
+    _cleanup_free_ char *text = store_setting_text(m->store, WS_SETTING_ALLOW);
+    json_t *list = text ? json_loads(text, 0, NULL) : NULL;
+    size_t i;
+    json_t *v;
+    json_array_foreach (list, i, v)
+        if (json_is_string(v))
+            strv_push(&pol->allow, json_string_value(v));
+    json_decref(list);
+    _cleanup_free_ char *data = realpath(m->data_dir, NULL);
+    _cleanup_free_ char *sock = xstrdup(engine_socket(m->engine));
+    char *slash = strrchr(sock, '/');
+    if (slash && slash != sock)
+        *slash = 0;
+    strv_pushl(&pol->forbidden, data ? data : m->data_dir, sock, "/run/podman", "/run/docker.sock",
+               "/var/run/docker.sock", "/var/lib/containers", "/run/containers", "/proc", "/sys",
+               NULL);
+    struct sysinfo si;
+    int64_t host_mem = sysinfo(&si) == 0 ? (int64_t)si.totalram * si.mem_unit : 0;
+    pol->p = (struct dc_policy){
+        .allow = &pol->allow,
+        .forbidden = &pol->forbidden,
+        .max_cpus = store_setting_int(m->store, WS_SETTING_MAX_CPUS, sysconf(_SC_NPROCESSORS_ONLN)),
+        .max_memory = store_setting_int(m->store, WS_SETTING_MAX_MEMORY_MB, host_mem >> 20) << 20,
+    };
+}
+
+static void policy_release(struct policy *pol)
+{
+    strv_release(&pol->allow);
+    strv_release(&pol->forbidden);
+}
+
+/* A named volume of the config is the workspace's own: its name is prefixed
+ * with the workspace id, so no config can reach another workspace's volume. */
+static char *volume_name(struct job_ctx *x, const char *source)
+{
+    return xasprintf("berth-%s-%s", x->rec.id, source);
+}
+
+static json_t *strv_json(const struct strv *v)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < v->n; i++)
+        json_array_append_new(a, json_string(v->v[i]));
+    return a;
+}
+
+/* HostConfig entries for the options a config asked for (already checked
+ * against the policy). */
+static void apply_run_options(struct job_ctx *x, const struct dc_run_options *o, json_t *host,
+                              json_t *env, json_t *labels)
+{
+    if (o->privileged)
+        json_object_set_new(host, "Privileged", json_true());
+    if (o->cap_add.n)
+        json_object_set_new(host, "CapAdd", strv_json(&o->cap_add));
+    if (o->cap_drop.n)
+        json_object_set_new(host, "CapDrop", strv_json(&o->cap_drop));
+    if (o->security_opt.n)
+        json_object_set_new(host, "SecurityOpt", strv_json(&o->security_opt));
+    if (o->network)
+        json_object_set_new(host, "NetworkMode", json_string(o->network));
+    if (o->shm_size)
+        json_object_set_new(host, "ShmSize", json_integer(o->shm_size));
+    if (o->nano_cpus)
+        json_object_set_new(host, "NanoCpus", json_integer(o->nano_cpus));
+    if (o->memory)
+        json_object_set_new(host, "Memory", json_integer(o->memory));
+    json_t *devices = json_array();
+    for (size_t i = 0; i < o->devices.n; i++)
+        json_array_append_new(devices, json_pack("{s:s, s:s, s:s}", "PathOnHost", o->devices.v[i],
+                                                 "PathInContainer", o->devices.v[i],
+                                                 "CgroupPermissions", "rwm"));
+    json_object_set_new(host, "Devices", devices);
+    json_t *mounts = json_array();
+    json_t *tmpfs = json_object();
+    for (size_t i = 0; i < o->n_mounts; i++) {
+        const struct dc_mount *mt = &o->mounts[i];
+        if (mt->type == DC_MOUNT_TMPFS) {
+            json_object_set_new(tmpfs, mt->target, json_string("rw,nosuid,nodev"));
+            continue;
+        }
+        _cleanup_free_ char *source =
+            mt->type == DC_MOUNT_VOLUME && mt->source ? volume_name(x, mt->source) : NULL;
+        json_t *jm =
+            json_pack("{s:s, s:s, s:b}", "Type", mt->type == DC_MOUNT_BIND ? "bind" : "volume",
+                      "Target", mt->target, "ReadOnly", mt->readonly);
+        if (mt->source)
+            json_object_set_new(jm, "Source", json_string(source ? source : mt->source));
+        json_array_append_new(mounts, jm);
+    }
+    json_object_set_new(host, "Mounts", mounts);
+    json_object_set_new(host, "Tmpfs", tmpfs);
+    for (size_t i = 0; i < o->env.n; i++)
+        json_array_append_new(env, json_string(o->env.v[i]));
+    for (size_t i = 0; i < o->labels.n; i++) {
+        const char *eq = strchr(o->labels.v[i], '=');
+        _cleanup_free_ char *k =
+            eq ? xstrndup(o->labels.v[i], (size_t)(eq - o->labels.v[i])) : xstrdup(o->labels.v[i]);
+        json_object_set_new(labels, k, json_string(eq ? eq + 1 : ""));
+    }
+}
+
+/* Named volumes are created up front, labelled with the workspace, so that
+ * deleting the workspace finds and removes them. */
+static int create_volumes(struct job_ctx *x, const struct dc_run_options *o, struct berr **reterr)
+{
+    for (size_t i = 0; i < o->n_mounts; i++) {
+        if (o->mounts[i].type != DC_MOUNT_VOLUME || !o->mounts[i].source)
+            continue;
+        _cleanup_free_ char *name = volume_name(x, o->mounts[i].source);
+        json_t *labels = json_pack("{s:s, s:s}", WS_LABEL_MANAGED, "1", WS_LABEL_ID, x->rec.id);
+        struct berr *e = NULL;
+        int r = engine_volume_create(x->m->engine, name, labels, &e);
+        json_decref(labels);
+        if (r < 0 && !strstr(berr_msg(e), "exists")) {
+            berr_free(e);
+            return berr_make(reterr, -r, "cannot create volume '%s' for %s", name,
+                             o->mounts[i].target);
+        }
+        berr_free(e);
+    }
+    return 0;
+}
+
+static void remove_volumes(struct job_ctx *x)
+{
+    _cleanup_free_ char *label = xasprintf("%s=%s", WS_LABEL_ID, x->rec.id);
+    json_t *list = NULL;
+    if (engine_volume_list(x->m->engine, label, &list, NULL) < 0)
+        return;
+    size_t i;
+    json_t *v;
+    json_array_foreach (list, i, v) {
+        const char *name = json_string_value(json_object_get(v, "Name"));
+        _cleanup_berr_ struct berr *e = NULL;
+        if (name && engine_volume_remove(x->m->engine, name, &e) < 0)
+            jlog(x, "warning: %s", berr_msg(e));
+    }
+    json_decref(list);
+}
+
+static json_t *container_config(struct job_ctx *x, const struct dc_config *cfg,
+                                const struct dc_run_options *opts, json_t *image)
 {
     _cleanup_free_ char *files = clone_path(x);
     _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
@@ -572,14 +874,22 @@ static json_t *container_config(struct job_ctx *x, const struct dc_config *cfg, 
         json_array_append_new(
             env, json_string("GIT_CONFIG_VALUE_0=/.berth-agent/berth-agent git-credential"));
     }
-    return json_pack("{s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:i, s:{s:s, s:s, s:s},"
-                     " s:{s:o, s:b, s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}]}}",
-                     "Image", x->rec.image, "Entrypoint", entry, "Cmd", cmd, "Env", env, "User",
-                     "root", "WorkingDir", x->rec.workspace_folder, "Hostname", x->rec.name,
-                     "StopTimeout", WS_STOP_TIMEOUT_S, "Labels", WS_LABEL_MANAGED, "1", WS_LABEL_ID,
-                     x->rec.id, "berth.name", x->rec.name, "HostConfig", "Binds", binds, "Init", 0,
-                     "Ulimits", "Name", "nofile", "Soft", 20000, "Hard", 20000, "Name", "nproc",
-                     "Soft", 32768, "Hard", 32768);
+    json_t *labels = json_object();
+    /* berth-agent is the container's init (it reaps and forwards signals), so
+     * "init": true needs no second one */
+    json_t *host = json_pack("{s:o, s:b, s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}]}", "Binds", binds,
+                             "Init", 0, "Ulimits", "Name", "nofile", "Soft", 20000, "Hard", 20000,
+                             "Name", "nproc", "Soft", 32768, "Hard", 32768);
+    apply_run_options(x, opts, host, env, labels);
+    /* Berth's own labels last: a config cannot overwrite them */
+    json_object_set_new(labels, WS_LABEL_MANAGED, json_string("1"));
+    json_object_set_new(labels, WS_LABEL_ID, json_string(x->rec.id));
+    json_object_set_new(labels, "berth.name", json_string(x->rec.name));
+    return json_pack("{s:s, s:o, s:o, s:o, s:s, s:s, s:s, s:i, s:o, s:o}", "Image", x->rec.image,
+                     "Entrypoint", entry, "Cmd", cmd, "Env", env, "User", "root", "WorkingDir",
+                     x->rec.workspace_folder, "Hostname",
+                     opts->hostname ? opts->hostname : x->rec.name, "StopTimeout",
+                     WS_STOP_TIMEOUT_S, "Labels", labels, "HostConfig", host);
 }
 
 static void remove_container(struct job_ctx *x)
@@ -604,6 +914,7 @@ struct out_ctx {
     struct buf partial;
     struct buf capture;
     bool capturing;
+    struct urlscan urls;
 };
 
 static void flush_lines(struct out_ctx *o, bool all)
@@ -626,7 +937,7 @@ static void exec_output_cb(int type, const char *data, size_t len, void *userdat
     struct out_ctx *o = userdata;
     if (type == AGENT_ERROR) {
         _cleanup_free_ char *msg = xstrndup(data, len);
-        jlog(o->x, "%serror: %s", o->prefix, msg);
+        jlog(o->x, "%serror: %s", o->prefix ? o->prefix : "", msg);
         return;
     }
     if (o->capturing && type == AGENT_STDOUT) {
@@ -634,27 +945,45 @@ static void exec_output_cb(int type, const char *data, size_t len, void *userdat
             buf_add(&o->capture, data, len);
         return;
     }
+    if (!o->prefix) /* quiet: only the captured output matters */
+        return;
+    ws_scan_output(o->x->m, o->x->rec.id, &o->urls, data, len);
     buf_add(&o->partial, data, len);
     flush_lines(o, false);
 }
 
+/* Runs argv with env (the job's environment when NULL). */
+static int exec_in_env(struct job_ctx *x, const struct strv *argv, const struct strv *env,
+                       const char *user, const char *prefix, struct buf *capture, int *ret_status,
+                       struct berr **reterr);
+
 static int exec_in(struct job_ctx *x, const struct strv *argv, const char *user, const char *prefix,
                    struct buf *capture, int *ret_status, struct berr **reterr)
+{
+    return exec_in_env(x, argv, NULL, user, prefix, capture, ret_status, reterr);
+}
+
+static int exec_in_env(struct job_ctx *x, const struct strv *argv, const struct strv *env,
+                       const char *user, const char *prefix, struct buf *capture, int *ret_status,
+                       struct berr **reterr)
 {
     _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
     struct out_ctx o = {.x = x,
                         .prefix = prefix,
                         .partial = BUF_INIT,
                         .capture = BUF_INIT,
-                        .capturing = capture != NULL};
+                        .capturing = capture != NULL,
+                        .urls = URLSCAN_INIT};
     struct agentc_exec ex = {
-        .argv = argv, .env = &x->env, .cwd = x->rec.workspace_folder, .user = user};
+        .argv = argv, .env = env ? env : &x->env, .cwd = x->rec.workspace_folder, .user = user};
     int r = agentc_run(run, &ex, exec_output_cb, &o, ret_status, reterr);
-    flush_lines(&o, true);
+    if (prefix)
+        flush_lines(&o, true);
     if (capture)
         buf_add(capture, o.capture.buf, o.capture.len);
     buf_release(&o.partial);
     buf_release(&o.capture);
+    urlscan_release(&o.urls);
     return r;
 }
 
@@ -716,6 +1045,151 @@ static int step_own_files(struct job_ctx *x, struct berr **reterr)
     if ((mkdir(ide, 0700) < 0 && errno != EEXIST) || lchown(ide, (uid_t)ids[0], (gid_t)ids[1]) < 0)
         return berr_make(reterr, errno, "cannot prepare '%s': %s", ide, strerror(errno));
     return 0;
+}
+
+/* ---- what sessions get from the configuration (the record's runtime) ---- */
+
+static json_t *runtime_get(const struct ws_record *r)
+{
+    json_t *rt = r->runtime ? json_loads(r->runtime, 0, NULL) : NULL;
+    return json_is_object(rt) ? rt : (json_decref(rt), json_object());
+}
+
+/* Sets one key of the runtime and saves the record. */
+static void runtime_set(struct job_ctx *x, const char *key, json_t *value)
+{
+    json_t *rt = runtime_get(&x->rec);
+    json_object_set_new(rt, key, value ? value : json_null());
+    free(x->rec.runtime);
+    x->rec.runtime = json_dumps(rt, JSON_COMPACT);
+    json_decref(rt);
+    (void)save(x);
+}
+
+#define ENV_MARK "\036berth-env\036"
+
+/* userEnvProbe: the environment the remote user's shell builds (PATH from
+ * ~/.profile, nvm, sdkman...) is what commands and terminals see. */
+static void probe_user_env(struct job_ctx *x, const char *mode, json_t *env)
+{
+    static const char *const modes[][2] = {
+        {"loginInteractiveShell", "-lic"}, {"loginShell", "-lc"}, {"interactiveShell", "-ic"}};
+    if (mode && strcmp(mode, "none") == 0)
+        return;
+    const char *flags = NULL;
+    for (size_t i = 0; i < ELEMENTSOF(modes); i++)
+        if (strcmp(mode ? mode : "loginInteractiveShell", modes[i][0]) == 0)
+            flags = modes[i][1];
+    if (!flags) {
+        jlog(x,
+             "userEnvProbe \"%s\" is not one of none, loginShell, interactiveShell, "
+             "loginInteractiveShell: skipped",
+             mode);
+        return;
+    }
+    _cleanup_strv_ struct strv argv = STRV_INIT;
+    strv_pushl(&argv, "/bin/sh", "-c", "exec \"${SHELL:-/bin/sh}\" \"$1\" \"$2\"", "sh", flags,
+               "printf '" ENV_MARK "'; env -0", NULL);
+    _cleanup_buf_ struct buf out = BUF_INIT;
+    int status = -1;
+    struct berr *e = NULL;
+    /* only the container's own environment: neither the owner's secrets
+     * (the result is stored) nor what an earlier probe found */
+    struct strv none = STRV_INIT;
+    int r = exec_in_env(x, &argv, &none, x->rec.remote_user, NULL, &out, &status, &e);
+    const char *mark = memmem(out.buf, out.len, ENV_MARK, sizeof(ENV_MARK) - 1);
+    if (r < 0 || !mark) {
+        jlog(x, "userEnvProbe: the shell's environment could not be read%s%s", e ? ": " : "",
+             e ? berr_msg(e) : "");
+        berr_free(e);
+        return;
+    }
+    static const char *const skip[] = {"_",   "PWD", "OLDPWD",   "SHLVL", "TERM",
+                                       "PS1", "PS2", "HOSTNAME", "LINES", "COLUMNS"};
+    const char *end = out.buf + out.len;
+    for (const char *p = mark + sizeof(ENV_MARK) - 1; p < end; p += strlen(p) + 1) {
+        const char *eq = strchr(p, '=');
+        if (p + strlen(p) >= end) /* cut short by the capture limit */
+            break;
+        if (!eq || eq == p)
+            continue;
+        _cleanup_free_ char *name = xstrndup(p, (size_t)(eq - p));
+        bool skipped = false;
+        for (size_t i = 0; i < ELEMENTSOF(skip) && !skipped; i++)
+            skipped = strcmp(name, skip[i]) == 0;
+        if (!skipped)
+            json_object_set_new(env, name, json_string(eq + 1));
+    }
+}
+
+/* remoteEnv, with ${containerEnv:VAR} read from the container's environment
+ * (the image's, containerEnv, and what the probe found). */
+static void resolve_remote_env(const struct dc_config *cfg, json_t *image, json_t *env)
+{
+    _cleanup_strv_ struct strv base = STRV_INIT;
+    size_t i;
+    json_t *v;
+    json_array_foreach (json_object_get(json_object_get(image, "Config"), "Env"), i, v) {
+        const char *kv = json_string_value(v);
+        const char *eq = kv ? strchr(kv, '=') : NULL;
+        if (eq) {
+            _cleanup_free_ char *k = xstrndup(kv, (size_t)(eq - kv));
+            strv_setenv(&base, k, eq + 1);
+        }
+    }
+    for (i = 0; i < cfg->container_env.n; i++) {
+        const char *eq = strchr(cfg->container_env.v[i], '=');
+        _cleanup_free_ char *k =
+            xstrndup(cfg->container_env.v[i], (size_t)(eq - cfg->container_env.v[i]));
+        strv_setenv(&base, k, eq + 1);
+    }
+    const char *k;
+    json_object_foreach (env, k, v)
+        strv_setenv(&base, k, json_string_value(v));
+    json_object_foreach (cfg->remote_env, k, v) {
+        if (json_is_null(v)) {
+            json_object_del(env, k);
+        } else if (json_is_string(v)) {
+            _cleanup_free_ char *val = dc_substitute(json_string_value(v), NULL, &base);
+            json_object_set_new(env, k, json_string(val));
+        }
+    }
+}
+
+/* Records what later sessions need from the configuration and puts its
+ * environment into this job's too. */
+static void step_runtime(struct job_ctx *x, const struct dc_config *cfg, json_t *image)
+{
+    json_t *env = json_object();
+    probe_user_env(x, cfg->user_env_probe, env);
+    resolve_remote_env(cfg, image, env);
+    if (json_object_size(env))
+        jlog(x, "environment for commands and terminals: %zu variables from %s",
+             json_object_size(env),
+             cfg->remote_env ? "the login shell and remoteEnv" : "the login shell");
+    json_t *rt = runtime_get(&x->rec);
+    json_object_set_new(rt, "env", env);
+    json_object_set_new(rt, "postAttachCommand",
+                        cfg->hooks[DC_POST_ATTACH] ? json_deep_copy(cfg->hooks[DC_POST_ATTACH])
+                                                   : json_array());
+    json_t *ports[][2] = {{json_string("forwardPorts"), cfg->forward_ports},
+                          {json_string("portsAttributes"), cfg->ports_attributes},
+                          {json_string("otherPortsAttributes"), cfg->other_ports_attributes}};
+    for (size_t i = 0; i < ELEMENTSOF(ports); i++) {
+        const char *key = json_string_value(ports[i][0]);
+        if (ports[i][1])
+            json_object_set_new(rt, key, json_deep_copy(ports[i][1]));
+        else
+            json_object_del(rt, key);
+        json_decref(ports[i][0]);
+    }
+    free(x->rec.runtime);
+    x->rec.runtime = json_dumps(rt, JSON_COMPACT);
+    json_decref(rt);
+    (void)save(x);
+    strv_release(&x->env);
+    x->env = (struct strv)STRV_INIT;
+    (void)ws_owner_env(x->m, &x->rec, &x->env, NULL);
 }
 
 /* Runs one lifecycle hook. Returns 0, or 1 when a command failed (its message
@@ -843,6 +1317,7 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
     (void)ret_shallow;
     struct dc_config cfg;
     dc_config_init(&cfg);
+    struct dc_run_options opts = {0};
     json_t *image = NULL;
     _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
     _cleanup_free_ char *name = xasprintf("berth-%s", x->rec.id);
@@ -851,7 +1326,13 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
     if (r < 0)
         goto out;
     (void)save(x);
+    r = step_build(x, &cfg, reterr);
+    if (r < 0)
+        goto out;
     r = step_image(x, &image, reterr);
+    if (r < 0)
+        goto out;
+    r = step_features(x, &cfg, &image, reterr);
     if (r < 0)
         goto out;
     dc_merge_image_metadata(&cfg, image_label(image, "devcontainer.metadata"));
@@ -864,6 +1345,14 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
     set_field(&x->rec.remote_user, user);
     if (cfg.workspace_folder)
         set_field(&x->rec.workspace_folder, cfg.workspace_folder);
+    struct policy pol;
+    policy_load(x->m, &pol);
+    r = dc_run_options_build(&cfg, x->rec.devcontainer_path, &pol.p, &opts, reterr);
+    policy_release(&pol);
+    if (r < 0)
+        goto out;
+    if (cfg.init)
+        jlog(x, "init: berth-agent is the container's init already");
 
     remove_container(x);
     (void)rm_rf(run);
@@ -873,7 +1362,10 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
         r = berr_make(reterr, -r, "cannot create '%s': %s", run, strerror(-r));
         goto out;
     }
-    json_t *config = container_config(x, &cfg, image);
+    r = create_volumes(x, &opts, reterr);
+    if (r < 0)
+        goto out;
+    json_t *config = container_config(x, &cfg, &opts, image);
     char *cid = NULL;
     jevent(x, "container", "creating container from '%s'", x->rec.image);
     r = engine_container_create(x->m->engine, name, config, &cid, reterr);
@@ -892,13 +1384,29 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
         goto out;
     (void)save(x);
 
+    step_runtime(x, &cfg, image);
+
     static const enum dc_hook hooks[] = {DC_ON_CREATE, DC_UPDATE_CONTENT, DC_POST_CREATE,
                                          DC_POST_START};
+    enum dc_hook wait_for = DC_UPDATE_CONTENT;
+    for (size_t i = 0; i < ELEMENTSOF(hooks); i++)
+        if (cfg.wait_for && strcmp(cfg.wait_for, dc_hook_name(hooks[i])) == 0)
+            wait_for = hooks[i];
+    if (cfg.wait_for && strcmp(cfg.wait_for, dc_hook_name(wait_for)) != 0)
+        jlog(x, "waitFor \"%s\" is not a lifecycle command Berth waits for: using %s", cfg.wait_for,
+             dc_hook_name(wait_for));
     for (size_t i = 0; i < ELEMENTSOF(hooks) && !failure; i++) {
+        _cleanup_free_ char *doing = xasprintf("running %s", dc_hook_name(hooks[i]));
+        runtime_set(x, "lifecycle", json_string(doing));
         r = run_hook(x, &cfg, hooks[i], &failure, reterr);
         if (r < 0)
             goto out;
+        /* waitFor: the workspace is ready for its user from here on; the
+         * later commands keep running, shown in "lifecycle" */
+        if (hooks[i] == wait_for && !failure && i + 1 < ELEMENTSOF(hooks))
+            set_state(x, WS_RUNNING, NULL);
     }
+    runtime_set(x, "lifecycle", json_string(failure ? "failed" : "done"));
     /* customizations.vscode.settings become the IDE's machine settings */
     json_t *settings = json_object_get(
         json_object_get(json_object_get(cfg.raw, "customizations"), "vscode"), "settings");
@@ -924,6 +1432,7 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
     r = 0;
 out:
     json_decref(image);
+    dc_run_options_release(&opts);
     dc_config_release(&cfg);
     return r;
 }
@@ -968,6 +1477,55 @@ static void do_fetch_history(struct job_ctx *x)
         (void)store_event_add(x->m->store, x->rec.id, "git", "full history fetched");
 }
 
+/* postAttachCommand, run as it was recorded when the container was created. */
+static void do_attach(struct job_ctx *x)
+{
+    if (strcmp(x->rec.state, ws_state_name(WS_RUNNING)) != 0)
+        return;
+    json_t *rt = runtime_get(&x->rec);
+    json_t *commands = json_object_get(rt, "postAttachCommand");
+    if (json_array_size(commands)) {
+        struct dc_config cfg;
+        dc_config_init(&cfg);
+        cfg.hooks[DC_POST_ATTACH] = json_incref(commands);
+        _cleanup_free_ char *failure = NULL;
+        _cleanup_berr_ struct berr *e = NULL;
+        int r = run_hook(x, &cfg, DC_POST_ATTACH, &failure, &e);
+        if (r < 0 || failure)
+            jevent(x, "lifecycle", "%s", failure ? failure : berr_msg(e));
+        dc_config_release(&cfg);
+    }
+    json_decref(rt);
+}
+
+/* One postAttachCommand run per workspace at a time: a user opening many
+ * terminals must not take every worker thread. */
+static bool mark_attaching(struct ws_manager *m, const char *id, bool on)
+{
+    pthread_mutex_lock(&m->lock);
+    bool was = false;
+    for (size_t i = 0; i < m->attaching.n && !was; i++) {
+        if (strcmp(m->attaching.v[i], id) == 0) {
+            was = true;
+            if (!on) {
+                free(m->attaching.v[i]);
+                m->attaching.v[i] = m->attaching.v[--m->attaching.n];
+                m->attaching.v[m->attaching.n] = NULL;
+            }
+        }
+    }
+    if (on && !was)
+        strv_push(&m->attaching, id);
+    pthread_mutex_unlock(&m->lock);
+    return was;
+}
+
+void ws_attached(struct ws_manager *m, const char *id)
+{
+    if (!mark_attaching(m, id, true))
+        queue_job(m, id, WS_ACTION_ATTACH, true, false);
+}
+
 static void do_start(struct job_ctx *x)
 {
     _cleanup_berr_ struct berr *e = NULL;
@@ -995,7 +1553,9 @@ static void do_start(struct job_ctx *x)
         if (engine_image_inspect(x->m->engine, x->rec.image, &image, NULL) == 0)
             dc_merge_image_metadata(&cfg, image_label(image, "devcontainer.metadata"));
         json_decref(image);
+        runtime_set(x, "lifecycle", json_string("running postStartCommand"));
         r = run_hook(x, &cfg, DC_POST_START, &failure, &e);
+        runtime_set(x, "lifecycle", json_string(r == 0 && !failure ? "done" : "failed"));
     }
     dc_config_release(&cfg);
     if (r < 0 && !failure)
@@ -1043,6 +1603,7 @@ static void do_rebuild(struct job_ctx *x)
 static void do_delete(struct job_ctx *x)
 {
     remove_container(x);
+    remove_volumes(x);
     _cleanup_free_ char *files = ws_files_dir(x->m, x->rec.id);
     _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
     int r = rm_rf(files);
@@ -1066,13 +1627,19 @@ static void job_run(uv_work_t *w)
     _cleanup_berr_ struct berr *e = NULL;
     if (store_ws_get(j->m->store, j->id, &x.rec, &e) < 0) {
         log_error("job for workspace '%s': %s", j->id, berr_msg(e));
+        if (j->action == WS_ACTION_ATTACH)
+            (void)mark_attaching(j->m, j->id, false);
         return;
     }
     x.env = (struct strv)STRV_INIT;
     x.mask = (struct strv)STRV_INIT;
     (void)ws_owner_env(j->m, &x.rec, &x.env, &x.mask);
     if (j->background) {
-        do_fetch_history(&x);
+        if (j->action == WS_ACTION_ATTACH) {
+            do_attach(&x);
+            (void)mark_attaching(j->m, j->id, false);
+        } else
+            do_fetch_history(&x);
         strv_release(&x.env);
         strv_release(&x.mask);
         ws_record_release(&x.rec);
@@ -1356,6 +1923,24 @@ int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
 
 /* ---- reconcile ---- */
 
+/* A workspace shown as ready (waitFor) whose later lifecycle commands were
+ * cut short by a restart: say so rather than "running" forever. */
+static void mark_lifecycle_interrupted(struct ws_manager *m, struct ws_record *r)
+{
+    json_t *rt = runtime_get(r);
+    const char *l = json_string_value(json_object_get(rt, "lifecycle"));
+    if (l && strncmp(l, "running ", 8) == 0) {
+        _cleanup_free_ char *msg =
+            xasprintf("%s was interrupted by a restart of berthd; rebuild to run it again", l + 8);
+        json_object_set_new(rt, "lifecycle", json_string("interrupted"));
+        free(r->runtime);
+        r->runtime = json_dumps(rt, JSON_COMPACT);
+        (void)store_ws_update(m->store, r, NULL);
+        (void)store_event_add(m->store, r->id, "reconcile", msg);
+    }
+    json_decref(rt);
+}
+
 void ws_manager_reconcile(struct ws_manager *m)
 {
     struct ws_record *list = NULL;
@@ -1388,6 +1973,7 @@ void ws_manager_reconcile(struct ws_manager *m)
             break;
         case WS_RUNNING: {
             do_resume = false;
+            mark_lifecycle_interrupted(m, r);
             json_t *info = NULL;
             struct berr *ce = NULL;
             int rc = r->container_id
@@ -1576,6 +2162,15 @@ static char *repo_slug(const char *repo)
 int ws_owner_env(struct ws_manager *m, const struct ws_record *r, struct strv *env,
                  struct strv *mask)
 {
+    /* the configuration's environment first (login shell, remoteEnv); the
+     * owner's secrets win over it */
+    json_t *rt = runtime_get(r);
+    const char *k;
+    json_t *v;
+    json_object_foreach (json_object_get(rt, "env"), k, v)
+        if (json_is_string(v))
+            strv_setenv(env, k, json_string_value(v));
+    json_decref(rt);
     if (!r->owner)
         return 0;
     struct user_rec u = {0};
@@ -1616,14 +2211,20 @@ json_t *ws_record_json(const struct ws_record *r)
 {
     _cleanup_free_ char *created = store_time_iso(r->created_at);
     _cleanup_free_ char *updated = store_time_iso(r->updated_at);
-    return json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
-                     " s:s, s:s}",
-                     "id", r->id, "name", r->name, "state", r->state, "repo", r->repo, "branch",
-                     str_or_null(r->branch), "commit", str_or_null(r->commit), "ref",
-                     str_or_null(r->ref), "image", str_or_null(r->image), "container_id",
-                     str_or_null(r->container_id), "workspace_folder",
-                     str_or_null(r->workspace_folder), "remote_user", str_or_null(r->remote_user),
-                     "devcontainer_path", str_or_null(r->devcontainer_path), "error",
-                     str_or_null(r->error), "owner", str_or_null(r->owner), "created_at", created,
-                     "updated_at", updated);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o,"
+        " s:s, s:s}",
+        "id", r->id, "name", r->name, "state", r->state, "repo", r->repo, "branch",
+        str_or_null(r->branch), "commit", str_or_null(r->commit), "ref", str_or_null(r->ref),
+        "image", str_or_null(r->image), "container_id", str_or_null(r->container_id),
+        "workspace_folder", str_or_null(r->workspace_folder), "remote_user",
+        str_or_null(r->remote_user), "devcontainer_path", str_or_null(r->devcontainer_path),
+        "error", str_or_null(r->error), "owner", str_or_null(r->owner), "created_at", created,
+        "updated_at", updated);
+    /* "lifecycle": which lifecycle command runs now, "done" or "failed" */
+    json_t *rt = runtime_get(r);
+    json_t *lifecycle = json_object_get(rt, "lifecycle");
+    json_object_set(j, "lifecycle", lifecycle ? lifecycle : json_null());
+    json_decref(rt);
+    return j;
 }

@@ -52,7 +52,8 @@ enum ws_action {
     WS_ACTION_START,
     WS_ACTION_STOP,
     WS_ACTION_REBUILD,
-    WS_ACTION_DELETE
+    WS_ACTION_DELETE,
+    WS_ACTION_ATTACH, /* postAttachCommand, in the background */
 };
 
 struct ws_manager;
@@ -94,6 +95,23 @@ int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct 
 int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
            struct ws_record *ret, struct berr **reterr);
 
+/* A terminal or the IDE attached to the workspace: runs its
+ * postAttachCommand in the background (output in the workspace's log). */
+void ws_attached(struct ws_manager *m, const char *id);
+
+/* Local URLs printed in a workspace (lifecycle commands, terminals) go to cb,
+ * from any thread. */
+typedef void (*ws_url_cb)(const char *ws_id, int port, const char *path, void *data);
+void ws_manager_on_url(struct ws_manager *m, ws_url_cb cb, void *data);
+struct urlscan;
+/* Scans a piece of a workspace's output for local URLs (s keeps the state). */
+void ws_scan_output(struct ws_manager *m, const char *ws_id, struct urlscan *s, const char *data,
+                    size_t len);
+
+/* Whether a configuration (or a caller) may name this image: not Berth's
+ * build cache (other workspaces' sources), not a bare id. */
+bool ws_image_name_allowed(const char *image);
+
 /* Whether a job runs for this workspace now. */
 bool ws_is_busy(struct ws_manager *m, const char *id);
 
@@ -123,6 +141,12 @@ int ws_owner_env(struct ws_manager *m, const struct ws_record *r, struct strv *e
 #define WS_SETTING_MAX_RUNNING "max_running_per_user"
 #define WS_DEFAULT_MAX_WORKSPACES 10
 #define WS_DEFAULT_MAX_RUNNING 5
+/* What a devcontainer.json may ask for (devcontainer/options.h): a JSON array of
+ * allow-list entries, and the most CPUs and memory one workspace may get
+ * (default: the host's). */
+#define WS_SETTING_ALLOW "devcontainer_allow"
+#define WS_SETTING_MAX_CPUS "max_cpus_per_workspace"
+#define WS_SETTING_MAX_MEMORY_MB "max_memory_mb_per_workspace"
 
 /* Called on the loop after workspaces may have changed (coalesced). */
 typedef void (*ws_change_cb)(void *data);

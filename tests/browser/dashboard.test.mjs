@@ -453,6 +453,32 @@ describe('dashboard, terminal and VS Code in a browser', () => {
     }
   });
 
+  test('a server started in the workspace appears under Ports with a notification that opens it', STEP, async () => {
+    need('running');
+    const page = st.page;
+    await page.bringToFront();
+    const c = card();
+    await c.locator('.ws-ports:not([hidden])').waitFor({ timeout: 20_000 });
+    const perl = 'use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", ' +
+      'LocalPort => 8321, Listen => 5, ReuseAddr => 1) or die; while (my $c = $s->accept) { ' +
+      'while (<$c>) { last if /^\\r?$/ } print $c "HTTP/1.0 200 OK\\r\\nContent-Type: text/html\\r\\n\\r\\n' +
+      '<h1>hello from 8321</h1>"; close $c }';
+    const r = await api('POST', `/api/v1/workspaces/${st.id}/exec`,
+      { cmd: ['sh', '-c', 'setsid perl -e "$1" </dev/null >/dev/null 2>&1 &', 'sh', perl] }, st.adminToken);
+    assert.equal(r.status, 200, r.text);
+    const toast = page.locator('.toast[data-port="8321"]');
+    await toast.waitFor({ timeout: 20_000 });
+    assert.match(await toast.textContent(), /Port 8321 of .* is available/);
+    await c.locator('.ports-list li[data-port="8321"] a').waitFor({ timeout: 5_000 });
+    const [popup] = await Promise.all([
+      page.waitForEvent('popup'),
+      toast.getByRole('link', { name: /Open/ }).click()
+    ]);
+    await popup.locator('h1', { hasText: 'hello from 8321' }).waitFor({ timeout: 15_000 });
+    await shot(popup, 'port-8321');
+    await popup.close();
+  });
+
   test('state changes made elsewhere show up live; stop, start, rebuild from the dashboard', STEP, async () => {
     need('running');
     const page = st.page;

@@ -140,7 +140,14 @@ poststart-from-container-env"
 	run api DELETE "/api/v1/workspaces/$name"
 	assert_output_contains "409"
 	wait_state "$name" running
-	run api POST "/api/v1/workspaces/$name/start"
+	# ready after updateContentCommand (waitFor), busy until postCreateCommand
+	# ends: 409 either way, "busy" first, then "already running"
+	for i in $(seq 1 100); do
+		run api POST "/api/v1/workspaces/$name/start"
+		assert_output_contains "409"
+		[[ "$output" == *"already running"* ]] && break
+		sleep 0.2
+	done
 	assert_output_contains "409"
 	assert_output_contains "already running"
 }

@@ -23,7 +23,7 @@ restart_berthd() {
 }
 
 @test "kill -9 during create: after restart the workspace ends running, no orphan" {
-	repo=$(make_repo crashy '{"image": "localhost/berth/base:bookworm", "postCreateCommand": "sleep 2; echo slow-done"}')
+	repo=$(make_repo crashy '{"image": "localhost/berth/base:bookworm", "waitFor": "postCreateCommand", "postCreateCommand": "sleep 2; echo slow-done"}')
 	name=$(ws_name)
 	run_berth create "$repo" --name "$name" --no-wait
 	assert_success

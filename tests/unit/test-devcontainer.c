@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "devcontainer/devcontainer.h"
+#include "devcontainer/options.h"
 #include "util/xalloc.h"
 
 static void test_devcontainer__jsonc_comments_and_trailing_commas(void **state)
@@ -149,6 +150,207 @@ static void test_devcontainer__variables(void **state)
     strv_release(&env);
 }
 
+/* The spec's merge rules, one property per row: the image metadata (two
+ * entries) and then the file, and what the merged configuration holds. */
+static void test_devcontainer__merge_rules_per_property(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *rule;
+        const char *meta;
+        const char *file;
+        const char *key;      /* in dc_config_merged_json's output */
+        const char *expected; /* compact JSON, keys sorted */
+    } cases[] = {
+        {"init: true if any", "[{\"init\": true}, {}]", "{\"init\": false}", "init", "true"},
+        {"privileged: true if any", "[{}, {\"privileged\": true}]", "{}", "privileged", "true"},
+        {"capAdd: union", "[{\"capAdd\": [\"A\", \"B\"]}]", "{\"capAdd\": [\"B\", \"C\"]}",
+         "capAdd", "[\"A\",\"B\",\"C\"]"},
+        {"securityOpt: union", "[{\"securityOpt\": [\"x\"]}]", "{\"securityOpt\": [\"x\"]}",
+         "securityOpt", "[\"x\"]"},
+        {"forwardPorts: union", "[{\"forwardPorts\": [3000]}]",
+         "{\"forwardPorts\": [3000, \"db:5432\"]}", "forwardPorts", "[3000,\"db:5432\"]"},
+        {"mounts: collected, last source wins for a target",
+         "[{\"mounts\": [\"type=volume,source=a,target=/x\", \"type=volume,source=b,target=/y\"]}]",
+         "{\"mounts\": [{\"type\": \"volume\", \"source\": \"c\", \"target\": \"/x\"}]}", "mounts",
+         "[\"type=volume,source=b,target=/y\",{\"source\":\"c\",\"target\":\"/"
+         "x\",\"type\":\"volume\"}]"},
+        {"containerEnv: last wins per name", "[{\"containerEnv\": {\"A\": \"1\", \"B\": \"1\"}}]",
+         "{\"containerEnv\": {\"B\": \"2\"}}", "containerEnv", "{\"A\":\"1\",\"B\":\"2\"}"},
+        {"remoteEnv: last wins per name",
+         "[{\"remoteEnv\": {\"A\": \"1\"}}, {\"remoteEnv\": {\"A\": \"2\"}}]", "{}", "remoteEnv",
+         "{\"A\":\"2\"}"},
+        {"portsAttributes: last wins per port",
+         "[{\"portsAttributes\": {\"3000\": {\"label\": \"a\"}, \"4000\": {\"label\": \"b\"}}}]",
+         "{\"portsAttributes\": {\"3000\": {\"label\": \"c\"}}}", "portsAttributes",
+         "{\"3000\":{\"label\":\"c\"},\"4000\":{\"label\":\"b\"}}"},
+        {"hostRequirements: the maximum",
+         "[{\"hostRequirements\": {\"cpus\": 4, \"memory\": \"1gb\"}}]",
+         "{\"hostRequirements\": {\"cpus\": 2, \"memory\": \"2gb\"}}", "hostRequirements",
+         "{\"cpus\":4,\"memory\":\"2147483648\"}"},
+        {"remoteUser: last wins", "[{\"remoteUser\": \"a\"}, {\"remoteUser\": \"b\"}]", "{}",
+         "remoteUser", "\"b\""},
+        {"waitFor: last wins", "[{\"waitFor\": \"onCreateCommand\"}]",
+         "{\"waitFor\": \"postCreateCommand\"}", "waitFor", "\"postCreateCommand\""},
+        {"lifecycle commands: collected in order, metadata first",
+         "[{\"postCreateCommand\": \"one\"}, {\"postCreateCommand\": [\"two\"]}]",
+         "{\"postCreateCommand\": {\"x\": \"three\"}}", "postCreateCommands",
+         "[\"one\",[\"two\"],{\"x\":\"three\"}]"},
+        {"customizations: every entry's, per tool",
+         "[{\"customizations\": {\"vscode\": {\"extensions\": [\"a\"]}}}]",
+         "{\"customizations\": {\"vscode\": {\"extensions\": [\"b\"]}}}", "customizations",
+         "{\"vscode\":[{\"extensions\":[\"a\"]},{\"extensions\":[\"b\"]}]}"},
+    };
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        struct dc_config c;
+        dc_config_init(&c);
+        json_t *j = NULL;
+        assert_int_equal(dc_parse_jsonc(cases[i].file, strlen(cases[i].file), "t", &j, NULL), 0);
+        c.raw = j;
+        dc_merge_image_metadata(&c, cases[i].meta);
+        json_t *merged = dc_config_merged_json(&c);
+        char *got = json_dumps(json_object_get(merged, cases[i].key),
+                               JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+        if (!got || strcmp(got, cases[i].expected) != 0)
+            fail_msg("%s: got %s, expected %s", cases[i].rule, got ? got : "nothing",
+                     cases[i].expected);
+        free(got);
+        json_decref(merged);
+        dc_config_release(&c);
+    }
+}
+
+static void test_devcontainer__sizes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int64_t bytes;
+    } cases[] = {
+        {"4gb", 4LL << 30},   {"512mb", 512LL << 20},
+        {"1.5GB", 3LL << 29}, {"1024", 1024},
+        {"8kb", 8192},        {"2tb", 2LL << 40},
+        {"gb", -1},           {"4 parsecs", -1},
+        {"-1gb", -1},         {"nan", -1},
+        {"inf", -1},          {"1e30gb", -1},
+    };
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+        if (dc_parse_size(cases[i].text) != cases[i].bytes)
+            fail_msg("'%s': got %lld", cases[i].text, (long long)dc_parse_size(cases[i].text));
+}
+
+/* What a config may ask for against a policy: allowed or the refusal's text. */
+static void test_devcontainer__options_and_policy(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *config;
+        const char *allow; /* comma-separated entries */
+        const char *error; /* substring, NULL: accepted */
+    } cases[] = {
+        {"{}", "", NULL},
+        {"{\"privileged\": true}", "", "\"privileged\": true is refused"},
+        {"{\"privileged\": true}", "privileged", NULL},
+        {"{\"capAdd\": [\"SYS_PTRACE\"]}", "", "allow-list entry \"capAdd:SYS_PTRACE\""},
+        {"{\"capAdd\": [\"SYS_PTRACE\"]}", "capAdd:*", NULL},
+        {"{\"securityOpt\": [\"seccomp=unconfined\"]}", "capAdd:*", "securityOpt"},
+        {"{\"runArgs\": [\"--cap-add\", \"NET_ADMIN\"]}", "", "runArgs \"--cap-add NET_ADMIN\""},
+        {"{\"runArgs\": [\"--network=host\"]}", "", "allow-list entry \"network:host\""},
+        {"{\"runArgs\": [\"--network\", \"bridge\", \"--init\", \"-e\", \"A=b\"]}", "", NULL},
+        {"{\"runArgs\": [\"--pid=host\"]}", "privileged", "is not supported by Berth"},
+        {"{\"runArgs\": [\"--shm-size\"]}", "", "needs a value"},
+        {"{\"runArgs\": [\"--label\", \"berth.workspace=x\"]}", "", "are Berth's"},
+        {"{\"mounts\": [\"type=bind,source=/,target=/host\"]}", "", "allow-list entry \"bind:/\""},
+        {"{\"mounts\": [\"type=bind,source=/srv/a,target=/a\"]}", "bind:/srv", NULL},
+        {"{\"mounts\": [\"type=bind,source=/srv/../var/lib/berth,target=/a\"]}", "bind:/srv",
+         "refused"},
+        {"{\"mounts\": [\"type=bind,source=/var/lib/berth/x,target=/a\"]}", "bind:/var",
+         "which no workspace may mount"},
+        {"{\"mounts\": [\"type=bind,source=/var,target=/a\"]}", "bind:/var",
+         "which no workspace may mount"},
+        {"{\"mounts\": [\"type=volume,source=../x,target=/a\"]}", "", "volume name"},
+        {"{\"mounts\": [\"type=volume,source=cache,target=/.berth-agent\"]}", "", "reserved"},
+        {"{\"mounts\": [\"type=volume,source=c,target=/x/../.berth/y\"]}", "", "reserved"},
+        {"{\"mounts\": [\"type=tmpfs,target=//.berth-agent\"]}", "", "reserved"},
+        {"{\"runArgs\": [\"--cpus=nan\"]}", "", "must be positive"},
+        {"{\"mounts\": [{\"type\": \"tmpfs\", \"target\": \"/tmp/x\"}]}", "", NULL},
+        {"{\"mounts\": [\"type=nfs,target=/x\"]}", "", "mount type 'nfs' is not supported"},
+        {"{\"runArgs\": [\"-v\", \"/etc:/host-etc\"]}", "", "bind:/etc"},
+        {"{\"hostRequirements\": {\"cpus\": 64}}", "", "allows at most 8"},
+        {"{\"hostRequirements\": {\"memory\": \"32gb\"}}", "", "at most 16384 MiB"},
+        {"{\"runArgs\": [\"--memory=1g\", \"--cpus=2\"]}", "", NULL},
+    };
+    struct strv forbidden = STRV_INIT;
+    strv_pushl(&forbidden, "/var/lib/berth", "/run/podman", NULL);
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        struct strv allow = STRV_INIT;
+        char *copy = xstrdup(cases[i].allow);
+        char *save = NULL;
+        for (char *e = strtok_r(copy, ",", &save); e; e = strtok_r(NULL, ",", &save))
+            strv_push(&allow, e);
+        free(copy);
+        struct dc_policy p = {
+            .allow = &allow, .forbidden = &forbidden, .max_cpus = 8, .max_memory = 16LL << 30};
+        struct dc_config c = load_text(cases[i].config);
+        struct dc_run_options o;
+        struct berr *e = NULL;
+        int r = dc_run_options_build(&c, "t.json", &p, &o, &e);
+        if (cases[i].error && (r >= 0 || !strstr(berr_msg(e), cases[i].error)))
+            fail_msg("%s: wanted an error with '%s', got %s", cases[i].config, cases[i].error,
+                     r < 0 ? berr_msg(e) : "success");
+        if (!cases[i].error && r < 0)
+            fail_msg("%s: refused: %s", cases[i].config, berr_msg(e));
+        if (r == 0)
+            dc_run_options_release(&o);
+        berr_free(e);
+        dc_config_release(&c);
+        strv_release(&allow);
+    }
+    strv_release(&forbidden);
+}
+
+static void test_devcontainer__feature_order(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ids;
+        const char *after;
+        const char *override;
+        const char *expected; /* NULL: a cycle */
+    } cases[] = {
+        {"[\"a\", \"b\", \"c\"]", "{}", "[]", "[\"a\",\"b\",\"c\"]"},
+        {"[\"a\", \"b\", \"c\"]", "{\"a\": [\"c\"]}", "[]", "[\"b\",\"c\",\"a\"]"},
+        {"[\"a\", \"b\", \"c\"]", "{\"a\": [\"b\"], \"b\": [\"c\"]}", "[]", "[\"c\",\"b\",\"a\"]"},
+        {"[\"a\", \"b\", \"c\"]", "{}", "[\"c\", \"b\"]", "[\"c\",\"b\",\"a\"]"},
+        /* the override cannot put a feature before what it must follow */
+        {"[\"a\", \"b\"]", "{\"a\": [\"b\"]}", "[\"a\"]", "[\"b\",\"a\"]"},
+        {"[\"a\", \"b\"]", "{\"a\": [\"b\"], \"b\": [\"a\"]}", "[]", NULL},
+    };
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        json_t *ids = json_loads(cases[i].ids, 0, NULL);
+        json_t *after = json_loads(cases[i].after, 0, NULL);
+        json_t *over = json_loads(cases[i].override, 0, NULL);
+        json_t *order = NULL;
+        struct berr *e = NULL;
+        int r = dc_feature_order(ids, after, over, &order, &e);
+        if (!cases[i].expected) {
+            assert_true(r < 0);
+            assert_non_null(strstr(berr_msg(e), "cycle"));
+        } else {
+            assert_int_equal(r, 0);
+            char *got = json_dumps(order, JSON_COMPACT);
+            if (strcmp(got, cases[i].expected) != 0)
+                fail_msg("case %zu: got %s, expected %s", i, got, cases[i].expected);
+            free(got);
+        }
+        berr_free(e);
+        json_decref(order);
+        json_decref(ids);
+        json_decref(after);
+        json_decref(over);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -158,6 +360,10 @@ int main(void)
         cmocka_unit_test(test_devcontainer__bad_command_is_an_error),
         cmocka_unit_test(test_devcontainer__metadata_merges_under_the_file),
         cmocka_unit_test(test_devcontainer__variables),
+        cmocka_unit_test(test_devcontainer__merge_rules_per_property),
+        cmocka_unit_test(test_devcontainer__sizes),
+        cmocka_unit_test(test_devcontainer__feature_order),
+        cmocka_unit_test(test_devcontainer__options_and_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

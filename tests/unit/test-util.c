@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/urlscan.h"
+#include "util/path.h"
 #include "util/err.h"
 #include "util/run.h"
 #include "util/strv.h"
@@ -110,6 +112,69 @@ static void test_util__run_times_out(void **state)
     run_cmd_release(&c);
 }
 
+static void collect_url(int port, const char *path, void *data)
+{
+    buf_addf(data, "%d%s ", port, path);
+}
+
+/* Local URLs in program output, as dev servers print them. */
+static void test_util__urlscan_finds_local_urls(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *chunks[3]; /* fed one after the other */
+        const char *found;
+    } cases[] = {
+        {{"Listening on http://localhost:3000\n"}, "3000/ "},
+        {{"  \x1b[32m➜\x1b[39m  Local:   \x1b[36mhttp://localhost:\x1b[1m5173\x1b[22m/\x1b[39m\n"},
+         "5173/ "},
+        {{"Serving HTTP on 0.0.0.0 port 8000 (http://0.0.0.0:8000/) ...\n"}, "8000/ "},
+        {{"open http://127.0.", "0.1:8080/app/index.html, or ", "https://[::]:8443/x.\n"},
+         "8080/app/index.html 8443/x "},
+        {{"http://example.com:80/ is not local\n"}, ""},
+        {{"http://localhost:99999/ is no port\nhttp://localhost/ has none\n"}, ""},
+        {{"no newline at the end: http://localhost:4000/done"}, "4000/done "},
+    };
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        struct urlscan s = URLSCAN_INIT;
+        struct buf got = BUF_INIT;
+        for (size_t k = 0; k < 3 && cases[i].chunks[k]; k++)
+            urlscan_feed(&s, cases[i].chunks[k], strlen(cases[i].chunks[k]), collect_url, &got);
+        urlscan_flush(&s, collect_url, &got);
+        if (strcmp(got.buf, cases[i].found) != 0)
+            fail_msg("case %zu: found '%s', expected '%s'", i, got.buf, cases[i].found);
+        buf_release(&got);
+        urlscan_release(&s);
+    }
+}
+
+static void test_util__path_normalize(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        const char *out; /* NULL: climbs out */
+    } cases[] = {
+        {"/a/./b//c/", "/a/b/c"},
+        {"/a/../../etc", "/etc"},
+        {"/", "/"},
+        {"/srv/../var/lib", "/var/lib"},
+        {"a/b/../c", "a/c"},
+        {".", ""},
+        {"a/..", ""},
+        {"../x", NULL},
+        {"a/../../x", NULL},
+        {".devcontainer/../Dockerfile", "Dockerfile"},
+    };
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        char *got = path_normalize(cases[i].in);
+        if (cases[i].out ? !got || strcmp(got, cases[i].out) != 0 : got != NULL)
+            fail_msg("'%s': got %s, expected %s", cases[i].in, got ? got : "NULL",
+                     cases[i].out ? cases[i].out : "NULL");
+        free(got);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -120,6 +185,8 @@ int main(void)
         cmocka_unit_test(test_util__run_reports_exit_code_and_output),
         cmocka_unit_test(test_util__run_args_are_not_a_shell_string),
         cmocka_unit_test(test_util__run_times_out),
+        cmocka_unit_test(test_util__urlscan_finds_local_urls),
+        cmocka_unit_test(test_util__path_normalize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

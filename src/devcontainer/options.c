@@ -1,0 +1,504 @@
+/* options.c - container options from devcontainer.json, checked against the
+ * admin's policy. See options.h for the allow-list's entries.
+ */
+#include "devcontainer/options.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/path.h"
+#include "util/xalloc.h"
+
+void dc_run_options_release(struct dc_run_options *o)
+{
+    struct strv *lists[] = {&o->cap_add, &o->cap_drop, &o->security_opt,
+                            &o->devices, &o->env,      &o->labels};
+    for (size_t i = 0; i < ELEMENTSOF(lists); i++)
+        strv_release(lists[i]);
+    free(o->network);
+    free(o->hostname);
+    for (size_t i = 0; i < o->n_mounts; i++) {
+        free(o->mounts[i].source);
+        free(o->mounts[i].target);
+    }
+    free(o->mounts);
+    *o = (struct dc_run_options){0};
+}
+
+static void options_init(struct dc_run_options *o)
+{
+    *o = (struct dc_run_options){.cap_add = STRV_INIT,
+                                 .cap_drop = STRV_INIT,
+                                 .security_opt = STRV_INIT,
+                                 .devices = STRV_INIT,
+                                 .env = STRV_INIT,
+                                 .labels = STRV_INIT};
+}
+
+/* What the parser works with: the policy, the file's name for messages, and
+ * the options being filled. */
+struct ctx {
+    const char *file;
+    const struct dc_policy *p;
+    struct dc_run_options *o;
+};
+
+static bool allowed(const struct ctx *x, const char *kind, const char *value)
+{
+    const struct strv *allow = x->p->allow;
+    size_t klen = strlen(kind);
+    for (size_t i = 0; allow && i < allow->n; i++) {
+        const char *e = allow->v[i];
+        if (strncmp(e, kind, klen) != 0 || e[klen] != (value ? ':' : 0))
+            continue;
+        if (!value || strcmp(e + klen + 1, value) == 0 || strcmp(e + klen + 1, "*") == 0)
+            return true;
+    }
+    return false;
+}
+
+static int refuse(const struct ctx *x, const char *what, const char *kind, const char *value,
+                  struct berr **reterr)
+{
+    return berr_make(reterr, EPERM,
+                     "'%s': %s is refused by this server's policy (an admin can allow it with "
+                     "the allow-list entry \"%s%s%s\")",
+                     x->file, what, kind, value ? ":" : "", value ? value : "");
+}
+
+/* Checks one allow-listed option; `what` names where it came from. */
+static int need(const struct ctx *x, const char *what, const char *kind, const char *value,
+                struct berr **reterr)
+{
+    return allowed(x, kind, value) ? 0 : refuse(x, what, kind, value, reterr);
+}
+
+static bool path_under(const char *path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    while (n > 1 && prefix[n - 1] == '/')
+        n--;
+    if (n == 1 && prefix[0] == '/')
+        return true;
+    return strncmp(path, prefix, n) == 0 && (path[n] == 0 || path[n] == '/');
+}
+
+/* A bind of a host path: only under an allowed prefix, and never over
+ * (or around) the engine socket, the data directory or other forbidden paths. */
+static int check_bind(const struct ctx *x, const char *what, const char *source, char **ret_real,
+                      struct berr **reterr)
+{
+    if (source[0] != '/')
+        return berr_make(reterr, EINVAL, "'%s': %s: a bind mount's source must be an absolute path",
+                         x->file, what);
+    /* judged by the path as written (without "." and "..") and by where it
+     * really leads (symlinks resolved), when it exists */
+    _cleanup_free_ char *lexical = path_normalize(source);
+    char resolved[PATH_MAX];
+    const char *real = realpath(source, resolved) ? resolved : lexical;
+    const struct strv *allow = x->p->allow;
+    bool ok = false;
+    for (size_t i = 0; allow && i < allow->n && !ok; i++)
+        if (strncmp(allow->v[i], "bind:/", 6) == 0)
+            ok = path_under(real, allow->v[i] + 5) && path_under(lexical, allow->v[i] + 5);
+    if (!ok)
+        return refuse(x, what, "bind", source, reterr);
+    const struct strv *forbidden = x->p->forbidden;
+    const char *forms[] = {real, lexical};
+    for (size_t i = 0; forbidden && i < forbidden->n; i++)
+        for (size_t k = 0; k < ELEMENTSOF(forms); k++)
+            if (path_under(forms[k], forbidden->v[i]) || path_under(forbidden->v[i], forms[k]))
+                return berr_make(reterr, EPERM,
+                                 "'%s': %s would expose '%s', which no workspace may mount",
+                                 x->file, what, forbidden->v[i]);
+    /* the engine mounts the path that was checked, not the symlink */
+    *ret_real = xstrdup(real);
+    return 0;
+}
+
+static bool valid_volume_name(const char *n)
+{
+    if (!n || !*n || strlen(n) > 64 ||
+        !strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                "0123456789",
+                n[0]))
+        return false;
+    return strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") ==
+           strlen(n);
+}
+
+static int add_mount(const struct ctx *x, const char *what, enum dc_mount_type type,
+                     const char *source, const char *target, bool readonly, struct berr **reterr)
+{
+    if (!target || target[0] != '/')
+        return berr_make(reterr, EINVAL, "'%s': %s: a mount needs an absolute target", x->file,
+                         what);
+    /* judged (and mounted) without "..", "." or doubled slashes */
+    _cleanup_free_ char *clean = path_normalize(target);
+    if (path_under(clean, "/.berth") || path_under(clean, "/.berth-agent") ||
+        path_under(clean, "/.berth-ide") || path_under(clean, "/.berth-vsix") ||
+        strcmp(clean, "/") == 0)
+        return berr_make(reterr, EPERM, "'%s': %s: '%s' is reserved by Berth", x->file, what,
+                         target);
+    target = clean;
+    int r = 0;
+    _cleanup_free_ char *real = NULL;
+    if (type == DC_MOUNT_BIND)
+        r = check_bind(x, what, source ? source : "", &real, reterr);
+    else if (type == DC_MOUNT_VOLUME && source && !valid_volume_name(source))
+        r = berr_make(reterr, EINVAL,
+                      "'%s': %s: volume name '%s' must be letters, digits, '_', '.' or '-'",
+                      x->file, what, source);
+    if (r < 0)
+        return r;
+    struct dc_run_options *o = x->o;
+    o->mounts = xrealloc(o->mounts, (o->n_mounts + 1) * sizeof(*o->mounts));
+    o->mounts[o->n_mounts++] = (struct dc_mount){.type = type,
+                                                 .source = real     ? TAKE_PTR(real)
+                                                           : source ? xstrdup(source)
+                                                                    : NULL,
+                                                 .target = xstrdup(target),
+                                                 .readonly = readonly};
+    return 0;
+}
+
+static int parse_type(const struct ctx *x, const char *what, const char *t, enum dc_mount_type *ret,
+                      struct berr **reterr)
+{
+    if (!t || strcmp(t, "volume") == 0)
+        *ret = DC_MOUNT_VOLUME;
+    else if (strcmp(t, "tmpfs") == 0)
+        *ret = DC_MOUNT_TMPFS;
+    else if (strcmp(t, "bind") == 0)
+        *ret = DC_MOUNT_BIND;
+    else
+        return berr_make(reterr, EINVAL, "'%s': %s: mount type '%s' is not supported", x->file,
+                         what, t);
+    return 0;
+}
+
+/* "type=volume,source=x,target=/y,readonly" (the --mount syntax). */
+static int mount_from_string(const struct ctx *x, const char *what, const char *spec,
+                             struct berr **reterr)
+{
+    _cleanup_free_ char *copy = xstrdup(spec);
+    char *type = NULL, *source = NULL, *target = NULL;
+    bool readonly = false;
+    for (char *save = NULL, *f = strtok_r(copy, ",", &save); f; f = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(f, '=');
+        const char *val = eq ? eq + 1 : "";
+        if (eq)
+            *eq = 0;
+        if (strcmp(f, "type") == 0)
+            type = (char *)val;
+        else if (strcmp(f, "source") == 0 || strcmp(f, "src") == 0)
+            source = (char *)val;
+        else if (strcmp(f, "target") == 0 || strcmp(f, "dst") == 0 || strcmp(f, "destination") == 0)
+            target = (char *)val;
+        else if (strcmp(f, "readonly") == 0 || strcmp(f, "ro") == 0)
+            readonly = !eq || strcmp(val, "true") == 0 || strcmp(val, "1") == 0;
+        else if (strcmp(f, "consistency") != 0 && strcmp(f, "external") != 0)
+            return berr_make(reterr, EINVAL, "'%s': %s: mount option '%s' is not supported",
+                             x->file, what, f);
+    }
+    enum dc_mount_type t;
+    int r = parse_type(x, what, type, &t, reterr);
+    if (r < 0)
+        return r;
+    return add_mount(x, what, t, source && *source ? source : NULL, target, readonly, reterr);
+}
+
+static int mount_from_json(const struct ctx *x, size_t i, json_t *m, struct berr **reterr)
+{
+    _cleanup_free_ char *what = NULL;
+    if (json_is_string(m)) {
+        what = xasprintf("\"mounts\"[%zu] \"%s\"", i, json_string_value(m));
+        return mount_from_string(x, what, json_string_value(m), reterr);
+    }
+    what = xasprintf("\"mounts\"[%zu]", i);
+    const char *type = json_string_value(json_object_get(m, "type"));
+    const char *source = json_string_value(json_object_get(m, "source"));
+    const char *target = json_string_value(json_object_get(m, "target"));
+    enum dc_mount_type t;
+    int r = parse_type(x, what, type, &t, reterr);
+    if (r < 0)
+        return r;
+    return add_mount(x, what, t, source && *source ? source : NULL, target,
+                     json_is_true(json_object_get(m, "readonly")), reterr);
+}
+
+/* -v SRC:DST[:ro]: a bind when SRC is a path, a named volume otherwise. */
+static int mount_from_volume_flag(const struct ctx *x, const char *what, const char *spec,
+                                  struct berr **reterr)
+{
+    _cleanup_free_ char *copy = xstrdup(spec);
+    char *parts[3] = {NULL, NULL, NULL};
+    size_t n = 0;
+    for (char *save = NULL, *f = strtok_r(copy, ":", &save); f && n < 3;
+         f = strtok_r(NULL, ":", &save))
+        parts[n++] = f;
+    if (n == 1)
+        return add_mount(x, what, DC_MOUNT_VOLUME, NULL, parts[0], false, reterr);
+    bool ro = n == 3 && strcmp(parts[2], "ro") == 0;
+    enum dc_mount_type t = parts[0][0] == '/' || parts[0][0] == '.' || parts[0][0] == '~'
+                               ? DC_MOUNT_BIND
+                               : DC_MOUNT_VOLUME;
+    return add_mount(x, what, t, parts[0], parts[1], ro, reterr);
+}
+
+static void push_unique(struct strv *v, const char *s)
+{
+    for (size_t i = 0; i < v->n; i++)
+        if (strcmp(v->v[i], s) == 0)
+            return;
+    strv_push(v, s);
+}
+
+static int set_cpus(const struct ctx *x, const char *what, double cpus, struct berr **reterr)
+{
+    if (!isfinite(cpus) || cpus <= 0 || cpus > 1e6)
+        return berr_make(reterr, EINVAL, "'%s': %s: the number of CPUs must be positive", x->file,
+                         what);
+    if (x->p->max_cpus > 0 && cpus > (double)x->p->max_cpus)
+        return berr_make(reterr, EDQUOT,
+                         "'%s': %s asks for %g CPUs, but this server allows at most %lld per "
+                         "workspace",
+                         x->file, what, cpus, (long long)x->p->max_cpus);
+    x->o->nano_cpus = (int64_t)(cpus * 1e9);
+    return 0;
+}
+
+static int set_memory(const struct ctx *x, const char *what, int64_t bytes, struct berr **reterr)
+{
+    if (bytes <= 0)
+        return berr_make(reterr, EINVAL, "'%s': %s: not a memory size", x->file, what);
+    if (x->p->max_memory > 0 && bytes > x->p->max_memory)
+        return berr_make(reterr, EDQUOT,
+                         "'%s': %s asks for %lld MiB of memory, but this server allows at most "
+                         "%lld MiB per workspace",
+                         x->file, what, (long long)(bytes >> 20),
+                         (long long)(x->p->max_memory >> 20));
+    x->o->memory = bytes;
+    return 0;
+}
+
+/* Docker's size suffixes are single letters (512m, 2g); the spec's are "mb". */
+static int64_t parse_flag_size(const char *v)
+{
+    int64_t r = dc_parse_size(v);
+    if (r >= 0)
+        return r;
+    _cleanup_free_ char *with_b = xasprintf("%sb", v);
+    return dc_parse_size(with_b);
+}
+
+static int set_network(const struct ctx *x, const char *what, const char *net, struct berr **reterr)
+{
+    if (strcmp(net, "bridge") != 0 && strcmp(net, "default") != 0) {
+        int r = need(x, what, "network", net, reterr);
+        if (r < 0)
+            return r;
+    }
+    free(x->o->network);
+    x->o->network = xstrdup(net);
+    return 0;
+}
+
+enum flag_id {
+    F_PRIVILEGED,
+    F_INIT,
+    F_CAP_ADD,
+    F_CAP_DROP,
+    F_SECURITY_OPT,
+    F_NETWORK,
+    F_DEVICE,
+    F_ENV,
+    F_LABEL,
+    F_SHM_SIZE,
+    F_CPUS,
+    F_MEMORY,
+    F_MOUNT,
+    F_VOLUME,
+    F_TMPFS,
+    F_HOSTNAME,
+};
+
+static const struct {
+    const char *name;
+    const char *alias;
+    enum flag_id id;
+    bool value;
+} flags[] = {
+    {"--privileged", NULL, F_PRIVILEGED, false},
+    {"--init", NULL, F_INIT, false},
+    {"--cap-add", NULL, F_CAP_ADD, true},
+    {"--cap-drop", NULL, F_CAP_DROP, true},
+    {"--security-opt", NULL, F_SECURITY_OPT, true},
+    {"--network", "--net", F_NETWORK, true},
+    {"--device", NULL, F_DEVICE, true},
+    {"--env", "-e", F_ENV, true},
+    {"--label", "-l", F_LABEL, true},
+    {"--shm-size", NULL, F_SHM_SIZE, true},
+    {"--cpus", NULL, F_CPUS, true},
+    {"--memory", "-m", F_MEMORY, true},
+    {"--mount", NULL, F_MOUNT, true},
+    {"--volume", "-v", F_VOLUME, true},
+    {"--tmpfs", NULL, F_TMPFS, true},
+    {"--hostname", "-h", F_HOSTNAME, true},
+};
+
+static int apply_flag(const struct ctx *x, enum flag_id id, const char *what, const char *v,
+                      struct berr **reterr)
+{
+    struct dc_run_options *o = x->o;
+    int r = 0;
+    switch (id) {
+    case F_PRIVILEGED:
+        r = need(x, what, "privileged", NULL, reterr);
+        o->privileged = r == 0;
+        return r;
+    case F_INIT:
+        o->init = true;
+        return 0;
+    case F_CAP_ADD:
+        r = need(x, what, "capAdd", v, reterr);
+        if (r == 0)
+            push_unique(&o->cap_add, v);
+        return r;
+    case F_CAP_DROP:
+        push_unique(&o->cap_drop, v);
+        return 0;
+    case F_SECURITY_OPT:
+        r = need(x, what, "securityOpt", v, reterr);
+        if (r == 0)
+            push_unique(&o->security_opt, v);
+        return r;
+    case F_NETWORK:
+        return set_network(x, what, v, reterr);
+    case F_DEVICE:
+        r = need(x, what, "device", v, reterr);
+        if (r == 0)
+            push_unique(&o->devices, v);
+        return r;
+    case F_ENV:
+        if (!strchr(v, '=') || v[0] == '=')
+            return berr_make(reterr, EINVAL, "'%s': %s: expected NAME=value", x->file, what);
+        strv_push(&o->env, v);
+        return 0;
+    case F_LABEL:
+        if (strncmp(v, "berth.", 6) == 0)
+            return berr_make(reterr, EPERM, "'%s': %s: labels starting 'berth.' are Berth's",
+                             x->file, what);
+        strv_push(&o->labels, v);
+        return 0;
+    case F_SHM_SIZE:
+        o->shm_size = parse_flag_size(v);
+        if (o->shm_size <= 0)
+            return berr_make(reterr, EINVAL, "'%s': %s: not a size", x->file, what);
+        return 0;
+    case F_CPUS:
+        return set_cpus(x, what, strtod(v, NULL), reterr);
+    case F_MEMORY:
+        return set_memory(x, what, parse_flag_size(v), reterr);
+    case F_MOUNT:
+        return mount_from_string(x, what, v, reterr);
+    case F_VOLUME:
+        return mount_from_volume_flag(x, what, v, reterr);
+    case F_TMPFS: {
+        _cleanup_free_ char *target = xstrndup(v, strcspn(v, ":"));
+        return add_mount(x, what, DC_MOUNT_TMPFS, NULL, target, false, reterr);
+    }
+    case F_HOSTNAME:
+        free(o->hostname);
+        o->hostname = xstrdup(v);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* runArgs, flag by flag: "--flag=value", "--flag value", "-f value". */
+static int parse_run_args(const struct ctx *x, json_t *args, struct berr **reterr)
+{
+    size_t n = json_array_size(args);
+    for (size_t i = 0; i < n; i++) {
+        const char *arg = json_string_value(json_array_get(args, i));
+        if (!arg)
+            continue;
+        const char *eq = strchr(arg, '=');
+        size_t name_len = eq && arg[1] == '-' ? (size_t)(eq - arg) : strlen(arg);
+        size_t f = 0;
+        while (f < ELEMENTSOF(flags) &&
+               !(strlen(flags[f].name) == name_len && strncmp(arg, flags[f].name, name_len) == 0) &&
+               !(flags[f].alias && strlen(flags[f].alias) == name_len &&
+                 strncmp(arg, flags[f].alias, name_len) == 0))
+            f++;
+        if (f == ELEMENTSOF(flags))
+            return berr_make(reterr, ENOTSUP,
+                             "'%s': runArgs \"%s\" is not supported by Berth (it accepts: "
+                             "--cap-add, --cap-drop, --security-opt, --privileged, --init, "
+                             "--network, --device, --env, --label, --shm-size, --cpus, "
+                             "--memory, --mount, --volume, --tmpfs, --hostname)",
+                             x->file, arg);
+        const char *value = NULL;
+        if (flags[f].value) {
+            if (eq && arg[1] == '-')
+                value = eq + 1;
+            else if (i + 1 < n && json_is_string(json_array_get(args, i + 1)))
+                value = json_string_value(json_array_get(args, ++i));
+            else
+                return berr_make(reterr, EINVAL, "'%s': runArgs \"%s\" needs a value", x->file,
+                                 arg);
+        }
+        _cleanup_free_ char *what = value ? xasprintf("runArgs \"%s %s\"", flags[f].name, value)
+                                          : xasprintf("runArgs \"%s\"", flags[f].name);
+        int r = apply_flag(x, flags[f].id, what, value, reterr);
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+int dc_run_options_build(const struct dc_config *c, const char *file, const struct dc_policy *p,
+                         struct dc_run_options *o, struct berr **reterr)
+{
+    options_init(o);
+    struct ctx x = {.file = file ? file : "devcontainer.json", .p = p, .o = o};
+    int r = 0;
+    if (c->privileged)
+        r = apply_flag(&x, F_PRIVILEGED, "\"privileged\": true", NULL, reterr);
+    o->init = c->init;
+    for (size_t i = 0; r == 0 && i < c->cap_add.n; i++) {
+        _cleanup_free_ char *what = xasprintf("capAdd \"%s\"", c->cap_add.v[i]);
+        r = apply_flag(&x, F_CAP_ADD, what, c->cap_add.v[i], reterr);
+    }
+    for (size_t i = 0; r == 0 && i < c->security_opt.n; i++) {
+        _cleanup_free_ char *what = xasprintf("securityOpt \"%s\"", c->security_opt.v[i]);
+        r = apply_flag(&x, F_SECURITY_OPT, what, c->security_opt.v[i], reterr);
+    }
+    size_t i;
+    json_t *m;
+    json_array_foreach (c->mounts, i, m) {
+        if (r < 0)
+            break;
+        r = mount_from_json(&x, i, m, reterr);
+    }
+    if (r == 0 && c->host_cpus)
+        r = set_cpus(&x, "hostRequirements.cpus", (double)c->host_cpus, reterr);
+    if (r == 0 && c->host_memory)
+        r = set_memory(&x, "hostRequirements.memory", c->host_memory, reterr);
+    if (r == 0)
+        r = parse_run_args(&x, json_object_get(c->raw, "runArgs"), reterr);
+    /* a config that asks for nothing gets the server's maximum, not more */
+    if (r == 0 && !o->nano_cpus && p->max_cpus > 0)
+        o->nano_cpus = p->max_cpus * 1000000000LL;
+    if (r == 0 && !o->memory && p->max_memory > 0)
+        o->memory = p->max_memory;
+    if (r < 0)
+        dc_run_options_release(o);
+    return r;
+}
