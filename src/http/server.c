@@ -202,14 +202,13 @@ static void conn_write(struct http_conn *c, const void *data, size_t len, bool c
     if (c->closing)
         return;
     /* Most writes go out at once: then no request, copy or callback (and no
-     * epoll change for the write's end). libuv refuses while others queue. */
+     * epoll change for the write's end). libuv refuses while others queue.
+     * A failure is left to uv_write below, which reports it from the loop:
+     * closing here would run close callbacks inside the writer's own call
+     * (a WebSocket's library frees its state under its feet). */
     if (len) {
         uv_buf_t now = uv_buf_init((char *)data, (unsigned)len);
         int n = uv_try_write((uv_stream_t *)&c->tcp, &now, 1);
-        if (n < 0 && n != UV_EAGAIN) {
-            http_conn_close(c);
-            return;
-        }
         if (n > 0) {
             data = (const char *)data + n;
             len -= (size_t)n;
