@@ -412,6 +412,15 @@ static void raw_to_client(struct relay *r, const char *data, size_t len)
     r->inject = NULL;
 }
 
+/* What the client still sends once the upstream of an upgrade has gone. */
+static void discard_bytes(struct http_conn *c, const char *bytes, size_t len, void *data)
+{
+    (void)c;
+    (void)bytes;
+    (void)len;
+    (void)data;
+}
+
 static void raw_read(struct relay *r, ssize_t n, const char *data)
 {
     if (n > 0 && r->client) {
@@ -425,8 +434,12 @@ static void raw_read(struct relay *r, ssize_t n, const char *data)
         struct http_conn *c = r->client;
         r->client = NULL;
         up_close(r);
-        if (c)
+        if (c) {
+            /* r is freed once closed: nothing of c may call it any more */
+            http_conn_on_drain(c, NULL, NULL);
+            http_conn_takeover(c, discard_bytes, NULL);
             http_conn_close_after_write(c);
+        }
     }
 }
 
