@@ -304,6 +304,7 @@ static bool users_route(struct api *a, struct http_conn *c, struct http_request 
         api_respond_berr(c, r, e);
         return true;
     }
+    auth_forget(a->auth);
     api_audit(a, user, req, disable ? "user.disable" : "user.enable", name, NULL);
     http_respond_json(c, 200, json_pack("{s:s, s:b}", "name", name, "disabled", disable));
     return true;
@@ -354,6 +355,7 @@ static bool tokens_route(struct api *a, struct http_conn *c, struct http_request
             http_respond_error(c, 404, "token '%s' not found", id);
             return true;
         }
+        auth_forget(a->auth);
         api_audit(a, user, req, "token.revoke", id, NULL);
         http_respond(c, 204, NULL, NULL, 0);
         return true;
@@ -636,6 +638,7 @@ bool api_accounts_route(struct api *a, struct http_conn *c, struct http_request 
             return true;
         }
         (void)store_token_delete(a->store, user->token_id, -1);
+        auth_forget(a->auth);
         api_audit(a, user, req, "logout", user->name, NULL);
         if (user->via_cookie) {
             http_conn_add_header(c, "Set-Cookie: " AUTH_SESSION_COOKIE

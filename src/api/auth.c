@@ -5,6 +5,14 @@
  * each further failure up to 15 minutes. A success clears the account's key.
  * The table lives in memory: a restart forgets it, which only gives an
  * attacker one more round of five guesses.
+ *
+ * The cache keeps, per token id, what checking a token needs (its hash, kind,
+ * expiry, CSRF token) and its enabled owner, so that the requests of the port
+ * proxy do not each read SQLite. An entry is read again after AUTH_CACHE_TTL
+ * seconds; auth_forget makes every entry stale at once, and the API calls it
+ * after each change of tokens or users, so a revoked token or a disabled user
+ * is refused on the next request. last_used_at is written at most once per
+ * AUTH_TOUCH_INTERVAL seconds per token.
  */
 #include "api/auth.h"
 
@@ -12,6 +20,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +33,10 @@
 #define THROTTLE_MAX_S (15 * 60)
 #define THROTTLE_WINDOW_S (15 * 60)
 
+#define AUTH_CACHE_TTL 5
+#define AUTH_CACHE_MAX 512
+#define AUTH_TOUCH_INTERVAL 60
+
 struct throttle {
     char *key;
     int failures;
@@ -31,10 +44,27 @@ struct throttle {
     time_t blocked_until;
 };
 
+/* A token as the store last showed it, with its owner. */
+struct cached_token {
+    char id[17];
+    unsigned char hash[32];
+    bool session;
+    char *csrf;
+    int64_t expires_at;
+    int64_t user_id;
+    char *user_name;
+    bool admin;
+    bool disabled;   /* the owner is disabled or gone */
+    int64_t fetched; /* monotonic seconds; 0: stale */
+    int64_t touched; /* monotonic seconds of the last last_used_at write */
+};
+
 struct auth {
     struct store *store;
     struct throttle *t;
     size_t n;
+    struct cached_token *cache;
+    size_t n_cache;
 };
 
 void auth_user_release(struct auth_user *u)
@@ -53,6 +83,13 @@ struct auth *auth_new(struct store *s)
     return a;
 }
 
+static void cached_token_release(struct cached_token *c)
+{
+    free(c->csrf);
+    free(c->user_name);
+    *c = (struct cached_token){0};
+}
+
 void auth_free(struct auth *a)
 {
     if (!a)
@@ -60,6 +97,9 @@ void auth_free(struct auth *a)
     for (size_t i = 0; i < a->n; i++)
         free(a->t[i].key);
     free(a->t);
+    for (size_t i = 0; i < a->n_cache; i++)
+        cached_token_release(&a->cache[i]);
+    free(a->cache);
     free(a);
 }
 
@@ -132,6 +172,99 @@ int auth_issue_token(struct auth *a, int64_t user_id, const char *kind, const ch
     return 0;
 }
 
+/* ---- the token cache ---- */
+
+static int64_t mono_now(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec + 1; /* never 0, which means stale */
+}
+
+void auth_forget(struct auth *a)
+{
+    for (size_t i = 0; i < a->n_cache; i++)
+        a->cache[i].fetched = 0;
+}
+
+static void cache_drop(struct auth *a, struct cached_token *c)
+{
+    cached_token_release(c);
+    *c = a->cache[--a->n_cache];
+}
+
+/* The cached token id, read again from the store when stale, or NULL when
+ * there is no such token. */
+static struct cached_token *cache_get(struct auth *a, const char *id)
+{
+    int64_t now = mono_now();
+    struct cached_token *c = NULL;
+    for (size_t i = 0; i < a->n_cache && !c; i++)
+        if (strcmp(a->cache[i].id, id) == 0)
+            c = &a->cache[i];
+    if (c && c->fetched && now - c->fetched < AUTH_CACHE_TTL)
+        return c;
+    struct token_rec t = {0};
+    struct user_rec u = {0};
+    if (store_token_get(a->store, id, &t) < 0) {
+        if (c)
+            cache_drop(a, c);
+        return NULL;
+    }
+    bool disabled = store_user_get_by_id(a->store, t.user_id, &u) < 0 || u.disabled;
+    int64_t touched = 0;
+    if (c) {
+        touched = c->touched;
+        cached_token_release(c);
+    } else {
+        if (a->n_cache == AUTH_CACHE_MAX) {
+            /* keep it small: stale entries go first, then any */
+            for (size_t i = 0; i < a->n_cache;)
+                if (now - a->cache[i].fetched >= AUTH_CACHE_TTL)
+                    cache_drop(a, &a->cache[i]);
+                else
+                    i++;
+            while (a->n_cache == AUTH_CACHE_MAX)
+                cache_drop(a, &a->cache[0]);
+        }
+        if (!a->cache)
+            a->cache = xcalloc(AUTH_CACHE_MAX, sizeof(*a->cache));
+        c = &a->cache[a->n_cache++];
+    }
+    *c = (struct cached_token){.session = strcmp(t.kind, "session") == 0,
+                               .csrf = TAKE_PTR(t.csrf),
+                               .expires_at = t.expires_at,
+                               .user_id = t.user_id,
+                               .user_name = TAKE_PTR(u.name),
+                               .admin = u.admin,
+                               .disabled = disabled,
+                               .fetched = now,
+                               .touched = touched};
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    memcpy(c->hash, t.hash, sizeof(c->hash));
+    token_rec_release(&t);
+    user_rec_release(&u);
+    return c;
+}
+
+static bool cache_live(const struct cached_token *c)
+{
+    return !c->expires_at || c->expires_at > store_now();
+}
+
+int auth_token_user(struct auth *a, const char *token_id, struct auth_user *ret)
+{
+    struct cached_token *c = cache_get(a, token_id);
+    if (!c || !cache_live(c) || c->disabled)
+        return -EACCES;
+    *ret = (struct auth_user){.id = c->user_id,
+                              .name = xstrdup(c->user_name),
+                              .admin = c->admin,
+                              .token_id = xstrdup(c->id),
+                              .via_cookie = c->session};
+    return 0;
+}
+
 /* The value of cookie `name` in a Cookie header, newly allocated, or NULL. */
 static char *cookie_value(const char *header, const char *name)
 {
@@ -182,50 +315,38 @@ int auth_request(struct auth *a, const struct http_request *req, int mode, struc
     char id[17], secret[65];
     if (!parse_token(tok, id, secret))
         return berr_make(reterr, EACCES, "invalid or revoked token");
-    struct token_rec t = {0};
     unsigned char h[32];
     hash_secret(secret, h);
     sodium_memzero(secret, sizeof(secret));
-    if (store_token_get(a->store, id, &t) < 0)
-        return berr_make(reterr, EACCES, "invalid or revoked token");
-    bool ok = sodium_memcmp(h, t.hash, 32) == 0 && (!t.expires_at || t.expires_at > store_now());
+    struct cached_token *t = cache_get(a, id);
     /* a session token only works as a cookie, an API token only as a header */
-    if (ok && (strcmp(t.kind, "session") == 0) != via_cookie)
-        ok = false;
-    if (!ok) {
-        token_rec_release(&t);
+    if (!t || sodium_memcmp(h, t->hash, 32) != 0 || !cache_live(t) || t->session != via_cookie)
         return berr_make(reterr, EACCES, "invalid or revoked token");
-    }
-    struct user_rec u = {0};
-    if (store_user_get_by_id(a->store, t.user_id, &u) < 0 || u.disabled) {
-        token_rec_release(&t);
-        user_rec_release(&u);
+    if (t->disabled)
         return berr_make(reterr, EACCES, "this account is disabled");
-    }
     if (via_cookie && (unsafe_method(req->method) || mode == AUTH_ORIGIN_ONLY)) {
         const char *sent = http_request_header(req, AUTH_CSRF_HEADER);
         const char *origin = http_request_header(req, "origin");
         const char *host = http_request_header(req, "host");
         bool csrf_ok =
-            mode == AUTH_ORIGIN_ONLY || (sent && t.csrf && strlen(sent) == strlen(t.csrf) &&
-                                         sodium_memcmp(sent, t.csrf, strlen(t.csrf)) == 0);
+            mode == AUTH_ORIGIN_ONLY || (sent && t->csrf && strlen(sent) == strlen(t->csrf) &&
+                                         sodium_memcmp(sent, t->csrf, strlen(t->csrf)) == 0);
         if (csrf_ok && origin && (!host || strcmp(origin_host(origin), host) != 0))
             csrf_ok = false;
-        if (!csrf_ok) {
-            token_rec_release(&t);
-            user_rec_release(&u);
+        if (!csrf_ok)
             return berr_make(reterr, EPERM,
                              "cross-site request refused: send the X-Berth-CSRF header");
-        }
     }
-    store_token_touch(a->store, id);
-    *ret = (struct auth_user){.id = u.id,
-                              .name = TAKE_PTR(u.name),
-                              .admin = u.admin,
+    int64_t now = mono_now();
+    if (!t->touched || now - t->touched >= AUTH_TOUCH_INTERVAL) {
+        store_token_touch(a->store, id);
+        t->touched = now;
+    }
+    *ret = (struct auth_user){.id = t->user_id,
+                              .name = xstrdup(t->user_name),
+                              .admin = t->admin,
                               .token_id = xstrdup(id),
                               .via_cookie = via_cookie};
-    user_rec_release(&u);
-    token_rec_release(&t);
     return 0;
 }
 

@@ -50,6 +50,15 @@ void auth_free(struct auth *a);
 int auth_request(struct auth *a, const struct http_request *req, int mode, struct auth_user *ret,
                  struct berr **reterr);
 
+/* The user of the token token_id while it lives (not expired, owner enabled):
+ * 0 and *ret, or -EACCES. Like auth_request, it answers from a cache that is
+ * read again after a few seconds. */
+int auth_token_user(struct auth *a, const char *token_id, struct auth_user *ret);
+
+/* Makes the cache read every token and user again: call after revoking a
+ * token or changing a user, so the change holds from the next request on. */
+void auth_forget(struct auth *a);
+
 /* Makes a token for the user and stores its hash. *ret_token is the whole
  * token (shown once), *ret_csrf the CSRF token for sessions (else NULL). */
 int auth_issue_token(struct auth *a, int64_t user_id, const char *kind, const char *name,
