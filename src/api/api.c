@@ -23,6 +23,7 @@
 static void on_change(void *data)
 {
     struct api *a = data;
+    portproxy_forget(a->portproxy);
     web_changed(a->web);
     ports_sync(a->ports);
     creds_sync(a->creds);
@@ -33,10 +34,12 @@ static void on_url(const char *ws_id, int port, const char *path, void *data)
     ports_note_url(((struct api *)data)->ports, ws_id, port, path);
 }
 
-/* A workspace's ports changed: its owner's dashboards hear of it. */
+/* A workspace's ports or their visibility changed: the proxy reads them
+ * again, and the owner's dashboards hear of it. */
 static void on_ports_change(const char *ws_id, void *data)
 {
     struct api *a = data;
+    portproxy_forget(a->portproxy);
     _cleanup_ws_record_ struct ws_record rec = {0};
     if (store_ws_get(a->store, ws_id, &rec, NULL) < 0 || !rec.owner)
         return;

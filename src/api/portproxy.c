@@ -11,6 +11,11 @@
  *     /.berth/auth on the subdomain.
  * The relay itself is proxy_request, to a TCP relay of the agent (ports.c);
  * the upstream stays open across the requests of one client connection.
+ *
+ * What a request needs of the workspace and the port (id, owner, state,
+ * visibility) comes from a small cache rather than SQLite: an entry is read
+ * again after PORT_CACHE_TTL seconds, and portproxy_forget, which the API
+ * calls on every change of workspaces or ports, makes all of them stale.
  */
 #include "api/portproxy.h"
 
@@ -39,6 +44,8 @@
 #define PORT_PASS_TTL (8 * 3600)
 #define PORT_GRANTS_MAX 10000
 #define PORT_WS_MAX 64
+#define PORT_CACHE_TTL 5
+#define PORT_CACHE_MAX 256
 
 enum grant_kind { GRANT_CODE, GRANT_PASS };
 
@@ -53,6 +60,18 @@ struct grant {
     time_t expires;
 };
 
+/* A workspace and port as a URL names them, as the store last showed them. */
+struct port_entry {
+    char *ws; /* as written in the URL */
+    int port;
+    char *id; /* NULL: no such workspace */
+    char *name;
+    char *owner;
+    char *state;
+    char *vis;
+    int64_t fetched; /* monotonic seconds; 0: stale */
+};
+
 struct portproxy {
     struct ws_manager *m;
     struct store *store;
@@ -61,6 +80,8 @@ struct portproxy {
     char *base_domain;
     struct grant *grants; /* newest first */
     size_t n_grants;
+    struct port_entry *cache;
+    size_t n_cache;
 };
 
 struct portproxy *portproxy_new(struct ws_manager *m, struct auth *auth, struct ports *ports)
@@ -84,10 +105,24 @@ static struct grant *grant_free(struct grant *g)
     return NULL;
 }
 
+static void port_entry_release(struct port_entry *e)
+{
+    free(e->ws);
+    free(e->id);
+    free(e->name);
+    free(e->owner);
+    free(e->state);
+    free(e->vis);
+    *e = (struct port_entry){0};
+}
+
 void portproxy_free(struct portproxy *pp)
 {
     if (!pp)
         return;
+    for (size_t i = 0; i < pp->n_cache; i++)
+        port_entry_release(&pp->cache[i]);
+    free(pp->cache);
     while (pp->grants) {
         struct grant *g = pp->grants;
         pp->grants = g->next;
@@ -177,6 +212,56 @@ static struct grant *grant_find(struct portproxy *pp, enum grant_kind kind, cons
         return ok ? g : NULL;
     }
     return NULL;
+}
+
+/* ---- the workspace and port cache ---- */
+
+static int64_t mono_now(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec + 1; /* never 0, which means stale */
+}
+
+void portproxy_forget(struct portproxy *pp)
+{
+    for (size_t i = 0; i < pp->n_cache; i++)
+        pp->cache[i].fetched = 0;
+}
+
+/* The workspace ws (as the URL names it) and its port, read again when stale.
+ * The entry lives until the next call. */
+static const struct port_entry *port_lookup(struct portproxy *pp, const char *ws, int port)
+{
+    int64_t now = mono_now();
+    struct port_entry *e = NULL;
+    for (size_t i = 0; i < pp->n_cache && !e; i++)
+        if (pp->cache[i].port == port && strcmp(pp->cache[i].ws, ws) == 0)
+            e = &pp->cache[i];
+    if (e && e->fetched && now - e->fetched < PORT_CACHE_TTL)
+        return e;
+    if (e) {
+        port_entry_release(e);
+    } else {
+        if (pp->n_cache == PORT_CACHE_MAX) {
+            for (size_t i = 0; i < pp->n_cache; i++)
+                port_entry_release(&pp->cache[i]);
+            pp->n_cache = 0;
+        }
+        if (!pp->cache)
+            pp->cache = xcalloc(PORT_CACHE_MAX, sizeof(*pp->cache));
+        e = &pp->cache[pp->n_cache++];
+    }
+    _cleanup_ws_record_ struct ws_record rec = {0};
+    *e = (struct port_entry){.ws = xstrdup(ws), .port = port, .fetched = now};
+    if (store_ws_get(pp->store, ws, &rec, NULL) == 0) {
+        e->id = xstrdup(rec.id);
+        e->name = xstrdup(rec.name);
+        e->owner = rec.owner ? xstrdup(rec.owner) : NULL;
+        e->state = xstrdup(rec.state);
+        e->vis = store_port_visibility(pp->store, rec.id, port);
+    }
+    return e;
 }
 
 /* ---- small parsers and writers ---- */
@@ -297,21 +382,14 @@ static int pass_user(struct portproxy *pp, const struct http_request *req, const
 {
     _cleanup_free_ char *secret = cookie_get(req, PORT_PASS_COOKIE);
     struct grant *g = grant_find(pp, GRANT_PASS, secret, ws_id, port, false);
-    if (!g)
+    struct auth_user u = {0};
+    if (!g || auth_token_user(pp->auth, g->token_id, &u) < 0)
         return -EACCES;
-    struct token_rec t = {0};
-    if (store_token_get(pp->store, g->token_id, &t) < 0)
-        return -EACCES;
-    bool live = t.user_id == g->user_id && (!t.expires_at || t.expires_at > store_now());
-    token_rec_release(&t);
-    struct user_rec u = {0};
-    if (!live || store_user_get_by_id(pp->store, g->user_id, &u) < 0 || u.disabled) {
-        user_rec_release(&u);
-        return -EACCES;
-    }
-    *ret_name = TAKE_PTR(u.name);
-    user_rec_release(&u);
-    return 0;
+    bool ok = u.id == g->user_id;
+    if (ok)
+        *ret_name = TAKE_PTR(u.name);
+    auth_user_release(&u);
+    return ok ? 0 : -EACCES;
 }
 
 /* Who asks, by the credentials this URL form accepts: 0 and the user, or
@@ -362,9 +440,9 @@ static void deny_anonymous(struct portproxy *pp, struct http_conn *c,
 
 /* 0: the caller may use the port; else the answer was given. */
 static int check_access(struct portproxy *pp, struct http_conn *c, const struct http_request *req,
-                        const struct port_url *u, const struct ws_record *rec)
+                        const struct port_url *u, const struct port_entry *rec)
 {
-    _cleanup_free_ char *vis = rec->id ? store_port_visibility(pp->store, rec->id, u->port) : NULL;
+    const char *vis = rec->vis;
     if (vis && strcmp(vis, "public") == 0)
         return 0;
     struct auth_user user = {0};
@@ -401,15 +479,14 @@ static int open_port(void *data, const char *key, char **ret_msg)
 static void enter_port(struct portproxy *pp, struct http_conn *c, struct http_request *req,
                        const struct port_url *u, const char *target)
 {
-    _cleanup_ws_record_ struct ws_record rec = {0};
-    (void)store_ws_get(pp->store, u->ws, &rec, NULL);
-    if (check_access(pp, c, req, u, &rec) < 0)
+    const struct port_entry *rec = port_lookup(pp, u->ws, u->port);
+    if (check_access(pp, c, req, u, rec) < 0)
         return;
-    if (strcmp(rec.state, "running") != 0) {
-        http_respond_error(c, 503, "workspace '%s' is %s", rec.name, rec.state);
+    if (strcmp(rec->state, "running") != 0) {
+        http_respond_error(c, 503, "workspace '%s' is %s", rec->name, rec->state);
         return;
     }
-    _cleanup_free_ char *key = xasprintf("%s:%d", rec.id, u->port);
+    _cleanup_free_ char *key = xasprintf("%s:%d", rec->id, u->port);
     struct proxy_route route = {.key = key,
                                 .target = target,
                                 .header = PORT_SANDBOX_CSP,

@@ -38,6 +38,10 @@ struct ws_manager;
 struct portproxy *portproxy_new(struct ws_manager *m, struct auth *auth, struct ports *ports);
 void portproxy_free(struct portproxy *pp);
 
+/* Makes the cache of workspaces and port visibilities read the store again:
+ * call after a workspace or a port's visibility changed. */
+void portproxy_forget(struct portproxy *pp);
+
 /* The domain under which {port}-{ws}.DOMAIN names a port ("localhost" by
  * default). Must be a lower-case host name. */
 void portproxy_set_base_domain(struct portproxy *pp, const char *domain);

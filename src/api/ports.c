@@ -659,6 +659,7 @@ void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
         return;
     }
     store_audit_add(p->store, user->name, "port.visibility", rec->id, vis, req->peer);
+    changed(p, rec->id);
     http_respond_json(c, 200, json_pack("{s:i, s:s}", "port", (int)port, "visibility", vis));
     json_decref(body);
 }

@@ -63,6 +63,29 @@ login_jar() {
 		"http://localhost:$BPORT/api/v1/auth/login" >/dev/null
 }
 
+# ka_open: a client connection to berthd on fd $KA (not 3: bats's), for
+# requests sent one by one
+ka_open() {
+	[ -z "${KA:-}" ] || exec {KA}>&-
+	exec {KA}<>"/dev/tcp/127.0.0.1/$BPORT"
+}
+
+# ka_get PATH TOKEN: a GET on the ka_open connection; prints "STATUS BODY"
+ka_get() {
+	printf 'GET %s HTTP/1.1\r\nHost: localhost:%s\r\nAuthorization: Bearer %s\r\nAccept: application/json\r\n\r\n' \
+		"$1" "$BPORT" "$2" >&"$KA"
+	local line status len=0 body=
+	read -r -t 10 line <&"$KA" || return 1
+	status=$(cut -d' ' -f2 <<<"$line")
+	while read -r -t 10 line <&"$KA"; do
+		line=${line%$'\r'}
+		[ -z "$line" ] && break
+		case ${line,,} in content-length:*) len=${line#*: } ;; esac
+	done
+	if [ "$len" -gt 0 ]; then read -r -t 10 -N "$len" body <&"$KA" || return 1; fi
+	echo "$status $body"
+}
+
 @test "several requests share one client connection and one upstream connection" {
 	serve 8201
 	url="$BERTH_SERVER/w/proxied/ports/8201"
@@ -315,4 +338,55 @@ check() {
 	assert_success
 	grep -qi '^set-cookie: app=1' <<<"$output"
 	! grep -qi '^set-cookie: berth_' <<<"$output"
+}
+
+@test "a revoked token or a disabled user is refused on the next request of an open connection" {
+	serve 8217
+	visibility 8217 org
+	out=$(curl -sf -X POST -H "Authorization: Bearer $ALICE" -H 'Content-Type: application/json' \
+		--data '{"name": "proxy"}' "$BERTH_SERVER/api/v1/tokens")
+	tok=$(jq -r .token <<<"$out")
+	tid=$(jq -r .id <<<"$out")
+	ka_open
+	run ka_get /w/proxied/ports/8217/a "$tok"
+	assert_equal "$output" "200 hello from port 8217 at /a"
+	curl -sf -X DELETE -H "Authorization: Bearer $ALICE" "$BERTH_SERVER/api/v1/tokens/$tid"
+	run ka_get /w/proxied/ports/8217/b "$tok"
+	assert_output_contains "401 "
+	[[ "$output" != *"hello from port"* ]]
+
+	pw="pw-carol-$RANDOM$RANDOM"
+	curl -sf -X POST -H "Authorization: Bearer $BERTH_TOKEN" -H 'Content-Type: application/json' \
+		--data-binary "$(jq -cn --arg p "$pw" '{name: "carol", password: $p}')" \
+		"$BERTH_SERVER/api/v1/users" >/dev/null
+	carol=$(login_token carol "$pw")
+	ka_open
+	run ka_get /w/proxied/ports/8217/c "$carol"
+	assert_equal "$output" "200 hello from port 8217 at /c"
+	curl -sf -X POST -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/api/v1/users/carol/disable" >/dev/null
+	run ka_get /w/proxied/ports/8217/d "$carol"
+	assert_output_contains "401 "
+	[[ "$output" != *"hello from port"* ]]
+	curl -sf -X POST -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/api/v1/users/carol/enable" >/dev/null
+	run ka_get /w/proxied/ports/8217/e "$carol"
+	assert_equal "$output" "200 hello from port 8217 at /e"
+}
+
+@test "a port made private refuses another user's next request on an open connection" {
+	serve 8218
+	visibility 8218 org
+	ka_open
+	run ka_get /w/proxied/ports/8218/a "$BOB"
+	assert_equal "$output" "200 hello from port 8218 at /a"
+	visibility 8218 private
+	run ka_get /w/proxied/ports/8218/b "$BOB"
+	assert_output_contains "404 "
+	[[ "$output" != *"hello from port"* ]]
+	# the owner still gets in, and bob again once it is shared
+	ka_open
+	run ka_get /w/proxied/ports/8218/c "$ALICE"
+	assert_equal "$output" "200 hello from port 8218 at /c"
+	visibility 8218 org
+	run ka_get /w/proxied/ports/8218/d "$BOB"
+	assert_equal "$output" "200 hello from port 8218 at /d"
 }
