@@ -601,6 +601,18 @@ static char *build_dir(struct job_ctx *x)
     return xasprintf("%s/tmp/build-%s", x->m->data_dir, x->rec.id);
 }
 
+/* The user commands run as, from a merged config: remoteUser, then
+ * containerUser, then the image's own user, then root. */
+static const char *pick_user(const struct dc_config *merged, json_t *image)
+{
+    const char *image_user =
+        json_string_value(json_object_get(json_object_get(image, "Config"), "User"));
+    return merged->remote_user         ? merged->remote_user
+           : merged->container_user    ? merged->container_user
+           : image_user && *image_user ? image_user
+                                       : "root";
+}
+
 /* "build": the Dockerfile's image (built once per content) replaces "image". */
 static int step_build(struct job_ctx *x, struct dc_config *cfg, struct berr **reterr)
 {
@@ -645,17 +657,11 @@ static int step_features(struct job_ctx *x, struct dc_config *cfg, json_t **imag
     int r = mkdir_p(work, 0700);
     if (r < 0)
         return berr_make(reterr, -r, "cannot create '%s'", work);
-    const char *image_user =
-        json_string_value(json_object_get(json_object_get(*image, "Config"), "User"));
-    /* the metadata of the image may name the user too */
-    struct dc_config probe;
-    dc_config_init(&probe);
-    dc_merge_image_metadata(&probe, image_label(*image, "devcontainer.metadata"));
-    const char *user = cfg->remote_user            ? cfg->remote_user
-                       : probe.remote_user         ? probe.remote_user
-                       : cfg->container_user       ? cfg->container_user
-                       : image_user && *image_user ? image_user
-                                                   : "root";
+    /* the user as provision will pick it: the image's metadata merged first */
+    struct dc_config merged;
+    dc_config_init(&merged);
+    merged.raw = json_incref(cfg->raw);
+    dc_merge_image_metadata(&merged, image_label(*image, "devcontainer.metadata"));
     struct wsb b = {.engine = x->m->engine,
                     .repo_dir = repo,
                     .config_rel = x->rec.devcontainer_path,
@@ -666,8 +672,8 @@ static int step_features(struct job_ctx *x, struct dc_config *cfg, json_t **imag
     jevent(x, "image", "installing %zu feature%s", json_object_size(features),
            json_object_size(features) == 1 ? "" : "s");
     r = wsb_features(&b, features, json_object_get(cfg->raw, "overrideFeatureInstallOrder"),
-                     x->rec.image, user, &tag, reterr);
-    dc_config_release(&probe);
+                     x->rec.image, pick_user(&merged, *image), &tag, reterr);
+    dc_config_release(&merged);
     (void)rm_rf(work);
     if (r < 0)
         return r;
@@ -1336,13 +1342,7 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
     if (r < 0)
         goto out;
     dc_merge_image_metadata(&cfg, image_label(image, "devcontainer.metadata"));
-    const char *image_user =
-        json_string_value(json_object_get(json_object_get(image, "Config"), "User"));
-    const char *user = cfg.remote_user             ? cfg.remote_user
-                       : cfg.container_user        ? cfg.container_user
-                       : image_user && *image_user ? image_user
-                                                   : "root";
-    set_field(&x->rec.remote_user, user);
+    set_field(&x->rec.remote_user, pick_user(&cfg, image));
     if (cfg.workspace_folder)
         set_field(&x->rec.workspace_folder, cfg.workspace_folder);
     struct policy pol;
