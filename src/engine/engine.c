@@ -341,12 +341,18 @@ int engine_container_inspect(struct engine *e, const char *id, json_t **ret, str
     return request_json(e, "GET", path, NULL, ret, what, reterr);
 }
 
-int engine_container_list(struct engine *e, const char *label, json_t **ret, struct berr **reterr)
+/* The escaped query value of a filter on one label, "key" or "key=value". */
+static char *label_filter(const char *label)
 {
     json_t *filters = json_pack("{s:[s]}", "label", label);
     _cleanup_free_ char *fs = json_dumps(filters, JSON_COMPACT);
     json_decref(filters);
-    _cleanup_free_ char *q = escape(fs);
+    return escape(fs);
+}
+
+int engine_container_list(struct engine *e, const char *label, json_t **ret, struct berr **reterr)
+{
+    _cleanup_free_ char *q = label_filter(label);
     _cleanup_free_ char *path = xasprintf("/containers/json?all=true&filters=%s", q);
     return request_json(e, "GET", path, NULL, ret, "list containers", reterr);
 }
@@ -370,10 +376,7 @@ int engine_volume_remove(struct engine *e, const char *name, struct berr **reter
 
 int engine_volume_list(struct engine *e, const char *label, json_t **ret, struct berr **reterr)
 {
-    json_t *filters = json_pack("{s:[s]}", "label", label);
-    _cleanup_free_ char *fs = json_dumps(filters, JSON_COMPACT);
-    json_decref(filters);
-    _cleanup_free_ char *q = escape(fs);
+    _cleanup_free_ char *q = label_filter(label);
     _cleanup_free_ char *path = xasprintf("/volumes?filters=%s", q);
     json_t *answer = NULL;
     int r = request_json(e, "GET", path, NULL, &answer, "list volumes", reterr);
