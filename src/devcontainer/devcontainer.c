@@ -636,23 +636,26 @@ int dc_load(const char *repo_dir, const char *relpath, const struct dc_vars *var
     return 0;
 }
 
-void dc_merge_image_metadata(struct dc_config *c, const char *label)
+json_t *dc_metadata_entries(const char *label)
 {
-    if (!label || !*label)
-        return;
-    json_t *meta = json_loads(label, 0, NULL);
-    if (!meta)
-        return;
+    json_t *meta = label && *label ? json_loads(label, 0, NULL) : NULL;
     if (json_is_object(meta)) {
         json_t *a = json_array();
-        json_array_append(a, meta);
-        json_decref(meta);
-        meta = a;
+        json_array_append_new(a, meta);
+        return a;
     }
     if (!json_is_array(meta)) {
         json_decref(meta);
-        return;
+        return NULL;
     }
+    return meta;
+}
+
+void dc_merge_image_metadata(struct dc_config *c, const char *label)
+{
+    json_t *meta = dc_metadata_entries(label);
+    if (!meta)
+        return;
     /* rebuild: metadata layers first, then the file again on top */
     struct dc_config merged;
     dc_config_init(&merged);

@@ -102,6 +102,10 @@ struct dc_vars {
 int dc_load(const char *repo_dir, const char *relpath, const struct dc_vars *vars,
             struct dc_config *c, struct berr **reterr);
 
+/* The entries of a devcontainer.metadata label (an array, or one object made
+ * an array of one), newly referenced; NULL when there is no usable label. */
+json_t *dc_metadata_entries(const char *label);
+
 /* Merges an image's devcontainer.metadata label (a JSON text: an array of
  * objects, or one object) under the config. Unknown or malformed metadata is
  * ignored (it is the image's business, not the user's error). */

@@ -615,15 +615,9 @@ int wsb_features(const struct wsb *b, json_t *features, json_t *override_order,
     }
     const char *label = json_string_value(json_object_get(
         json_object_get(json_object_get(base, "Config"), "Labels"), "devcontainer.metadata"));
-    meta = label ? json_loads(label, 0, NULL) : NULL;
-    if (json_is_object(meta)) {
-        json_t *a = json_array();
-        json_array_append_new(a, meta);
-        meta = a;
-    } else if (!json_is_array(meta)) {
-        json_decref(meta);
+    meta = dc_metadata_entries(label);
+    if (!meta)
         meta = json_array();
-    }
     /* the image inspected, by id: nothing of the config's text in FROM */
     const char *base_id = json_string_value(json_object_get(base, "Id"));
     buf_addf(&dockerfile, "FROM %s\nUSER root\n", base_id ? base_id : base_image);
