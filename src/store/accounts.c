@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "store/store-internal.h"
@@ -283,19 +284,6 @@ int64_t store_setting_int(struct store *s, const char *key, int64_t fallback)
     return sqlite3_column_int64(st, 0);
 }
 
-int store_setting_set_int(struct store *s, const char *key, int64_t value)
-{
-    _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s,
-                "INSERT INTO settings (key, value) VALUES (?1, ?2) "
-                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                &st) < 0)
-        return -EIO;
-    bind_text(st, 1, key);
-    sqlite3_bind_int64(st, 2, value);
-    return sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
-}
-
 int store_setting_default_int(struct store *s, const char *key, int64_t value)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
@@ -328,6 +316,14 @@ int store_setting_set_text(struct store *s, const char *key, const char *value)
     bind_text(st, 1, key);
     bind_text(st, 2, value);
     return sqlite3_step(st) == SQLITE_DONE ? 0 : -EIO;
+}
+
+/* The value column is TEXT: a number is stored as its text either way. */
+int store_setting_set_int(struct store *s, const char *key, int64_t value)
+{
+    char text[24];
+    snprintf(text, sizeof(text), "%lld", (long long)value);
+    return store_setting_set_text(s, key, text);
 }
 
 int store_gitcred_put(struct store *s, int64_t user_id, const char *url, const char *username,
