@@ -265,8 +265,7 @@ int auth_token_user(struct auth *a, const char *token_id, struct auth_user *ret)
     return 0;
 }
 
-/* The value of cookie `name` in a Cookie header, newly allocated, or NULL. */
-static char *cookie_value(const char *header, const char *name)
+char *auth_cookie_value(const char *header, const char *name)
 {
     size_t n = strlen(name);
     for (const char *p = header; p && *p;) {
@@ -306,7 +305,7 @@ int auth_request(struct auth *a, const struct http_request *req, int mode, struc
         tok = authz + 7;
     } else {
         const char *cookies = http_request_header(req, "cookie");
-        cookie_tok = cookies ? cookie_value(cookies, AUTH_SESSION_COOKIE) : NULL;
+        cookie_tok = cookies ? auth_cookie_value(cookies, AUTH_SESSION_COOKIE) : NULL;
         tok = cookie_tok;
         via_cookie = true;
     }

@@ -84,4 +84,8 @@ int auth_bootstrap(struct auth *a, char **ret_generated, struct berr **reterr);
 /* Valid user names: 1-32 of a-z 0-9 . _ -, starting with a letter. */
 bool auth_valid_username(const char *name);
 
+/* The value of cookie `name` in a Cookie header (may be NULL), newly
+ * allocated, or NULL. */
+char *auth_cookie_value(const char *header, const char *name);
+
 #endif

@@ -266,23 +266,6 @@ static const struct port_entry *port_lookup(struct portproxy *pp, const char *ws
 
 /* ---- small parsers and writers ---- */
 
-/* "NAME=VALUE" of a Cookie header, newly allocated, or NULL. */
-static char *cookie_get(const struct http_request *req, const char *name)
-{
-    const char *h = http_request_header(req, "cookie");
-    size_t n = strlen(name);
-    for (const char *p = h; p && *p;) {
-        while (*p == ' ' || *p == ';')
-            p++;
-        const char *end = strchr(p, ';');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len > n && strncmp(p, name, n) == 0 && p[n] == '=')
-            return xstrndup(p + n + 1, len - n - 1);
-        p = end;
-    }
-    return NULL;
-}
-
 static bool valid_ws_label(const char *s, size_t n)
 {
     if (n == 0 || n > PORT_WS_MAX)
@@ -380,7 +363,8 @@ static bool wants_redirect(const struct http_request *req)
 static int pass_user(struct portproxy *pp, const struct http_request *req, const char *ws_id,
                      int port, char **ret_name)
 {
-    _cleanup_free_ char *secret = cookie_get(req, PORT_PASS_COOKIE);
+    _cleanup_free_ char *secret =
+        auth_cookie_value(http_request_header(req, "cookie"), PORT_PASS_COOKIE);
     struct grant *g = grant_find(pp, GRANT_PASS, secret, ws_id, port, false);
     struct auth_user u = {0};
     if (!g || auth_token_user(pp->auth, g->token_id, &u) < 0)
