@@ -357,13 +357,7 @@ void terminal_route(struct terminals *set, struct http_conn *c, struct http_requ
                              .tty = true,
                              .cols = query_uint(req, "cols", 80),
                              .rows = query_uint(req, "rows", 24)};
-    struct buf frame = BUF_INIT;
-    agentc_build_exec(&frame, &ex);
-    uv_write_t *w = xmalloc(sizeof(*w));
-    size_t len;
-    w->data = buf_detach(&frame, &len);
-    uv_buf_t ub = uv_buf_init(w->data, (unsigned)len);
-    uv_write(w, (uv_stream_t *)&t->pipe, &ub, 1, agent_written);
+    agentc_send_exec((uv_stream_t *)&t->pipe, &ex);
     t->reading = true;
     uv_read_start((uv_stream_t *)&t->pipe, on_alloc, on_agent_read);
     log_info("workspace '%s': terminal %.8s opened by '%s'", rec->name, t->id, user->name);

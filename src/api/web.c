@@ -350,13 +350,6 @@ static void ide_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     }
 }
 
-static void ide_written(uv_write_t *w, int status)
-{
-    (void)status;
-    free(w->data);
-    free(w);
-}
-
 /* The printable text of the agent frames received, for a message. */
 static char *ide_output_text(const struct buf *out)
 {
@@ -410,13 +403,7 @@ static int ide_start(struct web *w, const struct ws_record *rec)
     (void)ws_owner_env(w->m, rec, &env, NULL);
     struct agentc_exec ex = {
         .argv = &argv, .env = &env, .cwd = rec->workspace_folder, .user = rec->remote_user};
-    struct buf frame = BUF_INIT;
-    agentc_build_exec(&frame, &ex);
-    uv_write_t *wr = xmalloc(sizeof(*wr));
-    size_t len;
-    wr->data = buf_detach(&frame, &len);
-    uv_buf_t ub = uv_buf_init(wr->data, (unsigned)len);
-    uv_write(wr, (uv_stream_t *)&i->pipe, &ub, 1, ide_written);
+    agentc_send_exec((uv_stream_t *)&i->pipe, &ex);
     uv_read_start((uv_stream_t *)&i->pipe, ide_alloc, ide_read);
     log_info("workspace '%s': starting the IDE", rec->name);
     ws_attached(w->m, rec->id);

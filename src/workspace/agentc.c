@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -179,4 +180,23 @@ int agentc_run(const char *run_dir, const struct agentc_exec *x, agentc_output_c
             break;
         }
     }
+}
+
+static void exec_written(uv_write_t *w, int status)
+{
+    (void)status;
+    free(w->data);
+    free(w);
+}
+
+void agentc_send_exec(uv_stream_t *s, const struct agentc_exec *x)
+{
+    struct buf frame = BUF_INIT;
+    agentc_build_exec(&frame, x);
+    uv_write_t *w = xmalloc(sizeof(*w));
+    size_t len;
+    w->data = buf_detach(&frame, &len);
+    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
+    if (uv_write(w, s, &b, 1, exec_written) < 0)
+        exec_written(w, UV_EPIPE);
 }

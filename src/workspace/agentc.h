@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <uv.h>
 
 #include "agent/agent-proto.h"
 #include "util/buf.h"
@@ -30,6 +31,8 @@ typedef void (*agentc_output_cb)(int type, const char *data, size_t len, void *u
 
 /* Appends a complete EXEC request frame to out. */
 void agentc_build_exec(struct buf *out, const struct agentc_exec *x);
+/* On the loop: writes an EXEC request to an agent connection. */
+void agentc_send_exec(uv_stream_t *s, const struct agentc_exec *x);
 
 /* Connects to the agent in run_dir and checks it answers HELLO. */
 int agentc_hello(const char *run_dir, struct berr **reterr);
