@@ -297,9 +297,14 @@ static void flush_out(struct relay *r);
 static int resp_body(http_parser *p, const char *at, size_t len)
 {
     struct relay *r = p->data;
+    if (!r->chunk_out && r->out.len) {
+        /* with the head read just before it: one write, so the client wakes
+         * once for a small answer (at most one read buffer is copied) */
+        buf_add(&r->out, at, len);
+        return 0;
+    }
     if (!r->chunk_out) {
-        /* straight from the read buffer, after what is queued before it */
-        flush_out(r);
+        /* straight from the read buffer */
         if (r->client)
             http_conn_write_raw(r->client, at, len);
         return 0;
