@@ -51,7 +51,8 @@ struct daemon {
     uv_timer_t health;
     long max_workspaces; /* -1: keep the stored setting */
     long max_running;
-    bool embedded; /* --engine embedded: always run our own podman service */
+    long idle_timeout; /* seconds; 0: the server's default */
+    bool embedded;     /* --engine embedded: always run our own podman service */
     bool reconciled;
     bool checking;
 };
@@ -60,7 +61,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: berthd [--listen ADDR:PORT] [--data DIR] [--engine unix:///PATH]\n"
                "              [--agent PATH] [--default-image IMAGE] [--debug]\n"
-               "              [--base-domain DOMAIN]\n"
+               "              [--base-domain DOMAIN] [--idle-timeout SECONDS]\n"
                "\n"
                "  --listen ADDR:PORT   where to serve the API (default 127.0.0.1:7878)\n"
                "  --data DIR           where workspaces and the database live\n"
@@ -79,6 +80,8 @@ static void usage(FILE *f)
                "  --max-running N      running workspaces per user (default 5)\n"
                "  --base-domain DOMAIN forwarded ports are also served at\n"
                "                       http://PORT-WORKSPACE.DOMAIN (default localhost)\n"
+               "  --idle-timeout S     close a connection that has not sent a whole request\n"
+               "                       S seconds after opening or its last answer (default 75)\n"
                "\n"
                "On first start berthd creates the account 'admin' and prints its password\n"
                "once (or takes it from BERTH_ADMIN_PASSWORD).\n");
@@ -342,6 +345,14 @@ int main(int argc, char **argv)
             else
                 d.max_running = n;
             i++;
+        } else if (strcmp(a, "--idle-timeout") == 0 && v) {
+            char *end = NULL;
+            d.idle_timeout = strtol(v, &end, 10);
+            if (*end || d.idle_timeout < 1 || d.idle_timeout > 86400) {
+                fprintf(stderr, "berthd: --idle-timeout needs seconds from 1 to 86400\n");
+                return 2;
+            }
+            i++;
         } else if (strcmp(a, "--ide") == 0 && v) {
             d.ide_dir = xstrdup(v);
             i++;
@@ -441,6 +452,8 @@ int main(int argc, char **argv)
         return 1;
     }
     http_server_stream_bodies(d.http, api_wants_stream, d.api);
+    if (d.idle_timeout)
+        http_server_set_idle_timeout(d.http, (unsigned)d.idle_timeout);
     log_info("berthd listening on http://%s%s%s:%d (data %s, engine %s)",
              strchr(d.listen_addr, ':') ? "[" : "", d.listen_addr,
              strchr(d.listen_addr, ':') ? "]" : "", d.listen_port, d.data_dir, d.engine_socket);

@@ -8,7 +8,11 @@
  *     `pending` until the response ends; a request the stream filter takes is
  *     dispatched at its head and its body parsed on demand (relays);
  *   - writers: whole responses and chunked streams, with a pending-byte count
- *     for backpressure.
+ *     for backpressure;
+ *   - the idle sweep: a connection that has not completed a request head
+ *     within the idle timeout of being opened or of its last answer is closed
+ *     (an idle keep-alive, or a client sending its head a byte at a time).
+ *     Streams, relays and WebSockets are past that phase and stay.
  * Connections are freed in the uv_close callback, never earlier (libuv's rule).
  */
 #include "http/server.h"
@@ -25,6 +29,7 @@
 
 #define HTTP_MAX_PENDING (256 * 1024)
 #define HTTP_DRAIN_LOW (256 * 1024)
+#define HTTP_IDLE_TIMEOUT_DEFAULT 75 /* seconds, as nginx's keepalive_timeout */
 
 struct http_server {
     uv_tcp_t tcp;
@@ -34,6 +39,8 @@ struct http_server {
     http_filter_cb want_stream;
     void *want_stream_data;
     struct http_conn *conns; /* list of open connections */
+    uv_timer_t *sweep;       /* its own allocation: closed apart from tcp */
+    uint64_t idle_ms;
 };
 
 enum conn_phase { PHASE_READING, PHASE_HANDLING, PHASE_STREAMING, PHASE_RAW };
@@ -44,6 +51,7 @@ struct http_conn {
     struct http_conn *next, *prev;
     http_parser parser;
     enum conn_phase phase;
+    uint64_t reading_since; /* loop time PHASE_READING began */
     bool closing;
     bool keep_alive;
     bool last_was_value;
@@ -258,6 +266,7 @@ static void response_done(struct http_conn *c)
     request_release(&c->req);
     c->req_ready = false;
     c->phase = PHASE_READING;
+    c->reading_since = uv_now(c->server->loop);
     c->close_cb = NULL;
     c->drain_cb = NULL;
     c->head_ready = c->body_reading = c->body_done = false;
@@ -737,8 +746,28 @@ static void on_connection(uv_stream_t *listener, int status)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     c->keep_alive = true;
+    c->reading_since = uv_now(s->loop);
     peer_name(c);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void sweep_idle(uv_timer_t *t)
+{
+    struct http_server *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    for (struct http_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->phase == PHASE_READING && !c->finished && now - c->reading_since >= s->idle_ms)
+            http_conn_close(c);
+    }
+}
+
+void http_server_set_idle_timeout(struct http_server *s, unsigned seconds)
+{
+    s->idle_ms = (uint64_t)seconds * 1000;
+    /* a connection goes at most a quarter of the timeout late */
+    uint64_t every = s->idle_ms / 4 < 100 ? 100 : s->idle_ms / 4;
+    uv_timer_start(s->sweep, sweep_idle, every, every);
 }
 
 int http_server_new(uv_loop_t *loop, const char *addr, int port, http_handler_cb handler,
@@ -770,6 +799,11 @@ int http_server_new(uv_loop_t *loop, const char *addr, int port, http_handler_cb
         uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)free);
         return r;
     }
+    s->sweep = xmalloc(sizeof(*s->sweep));
+    uv_timer_init(loop, s->sweep);
+    s->sweep->data = s;
+    uv_unref((uv_handle_t *)s->sweep);
+    http_server_set_idle_timeout(s, HTTP_IDLE_TIMEOUT_DEFAULT);
     *ret = s;
     return 0;
 }
@@ -784,6 +818,7 @@ void http_server_close(struct http_server *s)
 {
     while (s->conns)
         http_conn_close(s->conns);
+    uv_close((uv_handle_t *)s->sweep, (uv_close_cb)free);
     uv_close((uv_handle_t *)&s->tcp, (uv_close_cb)free);
 }
 

@@ -69,6 +69,9 @@ void http_server_close(struct http_server *s);
  * handler as soon as their head is complete, with body_streamed set and no
  * size limit on the body. want() sees the head only: path, query, headers. */
 void http_server_stream_bodies(struct http_server *s, http_filter_cb want, void *data);
+/* Closes connections that have not sent a whole request head within this
+ * many seconds of opening or of their last answer (default 75). */
+void http_server_set_idle_timeout(struct http_server *s, unsigned seconds);
 
 /* A header's value (name lower-case), or NULL. */
 const char *http_request_header(const struct http_request *req, const char *name);
