@@ -453,11 +453,11 @@ static int check_access(struct portproxy *pp, struct http_conn *c, const struct 
 /* ---- relaying ---- */
 
 /* key: "WS_ID:PORT" */
-static int open_port(void *data, const char *key, char **ret_msg)
+static void open_port(void *data, const char *key, proxy_opened_cb done, void *ctx)
 {
     const char *colon = strrchr(key, ':');
     _cleanup_free_ char *ws_id = xstrndup(key, (size_t)(colon - key));
-    return ports_connect(data, ws_id, (int)strtol(colon + 1, NULL, 10), ret_msg);
+    ports_connect(data, ws_id, (int)strtol(colon + 1, NULL, 10), done, ctx);
 }
 
 static void enter_port(struct portproxy *pp, struct http_conn *c, struct http_request *req,

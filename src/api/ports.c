@@ -14,8 +14,8 @@
 #include "api/ports.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -588,15 +588,31 @@ static void tunnel_drained(struct wsock *w, void *ud)
     }
 }
 
-static void tunnel_open(struct ports *p, struct http_conn *c, struct http_request *req,
-                        const struct ws_record *rec, int port)
+/* A tunnel's request while its port's connection is being opened. */
+struct tunnel_start {
+    struct http_conn *c; /* NULL once the client has gone */
+    struct http_request *req;
+};
+
+static void tunnel_client_gone(struct http_conn *c, void *data)
 {
-    if (strcmp(rec->state, "running") != 0) {
-        http_respond_error(c, 409, "workspace '%s' is %s, not running", rec->name, rec->state);
+    (void)c;
+    struct tunnel_start *ts = data;
+    ts->c = NULL;
+}
+
+static void tunnel_connected(void *data, int fd, const char *msg)
+{
+    struct tunnel_start *ts = data;
+    struct http_conn *c = ts->c;
+    struct http_request *req = ts->req;
+    free(ts);
+    if (!c) {
+        if (fd >= 0)
+            close(fd);
         return;
     }
-    _cleanup_free_ char *msg = NULL;
-    int fd = ports_connect(p, rec->id, port, &msg);
+    http_conn_on_close(c, NULL, NULL);
     if (fd < 0) {
         http_respond_error(c, 502, "%s", msg);
         return;
@@ -617,6 +633,20 @@ static void tunnel_open(struct ports *p, struct http_conn *c, struct http_reques
     wsock_on_drain(t->ws, tunnel_drained);
     t->reading = true;
     uv_read_start((uv_stream_t *)&t->pipe, tunnel_alloc, tunnel_read);
+}
+
+static void tunnel_open(struct ports *p, struct http_conn *c, struct http_request *req,
+                        const struct ws_record *rec, int port)
+{
+    if (strcmp(rec->state, "running") != 0) {
+        http_respond_error(c, 409, "workspace '%s' is %s, not running", rec->name, rec->state);
+        return;
+    }
+    struct tunnel_start *ts = xcalloc(1, sizeof(*ts));
+    ts->c = c;
+    ts->req = req;
+    http_conn_on_close(c, tunnel_client_gone, ts);
+    ports_connect(p, rec->id, port, tunnel_connected, ts);
 }
 
 void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
@@ -696,47 +726,112 @@ static ssize_t read_with_fd(int fd, void *data, size_t len, int *ret_fd)
     return n;
 }
 
-int ports_connect(struct ports *p, const char *ws_id, int port, char **ret_msg)
+/* A connection to a port under way: the agent's answer is awaited on the loop. */
+struct connecting {
+    uv_poll_t poll;
+    uv_timer_t timer;
+    int handles; /* open: freed when both have closed */
+    int fd;      /* to the agent */
+    int passed;  /* the TCP socket it handed over, or -1 */
+    int port;
+    unsigned char h[AGENT_HEADER_SIZE];
+    size_t got;
+    ports_connected_cb cb;
+    void *data;
+};
+
+static void connecting_closed(uv_handle_t *h)
+{
+    struct connecting *k = h->data;
+    if (--k->handles > 0)
+        return;
+    if (k->fd >= 0)
+        close(k->fd);
+    if (k->passed >= 0)
+        close(k->passed);
+    free(k);
+}
+
+/* The answer is in (or will not come): report it and let go. */
+static void connecting_end(struct connecting *k, const char *why)
+{
+    if (k->cb) {
+        int fd = -ECONNREFUSED;
+        _cleanup_free_ char *msg = NULL;
+        if (!why && k->h[0] == AGENT_CONNECTED && agent_get_u32(k->h + 4) == 0) {
+            /* the socket itself, or the agent's own relay (an older agent) */
+            fd = k->passed >= 0 ? TAKE_FD(k->passed) : fcntl(k->fd, F_DUPFD_CLOEXEC, 0);
+            if (fd < 0)
+                fd = -errno;
+        }
+        if (fd < 0)
+            msg = why ? xstrdup(why)
+                      : xasprintf("nothing is listening on port %d in the workspace", k->port);
+        ports_connected_cb cb = k->cb;
+        k->cb = NULL;
+        cb(k->data, fd, msg);
+    }
+    uv_close((uv_handle_t *)&k->poll, connecting_closed);
+    uv_close((uv_handle_t *)&k->timer, connecting_closed);
+}
+
+static void connecting_readable(uv_poll_t *h, int status, int events)
+{
+    (void)events;
+    struct connecting *k = h->data;
+    if (!k->cb)
+        return;
+    if (status < 0) {
+        connecting_end(k, "the workspace agent does not answer");
+        return;
+    }
+    ssize_t n = read_with_fd(k->fd, k->h + k->got, sizeof(k->h) - k->got,
+                             k->passed < 0 ? &k->passed : NULL);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n <= 0) {
+        connecting_end(k, "the workspace agent closed the connection");
+        return;
+    }
+    k->got += (size_t)n;
+    if (k->got == sizeof(k->h))
+        connecting_end(k, NULL);
+}
+
+static void connecting_timeout(uv_timer_t *t)
+{
+    struct connecting *k = t->data;
+    if (k->cb)
+        connecting_end(k, "the workspace agent does not answer");
+}
+
+void ports_connect(struct ports *p, const char *ws_id, int port, ports_connected_cb cb, void *data)
 {
     _cleanup_free_ char *run = ws_run_dir(p->m, ws_id);
-    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
-    if (fd < 0) {
-        *ret_msg = xstrdup("the workspace agent does not answer");
-        return fd;
-    }
+    _cleanup_close_ int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
     /* the port, then the field PASS_FD (empty): the socket itself, no relay */
     unsigned char frame[AGENT_HEADER_SIZE + 2 + 5] = {0};
     agent_put_header(frame, AGENT_TCP_CONNECT, 2 + 5);
     frame[AGENT_HEADER_SIZE] = (unsigned char)(port >> 8);
     frame[AGENT_HEADER_SIZE + 1] = (unsigned char)port;
     frame[AGENT_HEADER_SIZE + 2] = AGENT_FIELD_PASS_FD;
-    if (write(fd, frame, sizeof(frame)) != (ssize_t)sizeof(frame)) {
-        close(fd);
-        *ret_msg = xstrdup("the workspace agent does not answer");
-        return -EIO;
+    /* a new socket's buffer takes the frame whole, without waiting */
+    if (fd < 0 ||
+        send(fd, frame, sizeof(frame), MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(frame)) {
+        cb(data, -EIO, "the workspace agent does not answer");
+        return;
     }
+    struct connecting *k = xcalloc(1, sizeof(*k));
+    k->fd = TAKE_FD(fd);
+    k->passed = -1;
+    k->port = port;
+    k->cb = cb;
+    k->data = data;
+    uv_poll_init(uv_default_loop(), &k->poll, k->fd);
+    uv_timer_init(uv_default_loop(), &k->timer);
+    k->poll.data = k->timer.data = k;
+    k->handles = 2;
     /* the agent answers as soon as the loopback connect is done */
-    unsigned char h[AGENT_HEADER_SIZE];
-    size_t got = 0;
-    int passed = -1;
-    while (got < sizeof(h)) {
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        if (poll(&pf, 1, 3000) <= 0)
-            break;
-        ssize_t n = read_with_fd(fd, h + got, sizeof(h) - got, passed < 0 ? &passed : NULL);
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    if (got == sizeof(h) && h[0] == AGENT_CONNECTED && agent_get_u32(h + 4) == 0) {
-        if (passed < 0)
-            return fd; /* an agent that relays */
-        close(fd);
-        return passed;
-    }
-    if (passed >= 0)
-        close(passed);
-    close(fd);
-    *ret_msg = xasprintf("nothing is listening on port %d in the workspace", port);
-    return -ECONNREFUSED;
+    uv_poll_start(&k->poll, UV_READABLE, connecting_readable);
+    uv_timer_start(&k->timer, connecting_timeout, 3000, 0);
 }

@@ -36,10 +36,14 @@ void ports_note_url(struct ports *p, const char *ws_id, int port, const char *pa
 void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
                const struct auth_user *user, const struct ws_record *rec, const char *rest);
 
+/* fd: a connected socket, owned by the callee from then on; or -errno and msg. */
+typedef void (*ports_connected_cb)(void *data, int fd, const char *msg);
+
 /* Opens a TCP connection to the port on the workspace's loopback, through its
- * agent; waits (briefly, on the loop) for the agent's answer. Returns the
- * connected socket (the TCP socket itself, or the agent's relay when the agent
- * does not pass it), or -errno with a message in *ret_msg. */
-int ports_connect(struct ports *p, const char *ws_id, int port, char **ret_msg);
+ * agent, without blocking: cb gets the connected socket (the TCP socket
+ * itself, or the agent's relay when the agent does not pass it) once the agent
+ * answers (within 3 s, else an error). cb runs exactly once, from the loop, or
+ * before ports_connect returns when the agent cannot even be asked. */
+void ports_connect(struct ports *p, const char *ws_id, int port, ports_connected_cb cb, void *data);
 
 #endif

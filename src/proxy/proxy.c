@@ -12,6 +12,11 @@
  * Upgrades (WebSockets) leave the parsers: the client connection is taken
  * over and bytes go both ways unchanged, the extra header put after the
  * answer's status line.
+ *
+ * A request that needs a new upstream waits in a struct start, attached to
+ * the client connection, while the route's open callback works (an agent's
+ * answer comes later from the loop); a client that leaves meanwhile only
+ * marks it, and the socket that arrives after is closed.
  */
 #include "proxy/proxy.h"
 
@@ -52,6 +57,22 @@ struct relay {
     bool req_chunked;   /* the request body is re-chunked to the upstream */
     bool client_http11; /* the client understands chunked answers */
     struct buf resend;  /* a bodiless request on a reused upstream, until answered */
+    proxy_open_cb open;
+    void *open_data;
+};
+
+/* A request waiting for a new upstream. */
+struct start {
+    struct http_conn *c; /* NULL once the client has gone */
+    char *key;
+    char *inject;
+    struct buf head; /* for the upstream: the request head, and a buffered body */
+    bool upgrade;
+    bool read_body; /* streamed by the server: read it as it comes */
+    bool bodiless;
+    bool req_chunked;
+    bool head_request;
+    bool http11;
     proxy_open_cb open;
     void *open_data;
 };
@@ -334,41 +355,31 @@ static void flush_out(struct relay *r)
     buf_reset(&r->out);
 }
 
-static struct relay *relay_new(struct http_conn *c, int fd, const char *key);
-static void client_drained(struct http_conn *c, void *data);
+static void open_upstream(struct start *st);
+static struct start *start_new(struct http_conn *c, const char *key, const struct relay *from);
 
 /* A reused upstream closed before answering a request without a body: the
  * app timed the idle connection out as the request went. Sends the request
  * again on a new connection, which takes r's place. */
-static bool exchange_retry(struct relay *r)
+static void exchange_retry(struct relay *r)
 {
     struct http_conn *c = r->client;
-    _cleanup_free_ char *msg = NULL;
-    int fd = r->open(r->open_data, r->key, &msg);
-    struct relay *n = fd >= 0 ? relay_new(c, fd, r->key) : NULL;
-    if (!n)
-        return false;
-    n->client = c;
-    n->inject = TAKE_PTR(r->inject);
-    n->open = r->open;
-    n->open_data = r->open_data;
-    n->head_request = r->head_request;
-    n->client_http11 = r->client_http11;
-    http_parser_init(&n->resp, HTTP_RESPONSE);
-    n->resp.data = n;
-    up_write(n, r->resend.buf, r->resend.len);
-    http_conn_on_drain(c, client_drained, n);
+    struct start *st = start_new(c, r->key, r);
+    st->head = r->resend;
+    r->resend = (struct buf)BUF_INIT;
     r->client = NULL;
+    http_conn_on_drain(c, NULL, NULL);
     up_close(r);
-    up_start_reading(n);
-    return true;
+    open_upstream(st);
 }
 
 /* Bytes of the answer (or, with n == 0, its end by close). */
 static void answer_bytes(struct relay *r, const char *data, size_t n)
 {
-    if (n == 0 && r->resend.len && exchange_retry(r))
+    if (n == 0 && r->resend.len) {
+        exchange_retry(r);
         return;
+    }
     if (n > 0)
         buf_release(&r->resend); /* answered: no second try */
     size_t used = http_parser_execute(&r->resp, &resp_settings, data, n);
@@ -540,8 +551,7 @@ char *proxy_strip_cookies(const char *header, const char *const *names)
 }
 
 /* The request head for the upstream. */
-static void build_request_head(struct relay *r, const struct http_request *req, const char *target,
-                               struct buf *head)
+static void build_request_head(const struct http_request *req, const char *target, struct buf *head)
 {
     static const char *const berth_cookies[] = {"berth_*", NULL};
     buf_addf(head, "%s %s HTTP/1.1\r\n", req->method, target);
@@ -565,9 +575,7 @@ static void build_request_head(struct relay *r, const struct http_request *req, 
     }
     if (req->upgrade)
         buf_adds(head, "Connection: Upgrade\r\n");
-    r->req_chunked = false;
     if (req->body_streamed && req->chunked) {
-        r->req_chunked = true;
         buf_adds(head, "Transfer-Encoding: chunked\r\n");
     } else if (req->body_streamed && req->body_size >= 0) {
         buf_addf(head, "Content-Length: %lld\r\n", req->body_size);
@@ -596,26 +604,6 @@ static struct relay *relay_new(struct http_conn *c, int fd, const char *key)
     return r;
 }
 
-/* The idle upstream attached to c when it fits key, else a new one. */
-static struct relay *relay_for(struct http_conn *c, const struct proxy_route *route,
-                               bool *ret_reused, char **ret_msg)
-{
-    struct relay *r = http_conn_attached(c);
-    *ret_reused = r && route->key && r->key && strcmp(r->key, route->key) == 0 && !r->up_closed &&
-                  !r->raw && !r->client;
-    if (*ret_reused)
-        return r;
-    if (r)
-        up_close(r);
-    int fd = route->open(route->data, route->key, ret_msg);
-    if (fd < 0)
-        return NULL;
-    r = relay_new(c, fd, route->key);
-    if (!r)
-        *ret_msg = xstrdup("cannot relay to the upstream");
-    return r;
-}
-
 static void settings_init(void)
 {
     resp_settings = (http_parser_settings){
@@ -629,55 +617,135 @@ static void settings_init(void)
     };
 }
 
-void proxy_request(struct http_conn *c, const struct http_request *req,
-                   const struct proxy_route *route)
+static void start_free(struct start *st)
 {
-    if (!resp_settings.on_message_complete)
-        settings_init();
-    _cleanup_free_ char *msg = NULL;
-    bool reused = false;
-    struct relay *r = relay_for(c, route, &reused, &msg);
-    if (!r) {
-        http_respond_error(c, 502, "%s", msg ? msg : "cannot reach the upstream");
-        return;
+    free(st->key);
+    free(st->inject);
+    buf_release(&st->head);
+    free(st);
+}
+
+/* A start for c, taking the answer's settings from a relay (a retry) or not. */
+static struct start *start_new(struct http_conn *c, const char *key, const struct relay *from)
+{
+    struct start *st = xcalloc(1, sizeof(*st));
+    st->c = c;
+    st->key = key ? xstrdup(key) : NULL;
+    st->head = (struct buf)BUF_INIT;
+    if (from) {
+        st->inject = from->inject ? xstrdup(from->inject) : NULL;
+        st->head_request = from->head_request;
+        st->http11 = from->client_http11;
+        st->open = from->open;
+        st->open_data = from->open_data;
     }
+    return st;
+}
+
+/* Sends st's request on r and relays its answer; frees st. With reused, a
+ * bodiless request is kept to be sent again should r turn out closed. */
+static void exchange_begin(struct relay *r, struct start *st, bool reused)
+{
+    struct http_conn *c = st->c;
     r->client = c;
     free(r->inject);
-    r->inject = route->header ? xstrdup(route->header) : NULL;
-    struct buf head = BUF_INIT;
-    build_request_head(r, req, route->target, &head);
-    if (!req->body_streamed)
-        buf_add(&head, req->body.buf, req->body.len);
-    r->open = route->open;
-    r->open_data = route->data;
-    buf_reset(&r->resend);
-    bool bodiless = !req->body_streamed || (!req->chunked && req->body_size <= 0);
-    if (reused && bodiless && !req->upgrade)
-        buf_add(&r->resend, head.buf, head.len);
-    up_write(r, head.buf, head.len);
-    buf_release(&head);
+    r->inject = TAKE_PTR(st->inject);
+    r->open = st->open;
+    r->open_data = st->open_data;
+    r->req_chunked = st->req_chunked;
+    up_write(r, st->head.buf, st->head.len);
+    buf_release(&r->resend);
+    if (reused && st->bodiless && !st->upgrade) {
+        r->resend = st->head;
+        st->head = (struct buf)BUF_INIT;
+    }
     http_conn_on_drain(c, client_drained, r);
-    if (req->upgrade) {
+    if (st->upgrade) {
         r->raw = true;
         http_conn_takeover(c, client_raw_data, r);
     } else {
         http_parser_init(&r->resp, HTTP_RESPONSE);
         r->resp.data = r;
-        r->head_request = strcmp(req->method, "HEAD") == 0;
-        r->client_http11 = req->http11;
+        r->head_request = st->head_request;
+        r->client_http11 = st->http11;
         r->resp_done = r->head_sent = r->close_client = false;
-        if (req->body_streamed)
+        if (st->read_body)
             http_conn_read_body(c, client_body, r);
     }
+    start_free(st);
     up_start_reading(r);
 }
 
+static void start_client_gone(struct http_conn *c, void *data)
+{
+    (void)c;
+    struct start *st = data;
+    st->c = NULL;
+}
+
+static void upstream_opened(void *ctx, int fd, const char *msg)
+{
+    struct start *st = ctx;
+    struct http_conn *c = st->c;
+    if (!c) {
+        if (fd >= 0)
+            close(fd);
+        start_free(st);
+        return;
+    }
+    http_conn_attach(c, NULL, NULL);
+    struct relay *r = fd >= 0 ? relay_new(c, fd, st->key) : NULL;
+    if (!r) {
+        start_free(st);
+        http_conn_resume(c);
+        http_respond_error(c, 502, "%s", fd < 0 && msg ? msg : "cannot relay to the upstream");
+        return;
+    }
+    exchange_begin(r, st, false);
+}
+
+static void open_upstream(struct start *st)
+{
+    http_conn_attach(st->c, st, start_client_gone);
+    /* may call upstream_opened before it returns: st is not touched after */
+    st->open(st->open_data, st->key, upstream_opened, st);
+}
+
+void proxy_request(struct http_conn *c, const struct http_request *req,
+                   const struct proxy_route *route)
+{
+    if (!resp_settings.on_message_complete)
+        settings_init();
+    /* the idle upstream attached to c when it fits the key */
+    struct relay *r = http_conn_attached(c);
+    bool reused = r && route->key && r->key && strcmp(r->key, route->key) == 0 && !r->up_closed &&
+                  !r->raw && !r->client;
+    if (r && !reused)
+        up_close(r);
+    struct start *st = start_new(c, route->key, NULL);
+    st->inject = route->header ? xstrdup(route->header) : NULL;
+    st->open = route->open;
+    st->open_data = route->data;
+    st->upgrade = req->upgrade;
+    st->read_body = req->body_streamed;
+    st->bodiless = !req->body_streamed || (!req->chunked && req->body_size <= 0);
+    st->req_chunked = req->body_streamed && req->chunked;
+    st->head_request = strcmp(req->method, "HEAD") == 0;
+    st->http11 = req->http11;
+    build_request_head(req, route->target, &st->head);
+    if (!req->body_streamed)
+        buf_add(&st->head, req->body.buf, req->body.len);
+    if (reused)
+        exchange_begin(r, st, true);
+    else
+        open_upstream(st);
+}
+
 /* The open callback of proxy_forward: the fd it was given. */
-static int given_fd(void *data, const char *key, char **ret_msg)
+static void given_fd(void *data, const char *key, proxy_opened_cb done, void *ctx)
 {
     (void)key;
-    (void)ret_msg;
-    return *(int *)data;
+    done(ctx, *(int *)data, NULL);
 }
 
 void proxy_forward(struct http_conn *c, const struct http_request *req, int upstream_fd,

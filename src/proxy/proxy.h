@@ -21,9 +21,12 @@
 
 #define PROXY_HIGH_WATER (1024 * 1024)
 
-/* Opens a connected upstream fd for the route's key; -errno with a message in
- * *ret_msg. */
-typedef int (*proxy_open_cb)(void *data, const char *key, char **ret_msg);
+/* How an opening ends: a connected upstream fd (the relay's from then on), or
+ * -errno with a message. */
+typedef void (*proxy_opened_cb)(void *ctx, int fd, const char *msg);
+/* Opens an upstream for the route's key and calls done(ctx, ...) once: before
+ * returning, or later from the loop (the client waits; nothing blocks). */
+typedef void (*proxy_open_cb)(void *data, const char *key, proxy_opened_cb done, void *ctx);
 
 /* Where one request goes. */
 struct proxy_route {

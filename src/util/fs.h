@@ -20,7 +20,8 @@ int read_file(const char *path, size_t max, struct buf *out);
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 /* Opens the unix socket `name` inside `dir` without following symlinks and
  * connects to it; returns a connected, blocking, CLOEXEC fd or -errno (-ENOTSOCK
- * when the name is not a socket). Used for sockets inside a workspace's run dir,
+ * when the name is not a socket, -EAGAIN when its listener's backlog is full:
+ * the connect itself never waits). Used for sockets inside a workspace's run dir,
  * which the untrusted container can write. */
 int unix_connect_nofollow(const char *dir, const char *name);
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bats
-# The server's idle timeout (berthd --idle-timeout, here 2 s): connections that
-# do not send a whole request in time are closed, with the upstream of a
-# kept-alive proxied connection; terminals and event streams are not touched.
+# Waiting without holding anyone up: the server's idle timeout (berthd
+# --idle-timeout, here 2 s) closes connections that do not send a whole
+# request in time, with the upstream of a kept-alive proxied connection, and
+# leaves terminals and event streams alone; a workspace whose agent does not
+# answer makes its own requests fail, not everyone else's wait.
 
 load helpers
 
@@ -22,6 +24,10 @@ teardown_file() {
 setup() {
 	load_berthd_env
 	BPORT=${BERTH_SERVER##*:}
+}
+
+teardown() {
+	[ -z "${PAUSED:-}" ] || podman unpause "$PAUSED" >/dev/null 2>&1 || true
 }
 
 # idle_client MODE [PATH FLAG]: opens a connection to berthd and prints, once
@@ -141,4 +147,32 @@ closed_late() {
 	# the server-sent events stream: curl gives up first (28: its own timeout)
 	run curl -sN --max-time 6 -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/api/v1/stream"
 	assert_equal "$status" 28
+}
+
+@test "a workspace whose agent does not answer fails its own requests and holds up nobody else" {
+	"$BERTH" exec idle -- sh -c "setsid perl proxy-echo.pl 8302 127.0.0.1 </dev/null >/dev/null 2>&1 &"
+	for i in $(seq 1 100); do
+		curl -sf -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/idle/ports/8302/" >/dev/null && break
+		sleep 0.2
+	done
+	# freeze the whole container: its agent can neither accept nor answer
+	PAUSED=$(ws_field idle container_id)
+	podman pause "$PAUSED" >/dev/null
+	curl -s -o "$BATS_TEST_TMPDIR/body" -w '%{http_code}' -H "Authorization: Bearer $BERTH_TOKEN" \
+		"$BERTH_SERVER/w/idle/ports/8302/" >"$BATS_TEST_TMPDIR/code" &
+	stalled=$!
+	# berthd answers others while that request waits for the agent (up to 3 s)
+	sleep 0.3
+	run curl -sf --max-time 20 "$BERTH_SERVER/api/v1/health"
+	assert_success
+	kill -0 "$stalled"
+	wait "$stalled"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/code")" 502
+	run cat "$BATS_TEST_TMPDIR/body"
+	assert_output_contains "the workspace agent does not answer"
+	podman unpause "$PAUSED" >/dev/null
+	PAUSED=
+	run curl -sf -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/idle/ports/8302/"
+	assert_success
+	assert_output_contains "hello from port 8302"
 }
