@@ -11,7 +11,8 @@
 #                           on a free loopback port with --data DATA and ARGS;
 #                           sets BERTHD_PID, SERVICE_PID, BERTH_SERVER, BERTH_PORT
 #   bench_login_token       an API token of berthd's first admin (BERTH_TOKEN)
-#   bench_cleanup           stops berthd and its podman service, removes the
+#   bench_cleanup           stops BENCH_PIDS (other servers a bench started),
+#                           berthd and its podman service, removes the
 #                           containers of DATA's workspaces and WORK (call it
 #                           from the script's EXIT trap; KEEP=DIR first copies
 #                           the logs there)
@@ -26,6 +27,7 @@ IMAGE=localhost/berth/base:bookworm
 TAG=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
 BERTHD_PID=
 SERVICE_PID=
+BENCH_PIDS=()
 WORK=
 KEEP=${KEEP:-}
 ADMIN_PASSWORD=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
@@ -101,6 +103,10 @@ bench_cleanup() {
 	trap '' INT TERM
 	set +e
 	echo "cleaning up ..." >&2
+	local pid
+	for pid in "${BENCH_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null && { wait_gone "$pid" 50 || kill -KILL "$pid" 2>/dev/null; }
+	done
 	# berthd first, so that no job of it creates a container after we looked
 	if [ -n "$BERTHD_PID" ] && alive "$BERTHD_PID"; then
 		[ -z "$SERVICE_PID" ] && SERVICE_PID=$(pgrep -P "$BERTHD_PID" | head -n1)

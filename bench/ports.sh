@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # bench/ports.sh [--duration S] [--connections N] [--rounds R] [--idle N] [--big MIB] [--keep DIR]
+#                [--no-nginx]
 #
 # A benchmark, not a test: it measures and prints, and exits 0 however slow the
 # machine is (non-zero only when it cannot run at all: no build, no image, no
@@ -25,6 +26,12 @@
 #                  made one request and stay open, VmRSS again; the difference
 #                  divided by N.
 #
+# For reference, the same loads go through nginx too (one worker, HTTP/1.1
+# keep-alive to the container's address, no buffering, no authentication: a
+# plain reverse proxy's cost on this machine). The nginx binary is Debian's,
+# unpacked once without its service into .berth-data/bench/nginx (skipped when
+# apt cannot fetch it); --no-nginx leaves it out.
+#
 # Targets from the issue: at least 0.8x the direct requests/s and throughput,
 # under 0.5 ms added at p50, at most 64 KiB of berthd RSS per idle connection.
 # On exit, Ctrl-C or TERM it stops berthd and its podman service, removes the
@@ -43,8 +50,13 @@ CONNS=32
 ROUNDS=3
 IDLE=200
 BIG=256
+NGINX=yes
 while [ $# -gt 0 ]; do
 	case $1 in
+	--no-nginx)
+		NGINX=
+		shift
+		;;
 	--duration | --connections | --rounds | --idle | --big | --keep)
 		[ $# -ge 2 ] || die "$1 needs a value"
 		case $1 in
@@ -123,6 +135,63 @@ done
 
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$BERTHD_PID/status"; }
 
+# --------------------------------------------------- nginx, for reference ---
+# nginx_bin: prints an nginx binary: the installed one, or Debian's package
+# unpacked (not installed: no service starts) under .berth-data/bench/nginx
+nginx_bin() {
+	local dir=$ROOT/.berth-data/bench/nginx
+	if command -v nginx 2>/dev/null; then return 0; fi
+	if [ ! -x "$dir/usr/sbin/nginx" ]; then
+		rm -rf "$dir" && mkdir -p "$dir/deb" &&
+			(cd "$dir/deb" && apt-get download nginx >/dev/null 2>&1) &&
+			dpkg-deb -x "$dir"/deb/nginx_*.deb "$dir" || return 1
+	fi
+	"$dir/usr/sbin/nginx" -v 2>/dev/null && echo "$dir/usr/sbin/nginx"
+}
+NGINX_URL=
+if [ -n "$NGINX" ] && NGINX_BIN=$(nginx_bin) && [ -n "$NGINX_BIN" ]; then
+	mkdir -p "$WORK/nginx"
+	for _ in $(seq 1 20); do
+		np=$((20000 + RANDOM % 12000))
+		(exec 3<>"/dev/tcp/127.0.0.1/$np") 2>/dev/null || break
+	done
+	cat >"$WORK/nginx/nginx.conf" <<NGINXCONF
+daemon off;
+master_process off;
+worker_processes 1;
+error_log $LOGS/nginx-error.log;
+pid $WORK/nginx/nginx.pid;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $WORK/nginx/body;
+	proxy_temp_path $WORK/nginx/proxy;
+	fastcgi_temp_path $WORK/nginx/fastcgi;
+	uwsgi_temp_path $WORK/nginx/uwsgi;
+	scgi_temp_path $WORK/nginx/scgi;
+	upstream app { server $CIP:8080; keepalive 64; }
+	server {
+		listen 127.0.0.1:$np;
+		location / {
+			proxy_pass http://app;
+			proxy_http_version 1.1;
+			proxy_set_header Connection "";
+			proxy_buffering off;
+		}
+	}
+}
+NGINXCONF
+	setsid "$NGINX_BIN" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >>"$LOGS/nginx.log" 2>&1 &
+	BENCH_PIDS+=($!)
+	for ((i = 0; i < 100; i++)); do
+		curl -sf -o /dev/null "http://127.0.0.1:$np/small" && NGINX_URL=http://127.0.0.1:$np && break
+		sleep 0.1
+	done
+	[ -n "$NGINX_URL" ] || echo "warning: nginx did not answer; its rows are left out" >&2
+elif [ -n "$NGINX" ]; then
+	echo "warning: no nginx (apt-get download nginx failed); its rows are left out" >&2
+fi
+
 # ---------------------------------------------------------- idle memory ---
 # N connections through the proxy, each after one request, held open
 cat >"$WORK/idle.py" <<'PY'
@@ -196,6 +265,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	dl direct_big "$DIRECT/big"
 	dl proxy_big "$PROXY/big" -H "$AUTH"
 	wrk_run sub -t2 -c"$CONNS" -d"${DURATION}s" -H "$AUTH" -H "Host: $SUBHOST" "$BERTH_SERVER/small"
+	if [ -n "$NGINX_URL" ]; then
+		wrk_run nginx -t2 -c"$CONNS" -d"${DURATION}s" "$NGINX_URL/small"
+		wrk_run nginx1 -t1 -c1 -d"${DURATION}s" "$NGINX_URL/small"
+		dl nginx_big "$NGINX_URL/big"
+	fi
 done
 
 # ---------------------------------------------------------------- report ---
@@ -219,6 +293,16 @@ printf "$fmt" "  latency p50 (ms)" "$(median direct1 2)" "$(median proxy1 2)" "$
 printf "$fmt" "  latency p99 (ms)" "$(median direct1 3)" "$(median proxy1 3)" "$(added "$(median direct1 3)" "$(median proxy1 3)")"
 printf "$fmt" "throughput, $BIG MiB file (MiB/s)" "$(median direct_big 1)" "$(median proxy_big 1)" "$(ratio "$(median direct_big 1)" "$(median proxy_big 1)")"
 printf "$fmt" "subdomain form: requests/s, $CONNS connections" "" "$(median sub 1)" "$(ratio "$(median direct 1)" "$(median sub 1)")"
+if [ -n "$NGINX_URL" ]; then
+	echo
+	printf "$fmt" "for reference, $("$NGINX_BIN" -v 2>&1 | sed 's|.*: ||')" "direct" "through nginx" "nginx/direct"
+	printf "$fmt" "requests/s, 1 KiB file, $CONNS connections" "$(median direct 1)" "$(median nginx 1)" "$(ratio "$(median direct 1)" "$(median nginx 1)")"
+	printf "$fmt" "  latency p50 (ms)" "$(median direct 2)" "$(median nginx 2)" "$(added "$(median direct 2)" "$(median nginx 2)")"
+	printf "$fmt" "requests/s, 1 connection" "$(median direct1 1)" "$(median nginx1 1)" "$(ratio "$(median direct1 1)" "$(median nginx1 1)")"
+	printf "$fmt" "  latency p50 (ms)" "$(median direct1 2)" "$(median nginx1 2)" "$(added "$(median direct1 2)" "$(median nginx1 2)")"
+	printf "$fmt" "throughput, $BIG MiB file (MiB/s)" "$(median direct_big 1)" "$(median nginx_big 1)" "$(ratio "$(median direct_big 1)" "$(median nginx_big 1)")"
+	echo "  nginx: one worker, keep-alive to the container's address, no buffering, no authentication"
+fi
 echo
 awk -v a="$RSS0" -v b="$RSS1" -v n="$IDLE" 'BEGIN {
 	printf "berthd VmRSS with %d idle proxied connections: %d kB -> %d kB, %.1f KiB per connection\n", n, a, b, (b - a) / n }'

@@ -827,7 +827,13 @@ void ports_connect(struct ports *p, const char *ws_id, int port, ports_connected
     k->port = port;
     k->cb = cb;
     k->data = data;
-    uv_poll_init(uv_default_loop(), &k->poll, k->fd);
+    int r = uv_poll_init(uv_default_loop(), &k->poll, k->fd);
+    if (r < 0) {
+        close(k->fd);
+        free(k);
+        cb(data, r, "cannot wait for the workspace agent");
+        return;
+    }
     uv_timer_init(uv_default_loop(), &k->timer);
     k->poll.data = k->timer.data = k;
     k->handles = 2;

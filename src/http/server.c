@@ -9,9 +9,11 @@
  *     dispatched at its head and its body parsed on demand (relays);
  *   - writers: whole responses and chunked streams, with a pending-byte count
  *     for backpressure;
- *   - the idle sweep: a connection that has not completed a request head
- *     within the idle timeout of being opened or of its last answer is closed
- *     (an idle keep-alive, or a client sending its head a byte at a time).
+ *   - the idle sweep: a connection that has not completed a request within
+ *     the idle timeout of being opened or of its last answer going out is
+ *     closed (an idle keep-alive, or a client sending its head a byte at a
+ *     time). That is the head for a request handed over at its head (relays),
+ *     the head and its body (at most 1 MiB) for the server's own routes.
  *     Streams, relays and WebSockets are past that phase and stay.
  * Connections are freed in the uv_close callback, never earlier (libuv's rule).
  */
@@ -198,6 +200,9 @@ static void on_written(uv_write_t *w, int status)
         http_conn_close(c);
         return;
     }
+    /* the idle time runs from when the last answer has gone out */
+    if (c->phase == PHASE_READING && !c->write_pending)
+        c->reading_since = uv_now(c->server->loop);
     if (c->above_drain_mark && c->write_pending < HTTP_DRAIN_LOW) {
         c->above_drain_mark = false;
         if (c->drain_cb)
@@ -618,7 +623,13 @@ void http_conn_takeover(struct http_conn *c, http_raw_cb on_data, void *data)
 
 void http_conn_read_body(struct http_conn *c, http_raw_cb body_cb, void *data)
 {
-    if (c->closing || !c->req.body_streamed || c->body_done || c->body_reading)
+    if (c->body_reading) {
+        /* a new reader (a relay that took another's place) */
+        c->body_cb = body_cb;
+        c->body_data = data;
+        return;
+    }
+    if (c->closing || !c->req.body_streamed || c->body_done)
         return;
     c->body_cb = body_cb;
     c->body_data = data;
@@ -757,7 +768,8 @@ static void sweep_idle(uv_timer_t *t)
     uint64_t now = uv_now(s->loop);
     for (struct http_conn *c = s->conns, *next; c; c = next) {
         next = c->next;
-        if (c->phase == PHASE_READING && !c->finished && now - c->reading_since >= s->idle_ms)
+        if (c->phase == PHASE_READING && !c->finished && !c->write_pending &&
+            now - c->reading_since >= s->idle_ms)
             http_conn_close(c);
     }
 }

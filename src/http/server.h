@@ -69,8 +69,9 @@ void http_server_close(struct http_server *s);
  * handler as soon as their head is complete, with body_streamed set and no
  * size limit on the body. want() sees the head only: path, query, headers. */
 void http_server_stream_bodies(struct http_server *s, http_filter_cb want, void *data);
-/* Closes connections that have not sent a whole request head within this
- * many seconds of opening or of their last answer (default 75). */
+/* Closes connections that have not sent a whole request within this many
+ * seconds of opening or of their last answer going out (default 75); for a
+ * request the stream filter takes, the head is enough. */
 void http_server_set_idle_timeout(struct http_server *s, unsigned seconds);
 
 /* A header's value (name lower-case), or NULL. */
@@ -113,7 +114,8 @@ void http_conn_close(struct http_conn *c);
 void http_conn_takeover(struct http_conn *c, http_raw_cb on_data, void *data);
 void http_conn_write_raw(struct http_conn *c, const void *bytes, size_t len);
 /* For a request with body_streamed: delivers its body (chunked decoding
- * undone) to body_cb in pieces, then once with bytes NULL at its end. Reading
+ * undone) to body_cb in pieces, then once with bytes NULL at its end; called
+ * again while the body is read, it only changes where the rest goes. Reading
  * follows http_conn_pause/resume. body_cb may answer and end the response. */
 void http_conn_read_body(struct http_conn *c, http_raw_cb body_cb, void *data);
 /* Ends a response written raw (a relayed answer) without taking the

@@ -367,6 +367,9 @@ static void exchange_retry(struct relay *r)
     struct start *st = start_new(c, r->key, r);
     st->head = r->resend;
     r->resend = (struct buf)BUF_INIT;
+    /* the server may still owe r the request's end (a bodiless request's
+     * NULL piece): the new relay takes that over */
+    st->read_body = true;
     r->client = NULL;
     http_conn_on_drain(c, NULL, NULL);
     up_close(r);
@@ -694,10 +697,12 @@ static void upstream_opened(void *ctx, int fd, const char *msg)
         return;
     }
     http_conn_attach(c, NULL, NULL);
+    /* reading goes on from the next loop turn, after exchange_begin has
+     * asked for the body */
+    http_conn_resume(c);
     struct relay *r = fd >= 0 ? relay_new(c, fd, st->key) : NULL;
     if (!r) {
         start_free(st);
-        http_conn_resume(c);
         http_respond_error(c, 502, "%s", fd < 0 && msg ? msg : "cannot relay to the upstream");
         return;
     }
@@ -706,6 +711,9 @@ static void upstream_opened(void *ctx, int fd, const char *msg)
 
 static void open_upstream(struct start *st)
 {
+    /* a body that comes meanwhile waits in the socket, not in the server's
+     * bounded pending buffer */
+    http_conn_pause(st->c);
     http_conn_attach(st->c, st, start_client_gone);
     /* may call upstream_opened before it returns: st is not touched after */
     st->open(st->open_data, st->key, upstream_opened, st);
