@@ -144,6 +144,7 @@
 #define BERTH_AGENT_PROTO_H
 
 #include <stdint.h>
+#include <stddef.h>
 
 #define AGENT_PROTO_VERSION "berth-agent 1"
 #define AGENT_HEADER_SIZE 8
@@ -196,6 +197,31 @@ static inline void agent_put_header(unsigned char *h, enum agent_frame_type type
     h[0] = (unsigned char)type;
     h[1] = h[2] = h[3] = 0;
     agent_put_u32(h + 4, len);
+}
+
+/* A frame as it sits in a buffer of received bytes. */
+struct agent_frame {
+    unsigned type;
+    const unsigned char *payload;
+    uint32_t len;
+};
+
+/* The next whole frame of data[*off, size): 1 with *off moved past it, 0 when
+ * it has not all arrived, -1 when it claims more than AGENT_MAX_PAYLOAD. */
+static inline int agent_next_frame(const void *data, size_t size, size_t *off,
+                                   struct agent_frame *ret)
+{
+    if (size - *off < AGENT_HEADER_SIZE)
+        return 0;
+    const unsigned char *h = (const unsigned char *)data + *off;
+    uint32_t len = agent_get_u32(h + 4);
+    if (len > AGENT_MAX_PAYLOAD)
+        return -1;
+    if (size - *off - AGENT_HEADER_SIZE < len)
+        return 0;
+    *ret = (struct agent_frame){.type = h[0], .payload = h + AGENT_HEADER_SIZE, .len = len};
+    *off += AGENT_HEADER_SIZE + len;
+    return 1;
 }
 
 #endif

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "store/accounts.h"
+#include "util/clock.h"
 #include "util/xalloc.h"
 
 #define THROTTLE_FREE_FAILURES 5
@@ -174,11 +175,10 @@ int auth_issue_token(struct auth *a, int64_t user_id, const char *kind, const ch
 
 /* ---- the token cache ---- */
 
+/* Monotonic seconds, never 0 (which means stale). */
 static int64_t mono_now(void)
 {
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec + 1; /* never 0, which means stale */
+    return mono_ms() / 1000 + 1;
 }
 
 void auth_forget(struct auth *a)

@@ -29,6 +29,7 @@
 
 #include "proxy/proxy.h"
 #include "store/accounts.h"
+#include "util/clock.h"
 #include "util/xalloc.h"
 #include "workspace/workspace.h"
 
@@ -216,11 +217,10 @@ static struct grant *grant_find(struct portproxy *pp, enum grant_kind kind, cons
 
 /* ---- the workspace and port cache ---- */
 
+/* Monotonic seconds, never 0 (which means stale). */
 static int64_t mono_now(void)
 {
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec + 1; /* never 0, which means stale */
+    return mono_ms() / 1000 + 1;
 }
 
 void portproxy_forget(struct portproxy *pp)

@@ -266,23 +266,20 @@ static void watch_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     free(b->base);
     size_t off = 0;
     bool news = false;
-    while (w->in.len - off >= AGENT_HEADER_SIZE) {
-        const unsigned char *h = (const unsigned char *)w->in.buf + off;
-        uint32_t len = agent_get_u32(h + 4);
-        if (len > AGENT_MAX_PAYLOAD) {
-            watch_close(w);
-            return;
-        }
-        if (w->in.len - off - AGENT_HEADER_SIZE < len)
-            break;
-        if (h[0] == AGENT_PORTS) {
-            _cleanup_free_ char *text = xstrndup((const char *)h + AGENT_HEADER_SIZE, len);
+    struct agent_frame f;
+    int got;
+    while ((got = agent_next_frame(w->in.buf, w->in.len, &off, &f)) > 0) {
+        if (f.type == AGENT_PORTS) {
+            _cleanup_free_ char *text = xstrndup((const char *)f.payload, f.len);
             char *save = NULL;
             for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
                 apply_line(w, l);
             news = true;
         }
-        off += AGENT_HEADER_SIZE + len;
+    }
+    if (got < 0) {
+        watch_close(w);
+        return;
     }
     buf_remove_front(&w->in, off);
     if (news && w->ready)

@@ -172,32 +172,30 @@ static void on_agent_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     buf_add(&t->in, b->base, (size_t)n);
     free(b->base);
     size_t off = 0;
-    while (t->in.len - off >= AGENT_HEADER_SIZE) {
-        const unsigned char *h = (const unsigned char *)t->in.buf + off;
-        uint32_t len = agent_get_u32(h + 4);
-        if (len > AGENT_MAX_PAYLOAD) {
-            term_end(t);
-            return;
-        }
-        if (t->in.len - off < AGENT_HEADER_SIZE + len)
-            break;
-        const char *p = (const char *)h + AGENT_HEADER_SIZE;
-        if (h[0] == AGENT_STDOUT || h[0] == AGENT_STDERR) {
+    struct agent_frame f;
+    int got;
+    while ((got = agent_next_frame(t->in.buf, t->in.len, &off, &f)) > 0) {
+        const char *p = (const char *)f.payload;
+        size_t len = f.len;
+        if (f.type == AGENT_STDOUT || f.type == AGENT_STDERR) {
             keep_scrollback(t, p, len);
             send_frame(t, '0', p, len);
             ws_scan_output(t->owner_set->m, t->ws_id, &t->urls, p, len);
-        } else if (h[0] == AGENT_ERROR) {
+        } else if (f.type == AGENT_ERROR) {
             _cleanup_free_ char *msg = xasprintf("\r\nberth: %.*s\r\n", (int)len, p);
             keep_scrollback(t, msg, strlen(msg));
             send_frame(t, '0', msg, strlen(msg));
-        } else if (h[0] == AGENT_EXIT && len >= 4) {
+        } else if (f.type == AGENT_EXIT && len >= 4) {
             _cleanup_free_ char *j =
                 xasprintf("{\"exit\":%d}", (int)agent_get_u32((const unsigned char *)p));
             send_frame(t, '2', j, strlen(j));
             term_end(t);
             return;
         }
-        off += AGENT_HEADER_SIZE + len;
+    }
+    if (got < 0) {
+        term_end(t);
+        return;
     }
     buf_remove_front(&t->in, off);
     if (t->ws && wsock_pending(t->ws) > TERM_HIGH_WATER && t->reading) {

@@ -355,15 +355,10 @@ static char *ide_output_text(const struct buf *out)
 {
     struct buf t = BUF_INIT;
     size_t off = 0;
-    while (out->len - off >= AGENT_HEADER_SIZE) {
-        const unsigned char *h = (const unsigned char *)out->buf + off;
-        uint32_t len = agent_get_u32(h + 4);
-        if (out->len - off - AGENT_HEADER_SIZE < len)
-            break;
-        if (h[0] == AGENT_STDOUT || h[0] == AGENT_STDERR || h[0] == AGENT_ERROR)
-            buf_add(&t, h + AGENT_HEADER_SIZE, len);
-        off += AGENT_HEADER_SIZE + len;
-    }
+    struct agent_frame f;
+    while (agent_next_frame(out->buf, out->len, &off, &f) > 0)
+        if (f.type == AGENT_STDOUT || f.type == AGENT_STDERR || f.type == AGENT_ERROR)
+            buf_add(&t, f.payload, f.len);
     return buf_detach(&t, NULL);
 }
 

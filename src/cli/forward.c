@@ -44,6 +44,7 @@
 #include "cli/commands.h"
 #include "cli/wsclient.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/xalloc.h"
 
 /* Read from a local connection at once: one WebSocket message. */
@@ -109,13 +110,6 @@ static void stop_handler(int sig)
     if (stop_fd >= 0)
         (void)write(stop_fd, "s", 1);
     errno = saved;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ------------------------------------------------------------------------
@@ -205,7 +199,7 @@ static void conn_close_tunnel(struct pf_conn *k, uint16_t code, int wait_ms)
     }
     wsc_close(k->w, code);
     k->closing = true;
-    k->close_deadline = now_ms() + wait_ms;
+    k->close_deadline = mono_ms() + wait_ms;
 }
 
 static void conn_close_local(struct pf_conn *k)
@@ -331,7 +325,7 @@ static bool conn_step(struct pf_conn *k, short lrev, short wrev)
         if (wsc_process(k->w, 0, NULL) < 0)
             k->w = wsc_free(k->w);
     }
-    if (k->w && (wsc_done(k->w) || (k->closing && now_ms() >= k->close_deadline)))
+    if (k->w && (wsc_done(k->w) || (k->closing && mono_ms() >= k->close_deadline)))
         k->w = wsc_free(k->w);
 
     /* the tunnel's end, once all it sent has been written */
@@ -356,7 +350,7 @@ static void pf_accept(struct pf *pf, struct pf_map *m)
         if (fd < 0 && (errno == EINTR || errno == ECONNABORTED))
             continue;
         if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM))
-            pf->accept_resume = now_ms() + PF_ACCEPT_PAUSE_MS;
+            pf->accept_resume = mono_ms() + PF_ACCEPT_PAUSE_MS;
         if (fd < 0)
             return;
         conn_accepted(pf, m, fd, &peer);
@@ -382,14 +376,14 @@ static int pf_loop(struct pf *pf, int sig_fd, struct berr **reterr)
     int64_t stop_deadline = 0;
     int r = 0;
     for (;;) {
-        if (pf->stopping && (pf->nconns == 0 || now_ms() >= stop_deadline))
+        if (pf->stopping && (pf->nconns == 0 || mono_ms() >= stop_deadline))
             break;
         size_t want = 1 + pf->nmaps + 2 * pf->nconns;
         if (want > np) {
             np = want * 2;
             p = xrealloc(p, np * sizeof(*p));
         }
-        int64_t now = now_ms();
+        int64_t now = mono_ms();
         int64_t timeout = -1;
         bool accepting = pf->nconns < pf->max_conns && now >= pf->accept_resume;
         if (!accepting && pf->accept_resume > now)
@@ -431,7 +425,7 @@ static int pf_loop(struct pf *pf, int sig_fd, struct berr **reterr)
             if (pf->stopping)
                 break; /* a second signal: at once */
             pf_stop(pf);
-            stop_deadline = now_ms() + PF_SHUTDOWN_WAIT_MS;
+            stop_deadline = mono_ms() + PF_SHUTDOWN_WAIT_MS;
         }
         /* the connections polled, then the new ones (which are appended) */
         size_t kept = 0, polled = pf->nconns;

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/xalloc.h"
 
 extern char **environ;
@@ -43,13 +44,6 @@ static char *find_program(const char *name, const char *path)
             return TAKE_PTR(p);
     }
     return NULL;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void emit_lines(struct run_cmd *c, struct buf *pending, bool flush)
@@ -112,13 +106,13 @@ int run_cmd(struct run_cmd *c, struct berr **reterr)
     closep(&wr);
 
     _cleanup_buf_ struct buf pending = BUF_INIT;
-    long long deadline = c->timeout_ms > 0 ? now_ms() + c->timeout_ms : 0;
+    long long deadline = c->timeout_ms > 0 ? mono_ms() + c->timeout_ms : 0;
     bool timed_out = false;
     char chunk[16384];
     for (;;) {
         int wait_ms = -1;
         if (deadline) {
-            long long left = deadline - now_ms();
+            long long left = deadline - mono_ms();
             if (left <= 0) {
                 timed_out = true;
                 break;

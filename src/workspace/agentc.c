@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
 
@@ -109,13 +110,6 @@ int agentc_hello(const char *run_dir, struct berr **reterr)
     if (h[0] != AGENT_HELLO)
         return berr_make(reterr, EPROTO, "the workspace agent answered with frame type %d", h[0]);
     return 0;
-}
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int agentc_wait_ready(const char *run_dir, int timeout_ms, struct berr **reterr)
