@@ -45,28 +45,19 @@
 # copies the logs there).
 
 # Word splitting of container ids and the table format are meant:
-# shellcheck disable=SC2046,SC2059,SC2086,SC2207,SC2317
+# shellcheck disable=SC2046,SC2059,SC2086,SC2119,SC2207,SC2317
 set -uo pipefail
 export LC_ALL=C
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH=$ROOT/bench
-BERTH=$ROOT/build/src/cli/berth
-BERTHD=$ROOT/build/src/daemon/berthd
-AGENT=$ROOT/build/src/agent/berth-agent
-IMAGE=localhost/berth/base:bookworm
+BENCH_NAME=create.sh
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 DEVCONTAINER=$BENCH/node_modules/.bin/devcontainer
 OP_TIMEOUT=300 # seconds; a bound on every timed command, not a pass mark
 
 RUNS=5
 WARMUP=1
 TRACE=1
-KEEP=
-
-die() {
-	echo "bench/create.sh: $*" >&2
-	exit 1
-}
 
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -122,84 +113,25 @@ if [ "$have_version" != "$want_version" ]; then
 fi
 
 # ------------------------------------------------------------ workspace ---
-TAG=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench.XXXXXX")
+bench_workdir
 REPO_NAME=berth-bench-$TAG
 REPO=$WORK/$REPO_NAME
-DATA=$WORK/data
-LOGS=$WORK/logs
-mkdir -p "$LOGS" "$WORK/peer" "$WORK/tmp"
-BERTHD_PID=
-SERVICE_PID=
-CHILD=
-NAMES=()
+mkdir -p "$WORK/peer" "$WORK/tmp"
 
-# alive PID: the process exists and has not exited (our children stay zombies
-# until reaped, and kill -0 still reaches those)
-alive() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "${st%% *}" != Z ]
-}
-
-# wait_gone PID TENTHS: true once PID has exited, within TENTHS tenths of a second
-wait_gone() {
-	local i
-	for ((i = 0; i < $2; i++)); do
-		alive "$1" || return 0
-		sleep 0.1
-	done
-	! alive "$1"
-}
-
-cleanup() {
-	local rc=$?
-	trap '' INT TERM
-	set +e
-	echo "cleaning up ..." >&2
-	# a command cut short by the signal, with its children (node, podman exec ...)
-	if [ -n "$CHILD" ] && alive "$CHILD"; then
-		kill -TERM -- "-$CHILD" "$CHILD" 2>/dev/null
-		wait_gone "$CHILD" 100 || kill -KILL -- "-$CHILD" "$CHILD" 2>/dev/null
-	fi
-	# berthd first, so that no job of it creates a container after we looked
-	if [ -n "$BERTHD_PID" ] && alive "$BERTHD_PID"; then
-		[ -z "$SERVICE_PID" ] && SERVICE_PID=$(pgrep -P "$BERTHD_PID" | head -n1)
-		kill -TERM "$BERTHD_PID" 2>/dev/null
-		wait_gone "$BERTHD_PID" 100 || kill -KILL "$BERTHD_PID" 2>/dev/null
-	fi
-	if [ -n "$SERVICE_PID" ] && alive "$SERVICE_PID" &&
-		grep -qa "$DATA" "/proc/$SERVICE_PID/cmdline" 2>/dev/null; then
-		kill -TERM "$SERVICE_PID" 2>/dev/null
-		wait_gone "$SERVICE_PID" 50 || kill -KILL "$SERVICE_PID" 2>/dev/null
-	fi
-	# Berth's containers: by our workspace names and by the ids in our data dir
-	local ids=() n id
-	for n in "${NAMES[@]}"; do
-		ids+=($(podman ps -a -q --filter "label=berth.name=$n" 2>/dev/null))
-	done
-	for id in $(ls "$DATA/workspaces" 2>/dev/null) $(ls "$DATA/run" 2>/dev/null); do
-		ids+=($(podman ps -a -q --filter "name=^berth-$id\$" 2>/dev/null))
-	done
-	# the peer's: labelled with a local folder under our directory
-	ids+=($(podman ps -a --filter label=devcontainer.local_folder \
+# what berthd's clean-up does not know: the peer's containers (labelled with a
+# local folder under WORK) and its derived images
+bench_cleanup_extra() {
+	local ids
+	ids=$(podman ps -a --filter label=devcontainer.local_folder \
 		--format '{{.ID}} {{index .Labels "devcontainer.local_folder"}}' 2>/dev/null |
-		awk -v p="$WORK/" 'index($2, p) == 1 { print $1 }'))
-	if [ ${#ids[@]} -gt 0 ]; then
-		podman rm -f -t 0 $(printf '%s\n' "${ids[@]}" | sort -u) >/dev/null 2>&1
-	fi
-	# the CLI's derived images (and with them their build cache)
+		awk -v p="$WORK/" 'index($2, p) == 1 { print $1 }')
+	[ -n "$ids" ] && podman rm -f -t 0 $ids >/dev/null 2>&1
 	local imgs
 	imgs=$(podman images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null |
 		grep "^localhost/vsc-$REPO_NAME-" || true)
 	[ -n "$imgs" ] && podman rmi -f $imgs >/dev/null 2>&1
-	if [ -n "$KEEP" ]; then
-		mkdir -p "$KEEP" && cp -a "$LOGS/." "$KEEP/" && echo "logs kept in $KEEP" >&2
-	fi
-	rm -rf "$WORK"
-	exit "$rc"
 }
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -218,57 +150,13 @@ git -C "$REPO" add -A
 git -C "$REPO" -c user.name=Bench -c user.email=bench@example.invalid commit -q -m initial
 
 # ---------------------------------------------------------------- berthd ---
-start_berthd() {
-	local port
-	for _ in $(seq 1 20); do
-		port=$((20000 + RANDOM % 40000))
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			continue # taken
-		fi
-		# its own session: Ctrl-C reaches the script, and cleanup stops berthd
-		BERTH_ADMIN_PASSWORD=$ADMIN_PASSWORD setsid "$BERTHD" --engine embedded --data "$DATA" --listen "127.0.0.1:$port" \
-			--agent "$AGENT" >>"$LOGS/berthd.log" 2>&1 &
-		BERTHD_PID=$!
-		export BERTH_SERVER="http://127.0.0.1:$port"
-		local i
-		for ((i = 0; i < 600; i++)); do # 60 s
-			alive "$BERTHD_PID" || break
-			if curl -sf --max-time 2 "$BERTH_SERVER/api/v1/health" 2>/dev/null |
-				grep -q '"engine":"ok"'; then
-				SERVICE_PID=$(pgrep -P "$BERTHD_PID" | head -n1)
-				return 0
-			fi
-			sleep 0.1
-		done
-		kill -KILL "$BERTHD_PID" 2>/dev/null
-		wait "$BERTHD_PID" 2>/dev/null
-		BERTHD_PID=
-	done
-	return 1
-}
-# berthd with accounts: its first admin gets this password, and the CLI an API
-# token of the admin through BERTH_TOKEN (the user's own `berth login` is not
-# touched). A berthd without accounts answers the login with 404: no token.
-ADMIN_PASSWORD=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-login_token() {
-	local answer code
-	answer=$(curl -s --max-time 30 -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' \
-		--data-binary "{\"username\":\"admin\",\"password\":\"$ADMIN_PASSWORD\",\"mode\":\"token\",\"token_name\":\"bench\"}" \
-		"$BERTH_SERVER/api/v1/auth/login")
-	code=${answer##*$'\n'}
-	case $code in
-	200) sed -n 's/.*"token": *"\([^"]*\)".*/\1/p' <<<"${answer%$'\n'*}" ;;
-	404) return 0 ;;
-	*) return 1 ;;
-	esac
-}
 echo "starting berthd (embedded engine) ..." >&2
-start_berthd || {
+bench_start_berthd || {
 	tail -n 20 "$LOGS/berthd.log" >&2
 	die "berthd did not come up"
 }
-[ "$(cat "/proc/$BERTHD_PID/comm" 2>/dev/null)" = berthd ] || die "lost track of berthd's pid"
-BERTH_TOKEN=$(login_token) || die "cannot log in to berthd as its admin"
+BERTH_TOKEN=$(bench_login_token)
+[ -n "$BERTH_TOKEN" ] || die "cannot log in to berthd as its admin"
 export BERTH_TOKEN
 
 # ------------------------------------------------------------- measuring ---
@@ -311,7 +199,6 @@ last_line() { grep -v '^[[:space:]]*$' "$1" | tail -n 1 | cut -c1-160; }
 
 berth_round() { # berth_round TAGNAME COUNTED
 	local name=bench-$TAG-$1 counted=$2 l=$LOGS/berth-$1
-	NAMES+=("$name")
 	timed "$l.create" "$l.create" "$BERTH" create "$REPO" --name "$name"
 	if [ $T_RC -eq 0 ] && "$BERTH" show "$name" --json 2>/dev/null | grep -q '"state": *"running"'; then
 		record "berth|create" "$counted" 1
@@ -443,7 +330,6 @@ BERTH_TRACE_OUT=
 if [ "$TRACE" = 1 ]; then
 	echo "one traced berth create (not counted) ..." >&2
 	name=bench-$TAG-trace
-	NAMES+=("$name")
 	s=$EPOCHREALTIME
 	timeout --foreground "$OP_TIMEOUT" "$BERTH" create "$REPO" --name "$name" 2>&1 |
 		while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done >"$LOGS/berth-trace"

@@ -11,9 +11,11 @@
 #                           on a free loopback port with --data DATA and ARGS;
 #                           sets BERTHD_PID, SERVICE_PID, BERTH_SERVER, BERTH_PORT
 #   bench_login_token       an API token of berthd's first admin (BERTH_TOKEN)
-#   bench_cleanup           stops BENCH_PIDS (other servers a bench started),
-#                           berthd and its podman service, removes the
-#                           containers of DATA's workspaces and WORK (call it
+#   bench_cleanup           stops CHILD (a measured command cut short, with its
+#                           process group), BENCH_PIDS (other servers a bench
+#                           started), berthd and its podman service, removes the
+#                           containers of DATA's workspaces, runs the script's
+#                           bench_cleanup_extra if it has one, and WORK (call it
 #                           from the script's EXIT trap; KEEP=DIR first copies
 #                           the logs there)
 # Uses the release build (build/), not the sanitizer one.
@@ -25,8 +27,10 @@ BERTHD=$ROOT/build/src/daemon/berthd
 AGENT=$ROOT/build/src/agent/berth-agent
 IMAGE=localhost/berth/base:bookworm
 TAG=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+BENCH=$ROOT/bench
 BERTHD_PID=
 SERVICE_PID=
+CHILD=
 BENCH_PIDS=()
 WORK=
 KEEP=${KEEP:-}
@@ -103,6 +107,10 @@ bench_cleanup() {
 	trap '' INT TERM
 	set +e
 	echo "cleaning up ..." >&2
+	if [ -n "$CHILD" ] && alive "$CHILD"; then
+		kill -TERM -- "-$CHILD" "$CHILD" 2>/dev/null
+		wait_gone "$CHILD" 100 || kill -KILL -- "-$CHILD" "$CHILD" 2>/dev/null
+	fi
 	local pid
 	for pid in "${BENCH_PIDS[@]}"; do
 		kill -TERM "$pid" 2>/dev/null && { wait_gone "$pid" 50 || kill -KILL "$pid" 2>/dev/null; }
@@ -125,6 +133,7 @@ bench_cleanup() {
 	if [ ${#ids[@]} -gt 0 ]; then
 		podman rm -f -t 0 $(printf '%s\n' "${ids[@]}" | sort -u) >/dev/null 2>&1
 	fi
+	declare -F bench_cleanup_extra >/dev/null && bench_cleanup_extra
 	if [ -n "$KEEP" ] && [ -n "$WORK" ]; then
 		mkdir -p "$KEEP" && cp -a "$LOGS/." "$KEEP/" && echo "logs kept in $KEEP" >&2
 	fi

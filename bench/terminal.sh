@@ -36,29 +36,19 @@
 # temporary directory (--keep DIR first copies the logs there).
 
 # Word splitting of container ids and the table format are meant:
-# shellcheck disable=SC2046,SC2059,SC2086,SC2207,SC2317
+# shellcheck disable=SC2046,SC2059,SC2086,SC2119,SC2207,SC2317
 set -uo pipefail
 export LC_ALL=C
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH=$ROOT/bench
-BERTH=$ROOT/build/src/cli/berth
-BERTHD=$ROOT/build/src/daemon/berthd
-AGENT=$ROOT/build/src/agent/berth-agent
-IMAGE=localhost/berth/base:bookworm
+BENCH_NAME=terminal.sh
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 OP_TIMEOUT=300 # seconds; a bound on every measured command, not a pass mark
 
 KEYSTROKES=2000
 ROUNDS=4
 RUNS=5
 LINES=100000
-KEEP=
-
-die() {
-	echo "bench/terminal.sh: $*" >&2
-	exit 1
-}
-
 number() { # number OPTION VALUE
 	[[ $2 =~ ^[1-9][0-9]*$ ]] || die "$1 needs a positive number"
 	echo "$2"
@@ -96,73 +86,12 @@ done
 [ "$(id -u)" = 0 ] || die "needs root (the embedded engine is rootful; the agent socket is root's)"
 podman image exists "$IMAGE" || die "$IMAGE is not in podman's storage: run scripts/setup.sh"
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/berth-bench-term.XXXXXX")
-TAG=$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')
+bench_workdir
 REPO_NAME=berth-bench-term-$TAG
 REPO=$WORK/$REPO_NAME
-DATA=$WORK/data
-LOGS=$WORK/logs
 HELPER=$WORK/terminal-echo
 NAME=bench-term-$TAG
-mkdir -p "$LOGS"
-BERTHD_PID=
-SERVICE_PID=
-CHILD=
-
-# alive PID: the process exists and has not exited (our children stay zombies
-# until reaped, and kill -0 still reaches those)
-alive() {
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "${st%% *}" != Z ]
-}
-
-# wait_gone PID TENTHS: true once PID has exited, within TENTHS tenths of a second
-wait_gone() {
-	local i
-	for ((i = 0; i < $2; i++)); do
-		alive "$1" || return 0
-		sleep 0.1
-	done
-	! alive "$1"
-}
-
-cleanup() {
-	local rc=$?
-	trap '' INT TERM
-	set +e
-	echo "cleaning up ..." >&2
-	if [ -n "$CHILD" ] && alive "$CHILD"; then
-		kill -TERM -- "-$CHILD" "$CHILD" 2>/dev/null
-		wait_gone "$CHILD" 50 || kill -KILL -- "-$CHILD" "$CHILD" 2>/dev/null
-	fi
-	if [ -n "$BERTHD_PID" ] && alive "$BERTHD_PID"; then
-		[ -z "$SERVICE_PID" ] && SERVICE_PID=$(pgrep -P "$BERTHD_PID" | head -n1)
-		"$BERTH" rm "$NAME" >/dev/null 2>&1
-		kill -TERM "$BERTHD_PID" 2>/dev/null
-		wait_gone "$BERTHD_PID" 100 || kill -KILL "$BERTHD_PID" 2>/dev/null
-	fi
-	if [ -n "$SERVICE_PID" ] && alive "$SERVICE_PID" &&
-		grep -qa "$DATA" "/proc/$SERVICE_PID/cmdline" 2>/dev/null; then
-		kill -TERM "$SERVICE_PID" 2>/dev/null
-		wait_gone "$SERVICE_PID" 50 || kill -KILL "$SERVICE_PID" 2>/dev/null
-	fi
-	# our container, if berth rm did not get to it: by name and by our data dir's ids
-	local ids=() id
-	ids+=($(podman ps -a -q --filter "label=berth.name=$NAME" 2>/dev/null))
-	for id in $(ls "$DATA/workspaces" 2>/dev/null) $(ls "$DATA/run" 2>/dev/null); do
-		ids+=($(podman ps -a -q --filter "name=^berth-$id\$" 2>/dev/null))
-	done
-	if [ ${#ids[@]} -gt 0 ]; then
-		podman rm -f -t 0 $(printf '%s\n' "${ids[@]}" | sort -u) >/dev/null 2>&1
-	fi
-	if [ -n "$KEEP" ]; then
-		mkdir -p "$KEEP" && cp -a "$LOGS/." "$KEEP/" && echo "logs kept in $KEEP" >&2
-	fi
-	rm -rf "$WORK"
-	exit "$rc"
-}
-trap cleanup EXIT
+trap bench_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
@@ -182,54 +111,13 @@ printf '{\n  "image": "%s"\n}\n' "$IMAGE" >"$REPO/.devcontainer/devcontainer.jso
 git -C "$REPO" add -A
 git -C "$REPO" -c user.name=Bench -c user.email=bench@example.invalid commit -q -m initial
 
-start_berthd() {
-	local port
-	for _ in $(seq 1 20); do
-		port=$((20000 + RANDOM % 40000))
-		if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-			continue # taken
-		fi
-		# its own session: Ctrl-C reaches the script, and cleanup stops berthd
-		BERTH_ADMIN_PASSWORD=$ADMIN_PASSWORD setsid "$BERTHD" --engine embedded --data "$DATA" \
-			--listen "127.0.0.1:$port" --agent "$AGENT" >>"$LOGS/berthd.log" 2>&1 &
-		BERTHD_PID=$!
-		export BERTH_SERVER="http://127.0.0.1:$port"
-		local i
-		for ((i = 0; i < 600; i++)); do # 60 s
-			alive "$BERTHD_PID" || break
-			if curl -sf --max-time 2 "$BERTH_SERVER/api/v1/health" 2>/dev/null |
-				grep -q '"engine":"ok"'; then
-				SERVICE_PID=$(pgrep -P "$BERTHD_PID" | head -n1)
-				return 0
-			fi
-			sleep 0.1
-		done
-		kill -KILL "$BERTHD_PID" 2>/dev/null
-		wait "$BERTHD_PID" 2>/dev/null
-		BERTHD_PID=
-	done
-	return 1
-}
-ADMIN_PASSWORD=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-login_token() {
-	local answer code
-	answer=$(curl -s --max-time 30 -w '\n%{http_code}' -X POST -H 'Content-Type: application/json' \
-		--data-binary "{\"username\":\"admin\",\"password\":\"$ADMIN_PASSWORD\",\"mode\":\"token\",\"token_name\":\"bench\"}" \
-		"$BERTH_SERVER/api/v1/auth/login")
-	code=${answer##*$'\n'}
-	case $code in
-	200) sed -n 's/.*"token": *"\([^"]*\)".*/\1/p' <<<"${answer%$'\n'*}" ;;
-	404) return 0 ;;
-	*) return 1 ;;
-	esac
-}
 echo "starting berthd (embedded engine) ..." >&2
-start_berthd || {
+bench_start_berthd || {
 	tail -n 20 "$LOGS/berthd.log" >&2
 	die "berthd did not come up"
 }
-[ "$(cat "/proc/$BERTHD_PID/comm" 2>/dev/null)" = berthd ] || die "lost track of berthd's pid"
-BERTH_TOKEN=$(login_token) || die "cannot log in to berthd as its admin"
+BERTH_TOKEN=$(bench_login_token)
+[ -n "$BERTH_TOKEN" ] || die "cannot log in to berthd as its admin"
 export BERTH_TOKEN
 
 echo "creating workspace $NAME ..." >&2
