@@ -85,6 +85,19 @@ print(f"closed after {time.monotonic() - start:.1f}", flush=True)
 PY
 }
 
+# serve PORT: the test server on the workspace's 127.0.0.1:PORT, once it
+# answers through the proxy
+serve() {
+	"$BERTH" exec idle -- sh -c "setsid perl proxy-echo.pl $1 127.0.0.1 </dev/null >/dev/null 2>&1 &"
+	local i
+	for i in $(seq 1 100); do
+		curl -sf -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/idle/ports/$1/" >/dev/null && return 0
+		sleep 0.2
+	done
+	echo "the server on port $1 does not answer" >&2
+	return 1
+}
+
 # closed_late OUTPUT: the "closed after S" line says S >= 1.5 s: the timeout
 # (2 s, checked every 0.5 s) closed it, not something at once
 closed_late() {
@@ -106,11 +119,7 @@ closed_late() {
 }
 
 @test "an idle kept-alive proxied connection is closed, and its connection to the app with it" {
-	"$BERTH" exec idle -- sh -c "setsid perl proxy-echo.pl 8301 127.0.0.1 </dev/null >/dev/null 2>&1 &"
-	for i in $(seq 1 100); do
-		curl -sf -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/idle/ports/8301/" >/dev/null && break
-		sleep 0.2
-	done
+	serve 8301
 	out=$BATS_TEST_TMPDIR/client.out flag=$BATS_TEST_TMPDIR/quiet
 	idle_client proxy /w/idle/ports/8301/conn "$flag" >"$out" &
 	client=$!
@@ -150,11 +159,7 @@ closed_late() {
 }
 
 @test "a workspace whose agent does not answer fails its own requests and holds up nobody else" {
-	"$BERTH" exec idle -- sh -c "setsid perl proxy-echo.pl 8302 127.0.0.1 </dev/null >/dev/null 2>&1 &"
-	for i in $(seq 1 100); do
-		curl -sf -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/idle/ports/8302/" >/dev/null && break
-		sleep 0.2
-	done
+	serve 8302
 	# freeze the whole container: its agent can neither accept nor answer
 	PAUSED=$(ws_field idle container_id)
 	podman pause "$PAUSED" >/dev/null
