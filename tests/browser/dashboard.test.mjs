@@ -479,6 +479,54 @@ describe('dashboard, terminal and VS Code in a browser', () => {
     await popup.close();
   });
 
+  test("a page served from a forwarded port cannot use the visitor's Berth session", STEP, async () => {
+    need('running');
+    // The path form is on Berth's own origin: without the sandbox this page's
+    // script could read the API and act with the visitor's session cookie.
+    const html = '<!doctype html><title>probe</title><p id="r"></p><script>' +
+      'const out = ["origin:" + self.origin];' +
+      'try { out.push("cookie:" + (document.cookie ? "readable" : "empty")); } catch (e) { out.push("cookie:" + e.name); }' +
+      `fetch("/api/v1/workspaces", { credentials: "include" })` +
+      '.then((r) => "read:" + r.status, (e) => "read:" + e.name)' +
+      `.then((a) => { out.push(a); return fetch("/api/v1/workspaces/${st.id}", { method: "DELETE", credentials: "include" }); })` +
+      '.then((r) => "delete:" + r.status, (e) => "delete:" + e.name)' +
+      '.then((b) => { out.push(b); document.getElementById("r").textContent = out.join(" "); });' +
+      '</script>';
+    const perl = 'use IO::Socket::INET; my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", ' +
+      'LocalPort => 8322, Listen => 5, ReuseAddr => 1) or die; while (my $c = $s->accept) { ' +
+      'while (<$c>) { last if /^\\r?$/ } open(my $f, "<", "/tmp/probe.html") or die; local $/; my $b = <$f>; ' +
+      'print $c "HTTP/1.0 200 OK\\r\\nContent-Type: text/html\\r\\n\\r\\n$b"; close $c }';
+    const r = await api('POST', `/api/v1/workspaces/${st.id}/exec`,
+      { cmd: ['sh', '-c', 'printf %s "$1" >/tmp/probe.html && (setsid perl -e "$2" </dev/null >/dev/null 2>&1 &)', 'sh', html, perl] },
+      st.adminToken);
+    assert.equal(r.status, 200, r.text);
+    const page = await st.ctx.newPage();
+    watchErrors(page, 'probe');
+    try {
+      // the session cookie is there: the dashboard is logged in
+      assert.ok((await st.ctx.cookies(SERVER)).some((c) => c.name === 'berth_session'));
+      let text = '';
+      for (let i = 0; i < 50 && !text; i++) {
+        const res = await page.goto(`${SERVER}/w/${st.id}/ports/8322/`);
+        if (res && res.status() === 200) {
+          await page.locator('#r').filter({ hasText: 'delete:' }).waitFor({ timeout: 15_000 });
+          text = await page.locator('#r').textContent();
+        } else {
+          await new Promise((ok) => setTimeout(ok, 300));
+        }
+      }
+      log(`probe page: ${text}`);
+      assert.match(text, /origin:null/);
+      assert.match(text, /cookie:SecurityError/);
+      assert.doesNotMatch(text, /read:200/);
+      assert.doesNotMatch(text, /delete:2\d\d/);
+      const still = await api('GET', `/api/v1/workspaces/${st.id}`, undefined, st.adminToken);
+      assert.equal(still.status, 200, still.text);
+    } finally {
+      await page.close();
+    }
+  });
+
   test('state changes made elsewhere show up live; stop, start, rebuild from the dashboard', STEP, async () => {
     need('running');
     const page = st.page;
