@@ -15,8 +15,8 @@
 
 void dc_run_options_release(struct dc_run_options *o)
 {
-    struct strv *lists[] = {&o->cap_add, &o->cap_drop, &o->security_opt,
-                            &o->devices, &o->env,      &o->labels};
+    struct strv *lists[] = {&o->cap_add, &o->cap_drop, &o->security_opt, &o->devices,
+                            &o->env,     &o->labels,   &o->granted};
     for (size_t i = 0; i < ELEMENTSOF(lists); i++)
         strv_release(lists[i]);
     free(o->network);
@@ -36,7 +36,8 @@ static void options_init(struct dc_run_options *o)
                                  .security_opt = STRV_INIT,
                                  .devices = STRV_INIT,
                                  .env = STRV_INIT,
-                                 .labels = STRV_INIT};
+                                 .labels = STRV_INIT,
+                                 .granted = STRV_INIT};
 }
 
 /* What the parser works with: the policy, the file's name for messages, and
@@ -47,9 +48,8 @@ struct ctx {
     struct dc_run_options *o;
 };
 
-static bool allowed(const struct ctx *x, const char *kind, const char *value)
+static bool allowed_by(const struct strv *allow, const char *kind, const char *value)
 {
-    const struct strv *allow = x->p->allow;
     size_t klen = strlen(kind);
     for (size_t i = 0; allow && i < allow->n; i++) {
         const char *e = allow->v[i];
@@ -74,7 +74,10 @@ static int refuse(const struct ctx *x, const char *what, const char *kind, const
 static int need(const struct ctx *x, const char *what, const char *kind, const char *value,
                 struct berr **reterr)
 {
-    return allowed(x, kind, value) ? 0 : refuse(x, what, kind, value, reterr);
+    if (!allowed_by(x->p->allow, kind, value))
+        return refuse(x, what, kind, value, reterr);
+    strv_pushf(&x->o->granted, "%s%s%s", kind, value ? ":" : "", value ? value : "");
+    return 0;
 }
 
 static bool path_under(const char *path, const char *prefix)
@@ -85,6 +88,23 @@ static bool path_under(const char *path, const char *prefix)
     if (n == 1 && prefix[0] == '/')
         return true;
     return strncmp(path, prefix, n) == 0 && (path[n] == 0 || path[n] == '/');
+}
+
+static bool bind_allowed(const struct strv *allow, const char *path)
+{
+    for (size_t i = 0; allow && i < allow->n; i++)
+        if (strncmp(allow->v[i], "bind:/", 6) == 0 && path_under(path, allow->v[i] + 5))
+            return true;
+    return false;
+}
+
+bool dc_policy_allows(const struct dc_policy *p, const char *granted)
+{
+    if (strncmp(granted, "bind:", 5) == 0)
+        return bind_allowed(p->allow, granted + 5);
+    const char *colon = strchr(granted, ':');
+    _cleanup_free_ char *kind = colon ? xstrndup(granted, (size_t)(colon - granted)) : NULL;
+    return allowed_by(p->allow, kind ? kind : granted, colon ? colon + 1 : NULL);
 }
 
 /* A bind of a host path: only under an allowed prefix, and never over
@@ -100,12 +120,7 @@ static int check_bind(const struct ctx *x, const char *what, const char *source,
     _cleanup_free_ char *lexical = path_normalize(source);
     char resolved[PATH_MAX];
     const char *real = realpath(source, resolved) ? resolved : lexical;
-    const struct strv *allow = x->p->allow;
-    bool ok = false;
-    for (size_t i = 0; allow && i < allow->n && !ok; i++)
-        if (strncmp(allow->v[i], "bind:/", 6) == 0)
-            ok = path_under(real, allow->v[i] + 5) && path_under(lexical, allow->v[i] + 5);
-    if (!ok)
+    if (!bind_allowed(x->p->allow, real) || !bind_allowed(x->p->allow, lexical))
         return refuse(x, what, "bind", source, reterr);
     const struct strv *forbidden = x->p->forbidden;
     const char *forms[] = {real, lexical};
@@ -117,6 +132,7 @@ static int check_bind(const struct ctx *x, const char *what, const char *source,
                                  x->file, what, forbidden->v[i]);
     /* the engine mounts the path that was checked, not the symlink */
     *ret_real = xstrdup(real);
+    strv_pushf(&x->o->granted, "bind:%s", real);
     return 0;
 }
 

@@ -46,6 +46,9 @@ struct dc_run_options {
     int64_t memory;    /* bytes, 0: no limit */
     struct dc_mount *mounts;
     size_t n_mounts;
+    /* the allow-list entries this needed ("privileged", "capAdd:NAME",
+     * "bind:/real/path", ...), to check again before each start */
+    struct strv granted;
 };
 
 struct dc_policy {
@@ -63,5 +66,8 @@ void dc_run_options_release(struct dc_run_options *o);
  * each against the policy. `file` names the configuration in messages. */
 int dc_run_options_build(const struct dc_config *c, const char *file, const struct dc_policy *p,
                          struct dc_run_options *o, struct berr **reterr);
+
+/* Whether the policy still allows a granted entry (see dc_run_options). */
+bool dc_policy_allows(const struct dc_policy *p, const char *granted);
 
 #endif

@@ -1351,6 +1351,11 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
     policy_release(&pol);
     if (r < 0)
         goto out;
+    /* what the container gets only by the allow-list: checked again at each start */
+    json_t *granted = json_array();
+    for (size_t i = 0; i < opts.granted.n; i++)
+        json_array_append_new(granted, json_string(opts.granted.v[i]));
+    runtime_set(x, "granted", granted);
     if (cfg.init)
         jlog(x, "init: berth-agent is the container's init already");
 
@@ -1526,12 +1531,42 @@ void ws_attached(struct ws_manager *m, const char *id)
         queue_job(m, id, WS_ACTION_ATTACH, true, false);
 }
 
+/* The first allow-list entry the container was created with that the policy
+ * no longer has (newly allocated), or NULL. */
+static char *revoked_grant(struct job_ctx *x)
+{
+    json_t *rt = runtime_get(&x->rec);
+    struct policy pol;
+    policy_load(x->m, &pol);
+    char *revoked = NULL;
+    size_t i;
+    json_t *v;
+    json_array_foreach (json_object_get(rt, "granted"), i, v)
+        if (!revoked && json_is_string(v) && !dc_policy_allows(&pol.p, json_string_value(v)))
+            revoked = xstrdup(json_string_value(v));
+    policy_release(&pol);
+    json_decref(rt);
+    return revoked;
+}
+
 static void do_start(struct job_ctx *x)
 {
     _cleanup_berr_ struct berr *e = NULL;
     if (!x->rec.container_id || x->rec.uid < 0) {
         /* a create that failed before its container ran: start over */
         do_create(x, false);
+        return;
+    }
+    /* an admin who takes an entry off the allow-list takes it from the
+     * containers made with it too, from their next start */
+    _cleanup_free_ char *revoked = revoked_grant(x);
+    if (revoked) {
+        _cleanup_free_ char *msg =
+            xasprintf("this workspace's container was made with \"%s\", which this server's "
+                      "policy no longer allows; rebuild it to apply the current policy (files "
+                      "are kept)",
+                      revoked);
+        set_state(x, WS_FAILED, msg);
         return;
     }
     jevent(x, "container", "starting container");

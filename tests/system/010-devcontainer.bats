@@ -73,6 +73,26 @@ IMAGE=localhost/berth/base:bookworm
 	run podman inspect -f '{{.HostConfig.CapAdd}}' "$(ws_field "$name" container_id)"
 	assert_output_contains SYS_PTRACE
 
+	# an entry taken off the allow-list is taken from the containers made
+	# with it too, from their next start; the files stay for a rebuild
+	run_berth admin settings --disallow capAdd:SYS_PTRACE
+	assert_success
+	run_berth stop "$name"
+	assert_success
+	run_berth start "$name"
+	assert_failure
+	assert_output_contains 'made with "capAdd:SYS_PTRACE", which this server'
+	assert_output_contains 'rebuild it'
+	assert_equal "$(ws_field "$name" state)" failed
+	run podman inspect -f '{{.State.Running}}' "$(ws_field "$name" container_id)"
+	assert_output_contains false
+	run_berth admin settings --allow capAdd:SYS_PTRACE
+	assert_success
+	run_berth start "$name"
+	assert_success
+	run_berth exec "$name" -- cat /shared/hello.txt
+	assert_equal "$output" from-host
+
 	# an allowed prefix still cannot reach berthd's data
 	run_berth admin settings --allow "bind:$BERTH_DATA"
 	assert_success

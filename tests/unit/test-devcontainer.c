@@ -245,40 +245,43 @@ static void test_devcontainer__options_and_policy(void **state)
     (void)state;
     static const struct {
         const char *config;
-        const char *allow; /* comma-separated entries */
-        const char *error; /* substring, NULL: accepted */
+        const char *allow;   /* comma-separated entries */
+        const char *error;   /* substring, NULL: accepted */
+        const char *granted; /* accepted: the entries it needed, comma-separated */
     } cases[] = {
-        {"{}", "", NULL},
-        {"{\"privileged\": true}", "", "\"privileged\": true is refused"},
-        {"{\"privileged\": true}", "privileged", NULL},
-        {"{\"capAdd\": [\"SYS_PTRACE\"]}", "", "allow-list entry \"capAdd:SYS_PTRACE\""},
-        {"{\"capAdd\": [\"SYS_PTRACE\"]}", "capAdd:*", NULL},
-        {"{\"securityOpt\": [\"seccomp=unconfined\"]}", "capAdd:*", "securityOpt"},
-        {"{\"runArgs\": [\"--cap-add\", \"NET_ADMIN\"]}", "", "runArgs \"--cap-add NET_ADMIN\""},
-        {"{\"runArgs\": [\"--network=host\"]}", "", "allow-list entry \"network:host\""},
-        {"{\"runArgs\": [\"--network\", \"bridge\", \"--init\", \"-e\", \"A=b\"]}", "", NULL},
-        {"{\"runArgs\": [\"--pid=host\"]}", "privileged", "is not supported by Berth"},
-        {"{\"runArgs\": [\"--shm-size\"]}", "", "needs a value"},
-        {"{\"runArgs\": [\"--label\", \"berth.workspace=x\"]}", "", "are Berth's"},
-        {"{\"mounts\": [\"type=bind,source=/,target=/host\"]}", "", "allow-list entry \"bind:/\""},
-        {"{\"mounts\": [\"type=bind,source=/srv/a,target=/a\"]}", "bind:/srv", NULL},
+        {"{}", "", NULL, NULL},
+        {"{\"privileged\": true}", "", "\"privileged\": true is refused", NULL},
+        {"{\"privileged\": true}", "privileged", NULL, "privileged"},
+        {"{\"capAdd\": [\"SYS_PTRACE\"]}", "", "allow-list entry \"capAdd:SYS_PTRACE\"", NULL},
+        {"{\"capAdd\": [\"SYS_PTRACE\"]}", "capAdd:*", NULL, "capAdd:SYS_PTRACE"},
+        {"{\"securityOpt\": [\"seccomp=unconfined\"]}", "capAdd:*", "securityOpt", NULL},
+        {"{\"runArgs\": [\"--cap-add\", \"NET_ADMIN\"]}", "", "runArgs \"--cap-add NET_ADMIN\"",
+         NULL},
+        {"{\"runArgs\": [\"--network=host\"]}", "", "allow-list entry \"network:host\"", NULL},
+        {"{\"runArgs\": [\"--network\", \"bridge\", \"--init\", \"-e\", \"A=b\"]}", "", NULL, NULL},
+        {"{\"runArgs\": [\"--pid=host\"]}", "privileged", "is not supported by Berth", NULL},
+        {"{\"runArgs\": [\"--shm-size\"]}", "", "needs a value", NULL},
+        {"{\"runArgs\": [\"--label\", \"berth.workspace=x\"]}", "", "are Berth's", NULL},
+        {"{\"mounts\": [\"type=bind,source=/,target=/host\"]}", "", "allow-list entry \"bind:/\"",
+         NULL},
+        {"{\"mounts\": [\"type=bind,source=/srv/a,target=/a\"]}", "bind:/srv", NULL, "bind:/srv/a"},
         {"{\"mounts\": [\"type=bind,source=/srv/../var/lib/berth,target=/a\"]}", "bind:/srv",
-         "refused"},
+         "refused", NULL},
         {"{\"mounts\": [\"type=bind,source=/var/lib/berth/x,target=/a\"]}", "bind:/var",
-         "which no workspace may mount"},
+         "which no workspace may mount", NULL},
         {"{\"mounts\": [\"type=bind,source=/var,target=/a\"]}", "bind:/var",
-         "which no workspace may mount"},
-        {"{\"mounts\": [\"type=volume,source=../x,target=/a\"]}", "", "volume name"},
-        {"{\"mounts\": [\"type=volume,source=cache,target=/.berth-agent\"]}", "", "reserved"},
-        {"{\"mounts\": [\"type=volume,source=c,target=/x/../.berth/y\"]}", "", "reserved"},
-        {"{\"mounts\": [\"type=tmpfs,target=//.berth-agent\"]}", "", "reserved"},
-        {"{\"runArgs\": [\"--cpus=nan\"]}", "", "must be positive"},
-        {"{\"mounts\": [{\"type\": \"tmpfs\", \"target\": \"/tmp/x\"}]}", "", NULL},
-        {"{\"mounts\": [\"type=nfs,target=/x\"]}", "", "mount type 'nfs' is not supported"},
-        {"{\"runArgs\": [\"-v\", \"/etc:/host-etc\"]}", "", "bind:/etc"},
-        {"{\"hostRequirements\": {\"cpus\": 64}}", "", "allows at most 8"},
-        {"{\"hostRequirements\": {\"memory\": \"32gb\"}}", "", "at most 16384 MiB"},
-        {"{\"runArgs\": [\"--memory=1g\", \"--cpus=2\"]}", "", NULL},
+         "which no workspace may mount", NULL},
+        {"{\"mounts\": [\"type=volume,source=../x,target=/a\"]}", "", "volume name", NULL},
+        {"{\"mounts\": [\"type=volume,source=cache,target=/.berth-agent\"]}", "", "reserved", NULL},
+        {"{\"mounts\": [\"type=volume,source=c,target=/x/../.berth/y\"]}", "", "reserved", NULL},
+        {"{\"mounts\": [\"type=tmpfs,target=//.berth-agent\"]}", "", "reserved", NULL},
+        {"{\"runArgs\": [\"--cpus=nan\"]}", "", "must be positive", NULL},
+        {"{\"mounts\": [{\"type\": \"tmpfs\", \"target\": \"/tmp/x\"}]}", "", NULL, NULL},
+        {"{\"mounts\": [\"type=nfs,target=/x\"]}", "", "mount type 'nfs' is not supported", NULL},
+        {"{\"runArgs\": [\"-v\", \"/etc:/host-etc\"]}", "", "bind:/etc", NULL},
+        {"{\"hostRequirements\": {\"cpus\": 64}}", "", "allows at most 8", NULL},
+        {"{\"hostRequirements\": {\"memory\": \"32gb\"}}", "", "at most 16384 MiB", NULL},
+        {"{\"runArgs\": [\"--memory=1g\", \"--cpus=2\"]}", "", NULL, NULL},
     };
     struct strv forbidden = STRV_INIT;
     strv_pushl(&forbidden, "/var/lib/berth", "/run/podman", NULL);
@@ -300,13 +303,39 @@ static void test_devcontainer__options_and_policy(void **state)
                      r < 0 ? berr_msg(e) : "success");
         if (!cases[i].error && r < 0)
             fail_msg("%s: refused: %s", cases[i].config, berr_msg(e));
-        if (r == 0)
+        if (r == 0) {
+            _cleanup_free_ char *got = strv_join(&o.granted, ",");
+            if (strcmp(got, cases[i].granted ? cases[i].granted : "") != 0)
+                fail_msg("%s: granted '%s', wanted '%s'", cases[i].config, got,
+                         cases[i].granted ? cases[i].granted : "");
             dc_run_options_release(&o);
+        }
         berr_free(e);
         dc_config_release(&c);
         strv_release(&allow);
     }
     strv_release(&forbidden);
+}
+
+/* What a container was granted, judged again by a later policy (at start). */
+static void test_devcontainer__granted_against_a_later_policy(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *granted;
+        bool allowed;
+    } cases[] = {
+        {"capAdd:NET_ADMIN", true}, /* by capAdd:* */
+        {"privileged", false},      {"bind:/srv/a/b", true}, {"bind:/srv", true},
+        {"bind:/srvx", false},      {"network:host", false}, {"securityOpt:label=disable", true},
+    };
+    struct strv allow = STRV_INIT;
+    strv_pushl(&allow, "capAdd:*", "bind:/srv/", "securityOpt:label=disable", NULL);
+    struct dc_policy p = {.allow = &allow};
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+        if (dc_policy_allows(&p, cases[i].granted) != cases[i].allowed)
+            fail_msg("%s: wanted %s", cases[i].granted, cases[i].allowed ? "allowed" : "refused");
+    strv_release(&allow);
 }
 
 static void test_devcontainer__feature_order(void **state)
@@ -364,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_devcontainer__sizes),
         cmocka_unit_test(test_devcontainer__feature_order),
         cmocka_unit_test(test_devcontainer__options_and_policy),
+        cmocka_unit_test(test_devcontainer__granted_against_a_later_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
