@@ -93,10 +93,13 @@ struct ws_manager {
     char *default_image;
     char *askpass;         /* DATA/bin/git-askpass */
     char *ide_dir;         /* code-server tree, mounted read-only */
-    pthread_mutex_t lock;  /* guards busy and attaching */
+    pthread_mutex_t lock;  /* guards busy, attaching and after */
     struct strv busy;      /* ids with a job under way */
     struct strv attaching; /* ids whose postAttachCommand runs */
-    uv_async_t notify;     /* a job wrote a log line or changed a state */
+    /* "ACTION ID": a stop or delete asked for while lifecycle commands ran;
+     * their job stops at the next command and the action follows it */
+    struct strv after;
+    uv_async_t notify; /* a job wrote a log line or changed a state */
     struct ws_log_follower *followers;
     bool delivering;
     ws_change_cb change_cb;
@@ -170,6 +173,47 @@ static bool busy_take(struct ws_manager *m, const char *id)
     return !taken;
 }
 
+/* The action that waits for id's job to end (and forgets it), or -1. With
+ * set >= 0, records it instead (a delete wins over a stop). */
+static int after_job(struct ws_manager *m, const char *id, int set)
+{
+    pthread_mutex_lock(&m->lock);
+    int found = -1;
+    for (size_t i = 0; i < m->after.n && found < 0; i++) {
+        const char *e = m->after.v[i];
+        if (strcmp(strchr(e, ' ') + 1, id) != 0)
+            continue;
+        found = atoi(e);
+        if (set < 0 || set == WS_ACTION_DELETE) {
+            free(m->after.v[i]);
+            m->after.v[i] = m->after.v[m->after.n - 1];
+            m->after.v[--m->after.n] = NULL;
+        }
+    }
+    if (set >= 0 && (found < 0 || set == WS_ACTION_DELETE))
+        strv_pushf(&m->after, "%d %s", set, id);
+    pthread_mutex_unlock(&m->lock);
+    return found;
+}
+
+/* The action (a stop or delete) that waits for id's job, which should stop
+ * short, or -1. */
+static int interrupt_action(struct ws_manager *m, const char *id)
+{
+    pthread_mutex_lock(&m->lock);
+    int action = -1;
+    for (size_t i = 0; i < m->after.n && action < 0; i++)
+        if (strcmp(strchr(m->after.v[i], ' ') + 1, id) == 0)
+            action = atoi(m->after.v[i]);
+    pthread_mutex_unlock(&m->lock);
+    return action;
+}
+
+static bool interrupt_asked(struct ws_manager *m, const char *id)
+{
+    return interrupt_action(m, id) >= 0;
+}
+
 static void busy_release(struct ws_manager *m, const char *id)
 {
     pthread_mutex_lock(&m->lock);
@@ -211,6 +255,7 @@ int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
     m->ide_dir = cfg->ide_dir ? xstrdup(cfg->ide_dir) : xasprintf("%s/ide", cfg->data_dir);
     m->busy = (struct strv)STRV_INIT;
     m->attaching = (struct strv)STRV_INIT;
+    m->after = (struct strv)STRV_INIT;
     pthread_mutex_init(&m->lock, NULL);
 
     const char *dirs[] = {"workspaces", "run", "agent", "bin"};
@@ -293,6 +338,7 @@ struct job_ctx {
     struct ws_record rec;
     struct buf line;    /* partial output line */
     bool fetch_history; /* the clone is shallow: deepen it after the job */
+    bool interrupted;   /* lifecycle commands cut short for a stop or delete */
     struct strv env;    /* the owner's secrets for this workspace */
     struct strv mask;   /* their values, hidden in the log */
 };
@@ -352,6 +398,12 @@ static void log_line_cb(const char *line, void *data)
 static int save(struct job_ctx *x)
 {
     _cleanup_berr_ struct berr *e = NULL;
+    /* what an interrupting stop or delete showed stays shown */
+    int next = interrupt_action(x->m, x->rec.id);
+    if (next >= 0) {
+        free(x->rec.state);
+        x->rec.state = xstrdup(ws_state_name(next == WS_ACTION_DELETE ? WS_DELETING : WS_STOPPING));
+    }
     int r = store_ws_update(x->m->store, &x->rec, &e);
     if (r < 0)
         log_error("workspace '%s': %s", x->rec.id, berr_msg(e));
@@ -1403,7 +1455,16 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
     for (size_t i = 0; i < ELEMENTSOF(hooks) && !failure; i++) {
         _cleanup_free_ char *doing = xasprintf("running %s", dc_hook_name(hooks[i]));
         runtime_set(x, "lifecycle", json_string(doing));
-        r = run_hook(x, &cfg, hooks[i], &failure, reterr);
+        r = interrupt_asked(x->m, x->rec.id) ? 0 : run_hook(x, &cfg, hooks[i], &failure, reterr);
+        if (interrupt_asked(x->m, x->rec.id)) {
+            /* a stop or delete came: its container is being stopped */
+            jevent(x, "lifecycle", "%s interrupted: the workspace is being stopped or deleted",
+                   dc_hook_name(hooks[i]));
+            runtime_set(x, "lifecycle", json_string("interrupted"));
+            x->interrupted = true;
+            r = 0;
+            goto out;
+        }
         if (r < 0)
             goto out;
         /* waitFor: the workspace is ready for its user from here on; the
@@ -1465,9 +1526,11 @@ static void do_create(struct job_ctx *x, bool resume)
         set_state(x, WS_FAILED, berr_msg(e));
         return;
     }
+    x->fetch_history = shallow == 1;
+    if (x->interrupted)
+        return; /* the stop or delete that follows says where it is */
     _cleanup_free_ char *warning = x->rec.error ? xstrdup(x->rec.error) : NULL;
     set_state(x, WS_RUNNING, warning);
-    x->fetch_history = shallow == 1;
 }
 
 static void do_fetch_history(struct job_ctx *x)
@@ -1588,14 +1651,38 @@ static void do_start(struct job_ctx *x)
         if (engine_image_inspect(x->m->engine, x->rec.image, &image, NULL) == 0)
             dc_merge_image_metadata(&cfg, image_label(image, "devcontainer.metadata"));
         json_decref(image);
+        /* ready before postStartCommand (often a server that runs on), unless
+         * waitFor names it */
+        if (!cfg.wait_for || strcmp(cfg.wait_for, dc_hook_name(DC_POST_START)) != 0)
+            set_state(x, WS_RUNNING, NULL);
         runtime_set(x, "lifecycle", json_string("running postStartCommand"));
-        r = run_hook(x, &cfg, DC_POST_START, &failure, &e);
+        r = interrupt_asked(x->m, x->rec.id) ? 0 : run_hook(x, &cfg, DC_POST_START, &failure, &e);
+        if (interrupt_asked(x->m, x->rec.id)) {
+            jevent(x, "lifecycle",
+                   "postStartCommand interrupted: the workspace is being stopped or deleted");
+            runtime_set(x, "lifecycle", json_string("interrupted"));
+            dc_config_release(&cfg);
+            return;
+        }
         runtime_set(x, "lifecycle", json_string(r == 0 && !failure ? "done" : "failed"));
     }
     dc_config_release(&cfg);
     if (r < 0 && !failure)
         failure = xstrdup(berr_msg(e));
     set_state(x, WS_RUNNING, failure);
+}
+
+/* Stops the container under lifecycle commands that a stop or delete
+ * interrupts (their job then ends, and the action follows it). */
+static void do_interrupt(struct job_ctx *x)
+{
+    if (!x->rec.container_id)
+        return;
+    _cleanup_berr_ struct berr *e = NULL;
+    if (engine_container_stop(x->m->engine, x->rec.container_id, WS_STOP_TIMEOUT_S, &e) < 0)
+        log_error("workspace '%s': cannot stop the container to interrupt its lifecycle "
+                  "commands: %s",
+                  x->rec.name, berr_msg(e));
 }
 
 static void do_stop(struct job_ctx *x)
@@ -1631,6 +1718,8 @@ static void do_rebuild(struct job_ctx *x)
         set_state(x, WS_FAILED, berr_msg(e));
         return;
     }
+    if (x->interrupted)
+        return;
     _cleanup_free_ char *warning = x->rec.error ? xstrdup(x->rec.error) : NULL;
     set_state(x, WS_RUNNING, warning);
 }
@@ -1673,8 +1762,11 @@ static void job_run(uv_work_t *w)
         if (j->action == WS_ACTION_ATTACH) {
             do_attach(&x);
             (void)mark_attaching(j->m, j->id, false);
-        } else
+        } else if (j->action == WS_ACTION_INTERRUPT) {
+            do_interrupt(&x);
+        } else {
             do_fetch_history(&x);
+        }
         strv_release(&x.env);
         strv_release(&x.mask);
         ws_record_release(&x.rec);
@@ -1712,8 +1804,18 @@ static void job_done(uv_work_t *w, int status)
     struct job *j = (struct job *)w;
     if (!j->background)
         busy_release(j->m, j->id);
-    if (j->fetch_history)
+    int next = j->background ? -1 : after_job(j->m, j->id, -1);
+    if (next >= 0) {
+        /* the stop or delete that interrupted this job */
+        struct ws_record rec;
+        _cleanup_berr_ struct berr *e = NULL;
+        if (ws_act(j->m, j->id, (enum ws_action)next, &rec, &e) == 0)
+            ws_record_release(&rec);
+        else
+            log_info("workspace '%s': %s", j->id, berr_msg(e));
+    } else if (j->fetch_history) {
         queue_job(j->m, j->id, WS_ACTION_CREATE, true, false);
+    }
     deliver_logs(&j->m->notify);
     free(j->id);
     free(j);
@@ -1878,6 +1980,29 @@ int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
     if (r < 0)
         return r;
     if (!busy_take(m, rec.id)) {
+        /* lifecycle commands under way: a stop (of a workspace already
+         * shown ready) or a delete interrupts them, then follows */
+        json_t *rt = runtime_get(&rec);
+        const char *l = json_string_value(json_object_get(rt, "lifecycle"));
+        bool in_hooks = l && strncmp(l, "running ", 8) == 0;
+        json_decref(rt);
+        if (in_hooks && (action == WS_ACTION_DELETE ||
+                         (action == WS_ACTION_STOP && strcmp(rec.state, "running") == 0))) {
+            after_job(m, rec.id, action);
+            /* shown at once; the job keeps it (save) until the action runs */
+            free(rec.state);
+            rec.state =
+                xstrdup(ws_state_name(action == WS_ACTION_DELETE ? WS_DELETING : WS_STOPPING));
+            (void)store_ws_update(m->store, &rec, NULL);
+            (void)store_event_add(m->store, rec.id, "lifecycle",
+                                  action == WS_ACTION_DELETE
+                                      ? "delete asked for: interrupting the lifecycle commands"
+                                      : "stop asked for: interrupting the lifecycle commands");
+            uv_async_send(&m->notify);
+            queue_job(m, rec.id, WS_ACTION_INTERRUPT, true, false);
+            *ret = rec;
+            return 0;
+        }
         r = berr_make(reterr, EBUSY, "workspace '%s' is busy (%s); try again when it is done",
                       rec.name, rec.state);
         ws_record_release(&rec);
@@ -1898,7 +2023,7 @@ int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
         next = WS_STOPPING;
         if (s == WS_STOPPED)
             why = "it is already stopped";
-        else if (s != WS_RUNNING)
+        else if (s != WS_RUNNING && s != WS_STOPPING) /* stopping: after an interrupt */
             why = "it is not running";
         break;
     case WS_ACTION_REBUILD:

@@ -53,7 +53,8 @@ enum ws_action {
     WS_ACTION_STOP,
     WS_ACTION_REBUILD,
     WS_ACTION_DELETE,
-    WS_ACTION_ATTACH, /* postAttachCommand, in the background */
+    WS_ACTION_ATTACH,    /* postAttachCommand, in the background */
+    WS_ACTION_INTERRUPT, /* stops the container under running lifecycle commands */
 };
 
 struct ws_manager;

@@ -134,10 +134,11 @@ poststart-from-container-env"
 	name=$(ws_name)
 	run_berth create "$repo" --name "$name" --no-wait
 	assert_success
+	# not ready yet: no stop (a delete would interrupt its commands, below)
 	run api POST "/api/v1/workspaces/$name/stop"
 	assert_output_contains "409"
 	assert_output_contains '"error"'
-	run api DELETE "/api/v1/workspaces/$name"
+	run api POST "/api/v1/workspaces/$name/rebuild"
 	assert_output_contains "409"
 	wait_state "$name" running
 	# ready after updateContentCommand (waitFor), busy until postCreateCommand
@@ -150,6 +151,48 @@ poststart-from-container-env"
 	done
 	assert_output_contains "409"
 	assert_output_contains "already running"
+}
+
+@test "stop and delete interrupt lifecycle commands that never end; start is ready before postStartCommand" {
+	repo=$(make_repo forever '{"image": "localhost/berth/base:bookworm",
+  "postCreateCommand": "echo serving; sleep 100000",
+  "postStartCommand": "echo serving again; sleep 100000"}')
+	name=$(ws_name)
+	# ready once updateContentCommand is done (waitFor); postCreateCommand runs
+	# on (berth create would follow its output: --no-wait)
+	run_berth create "$repo" --name "$name" --no-wait
+	assert_success
+	wait_state "$name" running
+	for i in $(seq 1 100); do
+		[ "$(ws_field "$name" lifecycle)" = "running postCreateCommand" ] && break
+		sleep 0.1
+	done
+	assert_equal "$(ws_field "$name" lifecycle)" "running postCreateCommand"
+	run_berth stop "$name"
+	assert_success
+	assert_output_contains "is stopped"
+	assert_equal "$(ws_field "$name" lifecycle)" interrupted
+	run_berth events "$name"
+	assert_output_contains "postCreateCommand interrupted"
+	run podman inspect -f '{{.State.Running}}' "$(ws_field "$name" container_id)"
+	assert_output_contains false
+	# a start is ready while postStartCommand runs on, and can be deleted
+	run_berth start "$name" --no-wait
+	assert_success
+	wait_state "$name" running
+	for i in $(seq 1 100); do
+		[ "$(ws_field "$name" lifecycle)" = "running postStartCommand" ] && break
+		sleep 0.1
+	done
+	assert_equal "$(ws_field "$name" lifecycle)" "running postStartCommand"
+	run_berth exec "$name" -- echo usable
+	assert_equal "$output" usable
+	cid=$(ws_field "$name" container_id)
+	run_berth rm "$name"
+	assert_success
+	assert_output_contains "deleted"
+	run podman container exists "$cid"
+	assert_failure
 }
 
 @test "events record every step of the timeline" {
