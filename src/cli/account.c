@@ -232,16 +232,10 @@ int cmd_token_create(struct client *c, const struct cli_args *a, struct berr **r
 int cmd_token_ls(struct client *c, const struct cli_args *a, struct berr **reterr)
 {
     _cleanup_(json_decrefp) json_t *resp = NULL;
-    int r = client_json(c, "GET", "/api/v1/tokens", NULL, &resp, reterr);
-    if (r < 0)
-        return r;
-    json_t *list = json_object_get(resp, "tokens");
-    if (!json_is_array(list))
-        return berr_make(reterr, EBADMSG, "berthd's token list has no 'tokens' array");
-    if (a->json) {
-        cmd_print_json(list);
-        return 0;
-    }
+    json_t *list = NULL;
+    int r = cmd_get_list(c, a, "/api/v1/tokens", "tokens", "token list", &resp, &list, reterr);
+    if (r != 0)
+        return r < 0 ? r : 0;
     _cleanup_strv_ struct strv cells = STRV_INIT;
     strv_pushl(&cells, "ID", "NAME", "CREATED", "LAST-USED", NULL);
     time_t now = time(NULL);

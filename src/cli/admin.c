@@ -54,16 +54,10 @@ int cmd_admin_create_user(struct client *c, const struct cli_args *a, struct ber
 int cmd_admin_ls_users(struct client *c, const struct cli_args *a, struct berr **reterr)
 {
     _cleanup_(json_decrefp) json_t *resp = NULL;
-    int r = client_json(c, "GET", "/api/v1/users", NULL, &resp, reterr);
-    if (r < 0)
-        return r;
-    json_t *list = json_object_get(resp, "users");
-    if (!json_is_array(list))
-        return berr_make(reterr, EBADMSG, "berthd's user list has no 'users' array");
-    if (a->json) {
-        cmd_print_json(list);
-        return 0;
-    }
+    json_t *list = NULL;
+    int r = cmd_get_list(c, a, "/api/v1/users", "users", "user list", &resp, &list, reterr);
+    if (r != 0)
+        return r < 0 ? r : 0;
     _cleanup_strv_ struct strv cells = STRV_INIT;
     strv_pushl(&cells, "NAME", "ADMIN", "DISABLED", "CREATED", NULL);
     time_t now = time(NULL);
@@ -114,16 +108,10 @@ int cmd_admin_audit(struct client *c, const struct cli_args *a, struct berr **re
         path = xstrdup("/api/v1/audit");
     }
     _cleanup_(json_decrefp) json_t *resp = NULL;
-    int r = client_json(c, "GET", path, NULL, &resp, reterr);
-    if (r < 0)
-        return r;
-    json_t *list = json_object_get(resp, "events");
-    if (!json_is_array(list))
-        return berr_make(reterr, EBADMSG, "berthd's audit log has no 'events' array");
-    if (a->json) {
-        cmd_print_json(list);
-        return 0;
-    }
+    json_t *list = NULL;
+    int r = cmd_get_list(c, a, path, "events", "audit log", &resp, &list, reterr);
+    if (r != 0)
+        return r < 0 ? r : 0;
     static const char *const columns[] = {"time", "actor", "action", "target", "detail", "address"};
     _cleanup_strv_ struct strv cells = STRV_INIT;
     strv_pushl(&cells, "TIME", "ACTOR", "ACTION", "TARGET", "DETAIL", "ADDRESS", NULL);

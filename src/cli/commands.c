@@ -89,6 +89,22 @@ void cmd_print_json(const json_t *j)
     putchar('\n');
 }
 
+int cmd_get_list(struct client *c, const struct cli_args *a, const char *path, const char *key,
+                 const char *what, json_t **ret_resp, json_t **ret_list, struct berr **reterr)
+{
+    int r = client_json(c, "GET", path, NULL, ret_resp, reterr);
+    if (r < 0)
+        return r;
+    *ret_list = json_object_get(*ret_resp, key);
+    if (!json_is_array(*ret_list))
+        return berr_make(reterr, EBADMSG, "berthd's %s has no '%s' array", what, key);
+    if (a->json) {
+        cmd_print_json(*ret_list);
+        return 1;
+    }
+    return 0;
+}
+
 /* Writes s with each byte of a control character (C0, DEL, and C1 in UTF-8) as
  * '?': table cells come from other users (names, audit details) and must not
  * reach the terminal as escape sequences. The width stays what strlen() says. */
@@ -323,17 +339,11 @@ int cmd_create(struct client *c, const struct cli_args *a, struct berr **reterr)
 int cmd_ls(struct client *c, const struct cli_args *a, struct berr **reterr)
 {
     _cleanup_(json_decrefp) json_t *resp = NULL;
-    int r = client_json(c, "GET", a->all ? "/api/v1/workspaces?all=1" : "/api/v1/workspaces", NULL,
-                        &resp, reterr);
-    if (r < 0)
-        return r;
-    json_t *list = json_object_get(resp, "workspaces");
-    if (!json_is_array(list))
-        return berr_make(reterr, EBADMSG, "berthd's workspace list has no 'workspaces' array");
-    if (a->json) {
-        cmd_print_json(list);
-        return 0;
-    }
+    json_t *list = NULL;
+    int r = cmd_get_list(c, a, a->all ? "/api/v1/workspaces?all=1" : "/api/v1/workspaces",
+                         "workspaces", "workspace list", &resp, &list, reterr);
+    if (r != 0)
+        return r < 0 ? r : 0;
     _cleanup_strv_ struct strv cells = STRV_INIT;
     if (a->all)
         strv_push(&cells, "OWNER");
@@ -432,16 +442,10 @@ int cmd_events(struct client *c, const struct cli_args *a, struct berr **reterr)
 {
     _cleanup_free_ char *path = cmd_ws_path(a->pos.v[0], "/events");
     _cleanup_(json_decrefp) json_t *resp = NULL;
-    int r = client_json(c, "GET", path, NULL, &resp, reterr);
-    if (r < 0)
-        return r;
-    json_t *list = json_object_get(resp, "events");
-    if (!json_is_array(list))
-        return berr_make(reterr, EBADMSG, "berthd's event list has no 'events' array");
-    if (a->json) {
-        cmd_print_json(list);
-        return 0;
-    }
+    json_t *list = NULL;
+    int r = cmd_get_list(c, a, path, "events", "event list", &resp, &list, reterr);
+    if (r != 0)
+        return r < 0 ? r : 0;
     _cleanup_strv_ struct strv cells = STRV_INIT;
     strv_pushl(&cells, "TIME", "TYPE", "MESSAGE", NULL);
     for (size_t i = 0; i < json_array_size(list); i++) {

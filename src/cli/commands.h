@@ -112,6 +112,12 @@ const char *cmd_json_str(const json_t *o, const char *key, const char *fallback)
 char *cmd_json_text(const json_t *o, const char *key);
 /* Prints j indented, for --json. */
 void cmd_print_json(const json_t *j);
+/* GETs path and its array at key (*ret_list, owned by *ret_resp, which the
+ * caller frees); `what` names the list in the error for a malformed answer.
+ * With --json the list is printed and 1 returned: the caller is done. Else 0,
+ * or -errno. */
+int cmd_get_list(struct client *c, const struct cli_args *a, const char *path, const char *key,
+                 const char *what, json_t **ret_resp, json_t **ret_list, struct berr **reterr);
 /* Prints cells (row-major, ncols to a row, the header first) as left-aligned
  * columns two spaces apart, with control characters shown as '?'. */
 void cmd_print_table(const struct strv *cells, size_t ncols);
