@@ -44,6 +44,14 @@ BUILD_PACKAGES="libkrb5-dev g++ make python3 curl"
 
 STAMP_CONTENT="code-server=$CODE_SERVER_VERSION node=$NODE_VERSION npm=$NPM_VERSION layout=$LAYOUT"
 
+case ${1:-} in
+-h | --help)
+	sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+	exit 0
+	;;
+-*) die "unknown option '$1' (usage: scripts/ide.sh [DATA_DIR])" ;;
+esac
+[ $# -le 1 ] || die "usage: scripts/ide.sh [DATA_DIR]"
 DATA="$(abspath "${1:-$BERTH_DEFAULT_DATA}")"
 IDE="$DATA/ide"
 STAMP="$IDE/.berth-ide-stamp"
@@ -73,31 +81,16 @@ rm -rf "$DATA"/.ide-stage.* "$DATA"/.ide-build.* "$DATA"/.ide-old.*
 
 # ------------------------------------------------------------ packages ---
 ensure_packages() {
-	local p missing=() installed
-	# shellcheck disable=SC2086 # word lists
-	installed=" $({ dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' $BUILD_PACKAGES 2>/dev/null || true; } |
-		awk '$2 == "ii" { printf "%s ", $1 }') "
-	for p in $BUILD_PACKAGES; do
-		case "$installed" in *" $p "*) ;; *) missing+=("$p") ;; esac
-	done
+	local missing
+	# shellcheck disable=SC2086 # a word list
+	mapfile -t missing < <(missing_packages $BUILD_PACKAGES)
 	# Any npm will do to fetch the pinned tarballs; Debian's if there is none.
 	command -v npm >/dev/null || missing+=(npm)
 	[ ${#missing[@]} -gt 0 ] || return 0
 
 	[ "$(id -u)" = 0 ] || die "installing the IDE needs Debian packages (${missing[*]}): run as root"
 	say "installing ${#missing[@]} packages for the IDE build: ${missing[*]}"
-	local log="$DATA/apt-ide.log"
-	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get -q update >"$log" 2>&1; then
-		tail -n 20 "$log" >&2
-		die "apt-get update failed (log: $log)"
-	fi
-	if ! apt-get -q -y \
-		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-		install "${missing[@]}" </dev/null >>"$log" 2>&1; then
-		tail -n 30 "$log" >&2
-		die "apt-get install failed (log: $log)"
-	fi
+	apt_install "$DATA/apt-ide.log" "${missing[@]}"
 }
 ensure_packages
 

@@ -22,6 +22,35 @@ abspath() {
 	esac
 }
 
+# missing_packages PKG...: those of the Debian packages not installed, one a line.
+missing_packages() {
+	local installed p
+	# dpkg-query exits 1 when some package is unknown to dpkg; that is fine.
+	installed=" $({ dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "$@" 2>/dev/null || true; } |
+		awk '$2 == "ii" { printf "%s ", $1 }') "
+	for p in "$@"; do
+		case "$installed" in *" $p "*) ;; *) printf '%s\n' "$p" ;; esac
+	done
+}
+
+# apt_install LOG PKG...: apt-get update and install, output to LOG; on failure
+# shows its end and dies.
+apt_install() {
+	local log=$1
+	shift
+	export DEBIAN_FRONTEND=noninteractive
+	if ! apt-get -q update >"$log" 2>&1; then
+		tail -n 20 "$log" >&2
+		die "apt-get update failed (log: $log)"
+	fi
+	if ! apt-get -q -y \
+		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+		install "$@" </dev/null >>"$log" 2>&1; then
+		tail -n 30 "$log" >&2
+		die "apt-get install failed (log: $log)"
+	fi
+}
+
 # Run a command quietly; on failure show its output and the command.
 quiet() {
 	local out rc=0

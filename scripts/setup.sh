@@ -76,29 +76,12 @@ T0=$SECONDS
 
 # ------------------------------------------------------------- packages ---
 step_packages() {
-	local installed missing=() p
-	# dpkg-query exits 1 when some package is unknown to dpkg; that is fine.
+	local missing
 	# shellcheck disable=SC2086 # APT_PACKAGES is a word list
-	installed=" $({ dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' $APT_PACKAGES 2>/dev/null || true; } |
-		awk '$2 == "ii" { printf "%s ", $1 }') "
-	for p in $APT_PACKAGES; do
-		case "$installed" in *" $p "*) ;; *) missing+=("$p") ;; esac
-	done
+	mapfile -t missing < <(missing_packages $APT_PACKAGES)
 	[ ${#missing[@]} -gt 0 ] || return 0
-
 	say "installing ${#missing[@]} packages: ${missing[*]}"
-	local log="$DATA/apt.log"
-	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get -q update >"$log" 2>&1; then
-		tail -n 20 "$log" >&2
-		die "apt-get update failed (log: $log)"
-	fi
-	if ! apt-get -q -y \
-		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-		install "${missing[@]}" </dev/null >>"$log" 2>&1; then
-		tail -n 30 "$log" >&2
-		die "apt-get install failed (log: $log)"
-	fi
+	apt_install "$DATA/apt.log" "${missing[@]}"
 }
 
 # ------------------------------------------------ stale podman run state ---

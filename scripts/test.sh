@@ -3,7 +3,7 @@
 # "N passed, N failed" (cmocka and bats counts added up). Exits non-zero on
 # any failure. Expects `make build build-asan` and scripts/setup.sh to have run.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 UNIT_ONLY=0
 [ "${1:-}" = "--unit-only" ] && UNIT_ONLY=1
@@ -15,6 +15,7 @@ mkdir -p "$ARTIFACTS"
 
 # ---- format: one .clang-format for the tree (STYLE.md) ----
 if command -v clang-format >/dev/null; then
+	# shellcheck disable=SC2046 # one argument per file
 	if clang-format --dry-run --Werror $(git ls-files 'src/*.c' 'src/*.h' 'tests/*.c') >"$ARTIFACTS/format.log" 2>&1; then
 		echo "format: ok"
 	else
@@ -82,7 +83,7 @@ if [ $UNIT_ONLY -eq 0 ]; then
 	export BERTH_TEST_SUITE="$SUITE"
 	# one podman service for the suite; berthd's own supervised service is
 	# tested separately
-	mkdir -m 0700 -p "$SUITE/engine"
+	mkdir -m 0700 "$SUITE/engine"
 	podman system service --time=0 "unix://$SUITE/engine/podman.sock" >"$SUITE/podman.log" 2>&1 &
 	PODMAN_PID=$!
 	for _ in $(seq 1 300); do
@@ -92,6 +93,7 @@ if [ $UNIT_ONLY -eq 0 ]; then
 	export BERTH_TEST_ENGINE="unix://$SUITE/engine/podman.sock"
 
 	tap="$SUITE/bats.tap"
+	# shellcheck disable=SC2086 # BERTH_BATS may name several files
 	bats --tap ${BERTH_BATS:-tests/system} 2>&1 | tee "$tap"
 	p=$(grep -c '^ok ' "$tap")
 	f=$(grep -c '^not ok ' "$tap")

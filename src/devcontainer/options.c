@@ -132,7 +132,10 @@ static int check_bind(const struct ctx *x, const char *what, const char *source,
                                  x->file, what, forbidden->v[i]);
     /* the engine mounts the path that was checked, not the symlink */
     *ret_real = xstrdup(real);
+    /* both were judged: both are judged again at each start */
     strv_pushf(&x->o->granted, "bind:%s", real);
+    if (strcmp(real, lexical) != 0)
+        strv_pushf(&x->o->granted, "bind:%s", lexical);
     return 0;
 }
 

@@ -295,6 +295,19 @@ int store_ws_update(struct store *s, struct ws_record *r, struct berr **reterr)
     return 0;
 }
 
+int store_ws_set_state(struct store *s, const char *id, const char *state)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (prepare(s, "UPDATE workspaces SET state=?2, updated_at=?3 WHERE id=?1", &st) < 0)
+        return -EIO;
+    bind_text(st, 1, id);
+    bind_text(st, 2, state);
+    sqlite3_bind_int64(st, 3, store_now());
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return -EIO;
+    return sqlite3_changes(s->db) ? 0 : -ENOENT;
+}
+
 int store_ws_get(struct store *s, const char *id_or_name, struct ws_record *ret,
                  struct berr **reterr)
 {

@@ -60,6 +60,8 @@ static inline void ws_record_releasep(struct ws_record *r)
 int store_ws_insert(struct store *s, const struct ws_record *r, struct berr **reterr);
 /* Writes every field of r (by id); updated_at is set to now. */
 int store_ws_update(struct store *s, struct ws_record *r, struct berr **reterr);
+/* Sets the state column alone (another thread may own the rest of the row). */
+int store_ws_set_state(struct store *s, const char *id, const char *state);
 /* Finds a workspace by id or name; -ENOENT when there is none. */
 int store_ws_get(struct store *s, const char *id_or_name, struct ws_record *ret,
                  struct berr **reterr);

@@ -1497,6 +1497,14 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
     set_field(&x->rec.error, failure);
     r = 0;
 out:
+    if (r < 0) {
+        /* a command cut short by the failure is not running any more */
+        json_t *rt = runtime_get(&x->rec);
+        const char *l = json_string_value(json_object_get(rt, "lifecycle"));
+        if (l && strncmp(l, "running ", 8) == 0)
+            runtime_set(x, "lifecycle", json_string("failed"));
+        json_decref(rt);
+    }
     json_decref(image);
     dc_run_options_release(&opts);
     dc_config_release(&cfg);
@@ -1527,7 +1535,7 @@ static void do_create(struct job_ctx *x, bool resume)
         return;
     }
     x->fetch_history = shallow == 1;
-    if (x->interrupted)
+    if (x->interrupted || interrupt_asked(x->m, x->rec.id))
         return; /* the stop or delete that follows says where it is */
     _cleanup_free_ char *warning = x->rec.error ? xstrdup(x->rec.error) : NULL;
     set_state(x, WS_RUNNING, warning);
@@ -1651,9 +1659,11 @@ static void do_start(struct job_ctx *x)
         if (engine_image_inspect(x->m->engine, x->rec.image, &image, NULL) == 0)
             dc_merge_image_metadata(&cfg, image_label(image, "devcontainer.metadata"));
         json_decref(image);
-        /* ready before postStartCommand (often a server that runs on), unless
-         * waitFor names it */
-        if (!cfg.wait_for || strcmp(cfg.wait_for, dc_hook_name(DC_POST_START)) != 0)
+        /* ready before a postStartCommand (often a server that runs on),
+         * unless waitFor names it */
+        json_t *post_start = cfg.hooks[DC_POST_START];
+        if (post_start && (!json_is_array(post_start) || json_array_size(post_start)) &&
+            (!cfg.wait_for || strcmp(cfg.wait_for, dc_hook_name(DC_POST_START)) != 0))
             set_state(x, WS_RUNNING, NULL);
         runtime_set(x, "lifecycle", json_string("running postStartCommand"));
         r = interrupt_asked(x->m, x->rec.id) ? 0 : run_hook(x, &cfg, DC_POST_START, &failure, &e);
@@ -1718,7 +1728,7 @@ static void do_rebuild(struct job_ctx *x)
         set_state(x, WS_FAILED, berr_msg(e));
         return;
     }
-    if (x->interrupted)
+    if (x->interrupted || interrupt_asked(x->m, x->rec.id))
         return;
     _cleanup_free_ char *warning = x->rec.error ? xstrdup(x->rec.error) : NULL;
     set_state(x, WS_RUNNING, warning);
@@ -1813,9 +1823,9 @@ static void job_done(uv_work_t *w, int status)
             ws_record_release(&rec);
         else
             log_info("workspace '%s': %s", j->id, berr_msg(e));
-    } else if (j->fetch_history) {
-        queue_job(j->m, j->id, WS_ACTION_CREATE, true, false);
     }
+    if (j->fetch_history && next != WS_ACTION_DELETE)
+        queue_job(j->m, j->id, WS_ACTION_CREATE, true, false);
     deliver_logs(&j->m->notify);
     free(j->id);
     free(j);
@@ -1986,14 +1996,19 @@ int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
         const char *l = json_string_value(json_object_get(rt, "lifecycle"));
         bool in_hooks = l && strncmp(l, "running ", 8) == 0;
         json_decref(rt);
-        if (in_hooks && (action == WS_ACTION_DELETE ||
-                         (action == WS_ACTION_STOP && strcmp(rec.state, "running") == 0))) {
+        /* a second stop while one waits asks again (the first interrupt
+         * may have failed to stop the container) */
+        bool waiting = interrupt_asked(m, rec.id);
+        if (in_hooks &&
+            (action == WS_ACTION_DELETE ||
+             (action == WS_ACTION_STOP && (strcmp(rec.state, "running") == 0 || waiting)))) {
             after_job(m, rec.id, action);
-            /* shown at once; the job keeps it (save) until the action runs */
+            /* shown at once, the state alone (the job owns the rest of the
+             * row); the job keeps it (save) until the action runs */
             free(rec.state);
             rec.state =
                 xstrdup(ws_state_name(action == WS_ACTION_DELETE ? WS_DELETING : WS_STOPPING));
-            (void)store_ws_update(m->store, &rec, NULL);
+            (void)store_ws_set_state(m->store, rec.id, rec.state);
             (void)store_event_add(m->store, rec.id, "lifecycle",
                                   action == WS_ACTION_DELETE
                                       ? "delete asked for: interrupting the lifecycle commands"
@@ -2115,6 +2130,8 @@ void ws_manager_reconcile(struct ws_manager *m)
         enum ws_state s = ws_state_from_name(r->state);
         enum ws_action resume = WS_ACTION_CREATE;
         bool do_resume = true;
+        /* no lifecycle command outlives berthd's restart */
+        mark_lifecycle_interrupted(m, r);
         switch (s) {
         case WS_CREATING:
             resume = WS_ACTION_CREATE;
@@ -2133,7 +2150,6 @@ void ws_manager_reconcile(struct ws_manager *m)
             break;
         case WS_RUNNING: {
             do_resume = false;
-            mark_lifecycle_interrupted(m, r);
             json_t *info = NULL;
             struct berr *ce = NULL;
             int rc = r->container_id

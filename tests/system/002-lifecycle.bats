@@ -130,7 +130,10 @@ poststart-from-container-env"
 }
 
 @test "a conflicting action on a busy workspace gets 409" {
-	repo=$(make_repo busy '{"image": "localhost/berth/base:bookworm", "postCreateCommand": "sleep 3"}')
+	# creating for 2 s after the container is up (updateContentCommand), then
+	# ready and busy for 3 s more (postCreateCommand)
+	repo=$(make_repo busy '{"image": "localhost/berth/base:bookworm",
+  "updateContentCommand": "sleep 2", "postCreateCommand": "sleep 3"}')
 	name=$(ws_name)
 	run_berth create "$repo" --name "$name" --no-wait
 	assert_success
