@@ -166,11 +166,7 @@ poststart-from-container-env"
 	run_berth create "$repo" --name "$name" --no-wait
 	assert_success
 	wait_state "$name" running
-	for i in $(seq 1 100); do
-		[ "$(ws_field "$name" lifecycle)" = "running postCreateCommand" ] && break
-		sleep 0.1
-	done
-	assert_equal "$(ws_field "$name" lifecycle)" "running postCreateCommand"
+	wait_lifecycle "$name" "running postCreateCommand"
 	run_berth stop "$name"
 	assert_success
 	assert_output_contains "is stopped"
@@ -183,11 +179,7 @@ poststart-from-container-env"
 	run_berth start "$name" --no-wait
 	assert_success
 	wait_state "$name" running
-	for i in $(seq 1 100); do
-		[ "$(ws_field "$name" lifecycle)" = "running postStartCommand" ] && break
-		sleep 0.1
-	done
-	assert_equal "$(ws_field "$name" lifecycle)" "running postStartCommand"
+	wait_lifecycle "$name" "running postStartCommand"
 	run_berth exec "$name" -- echo usable
 	assert_equal "$output" usable
 	cid=$(ws_field "$name" container_id)

@@ -176,11 +176,7 @@ IMAGE=localhost/berth/base:bookworm
 	assert_equal "$output" updated
 	run_berth exec "$name" -- touch .release
 	assert_success
-	for i in $(seq 1 300); do
-		[ "$(ws_field "$name" lifecycle)" = done ] && break
-		sleep 0.2
-	done
-	assert_equal "$(ws_field "$name" lifecycle)" done
+	wait_lifecycle "$name" done
 	run_berth exec "$name" -- cat .post
 	assert_equal "$output" released
 }

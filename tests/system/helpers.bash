@@ -206,6 +206,19 @@ wait_state() {
 	return 1
 }
 
+# wait_lifecycle WS VALUE: waits (bounded, 60 s) until the workspace's
+# lifecycle field is VALUE ("running postCreateCommand", "done", ...).
+wait_lifecycle() {
+	local i l
+	for i in $(seq 1 300); do
+		l=$(ws_field "$1" lifecycle 2>/dev/null)
+		[ "$l" = "$2" ] && return 0
+		sleep 0.2
+	done
+	echo "workspace $1's lifecycle is '$l', wanted '$2'" >&2
+	return 1
+}
+
 # api METHOD PATH [BODY]: curl the API as $API_TOKEN (default: $BERTH_TOKEN;
 # "none" for anonymous); prints "STATUS BODY".
 api() {
