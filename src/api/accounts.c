@@ -399,8 +399,8 @@ static json_t *settings_json(struct api *a)
 /* An allow-list entry as options.h describes them. */
 static bool valid_allow_entry(const char *e)
 {
-    static const char *const kinds[] = {"capAdd:", "securityOpt:", "network:", "device:/",
-                                        "bind:/"};
+    static const char *const kinds[] = {
+        "capAdd:", "securityOpt:", "network:", "device:/", "bind:/", "repo:/"};
     if (strcmp(e, "privileged") == 0)
         return true;
     for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
@@ -442,10 +442,11 @@ static bool settings_route(struct api *a, struct http_conn *c, struct http_reque
     json_t *e;
     json_array_foreach (allow, i, e) {
         if (!json_is_string(e) || !valid_allow_entry(json_string_value(e))) {
-            http_respond_error(c, 400,
-                               "%s[%zu] is not an allow-list entry (privileged, capAdd:NAME, "
-                               "securityOpt:VALUE, network:NAME, device:/PATH, bind:/PATH)",
-                               WS_SETTING_ALLOW, i);
+            http_respond_error(
+                c, 400,
+                "%s[%zu] is not an allow-list entry (privileged, capAdd:NAME, "
+                "securityOpt:VALUE, network:NAME, device:/PATH, bind:/PATH, repo:/PATH)",
+                WS_SETTING_ALLOW, i);
             json_decref(body);
             return true;
         }

@@ -172,6 +172,7 @@ static void create_workspace(struct api *a, struct http_conn *c, struct http_req
         return;
     }
     cr.owner = user->name;
+    cr.owner_is_admin = user->admin;
     struct ws_record rec;
     _cleanup_berr_ struct berr *e = NULL;
     int r = ws_create(a->m, &cr, &rec, &e);

@@ -80,20 +80,10 @@ static int need(const struct ctx *x, const char *what, const char *kind, const c
     return 0;
 }
 
-static bool path_under(const char *path, const char *prefix)
-{
-    size_t n = strlen(prefix);
-    while (n > 1 && prefix[n - 1] == '/')
-        n--;
-    if (n == 1 && prefix[0] == '/')
-        return true;
-    return strncmp(path, prefix, n) == 0 && (path[n] == 0 || path[n] == '/');
-}
-
 static bool bind_allowed(const struct strv *allow, const char *path)
 {
     for (size_t i = 0; allow && i < allow->n; i++)
-        if (strncmp(allow->v[i], "bind:/", 6) == 0 && path_under(path, allow->v[i] + 5))
+        if (strncmp(allow->v[i], "bind:/", 6) == 0 && path_is_under(path, allow->v[i] + 5))
             return true;
     return false;
 }
@@ -126,7 +116,8 @@ static int check_bind(const struct ctx *x, const char *what, const char *source,
     const char *forms[] = {real, lexical};
     for (size_t i = 0; forbidden && i < forbidden->n; i++)
         for (size_t k = 0; k < ELEMENTSOF(forms); k++)
-            if (path_under(forms[k], forbidden->v[i]) || path_under(forbidden->v[i], forms[k]))
+            if (path_is_under(forms[k], forbidden->v[i]) ||
+                path_is_under(forbidden->v[i], forms[k]))
                 return berr_make(reterr, EPERM,
                                  "'%s': %s would expose '%s', which no workspace may mount",
                                  x->file, what, forbidden->v[i]);
@@ -158,8 +149,8 @@ static int add_mount(const struct ctx *x, const char *what, enum dc_mount_type t
                          what);
     /* judged (and mounted) without "..", "." or doubled slashes */
     _cleanup_free_ char *clean = path_normalize(target);
-    if (path_under(clean, "/.berth") || path_under(clean, "/.berth-agent") ||
-        path_under(clean, "/.berth-ide") || path_under(clean, "/.berth-vsix") ||
+    if (path_is_under(clean, "/.berth") || path_is_under(clean, "/.berth-agent") ||
+        path_is_under(clean, "/.berth-ide") || path_is_under(clean, "/.berth-vsix") ||
         strcmp(clean, "/") == 0)
         return berr_make(reterr, EPERM, "'%s': %s: '%s' is reserved by Berth", x->file, what,
                          target);

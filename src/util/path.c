@@ -42,3 +42,13 @@ char *path_normalize(const char *path)
     free(joined);
     return r;
 }
+
+bool path_is_under(const char *path, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    while (n > 1 && prefix[n - 1] == '/')
+        n--;
+    if (n == 1 && prefix[0] == '/')
+        return true;
+    return strncmp(path, prefix, n) == 0 && (path[n] == 0 || path[n] == '/');
+}

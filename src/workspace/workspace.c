@@ -37,6 +37,7 @@
 #include "util/seal.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "util/path.h"
 #include "util/urlscan.h"
 #include "util/xalloc.h"
 #include "workspace/agentc.h"
@@ -1917,10 +1918,58 @@ static int check_limits(struct ws_manager *m, const char *owner, bool creating,
     return 0;
 }
 
+/* A repository on this server's disk (a path or file:// URL) is read with
+ * berthd's rights: never from the data directory (other workspaces' files),
+ * and for a user who is not an admin only under a "repo:/prefix" entry of the
+ * allow-list. */
+static int check_local_repo(struct ws_manager *m, const struct ws_create_request *req,
+                            struct berr **reterr)
+{
+    const char *path = req->repo[0] == '/'                     ? req->repo
+                       : strncmp(req->repo, "file://", 7) == 0 ? req->repo + 7
+                                                               : NULL;
+    if (!path)
+        return 0;
+    if (path[0] != '/')
+        return berr_make(reterr, EINVAL, "repo '%s': a file:// URL needs an absolute path",
+                         req->repo);
+    _cleanup_free_ char *lexical = path_normalize(path);
+    char resolved[PATH_MAX];
+    const char *real = realpath(path, resolved) ? resolved : lexical;
+    _cleanup_free_ char *data = realpath(m->data_dir, NULL);
+    const char *forms[] = {real, lexical};
+    for (size_t i = 0; i < ELEMENTSOF(forms); i++)
+        if (path_is_under(forms[i], data ? data : m->data_dir))
+            return berr_make(reterr, EPERM,
+                             "repo '%s' is inside berthd's data directory, which holds the "
+                             "workspaces' files; clone from the repository itself",
+                             req->repo);
+    if (req->owner_is_admin)
+        return 0;
+    struct policy pol;
+    policy_load(m, &pol);
+    bool ok = false;
+    for (size_t i = 0; i < pol.allow.n && !ok; i++)
+        if (strncmp(pol.allow.v[i], "repo:/", 6) == 0)
+            ok = path_is_under(real, pol.allow.v[i] + 5) &&
+                 path_is_under(lexical, pol.allow.v[i] + 5);
+    policy_release(&pol);
+    if (!ok)
+        return berr_make(reterr, EPERM,
+                         "repo '%s' is a path on the server: only admins may clone those. Use a "
+                         "git URL (http(s)://, ssh://, git://), or ask an admin to allow the "
+                         "folder with 'berth admin settings --allow repo:/FOLDER'",
+                         req->repo);
+    return 0;
+}
+
 int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct ws_record *ret,
               struct berr **reterr)
 {
     int r = git_check_url(req->repo, reterr);
+    if (r < 0)
+        return r;
+    r = check_local_repo(m, req, reterr);
     if (r < 0)
         return r;
     int targets = !!req->branch + !!req->commit + !!req->ref;

@@ -84,6 +84,7 @@ struct ws_create_request {
     const char *name;
     const char *devcontainer_path;
     const char *owner;
+    bool owner_is_admin; /* a local path may be cloned without a repo: entry */
 };
 
 /* Records a new workspace (state creating) and starts its create job.

@@ -160,6 +160,50 @@ status_of() { # status_of TOKEN METHOD PATH [BODY]: just the HTTP status
 		'[.events[] | select(.target == $id and .actor == "admin") | .action] | index("admin.workspace.stop") != null and index("admin.workspace.delete") != null'
 }
 
+@test "a path on the server is cloned for admins, for others only from an allowed folder, never from the data dir" {
+	# another user's workspace files: never, not even for an admin
+	repo=$(make_repo mine)
+	mine=mine-$RANDOM
+	run_berth create "$repo" --name "$mine"
+	assert_success
+	id=$(ws_field "$mine" id)
+	files=$(find "$BERTH_DATA/workspaces/$id" -maxdepth 2 -name .git -printf '%h\n' | head -1)
+	[ -n "$files" ]
+	as "$ALICE" create "$files" --name "steal-$RANDOM"
+	assert_failure
+	assert_output_contains "inside berthd's data directory"
+	run_berth create "file://$files" --name "steal-$RANDOM"
+	assert_failure
+	assert_output_contains "inside berthd's data directory"
+	# a repository elsewhere on the server: admins only, unless allowed
+	other=$BATS_FILE_TMPDIR/elsewhere/proj
+	mkdir -p "$other"
+	git -C "$other" init -q -b main
+	echo secret >"$other/notes"
+	git -C "$other" add -A
+	git -C "$other" -c user.name=T -c user.email=t@t commit -qm notes
+	as "$ALICE" create "$other" --name "alice-$RANDOM"
+	assert_failure
+	assert_output_contains "only admins may clone those"
+	assert_output_contains "--allow repo:/FOLDER"
+	# .. and a symlink do not lead out of an allowed folder
+	ln -s "$other" "$BATS_FILE_TMPDIR/repos/link"
+	as "$ALICE" create "$BATS_FILE_TMPDIR/repos/link" --name "alice-$RANDOM"
+	assert_failure
+	as "$ALICE" create "$BATS_FILE_TMPDIR/repos/../elsewhere/proj" --name "alice-$RANDOM"
+	assert_failure
+	run_berth admin settings --allow "repo:$BATS_FILE_TMPDIR/elsewhere"
+	assert_success
+	name=alice-$RANDOM
+	as "$ALICE" create "$other" --name "$name"
+	assert_success
+	as "$ALICE" exec "$name" -- cat notes
+	assert_equal "$output" secret
+	as "$ALICE" rm "$name"
+	run_berth admin settings --disallow "repo:$BATS_FILE_TMPDIR/elsewhere"
+	assert_success
+}
+
 @test "a revoked token stops working on the next request" {
 	run api POST /api/v1/tokens '{"name": "ci"}'
 	assert_output_contains "201 "

@@ -37,6 +37,10 @@ start_berthd() {
 			BERTH_TOKEN=$(login_token admin "$BERTH_ADMIN_PASSWORD") || return 1
 			echo "$BERTH_TOKEN" >"$BATS_FILE_TMPDIR/admin.token"
 			export BERTH_TOKEN
+			# users who are not admins clone local paths only from folders
+			# the allow-list names: make_repo's
+			mkdir -p "$BATS_FILE_TMPDIR/repos"
+			"$BERTH" admin settings --allow "repo:$BATS_FILE_TMPDIR/repos" >/dev/null || return 1
 			return 0
 		fi
 		kill -9 "$BERTHD_PID" 2>/dev/null || true
