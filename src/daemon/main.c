@@ -61,7 +61,9 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: berthd [--listen ADDR:PORT] [--data DIR] [--engine unix:///PATH]\n"
                "              [--agent PATH] [--default-image IMAGE] [--debug]\n"
-               "              [--base-domain DOMAIN] [--idle-timeout SECONDS]\n"
+               "              [--base-domain DOMAIN] [--idle-timeout SECONDS] [--ide DIR]\n"
+               "              [--web-vendor DIR] [--web DIR] [--max-workspaces N]\n"
+               "              [--max-running N]\n"
                "\n"
                "  --listen ADDR:PORT   where to serve the API (default 127.0.0.1:7878)\n"
                "  --data DIR           where workspaces and the database live\n"
@@ -80,8 +82,9 @@ static void usage(FILE *f)
                "  --max-running N      running workspaces per user (default 5)\n"
                "  --base-domain DOMAIN forwarded ports are also served at\n"
                "                       http://PORT-WORKSPACE.DOMAIN (default localhost)\n"
-               "  --idle-timeout S     close a connection that has not sent a whole request\n"
-               "                       S seconds after opening or its last answer (default 75)\n"
+               "  --idle-timeout S     close a connection that sends no complete request for S\n"
+               "                       seconds after it opens or gets its last answer\n"
+               "                       (default 75; a half-sent request gets 408)\n"
                "\n"
                "On first start berthd creates the account 'admin' and prints its password\n"
                "once (or takes it from BERTH_ADMIN_PASSWORD).\n");

@@ -54,6 +54,7 @@ struct http_conn {
     http_parser parser;
     enum conn_phase phase;
     uint64_t reading_since; /* loop time PHASE_READING began */
+    bool in_request;        /* part of a request has come since then */
     bool closing;
     bool keep_alive;
     bool last_was_value;
@@ -120,6 +121,8 @@ const char *http_status_text(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
     case 409:
         return "Conflict";
     case 413:
@@ -272,6 +275,7 @@ static void response_done(struct http_conn *c)
     c->req_ready = false;
     c->phase = PHASE_READING;
     c->reading_since = uv_now(c->server->loop);
+    c->in_request = false;
     c->close_cb = NULL;
     c->drain_cb = NULL;
     c->head_ready = c->body_reading = c->body_done = false;
@@ -407,6 +411,7 @@ static int on_message_begin(http_parser *p)
     buf_reset(&c->value);
     c->header_bytes = 0;
     c->last_was_value = false;
+    c->in_request = true;
     request_release(&c->req);
     return 0;
 }
@@ -768,17 +773,24 @@ static void sweep_idle(uv_timer_t *t)
     uint64_t now = uv_now(s->loop);
     for (struct http_conn *c = s->conns, *next; c; c = next) {
         next = c->next;
-        if (c->phase == PHASE_READING && !c->finished && !c->write_pending &&
-            now - c->reading_since >= s->idle_ms)
+        if (c->phase != PHASE_READING || c->finished || c->write_pending ||
+            now - c->reading_since < s->idle_ms)
+            continue;
+        if (c->in_request) {
+            /* part of a request came: say why, then close */
+            c->keep_alive = false;
+            http_respond_error(c, 408, "the request did not arrive in time");
+        } else {
             http_conn_close(c);
+        }
     }
 }
 
 void http_server_set_idle_timeout(struct http_server *s, unsigned seconds)
 {
     s->idle_ms = (uint64_t)seconds * 1000;
-    /* a connection goes at most a quarter of the timeout late */
-    uint64_t every = s->idle_ms / 4 < 100 ? 100 : s->idle_ms / 4;
+    /* a connection goes at most a quarter of the timeout (or 5 s) late */
+    uint64_t every = s->idle_ms / 4 < 100 ? 100 : s->idle_ms / 4 > 5000 ? 5000 : s->idle_ms / 4;
     uv_timer_start(s->sweep, sweep_idle, every, every);
 }
 

@@ -1273,6 +1273,15 @@ static void *hook_run_thread(void *data)
     return NULL;
 }
 
+/* Whether the config has anything to run for h. */
+static bool has_commands(const struct dc_config *cfg, enum dc_hook h)
+{
+    const json_t *v = cfg->hooks[h];
+    return v && (!json_is_array(v) || json_array_size(v)) &&
+           (!json_is_string(v) || *json_string_value(v)) &&
+           (!json_is_object(v) || json_object_size(v));
+}
+
 static int run_hook(struct job_ctx *x, const struct dc_config *cfg, enum dc_hook h,
                     char **ret_failure, struct berr **reterr)
 {
@@ -1470,8 +1479,17 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
             goto out;
         /* waitFor: the workspace is ready for its user from here on; the
          * later commands keep running, shown in "lifecycle" */
-        if (hooks[i] == wait_for && !failure && i + 1 < ELEMENTSOF(hooks))
+        if (hooks[i] == wait_for && !failure && i + 1 < ELEMENTSOF(hooks)) {
             set_state(x, WS_RUNNING, NULL);
+            for (size_t k = i + 1; k < ELEMENTSOF(hooks); k++)
+                if (has_commands(&cfg, hooks[k])) {
+                    jlog(x,
+                         "ready: the workspace can be used now; %s and what follows run on "
+                         "(Ctrl-C stops following this log, not the commands)",
+                         dc_hook_name(hooks[k]));
+                    break;
+                }
+        }
     }
     runtime_set(x, "lifecycle", json_string(failure ? "failed" : "done"));
     /* customizations.vscode.settings become the IDE's machine settings */
@@ -1662,10 +1680,12 @@ static void do_start(struct job_ctx *x)
         json_decref(image);
         /* ready before a postStartCommand (often a server that runs on),
          * unless waitFor names it */
-        json_t *post_start = cfg.hooks[DC_POST_START];
-        if (post_start && (!json_is_array(post_start) || json_array_size(post_start)) &&
-            (!cfg.wait_for || strcmp(cfg.wait_for, dc_hook_name(DC_POST_START)) != 0))
+        if (has_commands(&cfg, DC_POST_START) &&
+            (!cfg.wait_for || strcmp(cfg.wait_for, dc_hook_name(DC_POST_START)) != 0)) {
             set_state(x, WS_RUNNING, NULL);
+            jlog(x, "ready: the workspace can be used now; postStartCommand runs on (Ctrl-C stops "
+                    "following this log, not the command)");
+        }
         runtime_set(x, "lifecycle", json_string("running postStartCommand"));
         r = interrupt_asked(x->m, x->rec.id) ? 0 : run_hook(x, &cfg, DC_POST_START, &failure, &e);
         if (interrupt_asked(x->m, x->rec.id)) {
@@ -1963,6 +1983,11 @@ static int check_local_repo(struct ws_manager *m, const struct ws_create_request
     return 0;
 }
 
+/* Names are unique on the server, not per user: they are in port URLs. */
+#define NAME_TAKEN                                                                                 \
+    "the name '%s' is taken on this server (workspace names are unique across users: they "        \
+    "appear in port URLs); choose another"
+
 int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct ws_record *ret,
               struct berr **reterr)
 {
@@ -2012,15 +2037,14 @@ int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct 
     struct ws_record probe;
     if (store_ws_get(m->store, rec.name, &probe, NULL) == 0) {
         ws_record_release(&probe);
-        r = berr_make(reterr, EEXIST, "a workspace named '%s' already exists", rec.name);
+        r = berr_make(reterr, EEXIST, NAME_TAKEN, rec.name);
         ws_record_release(&rec);
         return r;
     }
     r = store_ws_insert(m->store, &rec, reterr);
     if (r < 0) {
         ws_record_release(&rec);
-        return r == -EEXIST ? berr_make(reterr, EEXIST, "a workspace named '%s' already exists",
-                                        req->name ? req->name : "?")
+        return r == -EEXIST ? berr_make(reterr, EEXIST, NAME_TAKEN, req->name ? req->name : "?")
                             : r;
     }
     (void)store_event_add(m->store, rec.id, "state", "creating");

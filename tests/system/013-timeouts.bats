@@ -68,19 +68,24 @@ if mode == "proxy":
         time.sleep(0.3)
 start = time.monotonic()
 drip = b"GET /api/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 1000
+answer = b""
 while time.monotonic() - start < 60:
     if mode == "drip" and drip:
         s.send(drip[:1])
         drip = drip[1:]
     try:
-        if s.recv(65536) == b"":
+        got = s.recv(65536)
+        if got == b"":
             break
+        answer += got
     except socket.timeout:
         continue
     except ConnectionResetError:
         break
 else:
     sys.exit("still open after 60 s")
+if answer:
+    print("answered", answer.split(b"\r\n")[0].decode(), flush=True)
 print(f"closed after {time.monotonic() - start:.1f}", flush=True)
 PY
 }
@@ -110,9 +115,12 @@ closed_late() {
 	run idle_client silent
 	assert_success
 	closed_late "$output"
+	[[ "$output" != *answered* ]]
+	# a half-sent request is told why
 	run idle_client drip
 	assert_success
 	closed_late "$output"
+	assert_output_contains "answered HTTP/1.1 408 Request Timeout"
 	# the server still answers
 	run curl -sf "$BERTH_SERVER/api/v1/health"
 	assert_success
