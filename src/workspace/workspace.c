@@ -340,6 +340,7 @@ struct job_ctx {
     struct buf line;    /* partial output line */
     bool fetch_history; /* the clone is shallow: deepen it after the job */
     bool interrupted;   /* lifecycle commands cut short for a stop or delete */
+    bool replaced;      /* provision removed the container it had */
     struct strv env;    /* the owner's secrets for this workspace */
     struct strv mask;   /* their values, hidden in the log */
 };
@@ -1421,6 +1422,8 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
     if (cfg.init)
         jlog(x, "init: berth-agent is the container's init already");
 
+    /* only now, with the new one sure to be made, does the old container go */
+    x->replaced = true;
     remove_container(x);
     (void)rm_rf(run);
     /* 0711: the remote user may pass through to its ide/ dir, not list or use the rest */
@@ -1741,9 +1744,17 @@ static void do_rebuild(struct job_ctx *x)
         return;
     }
     jevent(x, "rebuild", "rebuilding the container; files in the workspace are kept");
-    remove_container(x);
-    (void)save(x);
     int r = provision(x, x->rec.devcontainer_path, NULL, &e);
+    if (r < 0 && !x->replaced) {
+        /* the configuration, the build or the policy failed: the container
+         * that was there stays, as it was */
+        _cleanup_free_ char *msg =
+            xasprintf("%s (the previous container is kept: start it as it was, or fix this and "
+                      "rebuild)",
+                      berr_msg(e));
+        set_state(x, WS_FAILED, msg);
+        return;
+    }
     if (r < 0) {
         remove_container(x);
         set_state(x, WS_FAILED, berr_msg(e));

@@ -84,8 +84,18 @@ IMAGE=localhost/berth/base:bookworm
 	assert_output_contains 'made with "capAdd:SYS_PTRACE", which this server'
 	assert_output_contains 'rebuild it'
 	assert_equal "$(ws_field "$name" state)" failed
-	run podman inspect -f '{{.State.Running}}' "$(ws_field "$name" container_id)"
+	cid=$(ws_field "$name" container_id)
+	run podman inspect -f '{{.State.Running}}' "$cid"
 	assert_output_contains false
+	# the rebuild it suggests fails on the same policy, before the old
+	# container is touched
+	run_berth rebuild "$name"
+	assert_failure
+	assert_output_contains 'refused by this server'"'"'s policy'
+	assert_output_contains 'the previous container is kept'
+	assert_equal "$(ws_field "$name" container_id)" "$cid"
+	run podman container exists "$cid"
+	assert_success
 	run_berth admin settings --allow capAdd:SYS_PTRACE
 	assert_success
 	run_berth start "$name"
