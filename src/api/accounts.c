@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "api/api-internal.h"
+#include "devcontainer/options.h"
 #include "git/git.h"
 #include "store/accounts.h"
 #include "util/log.h"
@@ -441,14 +442,25 @@ static bool settings_route(struct api *a, struct http_conn *c, struct http_reque
     size_t i;
     json_t *e;
     json_array_foreach (allow, i, e) {
-        if (!json_is_string(e) || !valid_allow_entry(json_string_value(e))) {
-            http_respond_error(
-                c, 400,
-                "%s[%zu] is not an allow-list entry (privileged, capAdd:NAME, "
-                "securityOpt:VALUE, network:NAME, device:/PATH, bind:/PATH, repo:/PATH)",
-                WS_SETTING_ALLOW, i);
+        const char *text = json_string_value(e);
+        if (!text || !valid_allow_entry(text)) {
+            http_respond_error(c, 400,
+                               "'%s' is not an allow-list entry (privileged, capAdd:NAME, "
+                               "securityOpt:VALUE, network:NAME, device:/PATH, bind:/PATH, "
+                               "repo:/PATH)",
+                               text ? text : "(not a string)");
             json_decref(body);
             return true;
+        }
+        if (strncmp(text, "capAdd:", 7) == 0 && strcmp(text + 7, "*") != 0) {
+            /* the spelling configs are matched in: "capAdd:SYS_PTRACE" */
+            _cleanup_free_ char *cap = dc_cap_name(text + 7);
+            if (!cap) {
+                http_respond_error(c, 400, "'%s': '%s' is not a Linux capability", text, text + 7);
+                json_decref(body);
+                return true;
+            }
+            json_array_set_new(allow, i, json_sprintf("capAdd:%s", cap));
         }
     }
     if (allow && !json_is_array(allow)) {

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/buf.h"
 #include "util/path.h"
@@ -361,6 +362,58 @@ static const struct {
     {"--hostname", "-h", F_HOSTNAME, true},
 };
 
+char *dc_cap_name(const char *name)
+{
+    static const char *const caps[] = {"ALL",
+                                       "CHOWN",
+                                       "DAC_OVERRIDE",
+                                       "DAC_READ_SEARCH",
+                                       "FOWNER",
+                                       "FSETID",
+                                       "KILL",
+                                       "SETGID",
+                                       "SETUID",
+                                       "SETPCAP",
+                                       "LINUX_IMMUTABLE",
+                                       "NET_BIND_SERVICE",
+                                       "NET_BROADCAST",
+                                       "NET_ADMIN",
+                                       "NET_RAW",
+                                       "IPC_LOCK",
+                                       "IPC_OWNER",
+                                       "SYS_MODULE",
+                                       "SYS_RAWIO",
+                                       "SYS_CHROOT",
+                                       "SYS_PTRACE",
+                                       "SYS_PACCT",
+                                       "SYS_ADMIN",
+                                       "SYS_BOOT",
+                                       "SYS_NICE",
+                                       "SYS_RESOURCE",
+                                       "SYS_TIME",
+                                       "SYS_TTY_CONFIG",
+                                       "MKNOD",
+                                       "LEASE",
+                                       "AUDIT_WRITE",
+                                       "AUDIT_CONTROL",
+                                       "SETFCAP",
+                                       "MAC_OVERRIDE",
+                                       "MAC_ADMIN",
+                                       "SYSLOG",
+                                       "WAKE_ALARM",
+                                       "BLOCK_SUSPEND",
+                                       "AUDIT_READ",
+                                       "PERFMON",
+                                       "BPF",
+                                       "CHECKPOINT_RESTORE"};
+    if (strncasecmp(name, "CAP_", 4) == 0)
+        name += 4;
+    for (size_t i = 0; i < ELEMENTSOF(caps); i++)
+        if (strcasecmp(name, caps[i]) == 0)
+            return xstrdup(caps[i]);
+    return NULL;
+}
+
 static int apply_flag(const struct ctx *x, enum flag_id id, const char *what, const char *v,
                       struct berr **reterr)
 {
@@ -375,13 +428,21 @@ static int apply_flag(const struct ctx *x, enum flag_id id, const char *what, co
         o->init = true;
         return 0;
     case F_CAP_ADD:
-        r = need(x, what, "capAdd", v, reterr);
+    case F_CAP_DROP: {
+        /* one spelling for the allow-list and the engine */
+        _cleanup_free_ char *cap = dc_cap_name(v);
+        if (!cap)
+            return berr_make(reterr, EINVAL, "'%s': %s: '%s' is not a Linux capability", x->file,
+                             what, v);
+        if (id == F_CAP_DROP) {
+            push_unique(&o->cap_drop, cap);
+            return 0;
+        }
+        r = need(x, what, "capAdd", cap, reterr);
         if (r == 0)
-            push_unique(&o->cap_add, v);
+            push_unique(&o->cap_add, cap);
         return r;
-    case F_CAP_DROP:
-        push_unique(&o->cap_drop, v);
-        return 0;
+    }
     case F_SECURITY_OPT:
         r = need(x, what, "securityOpt", v, reterr);
         if (r == 0)

@@ -67,6 +67,11 @@ void dc_run_options_release(struct dc_run_options *o);
 int dc_run_options_build(const struct dc_config *c, const char *file, const struct dc_policy *p,
                          struct dc_run_options *o, struct berr **reterr);
 
+/* A capability as the engine and the allow-list name it ("SYS_PTRACE" for
+ * "cap_sys_ptrace"), newly allocated; NULL when Linux has no such capability.
+ * "ALL" stays "ALL". */
+char *dc_cap_name(const char *name);
+
 /* Whether the policy still allows a granted entry (see dc_run_options). */
 bool dc_policy_allows(const struct dc_policy *p, const char *granted);
 

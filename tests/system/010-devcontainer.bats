@@ -59,7 +59,11 @@ IMAGE=localhost/berth/base:bookworm
 	shared=$BATS_FILE_TMPDIR/shared
 	mkdir -p "$shared"
 	echo from-host >"$shared/hello.txt"
-	run_berth admin settings --allow capAdd:SYS_PTRACE --allow "bind:$shared" --json
+	# entries are checked and kept in one spelling
+	run_berth admin settings --allow capAdd:NOT_A_CAP
+	assert_failure
+	assert_output_contains "'NOT_A_CAP' is not a Linux capability"
+	run_berth admin settings --allow capAdd:cap_sys_ptrace --allow "bind:$shared" --json
 	assert_success
 	assert_output_contains 'capAdd:SYS_PTRACE'
 	repo=$(make_repo allowed "{\"image\": \"$IMAGE\", \"capAdd\": [\"SYS_PTRACE\"],

@@ -254,6 +254,11 @@ static void test_devcontainer__options_and_policy(void **state)
         {"{\"privileged\": true}", "privileged", NULL, "privileged"},
         {"{\"capAdd\": [\"SYS_PTRACE\"]}", "", "allow-list entry \"capAdd:SYS_PTRACE\"", NULL},
         {"{\"capAdd\": [\"SYS_PTRACE\"]}", "capAdd:*", NULL, "capAdd:SYS_PTRACE"},
+        /* one spelling: podman's "cap_sys_ptrace" is the allow-list's SYS_PTRACE */
+        {"{\"capAdd\": [\"cap_sys_ptrace\"]}", "capAdd:SYS_PTRACE", NULL, "capAdd:SYS_PTRACE"},
+        {"{\"runArgs\": [\"--cap-add=net_admin\"]}", "capAdd:NET_ADMIN", NULL, "capAdd:NET_ADMIN"},
+        {"{\"capAdd\": [\"NOT_A_CAP\"]}", "capAdd:*", "'NOT_A_CAP' is not a Linux capability",
+         NULL},
         {"{\"securityOpt\": [\"seccomp=unconfined\"]}", "capAdd:*", "securityOpt", NULL},
         {"{\"runArgs\": [\"--cap-add\", \"NET_ADMIN\"]}", "", "runArgs \"--cap-add NET_ADMIN\"",
          NULL},
