@@ -477,6 +477,14 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
         !own && user->admin &&
         ((!*action && (get || strcmp(m, "DELETE") == 0)) || (strcmp(action, "stop") == 0 && post) ||
          (strcmp(action, "events") == 0 && get));
+    if (!own && !admin_act && user->admin) {
+        /* the admin can see it anyway: say what they may do, not "not found" */
+        http_respond_error(c, 403,
+                           "workspace '%s' belongs to %s: admins may see, stop and delete other "
+                           "users' workspaces, not enter them",
+                           ws, rec.owner ? rec.owner : "nobody");
+        return;
+    }
     if (!own && !admin_act) {
         http_respond_error(c, 404, "workspace '%s' not found", ws);
         return;

@@ -151,7 +151,10 @@ status_of() { # status_of TOKEN METHOD PATH [BODY]: just the HTTP status
 	run api GET "/api/v1/workspaces?all=1"
 	assert_output_contains "$id"
 	assert_equal "$(status_of "$ALICE" GET "/api/v1/workspaces?all=1")" 403
-	assert_equal "$(status_of "$BERTH_TOKEN" POST "/api/v1/workspaces/$id/exec" '{"cmd": ["true"]}')" 404
+	# exec is refused, and the answer says why rather than "not found"
+	assert_equal "$(status_of "$BERTH_TOKEN" POST "/api/v1/workspaces/$id/exec" '{"cmd": ["true"]}')" 403
+	run api POST "/api/v1/workspaces/$id/exec" '{"cmd": ["true"]}'
+	assert_output_contains "belongs to alice: admins may see, stop and delete"
 	assert_equal "$(status_of "$BERTH_TOKEN" POST "/api/v1/workspaces/$id/stop")" 202
 	BERTH_TOKEN=$ALICE wait_state "$id" stopped
 	assert_equal "$(status_of "$BERTH_TOKEN" DELETE "/api/v1/workspaces/$id")" 202
