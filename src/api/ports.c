@@ -731,6 +731,7 @@ struct connecting {
     int fd;      /* to the agent */
     int passed;  /* the TCP socket it handed over, or -1 */
     int port;
+    char *only_on; /* the one address the port listens on, when not loopback or any */
     unsigned char h[AGENT_HEADER_SIZE];
     size_t got;
     ports_connected_cb cb;
@@ -746,6 +747,7 @@ static void connecting_closed(uv_handle_t *h)
         close(k->fd);
     if (k->passed >= 0)
         close(k->passed);
+    free(k->only_on);
     free(k);
 }
 
@@ -761,7 +763,11 @@ static void connecting_end(struct connecting *k, const char *why)
             if (fd < 0)
                 fd = -errno;
         }
-        if (fd < 0)
+        if (fd < 0 && !why && k->only_on)
+            msg = xasprintf("port %d listens only on %s in the workspace, which Berth does not "
+                            "reach: bind it to 127.0.0.1 or 0.0.0.0",
+                            k->port, k->only_on);
+        else if (fd < 0)
             msg = why ? xstrdup(why)
                       : xasprintf("nothing is listening on port %d in the workspace", k->port);
         ports_connected_cb cb = k->cb;
@@ -802,6 +808,31 @@ static void connecting_timeout(uv_timer_t *t)
         connecting_end(k, "the workspace agent does not answer");
 }
 
+/* The address port listens on when that is one the agent's loopback connect
+ * cannot reach (the container's own address, say), newly allocated; else NULL. */
+static char *bound_elsewhere(const struct watch *w, int port)
+{
+    char prefix[16];
+    snprintf(prefix, sizeof(prefix), "%d ", port);
+    char *addr = NULL;
+    for (size_t i = 0; w && i < w->open.n; i++) {
+        if (strncmp(w->open.v[i], prefix, strlen(prefix)) != 0)
+            continue;
+        const char *a = w->open.v[i] + strlen(prefix);
+        size_t n = strcspn(a, " ");
+        static const char *const reachable[] = {"127.0.0.1", "0.0.0.0", "::1",
+                                                "::",        "[::1]",   "[::]"};
+        for (size_t k = 0; k < ELEMENTSOF(reachable); k++)
+            if (strlen(reachable[k]) == n && strncmp(a, reachable[k], n) == 0) {
+                free(addr);
+                return NULL; /* one it can reach: the failure is elsewhere */
+            }
+        if (!addr)
+            addr = xstrndup(a, n);
+    }
+    return addr;
+}
+
 void ports_connect(struct ports *p, const char *ws_id, int port, ports_connected_cb cb, void *data)
 {
     _cleanup_free_ char *run = ws_run_dir(p->m, ws_id);
@@ -822,6 +853,7 @@ void ports_connect(struct ports *p, const char *ws_id, int port, ports_connected
     k->fd = TAKE_FD(fd);
     k->passed = -1;
     k->port = port;
+    k->only_on = bound_elsewhere(watch_find(p, ws_id), port);
     k->cb = cb;
     k->data = data;
     int r = uv_poll_init(uv_default_loop(), &k->poll, k->fd);

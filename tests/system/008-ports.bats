@@ -54,6 +54,18 @@ wait_port() { # wait_port PORT present|absent
 	assert_equal "$output" "hello from port 8101 at /some/path?q=1"
 }
 
+@test "a server bound to the container's own address only is listed, and the proxy says why it cannot reach it" {
+	ip=$(podman inspect -f '{{.NetworkSettings.IPAddress}}' "$(BERTH_TOKEN=$ALICE ws_field ported-ws container_id)")
+	[ -n "$ip" ]
+	serve 8103 "$ip"
+	out=$(wait_port 8103 present)
+	jq -e --arg ip "$ip" '.ports[] | select(.port == 8103) | .addresses | index($ip) != null' <<<"$out"
+	run curl -s -w '\n%{http_code}' -H "Authorization: Bearer $ALICE" "$BERTH_SERVER/w/ported-ws/ports/8103/"
+	assert_output_contains "port 8103 listens only on $ip in the workspace"
+	assert_output_contains "bind it to 127.0.0.1 or 0.0.0.0"
+	assert_equal "${output##*$'\n'}" 502
+}
+
 @test "a server bound to ::1 only is detected too" {
 	serve 8102 ::1
 	wait_port 8102 present
