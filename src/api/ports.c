@@ -474,6 +474,14 @@ json_t *ports_list_json(struct ports *p, const struct ws_record *rec)
         if (!find_port(arr, port))
             json_array_append_new(arr, port_entry(p, rec, rt, port, "output"));
     }
+    /* a port its owner shared stays listed while closed: who may reach it
+     * when something listens again is not hidden */
+    _cleanup_free_ int *shared = NULL;
+    size_t n_shared = 0;
+    (void)store_port_shared(p->store, rec->id, &shared, &n_shared);
+    for (size_t k = 0; k < n_shared; k++)
+        if (!find_port(arr, shared[k]))
+            json_array_append_new(arr, port_entry(p, rec, rt, shared[k], "visibility"));
     /* onAutoForward "ignore": not offered, unless forwardPorts asks for it */
     for (size_t k = json_array_size(arr); k-- > 0;) {
         json_t *e = json_array_get(arr, k);

@@ -502,6 +502,23 @@ char *store_port_visibility(struct store *s, const char *ws_id, int port)
     return col_text(st, 0);
 }
 
+int store_port_shared(struct store *s, const char *ws_id, int **ret_ports, size_t *ret_n)
+{
+    *ret_ports = NULL;
+    *ret_n = 0;
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (prepare(s,
+                "SELECT port FROM ports WHERE ws_id=?1 AND visibility != 'private' ORDER BY port",
+                &st) < 0)
+        return -EIO;
+    bind_text(st, 1, ws_id);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        *ret_ports = xrealloc(*ret_ports, (*ret_n + 1) * sizeof(int));
+        (*ret_ports)[(*ret_n)++] = sqlite3_column_int(st, 0);
+    }
+    return 0;
+}
+
 int store_port_set_visibility(struct store *s, const char *ws_id, int port, const char *vis)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;

@@ -97,6 +97,8 @@ void secret_recs_free(struct secret_rec *list, size_t n);
 /* A forwarded port's visibility ("private" unless set); newly allocated. */
 char *store_port_visibility(struct store *s, const char *ws_id, int port);
 int store_port_set_visibility(struct store *s, const char *ws_id, int port, const char *vis);
+/* The ports of ws_id whose visibility is not private, in order. */
+int store_port_shared(struct store *s, const char *ws_id, int **ret_ports, size_t *ret_n);
 
 /* Counts the owner's workspaces: all of them, and those running or on their way. */
 int store_ws_count(struct store *s, const char *owner, int64_t *ret_all, int64_t *ret_active);

@@ -66,6 +66,17 @@ wait_port() { # wait_port PORT present|absent
 	assert_equal "${output##*$'\n'}" 502
 }
 
+@test "a port shared while closed stays listed with its visibility" {
+	run curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $ALICE" \
+		--data '{"visibility": "public"}' "$BERTH_SERVER/api/v1/workspaces/ported-ws/ports/8199/visibility"
+	assert_equal "$output" 200
+	run curl -s -H "Authorization: Bearer $ALICE" "$BERTH_SERVER/api/v1/workspaces/ported-ws/ports"
+	jq -e '.ports[] | select(.port == 8199) | .visibility == "public" and .listening == false and .source == "visibility"' <<<"$output"
+	BERTH_TOKEN=$ALICE run "$BERTH" ports ported-ws
+	assert_output_contains 8199
+	assert_output_contains public
+}
+
 @test "a server bound to ::1 only is detected too" {
 	serve 8102 ::1
 	wait_port 8102 present
