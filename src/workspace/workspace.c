@@ -1465,14 +1465,18 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
     if (cfg.wait_for && strcmp(cfg.wait_for, dc_hook_name(wait_for)) != 0)
         jlog(x, "waitFor \"%s\" is not a lifecycle command Berth waits for: using %s", cfg.wait_for,
              dc_hook_name(wait_for));
+    runtime_set(x, "create_pending", NULL);
     for (size_t i = 0; i < ELEMENTSOF(hooks) && !failure; i++) {
         _cleanup_free_ char *doing = xasprintf("running %s", dc_hook_name(hooks[i]));
         runtime_set(x, "lifecycle", json_string(doing));
         r = interrupt_asked(x->m, x->rec.id) ? 0 : run_hook(x, &cfg, hooks[i], &failure, reterr);
         if (interrupt_asked(x->m, x->rec.id)) {
-            /* a stop or delete came: its container is being stopped */
+            /* a stop or delete came: its container is being stopped; a
+             * create-time command cut short runs again at the next start */
             jevent(x, "lifecycle", "%s interrupted: the workspace is being stopped or deleted",
                    dc_hook_name(hooks[i]));
+            if (hooks[i] != DC_POST_START)
+                runtime_set(x, "create_pending", json_string(dc_hook_name(hooks[i])));
             runtime_set(x, "lifecycle", json_string("interrupted"));
             x->interrupted = true;
             r = 0;
@@ -1681,22 +1685,46 @@ static void do_start(struct job_ctx *x)
         if (engine_image_inspect(x->m->engine, x->rec.image, &image, NULL) == 0)
             dc_merge_image_metadata(&cfg, image_label(image, "devcontainer.metadata"));
         json_decref(image);
-        /* ready before a postStartCommand (often a server that runs on),
-         * unless waitFor names it */
-        if (has_commands(&cfg, DC_POST_START) &&
-            (!cfg.wait_for || strcmp(cfg.wait_for, dc_hook_name(DC_POST_START)) != 0)) {
+        /* the create-time commands a stop cut short, from the one it cut,
+         * then postStartCommand */
+        static const enum dc_hook order[] = {DC_ON_CREATE, DC_UPDATE_CONTENT, DC_POST_CREATE,
+                                             DC_POST_START};
+        json_t *rt = runtime_get(&x->rec);
+        const char *pending = json_string_value(json_object_get(rt, "create_pending"));
+        size_t first = ELEMENTSOF(order) - 1;
+        for (size_t i = 0; pending && i + 1 < ELEMENTSOF(order); i++)
+            if (strcmp(pending, dc_hook_name(order[i])) == 0)
+                first = i;
+        json_decref(rt);
+        bool any = false;
+        for (size_t i = first; i < ELEMENTSOF(order); i++)
+            any = any || has_commands(&cfg, order[i]);
+        /* ready before them (often a server that runs on), unless waitFor
+         * names postStartCommand */
+        if (any && (!cfg.wait_for || strcmp(cfg.wait_for, dc_hook_name(DC_POST_START)) != 0)) {
             set_state(x, WS_RUNNING, NULL);
-            jlog(x, "ready: the workspace can be used now; postStartCommand runs on (Ctrl-C stops "
-                    "following this log, not the command)");
+            jlog(x,
+                 "ready: the workspace can be used now; %s runs on (Ctrl-C stops following "
+                 "this log, not the command)",
+                 dc_hook_name(order[first]));
         }
-        runtime_set(x, "lifecycle", json_string("running postStartCommand"));
-        r = interrupt_asked(x->m, x->rec.id) ? 0 : run_hook(x, &cfg, DC_POST_START, &failure, &e);
-        if (interrupt_asked(x->m, x->rec.id)) {
-            jevent(x, "lifecycle",
-                   "postStartCommand interrupted: the workspace is being stopped or deleted");
-            runtime_set(x, "lifecycle", json_string("interrupted"));
-            dc_config_release(&cfg);
-            return;
+        for (size_t i = first; i < ELEMENTSOF(order) && r == 0 && !failure; i++) {
+            if (pending && i == first)
+                jlog(x, "%s was cut short by a stop: running it again", dc_hook_name(order[i]));
+            _cleanup_free_ char *doing = xasprintf("running %s", dc_hook_name(order[i]));
+            runtime_set(x, "lifecycle", json_string(doing));
+            r = interrupt_asked(x->m, x->rec.id) ? 0 : run_hook(x, &cfg, order[i], &failure, &e);
+            if (interrupt_asked(x->m, x->rec.id)) {
+                jevent(x, "lifecycle", "%s interrupted: the workspace is being stopped or deleted",
+                       dc_hook_name(order[i]));
+                if (order[i] != DC_POST_START)
+                    runtime_set(x, "create_pending", json_string(dc_hook_name(order[i])));
+                runtime_set(x, "lifecycle", json_string("interrupted"));
+                dc_config_release(&cfg);
+                return;
+            }
+            if (order[i] == DC_POST_CREATE)
+                runtime_set(x, "create_pending", NULL);
         }
         runtime_set(x, "lifecycle", json_string(r == 0 && !failure ? "done" : "failed"));
     }

@@ -156,9 +156,10 @@ poststart-from-container-env"
 	assert_output_contains "already running"
 }
 
-@test "stop and delete interrupt lifecycle commands that never end; start is ready before postStartCommand" {
+@test "stop and delete interrupt lifecycle commands that never end; start resumes what was cut short" {
+	# postCreateCommand hangs the first time, finishes the second
 	repo=$(make_repo forever '{"image": "localhost/berth/base:bookworm",
-  "postCreateCommand": "echo serving; sleep 100000",
+  "postCreateCommand": "if [ -e .resumed ]; then echo resumed-$((6*7)); else touch .resumed; sleep 100000; fi",
   "postStartCommand": "echo serving again; sleep 100000"}')
 	name=$(ws_name)
 	# ready once updateContentCommand is done (waitFor); postCreateCommand runs
@@ -175,11 +176,15 @@ poststart-from-container-env"
 	assert_output_contains "postCreateCommand interrupted"
 	run podman inspect -f '{{.State.Running}}' "$(ws_field "$name" container_id)"
 	assert_output_contains false
-	# a start is ready while postStartCommand runs on, and can be deleted
+	# a start runs the cut-short postCreateCommand again, then postStartCommand,
+	# ready while they run; and it can be deleted
 	run_berth start "$name" --no-wait
 	assert_success
 	wait_state "$name" running
 	wait_lifecycle "$name" "running postStartCommand"
+	run_berth logs "$name"
+	assert_output_contains "postCreateCommand was cut short by a stop: running it again"
+	assert_output_contains "resumed-42"
 	run_berth exec "$name" -- echo usable
 	assert_equal "$output" usable
 	cid=$(ws_field "$name" container_id)
