@@ -675,6 +675,13 @@ void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
         tunnel_open(p, c, req, rec, (int)port);
         return;
     }
+    if (end && end != rest + 1 &&
+        (strcmp(end, "/visibility") == 0 || strcmp(end, "/tunnel") == 0) &&
+        (port <= 0 || port > 65535)) {
+        http_respond_error(c, 400, "%.*s is not a port number (1 to 65535)", (int)(end - rest - 1),
+                           rest + 1);
+        return;
+    }
     if (port <= 0 || port > 65535 || !end || strcmp(end, "/visibility") != 0 ||
         (strcmp(req->method, "POST") != 0 && strcmp(req->method, "PUT") != 0)) {
         http_respond_error(c, 404, "no route for %s %s", req->method, req->path);

@@ -75,6 +75,13 @@ wait_port() { # wait_port PORT present|absent
 	BERTH_TOKEN=$ALICE run "$BERTH" ports ported-ws
 	assert_output_contains 8199
 	assert_output_contains public
+	# a number that is no port is a bad request, not a missing route
+	for bad in 0 99999; do
+		run curl -s -w '\n%{http_code}' -X POST -H "Authorization: Bearer $ALICE" \
+			--data '{"visibility": "public"}' "$BERTH_SERVER/api/v1/workspaces/ported-ws/ports/$bad/visibility"
+		assert_equal "${output##*$'\n'}" 400
+		assert_output_contains "$bad is not a port number"
+	done
 }
 
 @test "a server bound to ::1 only is detected too" {
