@@ -487,7 +487,9 @@ json_t *ports_list_json(struct ports *p, const struct ws_record *rec)
         json_t *e = json_array_get(arr, k);
         int port = (int)json_integer_value(json_object_get(e, "port"));
         const char *on_auto = json_string_value(json_object_get(e, "on_auto_forward"));
-        if (on_auto && strcmp(on_auto, "ignore") == 0 && !in_forward_ports(rt, port))
+        const char *vis = json_string_value(json_object_get(e, "visibility"));
+        bool is_shared = vis && strcmp(vis, "private") != 0; /* never hidden */
+        if (on_auto && strcmp(on_auto, "ignore") == 0 && !in_forward_ports(rt, port) && !is_shared)
             json_array_remove(arr, k);
     }
     json_decref(rt);

@@ -58,6 +58,12 @@ static bool allowed_by(const struct strv *allow, const char *kind, const char *v
             continue;
         if (!value || strcmp(e + klen + 1, value) == 0 || strcmp(e + klen + 1, "*") == 0)
             return true;
+        /* an entry saved before capabilities had one spelling */
+        if (strcmp(kind, "capAdd") == 0) {
+            _cleanup_free_ char *cap = dc_cap_name(e + klen + 1);
+            if (cap && strcmp(cap, value) == 0)
+                return true;
+        }
     }
     return false;
 }

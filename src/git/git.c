@@ -33,9 +33,11 @@ int git_check_url(const char *url, struct berr **reterr)
     for (size_t i = 0; i < ELEMENTSOF(schemes); i++)
         if (strncmp(url, schemes[i], strlen(schemes[i])) == 0)
             return 0;
-    /* scp-like ssh: user@host:path */
+    /* scp-like ssh: user@host:path (git reads it so only when no '/' comes
+     * before the colon; otherwise it is a local path) */
     const char *at = strchr(url, '@'), *colon = strchr(url, ':');
-    if (at && colon && at < colon && url[0] != '-' && !strstr(url, "::"))
+    if (at && colon && at < colon && url[0] != '-' && !strstr(url, "::") &&
+        !memchr(url, '/', (size_t)(colon - url)))
         return 0;
     return berr_make(reterr, EINVAL,
                      "repo '%s' is not an absolute path or a file://, http(s)://, ssh:// or "
@@ -119,7 +121,9 @@ static int run_git(const char *cwd, struct git_out *o, struct buf *ret_out, stru
         strv_push(&c.args, a);
     va_end(ap);
     git_env(&c.env);
-    c.cwd = cwd;
+    /* never berthd's own directory: git takes an argument that names an
+     * existing path there as a local repository, whatever it looks like */
+    c.cwd = cwd ? cwd : "/";
     c.timeout_ms = GIT_TIMEOUT_MS;
     c.line_cb = on_line;
     c.data = o;

@@ -325,9 +325,8 @@ struct job {
     struct ws_manager *m;
     char *id;
     enum ws_action action;
-    bool background;    /* not holding the busy mark (history fetch) */
-    bool resume;        /* picked up again by reconcile after a restart */
-    bool fetch_history; /* set by the job: queue a history fetch when done */
+    bool background; /* not holding the busy mark (postAttach, interrupt) */
+    bool resume;     /* picked up again by reconcile after a restart */
 };
 
 static void queue_job(struct ws_manager *m, const char *id, enum ws_action action, bool background,
@@ -337,12 +336,11 @@ static void queue_job(struct ws_manager *m, const char *id, enum ws_action actio
 struct job_ctx {
     struct ws_manager *m;
     struct ws_record rec;
-    struct buf line;    /* partial output line */
-    bool fetch_history; /* the clone is shallow: deepen it after the job */
-    bool interrupted;   /* lifecycle commands cut short for a stop or delete */
-    bool replaced;      /* provision removed the container it had */
-    struct strv env;    /* the owner's secrets for this workspace */
-    struct strv mask;   /* their values, hidden in the log */
+    struct buf line;  /* partial output line */
+    bool interrupted; /* lifecycle commands cut short for a stop or delete */
+    bool replaced;    /* provision removed the container it had */
+    struct strv env;  /* the owner's secrets for this workspace */
+    struct strv mask; /* their values, hidden in the log */
 };
 
 /* Replaces every secret value of the owner in b with "***". */
@@ -540,14 +538,28 @@ static int step_clone(struct job_ctx *x, struct berr **reterr)
     }
     git_set_auth(auth.askpass ? &auth : NULL);
     r = git_clone(x->rec.repo, dest, &t, log_line_cb, x, &commit, &shallow, reterr);
+    if (r == 0) {
+        set_field(&x->rec.commit, commit);
+        jlog(x, "checked out %.12s%s", commit, shallow ? " (shallow; fetching the history)" : "");
+    }
+    /* The rest of the history is fetched now, while the checkout is still
+     * berthd's alone: once the user (or the repository's lifecycle commands)
+     * can write .git, a git run on the host would obey their hooks and
+     * config. A failure here only leaves the clone shallow. */
+    if (r == 0 && shallow) {
+        _cleanup_berr_ struct berr *he = NULL;
+        if (git_unshallow(dest, (uid_t)-1, (gid_t)-1, &he) < 0)
+            jevent(x, "git", "the full history could not be fetched (%s); the clone stays shallow",
+                   berr_msg(he));
+        else
+            jlog(x, "full history fetched");
+    }
     git_set_auth(NULL);
     sodium_memzero_buf(&password);
     if (r < 0)
         return r;
-    set_field(&x->rec.commit, commit);
-    jlog(x, "checked out %.12s%s", commit, shallow ? " (shallow; full history follows)" : "");
     (void)save(x);
-    return shallow ? 1 : 0;
+    return 0;
 }
 
 bool ws_image_name_allowed(const char *image)
@@ -1469,14 +1481,16 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
     for (size_t i = 0; i < ELEMENTSOF(hooks) && !failure; i++) {
         _cleanup_free_ char *doing = xasprintf("running %s", dc_hook_name(hooks[i]));
         runtime_set(x, "lifecycle", json_string(doing));
-        r = interrupt_asked(x->m, x->rec.id) ? 0 : run_hook(x, &cfg, hooks[i], &failure, reterr);
+        bool skip = interrupt_asked(x->m, x->rec.id);
+        r = skip ? 0 : run_hook(x, &cfg, hooks[i], &failure, reterr);
         if (interrupt_asked(x->m, x->rec.id)) {
             /* a stop or delete came: its container is being stopped; a
              * create-time command cut short runs again at the next start */
             jevent(x, "lifecycle", "%s interrupted: the workspace is being stopped or deleted",
                    dc_hook_name(hooks[i]));
-            if (hooks[i] != DC_POST_START)
-                runtime_set(x, "create_pending", json_string(dc_hook_name(hooks[i])));
+            size_t next = !skip && r == 0 && !failure ? i + 1 : i;
+            if (next < ELEMENTSOF(hooks) && hooks[next] != DC_POST_START)
+                runtime_set(x, "create_pending", json_string(dc_hook_name(hooks[next])));
             runtime_set(x, "lifecycle", json_string("interrupted"));
             x->interrupted = true;
             r = 0;
@@ -1548,8 +1562,7 @@ static void do_create(struct job_ctx *x, bool resume)
         jevent(x, "resume",
                "berthd restarted while this workspace was being created: starting "
                "over");
-    int shallow = step_clone(x, &e);
-    if (shallow < 0) {
+    if (step_clone(x, &e) < 0) {
         remove_container(x);
         set_state(x, WS_FAILED, berr_msg(e));
         return;
@@ -1560,23 +1573,10 @@ static void do_create(struct job_ctx *x, bool resume)
         set_state(x, WS_FAILED, berr_msg(e));
         return;
     }
-    x->fetch_history = shallow == 1;
     if (x->interrupted || interrupt_asked(x->m, x->rec.id))
         return; /* the stop or delete that follows says where it is */
     _cleanup_free_ char *warning = x->rec.error ? xstrdup(x->rec.error) : NULL;
     set_state(x, WS_RUNNING, warning);
-}
-
-static void do_fetch_history(struct job_ctx *x)
-{
-    if (x->rec.uid < 0)
-        return;
-    _cleanup_free_ char *dest = clone_path(x);
-    _cleanup_berr_ struct berr *e = NULL;
-    if (git_unshallow(dest, (uid_t)x->rec.uid, (gid_t)x->rec.gid, &e) < 0)
-        (void)store_event_add(x->m->store, x->rec.id, "git", berr_msg(e));
-    else
-        (void)store_event_add(x->m->store, x->rec.id, "git", "full history fetched");
 }
 
 /* postAttachCommand, run as it was recorded when the container was created. */
@@ -1696,29 +1696,36 @@ static void do_start(struct job_ctx *x)
             if (strcmp(pending, dc_hook_name(order[i])) == 0)
                 first = i;
         json_decref(rt);
-        bool any = false;
-        for (size_t i = first; i < ELEMENTSOF(order); i++)
-            any = any || has_commands(&cfg, order[i]);
-        /* ready before them (often a server that runs on), unless waitFor
-         * names postStartCommand */
-        if (any && (!cfg.wait_for || strcmp(cfg.wait_for, dc_hook_name(DC_POST_START)) != 0)) {
-            set_state(x, WS_RUNNING, NULL);
-            jlog(x,
-                 "ready: the workspace can be used now; %s runs on (Ctrl-C stops following "
-                 "this log, not the command)",
-                 dc_hook_name(order[first]));
-        }
+        /* ready once what waitFor names is done (default updateContentCommand),
+         * before what runs on after it (often a server) */
+        size_t wait_idx = 1;
+        for (size_t i = 0; cfg.wait_for && i < ELEMENTSOF(order); i++)
+            if (strcmp(cfg.wait_for, dc_hook_name(order[i])) == 0)
+                wait_idx = i;
         for (size_t i = first; i < ELEMENTSOF(order) && r == 0 && !failure; i++) {
+            bool later = false;
+            for (size_t k = i; k < ELEMENTSOF(order); k++)
+                later = later || has_commands(&cfg, order[k]);
+            if (later && i > wait_idx && strcmp(x->rec.state, "running") != 0) {
+                set_state(x, WS_RUNNING, NULL);
+                jlog(x,
+                     "ready: the workspace can be used now; %s runs on (Ctrl-C stops following "
+                     "this log, not the command)",
+                     dc_hook_name(order[i]));
+            }
             if (pending && i == first)
                 jlog(x, "%s was cut short by a stop: running it again", dc_hook_name(order[i]));
             _cleanup_free_ char *doing = xasprintf("running %s", dc_hook_name(order[i]));
             runtime_set(x, "lifecycle", json_string(doing));
-            r = interrupt_asked(x->m, x->rec.id) ? 0 : run_hook(x, &cfg, order[i], &failure, &e);
+            bool skip = interrupt_asked(x->m, x->rec.id);
+            r = skip ? 0 : run_hook(x, &cfg, order[i], &failure, &e);
             if (interrupt_asked(x->m, x->rec.id)) {
                 jevent(x, "lifecycle", "%s interrupted: the workspace is being stopped or deleted",
                        dc_hook_name(order[i]));
-                if (order[i] != DC_POST_START)
-                    runtime_set(x, "create_pending", json_string(dc_hook_name(order[i])));
+                /* the one to run next time: this one unless it got to its end */
+                size_t next = !skip && r == 0 && !failure ? i + 1 : i;
+                if (next < ELEMENTSOF(order) && order[next] != DC_POST_START)
+                    runtime_set(x, "create_pending", json_string(dc_hook_name(order[next])));
                 runtime_set(x, "lifecycle", json_string("interrupted"));
                 dc_config_release(&cfg);
                 return;
@@ -1772,17 +1779,34 @@ static void do_rebuild(struct job_ctx *x)
         return;
     }
     jevent(x, "rebuild", "rebuilding the container; files in the workspace are kept");
-    int r = provision(x, x->rec.devcontainer_path, NULL, &e);
+    /* what the container that is there was made with, should it stay */
+    char **fields[] = {&x->rec.image, &x->rec.workspace_folder, &x->rec.remote_user,
+                       &x->rec.devcontainer_path};
+    char *before[ELEMENTSOF(fields)];
+    for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+        before[i] = *fields[i] ? xstrdup(*fields[i]) : NULL;
+    _cleanup_free_ char *requested =
+        x->rec.devcontainer_path ? xstrdup(x->rec.devcontainer_path) : NULL;
+    int r = provision(x, requested, NULL, &e);
     if (r < 0 && !x->replaced) {
         /* the configuration, the build or the policy failed: the container
-         * that was there stays, as it was */
+         * that was there stays as it was, stopped (a failed workspace does
+         * not count as running) */
+        for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+            free(*fields[i]);
+            *fields[i] = TAKE_PTR(before[i]);
+        }
+        if (x->rec.container_id)
+            (void)engine_container_stop(x->m->engine, x->rec.container_id, WS_STOP_TIMEOUT_S, NULL);
         _cleanup_free_ char *msg =
-            xasprintf("%s (the previous container is kept: start it as it was, or fix this and "
-                      "rebuild)",
+            xasprintf("%s (the previous container is kept, stopped: start it as it was, or fix "
+                      "this and rebuild)",
                       berr_msg(e));
         set_state(x, WS_FAILED, msg);
         return;
     }
+    for (size_t i = 0; i < ELEMENTSOF(fields); i++)
+        free(before[i]);
     if (r < 0) {
         remove_container(x);
         set_state(x, WS_FAILED, berr_msg(e));
@@ -1834,8 +1858,6 @@ static void job_run(uv_work_t *w)
             (void)mark_attaching(j->m, j->id, false);
         } else if (j->action == WS_ACTION_INTERRUPT) {
             do_interrupt(&x);
-        } else {
-            do_fetch_history(&x);
         }
         strv_release(&x.env);
         strv_release(&x.mask);
@@ -1861,7 +1883,6 @@ static void job_run(uv_work_t *w)
     default:
         break;
     }
-    j->fetch_history = x.fetch_history;
     strv_release(&x.env);
     strv_release(&x.mask);
     ws_record_release(&x.rec);
@@ -1884,8 +1905,6 @@ static void job_done(uv_work_t *w, int status)
         else
             log_info("workspace '%s': %s", j->id, berr_msg(e));
     }
-    if (j->fetch_history && next != WS_ACTION_DELETE)
-        queue_job(j->m, j->id, WS_ACTION_CREATE, true, false);
     deliver_logs(&j->m->notify);
     free(j->id);
     free(j);
@@ -1992,8 +2011,14 @@ static int check_local_repo(struct ws_manager *m, const struct ws_create_request
     if (path[0] != '/')
         return berr_make(reterr, EINVAL, "repo '%s': a file:// URL needs an absolute path",
                          req->repo);
+    /* git decodes %XX in the URL it is given (a path becomes file://): what
+     * it would read is not what is checked here */
+    if (strchr(path, '%'))
+        return berr_make(reterr, EINVAL, "repo '%s': '%%' is not allowed in a path on the server",
+                         req->repo);
     _cleanup_free_ char *lexical = path_normalize(path);
     char resolved[PATH_MAX];
+    /* one that does not exist fails at the clone, as it would anyway */
     const char *real = realpath(path, resolved) ? resolved : lexical;
     _cleanup_free_ char *data = realpath(m->data_dir, NULL);
     const char *forms[] = {real, lexical};

@@ -195,6 +195,14 @@ status_of() { # status_of TOKEN METHOD PATH [BODY]: just the HTTP status
 	assert_failure
 	as "$ALICE" create "$BATS_FILE_TMPDIR/repos/../elsewhere/proj" --name "alice-$RANDOM"
 	assert_failure
+	# git decodes %XX in a file:// URL: no %, so what is checked is what git reads
+	as "$ALICE" create "file://$BATS_FILE_TMPDIR/repos/%2e%2e/elsewhere/proj" --name "alice-$RANDOM"
+	assert_failure
+	assert_output_contains "'%' is not allowed"
+	# a relative path that looks like user@host:path is a path to git: refused
+	as "$ALICE" create "repos/x@y:z" --name "alice-$RANDOM"
+	assert_failure
+	assert_output_contains "is not an absolute path"
 	run_berth admin settings --allow "repo:$BATS_FILE_TMPDIR/elsewhere"
 	assert_success
 	name=alice-$RANDOM
