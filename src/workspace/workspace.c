@@ -1390,6 +1390,34 @@ static void install_extensions(struct job_ctx *x, const struct dc_config *cfg)
     }
 }
 
+/* The lifecycle commands of a container, in order: the create-time ones
+ * once, then postStartCommand at each start. */
+static const enum dc_hook lifecycle_hooks[] = {DC_ON_CREATE, DC_UPDATE_CONTENT, DC_POST_CREATE,
+                                               DC_POST_START};
+
+/* Runs lifecycle_hooks[i], unless a stop or delete waits. True when one does: the
+ * job is to end now, the lifecycle shown "interrupted", and create_pending
+ * naming the create-time command to run at the next start (this one, unless
+ * it got to its end). */
+static bool lifecycle_step(struct job_ctx *x, const struct dc_config *cfg, size_t i, int *r,
+                           char **failure, struct berr **reterr)
+{
+    _cleanup_free_ char *doing = xasprintf("running %s", dc_hook_name(lifecycle_hooks[i]));
+    runtime_set(x, "lifecycle", json_string(doing));
+    bool skip = interrupt_asked(x->m, x->rec.id);
+    *r = skip ? 0 : run_hook(x, cfg, lifecycle_hooks[i], failure, reterr);
+    if (!interrupt_asked(x->m, x->rec.id))
+        return false;
+    jevent(x, "lifecycle", "%s interrupted: the workspace is being stopped or deleted",
+           dc_hook_name(lifecycle_hooks[i]));
+    size_t next = !skip && *r == 0 && !*failure ? i + 1 : i;
+    if (next < ELEMENTSOF(lifecycle_hooks) && lifecycle_hooks[next] != DC_POST_START)
+        runtime_set(x, "create_pending", json_string(dc_hook_name(lifecycle_hooks[next])));
+    runtime_set(x, "lifecycle", json_string("interrupted"));
+    *r = 0;
+    return true;
+}
+
 /* Creates the container from the config and brings it to running, then runs
  * the create-time hooks (once per container) and postStart. */
 static int provision(struct job_ctx *x, const char *requested_path, bool *ret_shallow,
@@ -1468,41 +1496,28 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
 
     step_runtime(x, &cfg, image);
 
-    static const enum dc_hook hooks[] = {DC_ON_CREATE, DC_UPDATE_CONTENT, DC_POST_CREATE,
-                                         DC_POST_START};
+    const enum dc_hook *hooks = lifecycle_hooks;
     enum dc_hook wait_for = DC_UPDATE_CONTENT;
-    for (size_t i = 0; i < ELEMENTSOF(hooks); i++)
+    for (size_t i = 0; i < ELEMENTSOF(lifecycle_hooks); i++)
         if (cfg.wait_for && strcmp(cfg.wait_for, dc_hook_name(hooks[i])) == 0)
             wait_for = hooks[i];
     if (cfg.wait_for && strcmp(cfg.wait_for, dc_hook_name(wait_for)) != 0)
         jlog(x, "waitFor \"%s\" is not a lifecycle command Berth waits for: using %s", cfg.wait_for,
              dc_hook_name(wait_for));
     runtime_set(x, "create_pending", NULL);
-    for (size_t i = 0; i < ELEMENTSOF(hooks) && !failure; i++) {
-        _cleanup_free_ char *doing = xasprintf("running %s", dc_hook_name(hooks[i]));
-        runtime_set(x, "lifecycle", json_string(doing));
-        bool skip = interrupt_asked(x->m, x->rec.id);
-        r = skip ? 0 : run_hook(x, &cfg, hooks[i], &failure, reterr);
-        if (interrupt_asked(x->m, x->rec.id)) {
-            /* a stop or delete came: its container is being stopped; a
-             * create-time command cut short runs again at the next start */
-            jevent(x, "lifecycle", "%s interrupted: the workspace is being stopped or deleted",
-                   dc_hook_name(hooks[i]));
-            size_t next = !skip && r == 0 && !failure ? i + 1 : i;
-            if (next < ELEMENTSOF(hooks) && hooks[next] != DC_POST_START)
-                runtime_set(x, "create_pending", json_string(dc_hook_name(hooks[next])));
-            runtime_set(x, "lifecycle", json_string("interrupted"));
+    for (size_t i = 0; i < ELEMENTSOF(lifecycle_hooks) && !failure; i++) {
+        /* a stop or delete came: its container is being stopped */
+        if (lifecycle_step(x, &cfg, i, &r, &failure, reterr)) {
             x->interrupted = true;
-            r = 0;
             goto out;
         }
         if (r < 0)
             goto out;
         /* waitFor: the workspace is ready for its user from here on; the
          * later commands keep running, shown in "lifecycle" */
-        if (hooks[i] == wait_for && !failure && i + 1 < ELEMENTSOF(hooks)) {
+        if (hooks[i] == wait_for && !failure && i + 1 < ELEMENTSOF(lifecycle_hooks)) {
             set_state(x, WS_RUNNING, NULL);
-            for (size_t k = i + 1; k < ELEMENTSOF(hooks); k++)
+            for (size_t k = i + 1; k < ELEMENTSOF(lifecycle_hooks); k++)
                 if (has_commands(&cfg, hooks[k])) {
                     jlog(x,
                          "ready: the workspace can be used now; %s and what follows run on "
@@ -1687,24 +1702,23 @@ static void do_start(struct job_ctx *x)
         json_decref(image);
         /* the create-time commands a stop cut short, from the one it cut,
          * then postStartCommand */
-        static const enum dc_hook order[] = {DC_ON_CREATE, DC_UPDATE_CONTENT, DC_POST_CREATE,
-                                             DC_POST_START};
+        const enum dc_hook *order = lifecycle_hooks;
         json_t *rt = runtime_get(&x->rec);
         const char *pending = json_string_value(json_object_get(rt, "create_pending"));
-        size_t first = ELEMENTSOF(order) - 1;
-        for (size_t i = 0; pending && i + 1 < ELEMENTSOF(order); i++)
+        size_t first = ELEMENTSOF(lifecycle_hooks) - 1;
+        for (size_t i = 0; pending && i + 1 < ELEMENTSOF(lifecycle_hooks); i++)
             if (strcmp(pending, dc_hook_name(order[i])) == 0)
                 first = i;
         json_decref(rt);
         /* ready once what waitFor names is done (default updateContentCommand),
          * before what runs on after it (often a server) */
         size_t wait_idx = 1;
-        for (size_t i = 0; cfg.wait_for && i < ELEMENTSOF(order); i++)
+        for (size_t i = 0; cfg.wait_for && i < ELEMENTSOF(lifecycle_hooks); i++)
             if (strcmp(cfg.wait_for, dc_hook_name(order[i])) == 0)
                 wait_idx = i;
-        for (size_t i = first; i < ELEMENTSOF(order) && r == 0 && !failure; i++) {
+        for (size_t i = first; i < ELEMENTSOF(lifecycle_hooks) && r == 0 && !failure; i++) {
             bool later = false;
-            for (size_t k = i; k < ELEMENTSOF(order); k++)
+            for (size_t k = i; k < ELEMENTSOF(lifecycle_hooks); k++)
                 later = later || has_commands(&cfg, order[k]);
             if (later && i > wait_idx && strcmp(x->rec.state, "running") != 0) {
                 set_state(x, WS_RUNNING, NULL);
@@ -1715,18 +1729,7 @@ static void do_start(struct job_ctx *x)
             }
             if (pending && i == first)
                 jlog(x, "%s was cut short by a stop: running it again", dc_hook_name(order[i]));
-            _cleanup_free_ char *doing = xasprintf("running %s", dc_hook_name(order[i]));
-            runtime_set(x, "lifecycle", json_string(doing));
-            bool skip = interrupt_asked(x->m, x->rec.id);
-            r = skip ? 0 : run_hook(x, &cfg, order[i], &failure, &e);
-            if (interrupt_asked(x->m, x->rec.id)) {
-                jevent(x, "lifecycle", "%s interrupted: the workspace is being stopped or deleted",
-                       dc_hook_name(order[i]));
-                /* the one to run next time: this one unless it got to its end */
-                size_t next = !skip && r == 0 && !failure ? i + 1 : i;
-                if (next < ELEMENTSOF(order) && order[next] != DC_POST_START)
-                    runtime_set(x, "create_pending", json_string(dc_hook_name(order[next])));
-                runtime_set(x, "lifecycle", json_string("interrupted"));
+            if (lifecycle_step(x, &cfg, i, &r, &failure, &e)) {
                 dc_config_release(&cfg);
                 return;
             }
