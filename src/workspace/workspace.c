@@ -508,8 +508,22 @@ static int owner_credential(struct job_ctx *x, char **ret_username, struct buf *
     return 0;
 }
 
+static int check_local_repo(struct ws_manager *m, const struct ws_create_request *req,
+                            struct berr **reterr);
+
 static int step_clone(struct job_ctx *x, struct berr **reterr)
 {
+    /* checked again at each clone: an admin may have taken the folder away,
+     * or the path may lead elsewhere now */
+    struct user_rec owner = {0};
+    bool admin =
+        x->rec.owner && store_user_get(x->m->store, x->rec.owner, &owner, NULL) == 0 && owner.admin;
+    user_rec_release(&owner);
+    struct ws_create_request req = {
+        .repo = x->rec.repo, .owner = x->rec.owner, .owner_is_admin = admin};
+    int rc = check_local_repo(x->m, &req, reterr);
+    if (rc < 0)
+        return rc;
     _cleanup_free_ char *files = ws_files_dir(x->m, x->rec.id);
     _cleanup_free_ char *dest = clone_path(x);
     (void)rm_rf(files); /* a clone interrupted by a crash starts over */

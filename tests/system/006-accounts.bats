@@ -211,8 +211,20 @@ status_of() { # status_of TOKEN METHOD PATH [BODY]: just the HTTP status
 	as "$ALICE" exec "$name" -- cat notes
 	assert_equal "$output" secret
 	as "$ALICE" rm "$name"
+	# checked again at every clone: a create that failed before its container
+	# clones again on start, and by then the folder is no longer allowed
+	echo '{"image": "localhost/berth/no-such-image:1"}' >"$other/.devcontainer.json"
+	git -C "$other" add -A
+	git -C "$other" -c user.name=T -c user.email=t@t commit -qm broken
+	name=alice-$RANDOM
+	as "$ALICE" create "$other" --name "$name"
+	assert_failure
 	run_berth admin settings --disallow "repo:$BATS_FILE_TMPDIR/elsewhere"
 	assert_success
+	as "$ALICE" start "$name"
+	assert_failure
+	assert_output_contains "only admins may clone those"
+	as "$ALICE" rm "$name"
 }
 
 @test "a revoked token stops working on the next request" {
