@@ -2,8 +2,8 @@
  *
  * The fast path is a shallow, single-branch clone; when a remote refuses it
  * (dumb HTTP, an abbreviated commit) the clone falls back to full history.
- * A workspace shows as running as soon as the shallow clone is there, and the
- * rest of the history is fetched afterwards (git_unshallow).
+ * The rest of the history is fetched right after (git_unshallow), while the
+ * checkout is still berthd's alone.
  */
 #include "git/git.h"
 
@@ -251,10 +251,8 @@ int git_clone(const char *url, const char *dest, const struct git_target *t, run
     return 0;
 }
 
-int git_unshallow(const char *dest, uid_t uid, gid_t gid, struct berr **reterr)
+int git_unshallow(const char *dest, struct berr **reterr)
 {
-    /* git runs as root (the data dir's parents need not be reachable by the
-     * remote user's uid) and the new objects are handed over afterwards */
     _cleanup_run_cmd_ struct run_cmd c = RUN_CMD_INIT;
     strv_pushl(&c.args, "git", "fetch", "--quiet", "--unshallow", "--tags", "origin", NULL);
     git_env(&c.env);
@@ -269,10 +267,5 @@ int git_unshallow(const char *dest, uid_t uid, gid_t gid, struct berr **reterr)
         buf_rtrim(&c.output);
         return berr_make(reterr, EIO, "fetch full history: %s", c.output.buf);
     }
-    _cleanup_free_ char *gitdir = xasprintf("%s/.git", dest);
-    r = chown_r(gitdir, uid, gid);
-    if (r < 0)
-        return berr_make(reterr, -r, "give '%s' to uid %u: %s", gitdir, (unsigned)uid,
-                         strerror(-r));
     return 0;
 }

@@ -44,7 +44,8 @@ void git_set_auth(const struct git_auth *a);
 /* "scheme://host[:port]" of an http(s) URL, newly allocated, or NULL. */
 char *git_url_origin(const char *url);
 
-/* Fetches the full history of a shallow clone and gives it to uid/gid (the owner of dest). */
-int git_unshallow(const char *dest, uid_t uid, gid_t gid, struct berr **reterr);
+/* Fetches the full history of a shallow clone. Only for a checkout nobody
+ * else has written to yet: git obeys the hooks and config in dest/.git. */
+int git_unshallow(const char *dest, struct berr **reterr);
 
 #endif

@@ -174,22 +174,26 @@ static bool busy_take(struct ws_manager *m, const char *id)
     return !taken;
 }
 
+/* Where id's entry ("ACTION ID") is in m->after, or -1; m->lock held. */
+static ssize_t after_find(struct ws_manager *m, const char *id)
+{
+    for (size_t i = 0; i < m->after.n; i++)
+        if (strcmp(strchr(m->after.v[i], ' ') + 1, id) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
 /* The action that waits for id's job to end (and forgets it), or -1. With
  * set >= 0, records it instead (a delete wins over a stop). */
 static int after_job(struct ws_manager *m, const char *id, int set)
 {
     pthread_mutex_lock(&m->lock);
-    int found = -1;
-    for (size_t i = 0; i < m->after.n && found < 0; i++) {
-        const char *e = m->after.v[i];
-        if (strcmp(strchr(e, ' ') + 1, id) != 0)
-            continue;
-        found = atoi(e);
-        if (set < 0 || set == WS_ACTION_DELETE) {
-            free(m->after.v[i]);
-            m->after.v[i] = m->after.v[m->after.n - 1];
-            m->after.v[--m->after.n] = NULL;
-        }
+    ssize_t i = after_find(m, id);
+    int found = i < 0 ? -1 : atoi(m->after.v[i]);
+    if (i >= 0 && (set < 0 || set == WS_ACTION_DELETE)) {
+        free(m->after.v[i]);
+        m->after.v[i] = m->after.v[m->after.n - 1];
+        m->after.v[--m->after.n] = NULL;
     }
     if (set >= 0 && (found < 0 || set == WS_ACTION_DELETE))
         strv_pushf(&m->after, "%d %s", set, id);
@@ -202,10 +206,8 @@ static int after_job(struct ws_manager *m, const char *id, int set)
 static int interrupt_action(struct ws_manager *m, const char *id)
 {
     pthread_mutex_lock(&m->lock);
-    int action = -1;
-    for (size_t i = 0; i < m->after.n && action < 0; i++)
-        if (strcmp(strchr(m->after.v[i], ' ') + 1, id) == 0)
-            action = atoi(m->after.v[i]);
+    ssize_t i = after_find(m, id);
+    int action = i < 0 ? -1 : atoi(m->after.v[i]);
     pthread_mutex_unlock(&m->lock);
     return action;
 }
@@ -562,7 +564,7 @@ static int step_clone(struct job_ctx *x, struct berr **reterr)
      * config. A failure here only leaves the clone shallow. */
     if (r == 0 && shallow) {
         _cleanup_berr_ struct berr *he = NULL;
-        if (git_unshallow(dest, (uid_t)-1, (gid_t)-1, &he) < 0)
+        if (git_unshallow(dest, &he) < 0)
             jevent(x, "git", "the full history could not be fetched (%s); the clone stays shallow",
                    berr_msg(he));
         else
@@ -693,33 +695,53 @@ static const char *pick_user(const struct dc_config *merged, json_t *image)
                                        : "root";
 }
 
+/* The builder for this workspace, on an empty scratch dir (*ret_work) and
+ * its checkout (*ret_repo); both strings are the caller's to free. */
+static int builder_open(struct job_ctx *x, struct wsb *b, char **ret_work, char **ret_repo,
+                        struct berr **reterr)
+{
+    *ret_work = build_dir(x);
+    *ret_repo = clone_path(x);
+    (void)rm_rf(*ret_work);
+    int r = mkdir_p(*ret_work, 0700);
+    if (r < 0)
+        return berr_make(reterr, -r, "cannot create '%s'", *ret_work);
+    *b = (struct wsb){.engine = x->m->engine,
+                      .repo_dir = *ret_repo,
+                      .config_rel = x->rec.devcontainer_path,
+                      .work_dir = *ret_work,
+                      .log = build_line_cb,
+                      .data = x};
+    return 0;
+}
+
+/* The image a build made (tag, taken) becomes the workspace's. */
+static void adopt_image(struct job_ctx *x, char *tag)
+{
+    set_field(&x->rec.image, tag);
+    free(tag);
+    (void)save(x);
+}
+
 /* "build": the Dockerfile's image (built once per content) replaces "image". */
 static int step_build(struct job_ctx *x, struct dc_config *cfg, struct berr **reterr)
 {
     json_t *build = json_object_get(cfg->raw, "build");
     if (cfg->image || !json_is_object(build))
         return 0;
-    _cleanup_free_ char *work = build_dir(x);
-    _cleanup_free_ char *repo = clone_path(x);
-    (void)rm_rf(work);
-    int r = mkdir_p(work, 0700);
+    _cleanup_free_ char *work = NULL;
+    _cleanup_free_ char *repo = NULL;
+    struct wsb b;
+    int r = builder_open(x, &b, &work, &repo, reterr);
     if (r < 0)
-        return berr_make(reterr, -r, "cannot create '%s'", work);
-    struct wsb b = {.engine = x->m->engine,
-                    .repo_dir = repo,
-                    .config_rel = x->rec.devcontainer_path,
-                    .work_dir = work,
-                    .log = build_line_cb,
-                    .data = x};
+        return r;
     char *tag = NULL;
     jevent(x, "image", "building the image of '%s'", x->rec.devcontainer_path);
     r = wsb_dockerfile(&b, build, &tag, reterr);
     (void)rm_rf(work);
     if (r < 0)
         return r;
-    set_field(&x->rec.image, tag);
-    free(tag);
-    (void)save(x);
+    adopt_image(x, tag);
     return 0;
 }
 
@@ -731,23 +753,17 @@ static int step_features(struct job_ctx *x, struct dc_config *cfg, json_t **imag
     json_t *features = json_object_get(cfg->raw, "features");
     if (!json_object_size(features))
         return 0;
-    _cleanup_free_ char *work = build_dir(x);
-    _cleanup_free_ char *repo = clone_path(x);
-    (void)rm_rf(work);
-    int r = mkdir_p(work, 0700);
+    _cleanup_free_ char *work = NULL;
+    _cleanup_free_ char *repo = NULL;
+    struct wsb b;
+    int r = builder_open(x, &b, &work, &repo, reterr);
     if (r < 0)
-        return berr_make(reterr, -r, "cannot create '%s'", work);
+        return r;
     /* the user as provision will pick it: the image's metadata merged first */
     struct dc_config merged;
     dc_config_init(&merged);
     merged.raw = json_incref(cfg->raw);
     dc_merge_image_metadata(&merged, image_label(*image, "devcontainer.metadata"));
-    struct wsb b = {.engine = x->m->engine,
-                    .repo_dir = repo,
-                    .config_rel = x->rec.devcontainer_path,
-                    .work_dir = work,
-                    .log = build_line_cb,
-                    .data = x};
     char *tag = NULL;
     jevent(x, "image", "installing %zu feature%s", json_object_size(features),
            json_object_size(features) == 1 ? "" : "s");
@@ -757,9 +773,7 @@ static int step_features(struct job_ctx *x, struct dc_config *cfg, json_t **imag
     (void)rm_rf(work);
     if (r < 0)
         return r;
-    set_field(&x->rec.image, tag);
-    free(tag);
-    (void)save(x);
+    adopt_image(x, tag);
     json_decref(*image);
     *image = NULL;
     return engine_image_inspect(x->m->engine, x->rec.image, image, reterr);
@@ -1141,6 +1155,17 @@ static json_t *runtime_get(const struct ws_record *r)
     return json_is_object(rt) ? rt : (json_decref(rt), json_object());
 }
 
+/* The lifecycle command r shows as running ("postCreateCommand"), newly
+ * allocated, or NULL. */
+static char *lifecycle_running(const struct ws_record *r)
+{
+    json_t *rt = runtime_get(r);
+    const char *l = json_string_value(json_object_get(rt, "lifecycle"));
+    char *running = l && strncmp(l, "running ", 8) == 0 ? xstrdup(l + 8) : NULL;
+    json_decref(rt);
+    return running;
+}
+
 /* Sets one key of the runtime and saves the record. */
 static void runtime_set(struct job_ctx *x, const char *key, json_t *value)
 {
@@ -1434,10 +1459,8 @@ static bool lifecycle_step(struct job_ctx *x, const struct dc_config *cfg, size_
 
 /* Creates the container from the config and brings it to running, then runs
  * the create-time hooks (once per container) and postStart. */
-static int provision(struct job_ctx *x, const char *requested_path, bool *ret_shallow,
-                     struct berr **reterr)
+static int provision(struct job_ctx *x, const char *requested_path, struct berr **reterr)
 {
-    (void)ret_shallow;
     struct dc_config cfg;
     dc_config_init(&cfg);
     struct dc_run_options opts = {0};
@@ -1510,11 +1533,10 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
 
     step_runtime(x, &cfg, image);
 
-    const enum dc_hook *hooks = lifecycle_hooks;
     enum dc_hook wait_for = DC_UPDATE_CONTENT;
     for (size_t i = 0; i < ELEMENTSOF(lifecycle_hooks); i++)
-        if (cfg.wait_for && strcmp(cfg.wait_for, dc_hook_name(hooks[i])) == 0)
-            wait_for = hooks[i];
+        if (cfg.wait_for && strcmp(cfg.wait_for, dc_hook_name(lifecycle_hooks[i])) == 0)
+            wait_for = lifecycle_hooks[i];
     if (cfg.wait_for && strcmp(cfg.wait_for, dc_hook_name(wait_for)) != 0)
         jlog(x, "waitFor \"%s\" is not a lifecycle command Berth waits for: using %s", cfg.wait_for,
              dc_hook_name(wait_for));
@@ -1529,14 +1551,14 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
             goto out;
         /* waitFor: the workspace is ready for its user from here on; the
          * later commands keep running, shown in "lifecycle" */
-        if (hooks[i] == wait_for && !failure && i + 1 < ELEMENTSOF(lifecycle_hooks)) {
+        if (lifecycle_hooks[i] == wait_for && !failure && i + 1 < ELEMENTSOF(lifecycle_hooks)) {
             set_state(x, WS_RUNNING, NULL);
             for (size_t k = i + 1; k < ELEMENTSOF(lifecycle_hooks); k++)
-                if (has_commands(&cfg, hooks[k])) {
+                if (has_commands(&cfg, lifecycle_hooks[k])) {
                     jlog(x,
                          "ready: the workspace can be used now; %s and what follows run on "
                          "(Ctrl-C stops following this log, not the commands)",
-                         dc_hook_name(hooks[k]));
+                         dc_hook_name(lifecycle_hooks[k]));
                     break;
                 }
         }
@@ -1568,11 +1590,9 @@ static int provision(struct job_ctx *x, const char *requested_path, bool *ret_sh
 out:
     if (r < 0) {
         /* a command cut short by the failure is not running any more */
-        json_t *rt = runtime_get(&x->rec);
-        const char *l = json_string_value(json_object_get(rt, "lifecycle"));
-        if (l && strncmp(l, "running ", 8) == 0)
+        _cleanup_free_ char *cut = lifecycle_running(&x->rec);
+        if (cut)
             runtime_set(x, "lifecycle", json_string("failed"));
-        json_decref(rt);
     }
     json_decref(image);
     dc_run_options_release(&opts);
@@ -1596,7 +1616,7 @@ static void do_create(struct job_ctx *x, bool resume)
         set_state(x, WS_FAILED, berr_msg(e));
         return;
     }
-    int r = provision(x, requested, NULL, &e);
+    int r = provision(x, requested, &e);
     if (r < 0) {
         remove_container(x);
         set_state(x, WS_FAILED, berr_msg(e));
@@ -1716,38 +1736,38 @@ static void do_start(struct job_ctx *x)
         json_decref(image);
         /* the create-time commands a stop cut short, from the one it cut,
          * then postStartCommand */
-        const enum dc_hook *order = lifecycle_hooks;
         json_t *rt = runtime_get(&x->rec);
         const char *pending = json_string_value(json_object_get(rt, "create_pending"));
         size_t first = ELEMENTSOF(lifecycle_hooks) - 1;
         for (size_t i = 0; pending && i + 1 < ELEMENTSOF(lifecycle_hooks); i++)
-            if (strcmp(pending, dc_hook_name(order[i])) == 0)
+            if (strcmp(pending, dc_hook_name(lifecycle_hooks[i])) == 0)
                 first = i;
         json_decref(rt);
         /* ready once what waitFor names is done (default updateContentCommand),
          * before what runs on after it (often a server) */
         size_t wait_idx = 1;
         for (size_t i = 0; cfg.wait_for && i < ELEMENTSOF(lifecycle_hooks); i++)
-            if (strcmp(cfg.wait_for, dc_hook_name(order[i])) == 0)
+            if (strcmp(cfg.wait_for, dc_hook_name(lifecycle_hooks[i])) == 0)
                 wait_idx = i;
         for (size_t i = first; i < ELEMENTSOF(lifecycle_hooks) && r == 0 && !failure; i++) {
             bool later = false;
             for (size_t k = i; k < ELEMENTSOF(lifecycle_hooks); k++)
-                later = later || has_commands(&cfg, order[k]);
+                later = later || has_commands(&cfg, lifecycle_hooks[k]);
             if (later && i > wait_idx && strcmp(x->rec.state, "running") != 0) {
                 set_state(x, WS_RUNNING, NULL);
                 jlog(x,
                      "ready: the workspace can be used now; %s runs on (Ctrl-C stops following "
                      "this log, not the command)",
-                     dc_hook_name(order[i]));
+                     dc_hook_name(lifecycle_hooks[i]));
             }
             if (pending && i == first)
-                jlog(x, "%s was cut short by a stop: running it again", dc_hook_name(order[i]));
+                jlog(x, "%s was cut short by a stop: running it again",
+                     dc_hook_name(lifecycle_hooks[i]));
             if (lifecycle_step(x, &cfg, i, &r, &failure, &e)) {
                 dc_config_release(&cfg);
                 return;
             }
-            if (order[i] == DC_POST_CREATE)
+            if (lifecycle_hooks[i] == DC_POST_CREATE)
                 runtime_set(x, "create_pending", NULL);
         }
         runtime_set(x, "lifecycle", json_string(r == 0 && !failure ? "done" : "failed"));
@@ -1804,7 +1824,7 @@ static void do_rebuild(struct job_ctx *x)
         before[i] = *fields[i] ? xstrdup(*fields[i]) : NULL;
     _cleanup_free_ char *requested =
         x->rec.devcontainer_path ? xstrdup(x->rec.devcontainer_path) : NULL;
-    int r = provision(x, requested, NULL, &e);
+    int r = provision(x, requested, &e);
     if (r < 0 && !x->replaced) {
         /* the configuration, the build or the policy failed: the container
          * that was there stays as it was, stopped (a failed workspace does
@@ -2146,10 +2166,8 @@ int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
     if (!busy_take(m, rec.id)) {
         /* lifecycle commands under way: a stop (of a workspace already
          * shown ready) or a delete interrupts them, then follows */
-        json_t *rt = runtime_get(&rec);
-        const char *l = json_string_value(json_object_get(rt, "lifecycle"));
-        bool in_hooks = l && strncmp(l, "running ", 8) == 0;
-        json_decref(rt);
+        _cleanup_free_ char *running = lifecycle_running(&rec);
+        bool in_hooks = running != NULL;
         /* a second stop while one waits asks again (the first interrupt
          * may have failed to stop the container) */
         bool waiting = interrupt_asked(m, rec.id);
@@ -2256,18 +2274,18 @@ int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
  * cut short by a restart: say so rather than "running" forever. */
 static void mark_lifecycle_interrupted(struct ws_manager *m, struct ws_record *r)
 {
+    _cleanup_free_ char *cut = lifecycle_running(r);
+    if (!cut)
+        return;
     json_t *rt = runtime_get(r);
-    const char *l = json_string_value(json_object_get(rt, "lifecycle"));
-    if (l && strncmp(l, "running ", 8) == 0) {
-        _cleanup_free_ char *msg =
-            xasprintf("%s was interrupted by a restart of berthd; rebuild to run it again", l + 8);
-        json_object_set_new(rt, "lifecycle", json_string("interrupted"));
-        free(r->runtime);
-        r->runtime = json_dumps(rt, JSON_COMPACT);
-        (void)store_ws_update(m->store, r, NULL);
-        (void)store_event_add(m->store, r->id, "reconcile", msg);
-    }
+    json_object_set_new(rt, "lifecycle", json_string("interrupted"));
+    free(r->runtime);
+    r->runtime = json_dumps(rt, JSON_COMPACT);
     json_decref(rt);
+    (void)store_ws_update(m->store, r, NULL);
+    _cleanup_free_ char *msg =
+        xasprintf("%s was interrupted by a restart of berthd; rebuild to run it again", cut);
+    (void)store_event_add(m->store, r->id, "reconcile", msg);
 }
 
 void ws_manager_reconcile(struct ws_manager *m)
