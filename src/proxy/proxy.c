@@ -356,7 +356,6 @@ static void flush_out(struct relay *r)
 }
 
 static void open_upstream(struct start *st);
-static struct start *start_new(struct http_conn *c, const char *key, const struct relay *from);
 
 /* A reused upstream closed before answering a request without a body: the
  * app timed the idle connection out as the request went. Sends the request
@@ -364,12 +363,19 @@ static struct start *start_new(struct http_conn *c, const char *key, const struc
 static void exchange_retry(struct relay *r)
 {
     struct http_conn *c = r->client;
-    struct start *st = start_new(c, r->key, r);
-    st->head = r->resend;
-    r->resend = (struct buf)BUF_INIT;
+    struct start *st = xmalloc(sizeof(*st));
     /* the server may still owe r the request's end (a bodiless request's
-     * NULL piece): the new relay takes that over */
-    st->read_body = true;
+     * NULL piece): the new relay takes that over (read_body) */
+    *st = (struct start){.c = c,
+                         .key = xstrdup(r->key),
+                         .inject = TAKE_PTR(r->inject),
+                         .head = r->resend,
+                         .read_body = true,
+                         .head_request = r->head_request,
+                         .http11 = r->client_http11,
+                         .open = r->open,
+                         .open_data = r->open_data};
+    r->resend = (struct buf)BUF_INIT;
     r->client = NULL;
     http_conn_on_drain(c, NULL, NULL);
     up_close(r);
@@ -620,33 +626,22 @@ static void settings_init(void)
     };
 }
 
-static void start_free(struct start *st)
+static void start_release(struct start *st)
 {
     free(st->key);
     free(st->inject);
     buf_release(&st->head);
+}
+
+static void start_free(struct start *st)
+{
+    start_release(st);
     free(st);
 }
 
-/* A start for c, taking the answer's settings from a relay (a retry) or not. */
-static struct start *start_new(struct http_conn *c, const char *key, const struct relay *from)
-{
-    struct start *st = xcalloc(1, sizeof(*st));
-    st->c = c;
-    st->key = key ? xstrdup(key) : NULL;
-    st->head = (struct buf)BUF_INIT;
-    if (from) {
-        st->inject = from->inject ? xstrdup(from->inject) : NULL;
-        st->head_request = from->head_request;
-        st->http11 = from->client_http11;
-        st->open = from->open;
-        st->open_data = from->open_data;
-    }
-    return st;
-}
-
-/* Sends st's request on r and relays its answer; frees st. With reused, a
- * bodiless request is kept to be sent again should r turn out closed. */
+/* Sends st's request on r and relays its answer; releases what st holds.
+ * With reused, a bodiless request is kept to be sent again should r turn out
+ * closed. */
 static void exchange_begin(struct relay *r, struct start *st, bool reused)
 {
     struct http_conn *c = st->c;
@@ -675,7 +670,7 @@ static void exchange_begin(struct relay *r, struct start *st, bool reused)
         if (st->read_body)
             http_conn_read_body(c, client_body, r);
     }
-    start_free(st);
+    start_release(st);
     up_start_reading(r);
 }
 
@@ -707,6 +702,7 @@ static void upstream_opened(void *ctx, int fd, const char *msg)
         return;
     }
     exchange_begin(r, st, false);
+    free(st);
 }
 
 static void open_upstream(struct start *st)
@@ -730,23 +726,32 @@ void proxy_request(struct http_conn *c, const struct http_request *req,
                   !r->raw && !r->client;
     if (r && !reused)
         up_close(r);
-    struct start *st = start_new(c, route->key, NULL);
-    st->inject = route->header ? xstrdup(route->header) : NULL;
-    st->open = route->open;
-    st->open_data = route->data;
-    st->upgrade = req->upgrade;
-    st->read_body = req->body_streamed;
-    st->bodiless = !req->body_streamed || (!req->chunked && req->body_size <= 0);
-    st->req_chunked = req->body_streamed && req->chunked;
-    st->head_request = strcmp(req->method, "HEAD") == 0;
-    st->http11 = req->http11;
-    build_request_head(req, route->target, &st->head);
+    /* on the stack: a request on a kept upstream (the common case) needs
+     * nothing that outlives this call */
+    struct start st = {
+        .c = c,
+        .inject = route->header ? xstrdup(route->header) : NULL,
+        .head = BUF_INIT,
+        .upgrade = req->upgrade,
+        .read_body = req->body_streamed,
+        .bodiless = !req->body_streamed || (!req->chunked && req->body_size <= 0),
+        .req_chunked = req->body_streamed && req->chunked,
+        .head_request = strcmp(req->method, "HEAD") == 0,
+        .http11 = req->http11,
+        .open = route->open,
+        .open_data = route->data,
+    };
+    build_request_head(req, route->target, &st.head);
     if (!req->body_streamed)
-        buf_add(&st->head, req->body.buf, req->body.len);
-    if (reused)
-        exchange_begin(r, st, true);
-    else
-        open_upstream(st);
+        buf_add(&st.head, req->body.buf, req->body.len);
+    if (reused) {
+        exchange_begin(r, &st, true);
+        return;
+    }
+    struct start *opening = xmalloc(sizeof(*opening));
+    *opening = st;
+    opening->key = route->key ? xstrdup(route->key) : NULL;
+    open_upstream(opening);
 }
 
 /* The open callback of proxy_forward: the fd it was given. */
