@@ -175,12 +175,6 @@ int auth_issue_token(struct auth *a, int64_t user_id, const char *kind, const ch
 
 /* ---- the token cache ---- */
 
-/* Monotonic seconds, never 0 (which means stale). */
-static int64_t mono_now(void)
-{
-    return mono_ms() / 1000 + 1;
-}
-
 void auth_forget(struct auth *a)
 {
     for (size_t i = 0; i < a->n_cache; i++)
@@ -197,7 +191,7 @@ static void cache_drop(struct auth *a, struct cached_token *c)
  * there is no such token. */
 static struct cached_token *cache_get(struct auth *a, const char *id)
 {
-    int64_t now = mono_now();
+    int64_t now = mono_stamp();
     struct cached_token *c = NULL;
     for (size_t i = 0; i < a->n_cache && !c; i++)
         if (strcmp(a->cache[i].id, id) == 0)
@@ -336,7 +330,7 @@ int auth_request(struct auth *a, const struct http_request *req, int mode, struc
             return berr_make(reterr, EPERM,
                              "cross-site request refused: send the X-Berth-CSRF header");
     }
-    int64_t now = mono_now();
+    int64_t now = mono_stamp();
     if (!t->touched || now - t->touched >= AUTH_TOUCH_INTERVAL) {
         store_token_touch(a->store, id);
         t->touched = now;

@@ -217,12 +217,6 @@ static struct grant *grant_find(struct portproxy *pp, enum grant_kind kind, cons
 
 /* ---- the workspace and port cache ---- */
 
-/* Monotonic seconds, never 0 (which means stale). */
-static int64_t mono_now(void)
-{
-    return mono_ms() / 1000 + 1;
-}
-
 void portproxy_forget(struct portproxy *pp)
 {
     for (size_t i = 0; i < pp->n_cache; i++)
@@ -233,7 +227,7 @@ void portproxy_forget(struct portproxy *pp)
  * The entry lives until the next call. */
 static const struct port_entry *port_lookup(struct portproxy *pp, const char *ws, int port)
 {
-    int64_t now = mono_now();
+    int64_t now = mono_stamp();
     struct port_entry *e = NULL;
     for (size_t i = 0; i < pp->n_cache && !e; i++)
         if (pp->cache[i].port == port && strcmp(pp->cache[i].ws, ws) == 0)

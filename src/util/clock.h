@@ -13,4 +13,10 @@ static inline int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Monotonic seconds, never 0: a cache entry stamped 0 is stale. */
+static inline int64_t mono_stamp(void)
+{
+    return mono_ms() / 1000 + 1;
+}
+
 #endif
