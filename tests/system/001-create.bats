@@ -131,22 +131,12 @@ setup() {
 @test "create clones over git:// from git daemon, shallow first, then the full history before the workspace starts" {
 	repo=$(make_repo served)
 	for i in 1 2 3; do commit_file "$repo" "f$i" "$i" "commit $i"; done
-	# a free port is found by trying: git daemon exits when its port is taken
-	up=0
-	for attempt in 1 2 3 4 5; do
-		port=$((12000 + RANDOM % 8000))
-		bg git daemon --reuseaddr --export-all --base-path="$BATS_FILE_TMPDIR/repos" \
-			--listen=127.0.0.1 --port=$port "$BATS_FILE_TMPDIR/repos"
-		for i in $(seq 1 100); do
-			git ls-remote "git://127.0.0.1:$port/served" >/dev/null 2>&1 && { up=1; break; }
-			kill -0 "$BG_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		[ $up = 1 ] && break
-	done
-	[ $up = 1 ]
+	# git daemon exits when its port is taken: another is tried
+	bg_on_free_port 'git ls-remote git://127.0.0.1:{port}/served' \
+		git daemon --reuseaddr --export-all --base-path="$BATS_FILE_TMPDIR/repos" \
+		--listen=127.0.0.1 --port={port} "$BATS_FILE_TMPDIR/repos"
 	name=$(ws_name)
-	run_berth create "git://127.0.0.1:$port/served" --branch main --name "$name"
+	run_berth create "git://127.0.0.1:$PORT/served" --branch main --name "$name"
 	assert_success
 	assert_output_contains "shallow"
 	assert_output_contains "full history fetched"
@@ -159,20 +149,10 @@ setup() {
 @test "create clones over dumb http:// by falling back to a full clone" {
 	repo=$(make_repo dumb)
 	git -C "$repo" update-server-info
-	up=0
-	for attempt in 1 2 3 4 5; do
-		port=$((12000 + RANDOM % 8000))
-		bg python3 -m http.server --bind 127.0.0.1 --directory "$BATS_FILE_TMPDIR/repos" $port
-		for i in $(seq 1 100); do
-			curl -sf "http://127.0.0.1:$port/dumb/.git/HEAD" >/dev/null && { up=1; break; }
-			kill -0 "$BG_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		[ $up = 1 ] && break
-	done
-	[ $up = 1 ]
+	bg_on_free_port 'curl -sf http://127.0.0.1:{port}/dumb/.git/HEAD' \
+		python3 -m http.server --bind 127.0.0.1 --directory "$BATS_FILE_TMPDIR/repos" {port}
 	name=$(ws_name)
-	run_berth create "http://127.0.0.1:$port/dumb/.git" --name "$name"
+	run_berth create "http://127.0.0.1:$PORT/dumb/.git" --name "$name"
 	assert_success
 	run_berth exec "$name" -- sh -c 'pwd; cat README.md'
 	assert_equal "$output" "/workspaces/dumb

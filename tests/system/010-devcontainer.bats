@@ -305,15 +305,9 @@ make_feature() {
 	served=$BATS_FILE_TMPDIR/served
 	make_feature "$served/src" third '"second"'
 	tar -czf "$served/third.tgz" -C "$served/src" .
-	for i in $(seq 1 20); do
-		port=$((12000 + RANDOM % 8000))
-		bg python3 -m http.server --bind 127.0.0.1 --directory "$served" "$port"
-		for j in $(seq 1 50); do
-			curl -sf -o /dev/null "http://127.0.0.1:$port/third.tgz" && break 2
-			kill -0 "$BG_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-	done
+	bg_on_free_port 'curl -sf -o /dev/null http://127.0.0.1:{port}/third.tgz' \
+		python3 -m http.server --bind 127.0.0.1 --directory "$served" {port}
+	port=$PORT
 	curl -sf -o /dev/null "http://127.0.0.1:$port/third.tgz"
 	cat >"$repo/.devcontainer/devcontainer.json" <<-JSON
 	{"image": "$IMAGE", "remoteUser": "vscode",
@@ -352,17 +346,11 @@ push_blob() {
 @test "a feature from an OCI registry (Debian's docker-registry on loopback) installs" {
 	reg=$BATS_TEST_TMPDIR/registry
 	mkdir -p "$reg/data"
-	for i in $(seq 1 20); do
-		port=$((12000 + RANDOM % 8000))
-		printf 'version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
-			"$reg/data" "$port" >"$reg/config.yml"
-		bg docker-registry serve "$reg/config.yml"
-		for j in $(seq 1 50); do
-			curl -sf -o /dev/null "http://127.0.0.1:$port/v2/" && break 2
-			kill -0 "$BG_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-	done
+	# the registry reads its address from its config, written per port tried
+	bg_on_free_port 'curl -sf -o /dev/null http://127.0.0.1:{port}/v2/' sh -c \
+		'printf "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n" "$1" "$2" >"$3" &&
+		exec docker-registry serve "$3"' sh "$reg/data" {port} "$reg/config.yml"
+	port=$PORT
 	url=http://127.0.0.1:$port
 	curl -sf -o /dev/null "$url/v2/"
 	make_feature "$reg/src" fourth ''

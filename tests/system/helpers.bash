@@ -248,6 +248,27 @@ bg() {
 	BG_PID=$!
 }
 
+# bg_on_free_port PROBE CMD...: starts CMD in the background (bg) on a free
+# loopback port, found by trying: "{port}" in PROBE (a shell command) and in
+# CMD's arguments becomes the port. Succeeds, with PORT set, once PROBE
+# succeeds; a server that exits (its port was taken) is tried on another.
+# Bounded: 20 ports, 10 s each.
+bg_on_free_port() {
+	local probe=$1 i j
+	shift
+	for i in $(seq 1 20); do
+		PORT=$((12000 + RANDOM % 8000))
+		bg "${@//\{port\}/$PORT}"
+		for j in $(seq 1 100); do
+			sh -c "${probe//\{port\}/$PORT}" >/dev/null 2>&1 && return 0
+			kill -0 "$BG_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+	done
+	echo "no server came up for: $*" >&2
+	return 1
+}
+
 kill_bg() {
 	local p
 	for p in $(cat "$BATS_FILE_TMPDIR/bg.pids" 2>/dev/null); do
