@@ -1,11 +1,19 @@
 /* options.c - container options from devcontainer.json, checked against the
  * admin's policy. See options.h for the allow-list's entries.
+ *
+ * One pass reads the merged configuration's settings and then runArgs into a
+ * struct dc_run_options. Each setting the policy does not allow is noted in
+ * the pass's list of refusals and the pass goes on, so that the caller learns
+ * of every one; a malformed value ends the pass at once. dc_run_options_build
+ * turns a non-empty list into one error, and dc_policy_check hands the list
+ * itself to `berth config`.
  */
 #include "devcontainer/options.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -41,13 +49,70 @@ static void options_init(struct dc_run_options *o)
                                  .granted = STRV_INIT};
 }
 
-/* What the parser works with: the policy, the file's name for messages, and
- * the options being filled. */
+/* What the parser works with: the configuration, the policy, the file's name
+ * for messages, the options being filled and the refusals gathered so far. */
 struct ctx {
     const char *file;
+    const struct dc_config *c;
     const struct dc_policy *p;
     struct dc_run_options *o;
+    struct dc_refusals refused;
 };
+
+void dc_refusals_release(struct dc_refusals *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->v[i].what);
+        free(r->v[i].why);
+        strv_release(&r->v[i].allow);
+        free(r->v[i].fix);
+    }
+    free(r->v);
+    *r = (struct dc_refusals){0};
+}
+
+/* Notes a refused setting (why is taken); the pass goes on. */
+static struct dc_refusal *refusal_add(struct ctx *x, const char *what, char *why)
+{
+    struct dc_refusals *r = &x->refused;
+    r->v = xrealloc(r->v, (r->n + 1) * sizeof(*r->v));
+    struct dc_refusal *f = &r->v[r->n++];
+    *f = (struct dc_refusal){.what = xstrdup(what), .why = why, .allow = STRV_INIT};
+    return f;
+}
+
+/* What each kind of allow-list entry lets a container do, for the refusal. */
+static const struct {
+    const char *kind;
+    const char *why;
+} kinds[] = {
+    {"privileged", "gives the container every capability and the host's devices"},
+    {"capAdd", "adds a Linux capability to the container"},
+    {"securityOpt", "changes how the container is confined"},
+    {"network", "puts the container on a network other than its own"},
+    {"device", "gives the container a device of the host"},
+    {"bind", "mounts a folder of the host into the container"},
+};
+
+/* A refusal that the entries (up to a NULL) would lift. */
+__attribute__((sentinel)) static void refuse(struct ctx *x, const char *what, const char *kind, ...)
+{
+    const char *why = "needs an allow-list entry";
+    for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
+        if (strcmp(kinds[i].kind, kind) == 0)
+            why = kinds[i].why;
+    struct dc_refusal *f = refusal_add(x, what, xstrdup(why));
+    struct buf fix = BUF_INIT;
+    buf_adds(&fix, "berth admin settings");
+    va_list ap;
+    va_start(ap, kind);
+    for (const char *e = va_arg(ap, const char *); e; e = va_arg(ap, const char *)) {
+        strv_push(&f->allow, e);
+        buf_addf(&fix, " --allow %s", e);
+    }
+    va_end(ap);
+    f->fix = buf_detach(&fix, NULL);
+}
 
 static bool allowed_by(const struct strv *allow, const char *kind, const char *value)
 {
@@ -68,23 +133,17 @@ static bool allowed_by(const struct strv *allow, const char *kind, const char *v
     return false;
 }
 
-static int refuse(const struct ctx *x, const char *what, const char *kind, const char *value,
-                  struct berr **reterr)
+/* Whether one allow-listed option may be had; `what` names where it came
+ * from. A refusal is noted and the pass goes on. */
+static bool need(struct ctx *x, const char *what, const char *kind, const char *value)
 {
-    return berr_make(reterr, EPERM,
-                     "'%s': %s is refused by this server's policy (an admin can allow it with "
-                     "the allow-list entry \"%s%s%s\")",
-                     x->file, what, kind, value ? ":" : "", value ? value : "");
-}
-
-/* Checks one allow-listed option; `what` names where it came from. */
-static int need(const struct ctx *x, const char *what, const char *kind, const char *value,
-                struct berr **reterr)
-{
-    if (!allowed_by(x->p->allow, kind, value))
-        return refuse(x, what, kind, value, reterr);
-    strv_pushf(&x->o->granted, "%s%s%s", kind, value ? ":" : "", value ? value : "");
-    return 0;
+    _cleanup_free_ char *entry = xasprintf("%s%s%s", kind, value ? ":" : "", value ? value : "");
+    if (!allowed_by(x->p->allow, kind, value)) {
+        refuse(x, what, kind, entry, NULL);
+        return false;
+    }
+    strv_push(&x->o->granted, entry);
+    return true;
 }
 
 static bool bind_allowed(const struct strv *allow, const char *path)
@@ -105,8 +164,9 @@ bool dc_policy_allows(const struct dc_policy *p, const char *granted)
 }
 
 /* A bind of a host path: only under an allowed prefix, and never over
- * (or around) the engine socket, the data directory or other forbidden paths. */
-static int check_bind(const struct ctx *x, const char *what, const char *source, char **ret_real,
+ * (or around) the engine socket, the data directory or other forbidden paths.
+ * Returns 1 with the path to mount, 0 when refused (noted), or an error. */
+static int check_bind(struct ctx *x, const char *what, const char *source, char **ret_real,
                       struct berr **reterr)
 {
     if (source[0] != '/')
@@ -117,24 +177,36 @@ static int check_bind(const struct ctx *x, const char *what, const char *source,
     _cleanup_free_ char *lexical = path_normalize(source);
     char resolved[PATH_MAX];
     const char *real = realpath(source, resolved) ? resolved : lexical;
-    if (!bind_allowed(x->p->allow, real) || !bind_allowed(x->p->allow, lexical))
-        return refuse(x, what, "bind", source, reterr);
+    /* first what no entry can allow: an entry would not help there */
     const struct strv *forbidden = x->p->forbidden;
     const char *forms[] = {real, lexical};
     for (size_t i = 0; forbidden && i < forbidden->n; i++)
         for (size_t k = 0; k < ELEMENTSOF(forms); k++)
             if (path_is_under(forms[k], forbidden->v[i]) ||
-                path_is_under(forbidden->v[i], forms[k]))
-                return berr_make(reterr, EPERM,
-                                 "'%s': %s would expose '%s', which no workspace may mount",
-                                 x->file, what, forbidden->v[i]);
+                path_is_under(forbidden->v[i], forms[k])) {
+                (void)refusal_add(
+                    x, what,
+                    xasprintf("would expose '%s', which no workspace may mount", forbidden->v[i]));
+                return 0;
+            }
+    bool real_ok = bind_allowed(x->p->allow, real);
+    bool lexical_ok = bind_allowed(x->p->allow, lexical);
+    if (!real_ok || !lexical_ok) {
+        /* the entry for each form that is not allowed yet */
+        _cleanup_free_ char *e1 = xasprintf("bind:%s", real_ok ? lexical : real);
+        _cleanup_free_ char *e2 = !real_ok && !lexical_ok && strcmp(real, lexical) != 0
+                                      ? xasprintf("bind:%s", lexical)
+                                      : NULL;
+        refuse(x, what, "bind", e1, e2, NULL);
+        return 0;
+    }
     /* the engine mounts the path that was checked, not the symlink */
     *ret_real = xstrdup(real);
     /* both were judged: both are judged again at each start */
     strv_pushf(&x->o->granted, "bind:%s", real);
     if (strcmp(real, lexical) != 0)
         strv_pushf(&x->o->granted, "bind:%s", lexical);
-    return 0;
+    return 1;
 }
 
 static bool valid_volume_name(const char *n)
@@ -148,8 +220,8 @@ static bool valid_volume_name(const char *n)
            strlen(n);
 }
 
-static int add_mount(const struct ctx *x, const char *what, enum dc_mount_type type,
-                     const char *source, const char *target, bool readonly, struct berr **reterr)
+static int add_mount(struct ctx *x, const char *what, enum dc_mount_type type, const char *source,
+                     const char *target, bool readonly, struct berr **reterr)
 {
     if (!target || target[0] != '/')
         return berr_make(reterr, EINVAL, "'%s': %s: a mount needs an absolute target", x->file,
@@ -162,7 +234,7 @@ static int add_mount(const struct ctx *x, const char *what, enum dc_mount_type t
         return berr_make(reterr, EPERM, "'%s': %s: '%s' is reserved by Berth", x->file, what,
                          target);
     target = clean;
-    int r = 0;
+    int r = 1;
     _cleanup_free_ char *real = NULL;
     if (type == DC_MOUNT_BIND)
         r = check_bind(x, what, source ? source : "", &real, reterr);
@@ -170,7 +242,7 @@ static int add_mount(const struct ctx *x, const char *what, enum dc_mount_type t
         r = berr_make(reterr, EINVAL,
                       "'%s': %s: volume name '%s' must be letters, digits, '_', '.' or '-'",
                       x->file, what, source);
-    if (r < 0)
+    if (r <= 0)
         return r;
     struct dc_run_options *o = x->o;
     o->mounts = xrealloc(o->mounts, (o->n_mounts + 1) * sizeof(*o->mounts));
@@ -199,7 +271,7 @@ static int parse_type(const struct ctx *x, const char *what, const char *t, enum
 }
 
 /* "type=volume,source=x,target=/y,readonly" (the --mount syntax). */
-static int mount_from_string(const struct ctx *x, const char *what, const char *spec,
+static int mount_from_string(struct ctx *x, const char *what, const char *spec,
                              struct berr **reterr)
 {
     _cleanup_free_ char *copy = xstrdup(spec);
@@ -229,14 +301,27 @@ static int mount_from_string(const struct ctx *x, const char *what, const char *
     return add_mount(x, what, t, source && *source ? source : NULL, target, readonly, reterr);
 }
 
-static int mount_from_json(const struct ctx *x, size_t i, json_t *m, struct berr **reterr)
+/* A merged mount named by its place in the file, or as the image's when it
+ * came from the image's metadata (or a feature's). */
+static char *mount_place(const struct ctx *x, json_t *m)
 {
+    size_t i;
+    json_t *v;
+    json_array_foreach (json_object_get(x->c->raw, "mounts"), i, v)
+        if (json_equal(v, m))
+            return xasprintf("\"mounts\"[%zu]", i);
+    return xstrdup("a mount of the image's metadata");
+}
+
+static int mount_from_json(struct ctx *x, json_t *m, struct berr **reterr)
+{
+    _cleanup_free_ char *place = mount_place(x, m);
     _cleanup_free_ char *what = NULL;
     if (json_is_string(m)) {
-        what = xasprintf("\"mounts\"[%zu] \"%s\"", i, json_string_value(m));
+        what = xasprintf("%s \"%s\"", place, json_string_value(m));
         return mount_from_string(x, what, json_string_value(m), reterr);
     }
-    what = xasprintf("\"mounts\"[%zu]", i);
+    what = TAKE_PTR(place);
     const char *type = json_string_value(json_object_get(m, "type"));
     const char *source = json_string_value(json_object_get(m, "source"));
     const char *target = json_string_value(json_object_get(m, "target"));
@@ -249,7 +334,7 @@ static int mount_from_json(const struct ctx *x, size_t i, json_t *m, struct berr
 }
 
 /* -v SRC:DST[:ro]: a bind when SRC is a path, a named volume otherwise. */
-static int mount_from_volume_flag(const struct ctx *x, const char *what, const char *spec,
+static int mount_from_volume_flag(struct ctx *x, const char *what, const char *spec,
                                   struct berr **reterr)
 {
     _cleanup_free_ char *copy = xstrdup(spec);
@@ -275,30 +360,39 @@ static void push_unique(struct strv *v, const char *s)
     strv_push(v, s);
 }
 
-static int set_cpus(const struct ctx *x, const char *what, double cpus, struct berr **reterr)
+static int set_cpus(struct ctx *x, const char *what, double cpus, struct berr **reterr)
 {
     if (!isfinite(cpus) || cpus <= 0 || cpus > 1e6)
         return berr_make(reterr, EINVAL, "'%s': %s: the number of CPUs must be positive", x->file,
                          what);
-    if (x->p->max_cpus > 0 && cpus > (double)x->p->max_cpus)
-        return berr_make(reterr, EDQUOT,
-                         "'%s': %s asks for %g CPUs, but this server allows at most %lld per "
-                         "workspace",
-                         x->file, what, cpus, (long long)x->p->max_cpus);
+    if (x->p->max_cpus > 0 && cpus > (double)x->p->max_cpus) {
+        struct dc_refusal *f = refusal_add(
+            x, what,
+            xasprintf("asks for %g CPUs, but this server allows at most %lld per workspace", cpus,
+                      (long long)x->p->max_cpus));
+        /* whole CPUs, rounded up (without libm, which the CLI does not link) */
+        long long whole = (long long)cpus + ((double)(long long)cpus < cpus);
+        f->fix = xasprintf("berth admin settings --max-cpus %lld", whole);
+        return 0;
+    }
     x->o->nano_cpus = (int64_t)(cpus * 1e9);
     return 0;
 }
 
-static int set_memory(const struct ctx *x, const char *what, int64_t bytes, struct berr **reterr)
+static int set_memory(struct ctx *x, const char *what, int64_t bytes, struct berr **reterr)
 {
     if (bytes <= 0)
         return berr_make(reterr, EINVAL, "'%s': %s: not a memory size", x->file, what);
-    if (x->p->max_memory > 0 && bytes > x->p->max_memory)
-        return berr_make(reterr, EDQUOT,
-                         "'%s': %s asks for %lld MiB of memory, but this server allows at most "
-                         "%lld MiB per workspace",
-                         x->file, what, (long long)(bytes >> 20),
-                         (long long)(x->p->max_memory >> 20));
+    if (x->p->max_memory > 0 && bytes > x->p->max_memory) {
+        long long mib = (long long)((bytes + (1 << 20) - 1) >> 20);
+        struct dc_refusal *f =
+            refusal_add(x, what,
+                        xasprintf("asks for %lld MiB of memory, but this server allows at most "
+                                  "%lld MiB per workspace",
+                                  (long long)(bytes >> 20), (long long)(x->p->max_memory >> 20)));
+        f->fix = xasprintf("berth admin settings --max-memory %lldmb", mib);
+        return 0;
+    }
     x->o->memory = bytes;
     return 0;
 }
@@ -313,16 +407,12 @@ static int64_t parse_flag_size(const char *v)
     return dc_parse_size(with_b);
 }
 
-static int set_network(const struct ctx *x, const char *what, const char *net, struct berr **reterr)
+static void set_network(struct ctx *x, const char *what, const char *net)
 {
-    if (strcmp(net, "bridge") != 0 && strcmp(net, "default") != 0) {
-        int r = need(x, what, "network", net, reterr);
-        if (r < 0)
-            return r;
-    }
+    if (strcmp(net, "bridge") != 0 && strcmp(net, "default") != 0 && !need(x, what, "network", net))
+        return;
     free(x->o->network);
     x->o->network = xstrdup(net);
-    return 0;
 }
 
 enum flag_id {
@@ -420,16 +510,14 @@ char *dc_cap_name(const char *name)
     return NULL;
 }
 
-static int apply_flag(const struct ctx *x, enum flag_id id, const char *what, const char *v,
+static int apply_flag(struct ctx *x, enum flag_id id, const char *what, const char *v,
                       struct berr **reterr)
 {
     struct dc_run_options *o = x->o;
-    int r = 0;
     switch (id) {
     case F_PRIVILEGED:
-        r = need(x, what, "privileged", NULL, reterr);
-        o->privileged = r == 0;
-        return r;
+        o->privileged = need(x, what, "privileged", NULL);
+        return 0;
     case F_INIT:
         o->init = true;
         return 0;
@@ -444,23 +532,21 @@ static int apply_flag(const struct ctx *x, enum flag_id id, const char *what, co
             push_unique(&o->cap_drop, cap);
             return 0;
         }
-        r = need(x, what, "capAdd", cap, reterr);
-        if (r == 0)
+        if (need(x, what, "capAdd", cap))
             push_unique(&o->cap_add, cap);
-        return r;
+        return 0;
     }
     case F_SECURITY_OPT:
-        r = need(x, what, "securityOpt", v, reterr);
-        if (r == 0)
+        if (need(x, what, "securityOpt", v))
             push_unique(&o->security_opt, v);
-        return r;
+        return 0;
     case F_NETWORK:
-        return set_network(x, what, v, reterr);
+        set_network(x, what, v);
+        return 0;
     case F_DEVICE:
-        r = need(x, what, "device", v, reterr);
-        if (r == 0)
+        if (need(x, what, "device", v))
             push_unique(&o->devices, v);
-        return r;
+        return 0;
     case F_ENV:
         if (!strchr(v, '=') || v[0] == '=')
             return berr_make(reterr, EINVAL, "'%s': %s: expected NAME=value", x->file, what);
@@ -499,7 +585,7 @@ static int apply_flag(const struct ctx *x, enum flag_id id, const char *what, co
 }
 
 /* runArgs, flag by flag: "--flag=value", "--flag value", "-f value". */
-static int parse_run_args(const struct ctx *x, json_t *args, struct berr **reterr)
+static int parse_run_args(struct ctx *x, json_t *args, struct berr **reterr)
 {
     size_t n = json_array_size(args);
     for (size_t i = 0; i < n; i++) {
@@ -540,36 +626,105 @@ static int parse_run_args(const struct ctx *x, json_t *args, struct berr **reter
     return 0;
 }
 
-int dc_run_options_build(const struct dc_config *c, const char *file, const struct dc_policy *p,
-                         struct dc_run_options *o, struct berr **reterr)
+/* Whether the file itself, not the image's metadata, has value in its array key. */
+static bool in_file(const struct ctx *x, const char *key, const char *value)
 {
-    options_init(o);
-    struct ctx x = {.file = file ? file : "devcontainer.json", .p = p, .o = o};
+    size_t i;
+    json_t *v;
+    json_array_foreach (json_object_get(x->c->raw, key), i, v)
+        if (json_is_string(v) && strcmp(json_string_value(v), value) == 0)
+            return true;
+    return false;
+}
+
+#define FROM_IMAGE " (from the image's metadata)"
+
+/* The one pass (see the top of the file): x->o is filled, refusals gathered. */
+static int read_options(struct ctx *x, struct berr **reterr)
+{
+    const struct dc_config *c = x->c;
     int r = 0;
     if (c->privileged)
-        r = apply_flag(&x, F_PRIVILEGED, "\"privileged\": true", NULL, reterr);
-    o->init = c->init;
+        r = apply_flag(x, F_PRIVILEGED,
+                       json_is_true(json_object_get(c->raw, "privileged"))
+                           ? "\"privileged\": true"
+                           : "\"privileged\": true" FROM_IMAGE,
+                       NULL, reterr);
+    x->o->init = c->init;
     for (size_t i = 0; r == 0 && i < c->cap_add.n; i++) {
-        _cleanup_free_ char *what = xasprintf("capAdd \"%s\"", c->cap_add.v[i]);
-        r = apply_flag(&x, F_CAP_ADD, what, c->cap_add.v[i], reterr);
+        const char *v = c->cap_add.v[i];
+        _cleanup_free_ char *what =
+            xasprintf("capAdd \"%s\"%s", v, in_file(x, "capAdd", v) ? "" : FROM_IMAGE);
+        r = apply_flag(x, F_CAP_ADD, what, v, reterr);
     }
     for (size_t i = 0; r == 0 && i < c->security_opt.n; i++) {
-        _cleanup_free_ char *what = xasprintf("securityOpt \"%s\"", c->security_opt.v[i]);
-        r = apply_flag(&x, F_SECURITY_OPT, what, c->security_opt.v[i], reterr);
+        const char *v = c->security_opt.v[i];
+        _cleanup_free_ char *what =
+            xasprintf("securityOpt \"%s\"%s", v, in_file(x, "securityOpt", v) ? "" : FROM_IMAGE);
+        r = apply_flag(x, F_SECURITY_OPT, what, v, reterr);
     }
     size_t i;
     json_t *m;
     json_array_foreach (c->mounts, i, m) {
         if (r < 0)
             break;
-        r = mount_from_json(&x, i, m, reterr);
+        r = mount_from_json(x, m, reterr);
     }
     if (r == 0 && c->host_cpus)
-        r = set_cpus(&x, "hostRequirements.cpus", (double)c->host_cpus, reterr);
+        r = set_cpus(x, "hostRequirements.cpus", (double)c->host_cpus, reterr);
     if (r == 0 && c->host_memory)
-        r = set_memory(&x, "hostRequirements.memory", c->host_memory, reterr);
+        r = set_memory(x, "hostRequirements.memory", c->host_memory, reterr);
     if (r == 0)
-        r = parse_run_args(&x, json_object_get(c->raw, "runArgs"), reterr);
+        r = parse_run_args(x, json_object_get(c->raw, "runArgs"), reterr);
+    return r;
+}
+
+char *dc_refusal_text(const struct dc_refusal *r)
+{
+    struct buf b = BUF_INIT;
+    buf_addf(&b, "%s: %s", r->what, r->why);
+    if (r->allow.n) {
+        buf_adds(&b, r->allow.n == 1 ? "; allow-list entry " : "; allow-list entries ");
+        for (size_t i = 0; i < r->allow.n; i++)
+            buf_addf(&b, "%s\"%s\"", i == 0 ? "" : " and ", r->allow.v[i]);
+    }
+    if (r->fix)
+        buf_addf(&b, " (%s)", r->fix);
+    return buf_detach(&b, NULL);
+}
+
+char *dc_refusals_message(const char *file, const struct dc_refusals *r)
+{
+    struct buf b = BUF_INIT;
+    buf_addf(&b, "'%s': %zu %s refused by this server's policy:", file, r->n,
+             r->n == 1 ? "setting is" : "settings are");
+    for (size_t i = 0; i < r->n; i++) {
+        _cleanup_free_ char *line = dc_refusal_text(&r->v[i]);
+        buf_addf(&b, "\n  %s", line);
+    }
+    return buf_detach(&b, NULL);
+}
+
+/* -EDQUOT when every refusal is a maximum an admin may raise, else -EPERM. */
+static int refused_error(const struct ctx *x, struct berr **reterr)
+{
+    int code = EDQUOT;
+    for (size_t i = 0; i < x->refused.n; i++)
+        if (x->refused.v[i].allow.n || !x->refused.v[i].fix)
+            code = EPERM;
+    _cleanup_free_ char *msg = dc_refusals_message(x->file, &x->refused);
+    return berr_make(reterr, code, "%s", msg);
+}
+
+int dc_run_options_build(const struct dc_config *c, const char *file, const struct dc_policy *p,
+                         struct dc_run_options *o, struct berr **reterr)
+{
+    options_init(o);
+    struct ctx x = {.file = file ? file : "devcontainer.json", .c = c, .p = p, .o = o};
+    int r = read_options(&x, reterr);
+    if (r == 0 && x.refused.n)
+        r = refused_error(&x, reterr);
+    dc_refusals_release(&x.refused);
     /* a config that asks for nothing gets the server's maximum, not more */
     if (r == 0 && !o->nano_cpus && p->max_cpus > 0)
         o->nano_cpus = p->max_cpus * 1000000000LL;
@@ -578,4 +733,20 @@ int dc_run_options_build(const struct dc_config *c, const char *file, const stru
     if (r < 0)
         dc_run_options_release(o);
     return r;
+}
+
+int dc_policy_check(const struct dc_config *c, const char *file, const struct dc_policy *p,
+                    struct dc_refusals *ret_refusals, struct berr **reterr)
+{
+    struct dc_run_options o;
+    options_init(&o);
+    struct ctx x = {.file = file ? file : "devcontainer.json", .c = c, .p = p, .o = &o};
+    int r = read_options(&x, reterr);
+    dc_run_options_release(&o);
+    if (r < 0) {
+        dc_refusals_release(&x.refused);
+        return r;
+    }
+    *ret_refusals = x.refused;
+    return 0;
 }

@@ -10,6 +10,13 @@
  * workspace (their names get the workspace's prefix); nothing can mount the
  * engine socket, the data directory or another workspace.
  *
+ * The policy's refusals are gathered, not stopped at: a configuration that asks
+ * for four refused settings is told of all four at once, each with the entry
+ * (or the maximum) an admin would change, as a compiler reports every error. A
+ * malformed value (a capability Linux does not have, an unknown runArgs flag)
+ * still stops the check where it is, since what follows it cannot be trusted to
+ * mean what it says.
+ *
  * Allow-list entries: "privileged", "capAdd:NAME" (or "capAdd:*"),
  * "securityOpt:VALUE", "network:NAME", "device:PATH", "bind:/host/prefix".
  */
@@ -63,9 +70,48 @@ void dc_run_options_release(struct dc_run_options *o);
 
 /* Reads the container options of c (runArgs from the file, the merged
  * privileged/capAdd/securityOpt/init/mounts/hostRequirements) into o, checking
- * each against the policy. `file` names the configuration in messages. */
+ * each against the policy. `file` names the configuration in messages. When
+ * the policy refuses settings, fails with -EPERM (-EDQUOT when only maxima are
+ * passed) and one message naming all of them (dc_refusals_message); a
+ * malformed value fails with its own error. On failure o is left released. */
 int dc_run_options_build(const struct dc_config *c, const char *file, const struct dc_policy *p,
                          struct dc_run_options *o, struct berr **reterr);
+
+/* One setting the policy refuses. */
+struct dc_refusal {
+    char *what; /* the setting as the file names it: "capAdd \"SYS_ADMIN\"", "\"mounts\"[1] …" */
+    char *why;  /* "adds a Linux capability to the container" */
+    /* the allow-list entries that would let it in (a bind that resolves
+     * through a symlink needs both paths); empty when no entry can */
+    struct strv allow;
+    /* what an admin would run: "berth admin settings --allow capAdd:SYS_ADMIN",
+     * "berth admin settings --max-cpus 16"; NULL when nothing can let it in */
+    char *fix;
+};
+
+struct dc_refusals {
+    struct dc_refusal *v;
+    size_t n;
+};
+
+void dc_refusals_release(struct dc_refusals *r);
+
+/* Every setting of c the policy refuses, in the order of the file, into
+ * *ret_refusals (which may come back with n == 0). Returns 0, or a malformed
+ * value's error as dc_run_options_build gives it (*ret_refusals untouched).
+ * For a preview such as `berth config`: host paths resolve on this machine. */
+int dc_policy_check(const struct dc_config *c, const char *file, const struct dc_policy *p,
+                    struct dc_refusals *ret_refusals, struct berr **reterr);
+
+/* One refusal as a line of text (no newline), newly allocated:
+ * "capAdd \"SYS_ADMIN\": adds a Linux capability to the container; allow with
+ * 'berth admin settings --allow capAdd:SYS_ADMIN'". */
+char *dc_refusal_text(const struct dc_refusal *r);
+
+/* All of them as one message, newly allocated: a header line
+ * "'FILE': N settings are refused by this server's policy:" and one indented
+ * line per refusal. */
+char *dc_refusals_message(const char *file, const struct dc_refusals *r);
 
 /* A capability as the engine and the allow-list name it ("SYS_PTRACE" for
  * "cap_sys_ptrace"), newly allocated; NULL when Linux has no such capability.

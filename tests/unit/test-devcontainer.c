@@ -1,5 +1,6 @@
 /* test-devcontainer.c - JSONC, the command forms, merging and variables,
  * written from the devcontainer spec's text. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,15 +49,21 @@ static void test_devcontainer__syntax_error_names_line_and_column(void **state)
     berr_free(e);
 }
 
-static struct dc_config load_text(const char *text)
+/* A config from text, merged under an image's devcontainer.metadata label. */
+static struct dc_config load_with_metadata(const char *text, const char *label)
 {
     struct dc_config c;
     dc_config_init(&c);
     json_t *j = NULL;
     assert_int_equal(dc_parse_jsonc(text, strlen(text), "t", &j, NULL), 0);
     c.raw = j;
-    dc_merge_image_metadata(&c, "[]");
+    dc_merge_image_metadata(&c, label);
     return c;
+}
+
+static struct dc_config load_text(const char *text)
+{
+    return load_with_metadata(text, "[]");
 }
 
 static void test_devcontainer__three_command_forms(void **state)
@@ -250,7 +257,7 @@ static void test_devcontainer__options_and_policy(void **state)
         const char *granted; /* accepted: the entries it needed, comma-separated */
     } cases[] = {
         {"{}", "", NULL, NULL},
-        {"{\"privileged\": true}", "", "\"privileged\": true is refused", NULL},
+        {"{\"privileged\": true}", "", "\"privileged\": true: gives the container every", NULL},
         {"{\"privileged\": true}", "privileged", NULL, "privileged"},
         {"{\"capAdd\": [\"SYS_PTRACE\"]}", "", "allow-list entry \"capAdd:SYS_PTRACE\"", NULL},
         {"{\"capAdd\": [\"SYS_PTRACE\"]}", "capAdd:*", NULL, "capAdd:SYS_PTRACE"},
@@ -267,8 +274,11 @@ static void test_devcontainer__options_and_policy(void **state)
         {"{\"runArgs\": [\"--pid=host\"]}", "privileged", "is not supported by Berth", NULL},
         {"{\"runArgs\": [\"--shm-size\"]}", "", "needs a value", NULL},
         {"{\"runArgs\": [\"--label\", \"berth.workspace=x\"]}", "", "are Berth's", NULL},
-        {"{\"mounts\": [\"type=bind,source=/,target=/host\"]}", "", "allow-list entry \"bind:/\"",
-         NULL},
+        /* no entry could let "/" in: it holds what no workspace may mount */
+        {"{\"mounts\": [\"type=bind,source=/,target=/host\"]}", "bind:/",
+         "would expose '/var/lib/berth'", NULL},
+        {"{\"mounts\": [\"type=bind,source=/srv/a,target=/a\"]}", "",
+         "allow-list entry \"bind:/srv/a\" (berth admin settings --allow bind:/srv/a)", NULL},
         {"{\"mounts\": [\"type=bind,source=/srv/a,target=/a\"]}", "bind:/srv", NULL, "bind:/srv/a"},
         {"{\"mounts\": [\"type=bind,source=/srv/../var/lib/berth,target=/a\"]}", "bind:/srv",
          "refused", NULL},
@@ -320,6 +330,153 @@ static void test_devcontainer__options_and_policy(void **state)
         strv_release(&allow);
     }
     strv_release(&forbidden);
+}
+
+/* A config that asks for several refused settings is told of all of them at
+ * once, each with the entry (or the maximum) that would let it in, in the
+ * file's order; what the policy allows is not listed; a malformed value still
+ * stops the check. */
+static void test_devcontainer__policy_refuses_every_setting_at_once(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *config;
+        const char *metadata; /* the image's devcontainer.metadata label */
+        const char *allow;    /* comma-separated entries */
+        const char *error;    /* a malformed value: the check's own error; else NULL */
+        /* each refusal as "WHAT|ENTRIES|FIX", entries comma-separated */
+        const char *refused[6];
+    } cases[] = {
+        {"{\"privileged\": true, \"capAdd\": [\"SYS_ADMIN\", \"SYS_PTRACE\"],"
+         " \"mounts\": [\"type=bind,source=/srv/data,target=/data\","
+         " \"type=volume,source=cache,target=/cache\"],"
+         " \"runArgs\": [\"--init\", \"--network=host\"]}",
+         "[]",
+         "capAdd:SYS_PTRACE",
+         NULL,
+         {"\"privileged\": true|privileged|berth admin settings --allow privileged",
+          "capAdd \"SYS_ADMIN\"|capAdd:SYS_ADMIN|berth admin settings --allow capAdd:SYS_ADMIN",
+          "\"mounts\"[0] \"type=bind,source=/srv/data,target=/data\"|bind:/srv/data|"
+          "berth admin settings --allow bind:/srv/data",
+          "runArgs \"--network host\"|network:host|berth admin settings --allow network:host"}},
+        /* a maximum is raised, not allowed; a forbidden path has no remedy */
+        {"{\"hostRequirements\": {\"memory\": \"20gb\"},"
+         " \"runArgs\": [\"--cpus=12.5\", \"--device=/dev/fuse\","
+         " \"--security-opt\", \"seccomp=unconfined\","
+         " \"-v\", \"/run/podman/podman.sock:/var/run/docker.sock\"]}",
+         "[]",
+         "device:/dev/fuse,bind:/run",
+         NULL,
+         {"hostRequirements.memory||berth admin settings --max-memory 20480mb",
+          "runArgs \"--cpus 12.5\"||berth admin settings --max-cpus 13",
+          "runArgs \"--security-opt seccomp=unconfined\"|securityOpt:seccomp=unconfined|"
+          "berth admin settings --allow securityOpt:seccomp=unconfined",
+          "runArgs \"--volume /run/podman/podman.sock:/var/run/docker.sock\"||"}},
+        /* what came from the image says so, and the file's mounts keep their place */
+        {"{\"mounts\": [\"type=bind,source=/srv/b,target=/b\"]}",
+         "[{\"privileged\": true, \"capAdd\": [\"NET_ADMIN\"],"
+         " \"mounts\": [\"type=bind,source=/srv/a,target=/a\"]}]",
+         "",
+         NULL,
+         {"\"privileged\": true (from the image's metadata)|privileged|"
+          "berth admin settings --allow privileged",
+          "capAdd \"NET_ADMIN\" (from the image's metadata)|capAdd:NET_ADMIN|"
+          "berth admin settings --allow capAdd:NET_ADMIN",
+          "a mount of the image's metadata \"type=bind,source=/srv/a,target=/a\"|bind:/srv/a|"
+          "berth admin settings --allow bind:/srv/a",
+          "\"mounts\"[0] \"type=bind,source=/srv/b,target=/b\"|bind:/srv/b|"
+          "berth admin settings --allow bind:/srv/b"}},
+        /* everything allowed: nothing listed */
+        {"{\"privileged\": true, \"capAdd\": [\"SYS_PTRACE\"], \"runArgs\": [\"--network=host\"]}",
+         "[]",
+         "privileged,capAdd:*,network:host",
+         NULL,
+         {NULL}},
+        /* a malformed value is its own error, whatever was refused before it */
+        {"{\"privileged\": true, \"runArgs\": [\"--pid=host\"]}",
+         "[]",
+         "",
+         "runArgs \"--pid=host\" is not supported by Berth",
+         {NULL}},
+    };
+    struct strv forbidden = STRV_INIT;
+    strv_pushl(&forbidden, "/var/lib/berth", "/run/podman", NULL);
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+        _cleanup_strv_ struct strv allow = STRV_INIT;
+        _cleanup_free_ char *copy = xstrdup(cases[i].allow);
+        char *save = NULL;
+        for (char *e = strtok_r(copy, ",", &save); e; e = strtok_r(NULL, ",", &save))
+            strv_push(&allow, e);
+        struct dc_policy p = {
+            .allow = &allow, .forbidden = &forbidden, .max_cpus = 8, .max_memory = 16LL << 30};
+        struct dc_config c = load_with_metadata(cases[i].config, cases[i].metadata);
+
+        struct dc_refusals got = {0};
+        struct berr *e = NULL;
+        int r = dc_policy_check(&c, "t.json", &p, &got, &e);
+        if (cases[i].error) {
+            if (r >= 0 || !strstr(berr_msg(e), cases[i].error))
+                fail_msg("%s: wanted '%s', got %s", cases[i].config, cases[i].error,
+                         r < 0 ? berr_msg(e) : "no error");
+            e = berr_free(e);
+        } else if (r < 0) {
+            fail_msg("%s: %s", cases[i].config, berr_msg(e));
+        }
+        size_t want = 0;
+        while (want < ELEMENTSOF(cases[i].refused) && cases[i].refused[want])
+            want++;
+        if (got.n != want)
+            fail_msg("%s: %zu refusals, wanted %zu", cases[i].config, got.n, want);
+        for (size_t k = 0; k < got.n; k++) {
+            _cleanup_free_ char *entries = strv_join(&got.v[k].allow, ",");
+            _cleanup_free_ char *line =
+                xasprintf("%s|%s|%s", got.v[k].what, entries, got.v[k].fix ? got.v[k].fix : "");
+            if (strcmp(line, cases[i].refused[k]) != 0)
+                fail_msg("%s: refusal %zu is '%s', wanted '%s'", cases[i].config, k, line,
+                         cases[i].refused[k]);
+        }
+
+        /* the workspace's error is the same list, one line each, with the remedy */
+        struct dc_run_options o;
+        r = dc_run_options_build(&c, "t.json", &p, &o, &e);
+        if (!cases[i].error && want == 0 && r < 0)
+            fail_msg("%s: refused: %s", cases[i].config, berr_msg(e));
+        if (r == 0)
+            dc_run_options_release(&o);
+        if (want) {
+            _cleanup_free_ char *header =
+                xasprintf("'t.json': %zu settings are refused by this server's policy:\n", want);
+            if (r != -EPERM || strncmp(berr_msg(e), header, strlen(header)) != 0)
+                fail_msg("%s: the error is '%s'", cases[i].config, berr_msg(e));
+            for (size_t k = 0; k < got.n; k++) {
+                _cleanup_free_ char *text = dc_refusal_text(&got.v[k]);
+                _cleanup_free_ char *line = xasprintf("\n  %s", text);
+                if (!strstr(berr_msg(e), line))
+                    fail_msg("%s: '%s' is not a line of '%s'", cases[i].config, text, berr_msg(e));
+            }
+        }
+        berr_free(e);
+        dc_refusals_release(&got);
+        dc_config_release(&c);
+    }
+    strv_release(&forbidden);
+}
+
+/* Maxima alone are a quota (EDQUOT), and one refusal reads in the singular. */
+static void test_devcontainer__policy_maximum_alone(void **state)
+{
+    (void)state;
+    struct dc_policy p = {.max_cpus = 2};
+    struct dc_config c = load_text("{\"hostRequirements\": {\"cpus\": 4}}");
+    struct dc_run_options o;
+    struct berr *e = NULL;
+    assert_int_equal(dc_run_options_build(&c, "t.json", &p, &o, &e), -EDQUOT);
+    assert_string_equal(berr_msg(e),
+                        "'t.json': 1 setting is refused by this server's policy:\n"
+                        "  hostRequirements.cpus: asks for 4 CPUs, but this server allows at most "
+                        "2 per workspace (berth admin settings --max-cpus 4)");
+    berr_free(e);
+    dc_config_release(&c);
 }
 
 /* What a container was granted, judged again by a later policy (at start). */
@@ -398,6 +555,8 @@ int main(void)
         cmocka_unit_test(test_devcontainer__sizes),
         cmocka_unit_test(test_devcontainer__feature_order),
         cmocka_unit_test(test_devcontainer__options_and_policy),
+        cmocka_unit_test(test_devcontainer__policy_refuses_every_setting_at_once),
+        cmocka_unit_test(test_devcontainer__policy_maximum_alone),
         cmocka_unit_test(test_devcontainer__granted_against_a_later_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
