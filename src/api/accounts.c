@@ -1,6 +1,6 @@
 /* accounts.c - the API routes of accounts: login and logout, the caller's
- * tokens, users (admin), settings (admin), the audit log (admin), and the
- * caller's git credentials and secrets.
+ * tokens, users (admin), settings (admin) and the policy they make (anyone),
+ * the audit log (admin), and the caller's git credentials and secrets.
  *
  * Login and user creation hash passwords with argon2id, which takes a good
  * part of a second: that runs on the thread pool, and the request is answered
@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysinfo.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "api/api-internal.h"
@@ -486,6 +488,27 @@ static bool settings_route(struct api *a, struct http_conn *c, struct http_reque
     return true;
 }
 
+/* GET /policy: what this server lets a devcontainer.json ask for, readable by
+ * every user so that `berth config` can mark what would be refused before a
+ * workspace fails on it. The maxima are the ones a workspace gets (the
+ * admin's, else the host's, as the workspace module reads them); 0: none. */
+static bool policy_route(struct api *a, struct http_conn *c, struct http_request *req)
+{
+    if (strcmp(req->method, "GET") != 0) {
+        http_respond_error(c, 405, "use GET on /policy; admins change it with PUT /admin/settings");
+        return true;
+    }
+    struct sysinfo si;
+    int64_t host_mem = sysinfo(&si) == 0 ? (int64_t)si.totalram * si.mem_unit : 0;
+    int64_t cpus = store_setting_int(a->store, WS_SETTING_MAX_CPUS, sysconf(_SC_NPROCESSORS_ONLN));
+    int64_t mem_mb = store_setting_int(a->store, WS_SETTING_MAX_MEMORY_MB, host_mem >> 20);
+    http_respond_json(c, 200,
+                      json_pack("{s:o, s:I, s:I}", WS_SETTING_ALLOW, allow_list(a),
+                                WS_SETTING_MAX_CPUS, (json_int_t)cpus, WS_SETTING_MAX_MEMORY_MB,
+                                (json_int_t)mem_mb));
+    return true;
+}
+
 static bool audit_route(struct api *a, struct http_conn *c, struct http_request *req,
                         const struct auth_user *user)
 {
@@ -689,6 +712,8 @@ bool api_accounts_route(struct api *a, struct http_conn *c, struct http_request 
     }
     if (strcmp(path, "/admin/settings") == 0)
         return settings_route(a, c, req, user);
+    if (strcmp(path, "/policy") == 0)
+        return policy_route(a, c, req);
     if (strcmp(path, "/audit") == 0)
         return audit_route(a, c, req, user);
     return false;
