@@ -1,14 +1,20 @@
 /* dcconfig.c - `berth config DIR`: the devcontainer.json of a local checkout,
  * merged with its image's metadata and substituted, in the shape of
- * `devcontainer read-configuration --include-merged-configuration`.
+ * `devcontainer read-configuration --include-merged-configuration`, with the
+ * settings this server's policy would refuse marked.
  *
  * The file is read here, with the user's own permissions; only the image's
- * metadata label comes from berthd (GET /api/v1/images/metadata). As with the
- * devcontainer CLI on one's own machine, ${localEnv:VAR} comes from this
- * shell's environment; on the server it comes from the owner's settings.
+ * metadata label (GET /api/v1/images/metadata) and the policy (GET
+ * /api/v1/policy) come from berthd. As with the devcontainer CLI on one's own
+ * machine, ${localEnv:VAR} comes from this shell's environment; on the server
+ * it comes from the owner's settings. The marks go to stderr, and with --json
+ * into "berthPolicy", so that stdout stays the reference CLI's shape; when
+ * berthd cannot say, the configuration is printed anyway and a warning says
+ * the marks are missing and why.
  */
 #include <curl/curl.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +23,7 @@
 #include "cli/client.h"
 #include "cli/commands.h"
 #include "devcontainer/devcontainer.h"
+#include "devcontainer/options.h"
 #include "util/xalloc.h"
 
 extern char **environ;
@@ -41,6 +48,64 @@ static void merge_image_metadata(struct client *c, struct dc_config *cfg)
     const char *user = json_string_value(json_object_get(answer, "user"));
     if (!cfg->remote_user && !cfg->container_user && user)
         cfg->remote_user = xstrdup(user);
+}
+
+static json_t *refusal_json(const struct dc_refusal *f)
+{
+    json_t *allow = json_array();
+    for (size_t i = 0; i < f->allow.n; i++)
+        json_array_append_new(allow, json_string(f->allow.v[i]));
+    return json_pack("{s:s, s:s, s:o, s:s?}", "setting", f->what, "reason", f->why, "allow", allow,
+                     "fix", f->fix);
+}
+
+/* What this server would refuse of cfg, read from `file` (relative, for
+ * messages): the lines for stderr go to `marks`, and the same for --json is
+ * returned as {"server", "refused": [...]}, {"server", "error"} when a value is
+ * malformed, or {"server", "unavailable"} when the policy cannot be had. */
+static json_t *mark_refusals(struct client *c, const struct dc_config *cfg, const char *file,
+                             struct strv *marks)
+{
+    const char *url = client_url(c);
+    _cleanup_(json_decrefp) json_t *answer = NULL;
+    _cleanup_berr_ struct berr *e = NULL;
+    if (client_json(c, "GET", "/api/v1/policy", NULL, &answer, &e) < 0) {
+        strv_pushf(marks,
+                   "berth: warning: the settings this server would refuse are not marked: cannot "
+                   "read its policy: %s",
+                   berr_msg(e));
+        return json_pack("{s:s, s:s}", "server", url, "unavailable", berr_msg(e));
+    }
+    _cleanup_strv_ struct strv allow = STRV_INIT;
+    size_t i;
+    json_t *v;
+    json_array_foreach (json_object_get(answer, "devcontainer_allow"), i, v)
+        if (json_is_string(v))
+            strv_push(&allow, json_string_value(v));
+    json_int_t max_mb = json_integer_value(json_object_get(answer, "max_memory_mb_per_workspace"));
+    /* no forbidden paths: they are the server's own, and it judges them */
+    struct dc_policy p = {
+        .allow = &allow,
+        .max_cpus = json_integer_value(json_object_get(answer, "max_cpus_per_workspace")),
+        .max_memory = max_mb > 0 && max_mb < (INT64_MAX >> 20) ? (int64_t)max_mb << 20 : 0,
+    };
+    struct dc_refusals refused = {0};
+    if (dc_policy_check(cfg, file, &p, &refused, &e) < 0) {
+        strv_pushf(marks, "berth: warning: a workspace of this configuration would fail: %s",
+                   berr_msg(e));
+        return json_pack("{s:s, s:s}", "server", url, "error", berr_msg(e));
+    }
+    json_t *list = json_array();
+    if (refused.n)
+        strv_pushf(marks, "berth: warning: %zu %s of '%s' would be refused by the policy of %s:",
+                   refused.n, refused.n == 1 ? "setting" : "settings", file, url);
+    for (i = 0; i < refused.n; i++) {
+        _cleanup_free_ char *line = dc_refusal_text(&refused.v[i]);
+        strv_pushf(marks, "  %s", line);
+        json_array_append_new(list, refusal_json(&refused.v[i]));
+    }
+    dc_refusals_release(&refused);
+    return json_pack("{s:s, s:o}", "server", url, "refused", list);
 }
 
 int cmd_config(struct client *c, const struct cli_args *a, struct berr **reterr)
@@ -81,10 +146,16 @@ int cmd_config(struct client *c, const struct cli_args *a, struct berr **reterr)
                             "mergedConfiguration", dc_config_merged_json(&cfg));
     json_object_set_new(json_object_get(out, "configuration"), "configFilePath",
                         json_sprintf("%s/%s", abs, rel));
+    _cleanup_strv_ struct strv marks = STRV_INIT;
+    json_object_set_new(out, "berthPolicy", mark_refusals(c, &cfg, rel, &marks));
     if (a->json)
         cmd_print_json(out);
     else
         cmd_print_json(json_object_get(out, "mergedConfiguration"));
+    /* after the configuration, where a reader of the terminal sees them last */
+    (void)fflush(stdout);
+    for (size_t i = 0; i < marks.n; i++)
+        fprintf(stderr, "%s\n", marks.v[i]);
     json_decref(out);
     dc_config_release(&cfg);
     return 0;
