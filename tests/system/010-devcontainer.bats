@@ -3,6 +3,7 @@
 # postAttach, and the policy that keeps a hostile repository in its box.
 
 load helpers
+bats_require_minimum_version 1.5.0
 
 setup_file() {
 	start_berthd
@@ -27,8 +28,9 @@ IMAGE=localhost/berth/base:bookworm
 	run_berth create "$repo" --name "$name"
 	assert_failure
 	assert_output_contains 'initializeCommand skipped'
-	assert_output_contains '"mounts"[0] "type=bind,source=/,target=/host" is refused by this server'"'"'s policy'
-	assert_output_contains 'bind:/'
+	assert_output_contains 'is refused by this server'"'"'s policy'
+	# "/" holds berthd's data: no allow-list entry could let it in
+	assert_output_contains '"mounts"[0] "type=bind,source=/,target=/host": would expose'
 	assert_equal "$(ws_field "$name" state)" failed
 	[ ! -e "$marker" ]
 	assert_equal "$(our_containers | wc -l)" 0
@@ -36,13 +38,13 @@ IMAGE=localhost/berth/base:bookworm
 	repo=$(make_repo privileged "{\"image\": \"$IMAGE\", \"privileged\": true}")
 	run_berth create "$repo" --name "$(ws_name)"
 	assert_failure
-	assert_output_contains '"privileged": true is refused'
-	assert_output_contains 'allow-list entry "privileged"'
+	assert_output_contains '"privileged": true: gives the container every capability'
+	assert_output_contains 'allow-list entry "privileged" (berth admin settings --allow privileged)'
 
 	repo=$(make_repo hostnet "{\"image\": \"$IMAGE\", \"runArgs\": [\"--network=host\"]}")
 	run_berth create "$repo" --name "$(ws_name)"
 	assert_failure
-	assert_output_contains 'runArgs "--network host" is refused'
+	assert_output_contains 'runArgs "--network host": puts the container on a network'
 
 	repo=$(make_repo sock "{\"image\": \"$IMAGE\", \"runArgs\": [\"-v\", \"/run/podman/podman.sock:/var/run/docker.sock\"]}")
 	run_berth create "$repo" --name "$(ws_name)"
@@ -53,6 +55,53 @@ IMAGE=localhost/berth/base:bookworm
 	run_berth create "$repo" --name "$(ws_name)"
 	assert_failure
 	assert_output_contains 'runArgs "--pid=host" is not supported'
+}
+
+@test "a config asking for four refused settings is told of all four at once, and berth config marks them" {
+	mkdir -p "$BATS_TEST_TMPDIR/hostdir"
+	shared=$(realpath "$BATS_TEST_TMPDIR/hostdir")
+	repo=$(make_repo fourfold "{\"image\": \"$IMAGE\", \"privileged\": true,
+  \"capAdd\": [\"SYS_ADMIN\"],
+  \"mounts\": [\"type=bind,source=$shared,target=/host\", \"type=volume,source=cache,target=/cache\"],
+  \"runArgs\": [\"--init\", \"--network=host\"]}")
+	name=$(ws_name)
+	run_berth create "$repo" --name "$name"
+	assert_failure
+	assert_output_contains "'.devcontainer/devcontainer.json': 4 settings are refused by this server's policy:"
+	assert_output_contains '  "privileged": true: gives the container every capability and the host'"'"'s devices; allow-list entry "privileged" (berth admin settings --allow privileged)'
+	assert_output_contains '  capAdd "SYS_ADMIN": adds a Linux capability to the container; allow-list entry "capAdd:SYS_ADMIN" (berth admin settings --allow capAdd:SYS_ADMIN)'
+	assert_output_contains "  \"mounts\"[0] \"type=bind,source=$shared,target=/host\": mounts a folder of the host into the container; allow-list entry \"bind:$shared\" (berth admin settings --allow bind:$shared)"
+	assert_output_contains '  runArgs "--network host": puts the container on a network other than its own; allow-list entry "network:host" (berth admin settings --allow network:host)'
+	assert_equal "$(ws_field "$name" state)" failed
+	assert_equal "$(our_containers | wc -l)" 0
+
+	# berth config marks the same four (after the configuration, on stderr)
+	run --separate-stderr timeout 300 "$BERTH" config "$repo" --json
+	assert_success
+	assert_equal "$(jq '.berthPolicy.refused | length' <<<"$output")" 4
+	assert_equal "$(jq -r '[.berthPolicy.refused[].allow[]] | join(" ")' <<<"$output")" \
+		"privileged capAdd:SYS_ADMIN bind:$shared network:host"
+	assert_equal "$(jq -r .mergedConfiguration.privileged <<<"$output")" true
+	[[ "$stderr" == *"4 settings of '.devcontainer/devcontainer.json' would be refused by the policy of"* ]]
+	[[ "$stderr" == *'capAdd "SYS_ADMIN": adds a Linux capability'*'(berth admin settings --allow capAdd:SYS_ADMIN)'* ]]
+
+	# what the policy allows is not marked
+	run_berth admin settings --allow capAdd:SYS_ADMIN --allow network:host
+	assert_success
+	run --separate-stderr timeout 300 "$BERTH" config "$repo" --json
+	assert_success
+	assert_equal "$(jq -r '[.berthPolicy.refused[].allow[]] | join(" ")' <<<"$output")" \
+		"privileged bind:$shared"
+	[[ "$stderr" == *"2 settings of"* ]]
+	[[ "$stderr" != *SYS_ADMIN* ]]
+	run_berth admin settings --disallow capAdd:SYS_ADMIN --disallow network:host
+	assert_success
+
+	# a server that cannot be asked: the configuration all the same, and why the marks are missing
+	run --separate-stderr timeout 300 "$BERTH" --server http://127.0.0.1:1 config "$repo"
+	assert_success
+	assert_equal "$(jq -r .privileged <<<"$output")" true
+	[[ "$stderr" == *"the settings this server would refuse are not marked: cannot read its policy: "* ]]
 }
 
 @test "an admin allow-list lets a capability and a host folder in, never the data dir" {
@@ -160,7 +209,8 @@ IMAGE=localhost/berth/base:bookworm
 	repo=$(make_repo toobig '{"image": "'$IMAGE'", "hostRequirements": {"cpus": 4096}}')
 	run_berth create "$repo" --name "$(ws_name)"
 	assert_failure
-	assert_output_contains 'hostRequirements.cpus asks for 4096 CPUs, but this server allows at most'
+	assert_output_contains 'hostRequirements.cpus: asks for 4096 CPUs, but this server allows at most'
+	assert_output_contains '(berth admin settings --max-cpus 4096)'
 }
 
 @test "remoteEnv with \${containerEnv:VAR} reaches commands and terminals" {
