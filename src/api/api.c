@@ -164,15 +164,18 @@ static void create_workspace(struct api *a, struct http_conn *c, struct http_req
         return;
     struct ws_create_request cr = {0};
     json_error_t jerr;
-    if (json_unpack_ex(body, &jerr, 0, "{s:s, s?s, s?s, s?s, s?s, s?s}", "repo", &cr.repo, "branch",
-                       &cr.branch, "commit", &cr.commit, "ref", &cr.ref, "name", &cr.name,
-                       "devcontainer_path", &cr.devcontainer_path) < 0) {
+    int no_prebuild = 0;
+    if (json_unpack_ex(body, &jerr, 0, "{s:s, s?s, s?s, s?s, s?s, s?s, s?b}", "repo", &cr.repo,
+                       "branch", &cr.branch, "commit", &cr.commit, "ref", &cr.ref, "name", &cr.name,
+                       "devcontainer_path", &cr.devcontainer_path, "no_prebuild",
+                       &no_prebuild) < 0) {
         http_respond_error(c, 400, "invalid request: %s", jerr.text);
         json_decref(body);
         return;
     }
     cr.owner = user->name;
     cr.owner_is_admin = user->admin;
+    cr.no_prebuild = no_prebuild;
     struct ws_record rec;
     _cleanup_berr_ struct berr *e = NULL;
     int r = ws_create(a->m, &cr, &rec, &e);
@@ -242,8 +245,7 @@ static void log_stream_closed(struct http_conn *c, void *data)
     free(s);
 }
 
-static void get_logs(struct api *a, struct http_conn *c, struct http_request *req,
-                     const struct ws_record *rec)
+void api_get_logs(struct api *a, struct http_conn *c, struct http_request *req, const char *id)
 {
     _cleanup_free_ char *follow = http_request_query(req, "follow");
     _cleanup_free_ char *after_s = http_request_query(req, "after");
@@ -263,14 +265,14 @@ static void get_logs(struct api *a, struct http_conn *c, struct http_request *re
         s->conn = c;
         http_stream_begin(c, 200, "text/plain; charset=utf-8");
         http_conn_on_close(c, log_stream_closed, s);
-        s->f = ws_log_follow(a->m, rec->id, after, log_stream_cb, s);
+        s->f = ws_log_follow(a->m, id, after, log_stream_cb, s);
         return;
     }
     _cleanup_buf_ struct buf out = BUF_INIT;
     int64_t last = after;
     for (;;) {
         size_t before = out.len;
-        if (store_logs_since(ws_manager_store(a->m), rec->id, last, 5000, &out, &last) < 0 ||
+        if (store_logs_since(ws_manager_store(a->m), id, last, 5000, &out, &last) < 0 ||
             out.len == before || out.len > 64 * 1024 * 1024)
             break;
     }
@@ -546,7 +548,7 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
         return;
     }
     if (strcmp(action, "logs") == 0 && get) {
-        get_logs(a, c, req, &rec);
+        api_get_logs(a, c, req, rec.id);
         return;
     }
     if (strcmp(action, "exec") == 0 && post) {
@@ -721,7 +723,8 @@ void api_handle(struct http_conn *c, struct http_request *req, void *data)
         workspace_route(a, c, req, &user, p + 12);
     } else if (strcmp(p, "/images/metadata") == 0 && strcmp(req->method, "GET") == 0) {
         image_metadata(a, c, req);
-    } else if (!api_accounts_route(a, c, req, &user, p)) {
+    } else if (!api_prebuilds_route(a, c, req, &user, p) &&
+               !api_accounts_route(a, c, req, &user, p)) {
         http_respond_error(c, 404, "no route for %s %s", req->method, req->path);
     }
     auth_user_release(&user);

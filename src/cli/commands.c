@@ -329,6 +329,8 @@ int cmd_create(struct client *c, const struct cli_args *a, struct berr **reterr)
         if (r < 0)
             return r;
     }
+    if (a->no_prebuild)
+        json_object_set_new(body, "no_prebuild", json_true());
     _cleanup_(json_decrefp) json_t *ws = NULL;
     int r = client_json(c, "POST", "/api/v1/workspaces", body, &ws, reterr);
     if (r < 0)

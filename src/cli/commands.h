@@ -32,6 +32,7 @@ struct cli_args {
     bool password_stdin;
     bool value_stdin;
     bool verbose;
+    bool no_prebuild;
     bool help;          /* handled by main */
     const char *server; /* handled by main */
     const char *branch;
@@ -69,6 +70,12 @@ int cmd_logs(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_events(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_exec(struct client *c, const struct cli_args *a, struct berr **reterr);  /* exec.c */
 int cmd_shell(struct client *c, const struct cli_args *a, struct berr **reterr); /* shell.c */
+
+/* prebuild.c */
+int cmd_prebuild(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_prebuilds(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_prebuild_logs(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_prebuild_rm(struct client *c, const struct cli_args *a, struct berr **reterr);
 
 /* ports.c and forward.c */
 int cmd_ports(struct client *c, const struct cli_args *a, struct berr **reterr);

@@ -60,7 +60,8 @@ enum flag_kind { FLAG_BOOL, FLAG_STRING, FLAG_LIST };
     X(REPO, "--repo", NULL, FLAG_STRING, repo)                                                     \
     X(VALUE_STDIN, "--value-stdin", NULL, FLAG_BOOL, value_stdin)                                  \
     X(SESSION, "--session", NULL, FLAG_STRING, session)                                            \
-    X(VERBOSE, "--verbose", "-v", FLAG_BOOL, verbose)
+    X(VERBOSE, "--verbose", "-v", FLAG_BOOL, verbose)                                              \
+    X(NO_PREBUILD, "--no-prebuild", NULL, FLAG_BOOL, no_prebuild)
 
 enum {
 #define FLAG_BIT(id, ...) FLAG_BIT_##id,
@@ -110,14 +111,14 @@ static const struct command commands[] = {
     {.name = "create",
      .section = "workspaces",
      .run = cmd_create,
-     .flags =
-         REMOTE | F(BRANCH) | F(COMMIT) | F(REF) | F(NAME) | F(DEVCONTAINER) | F(NO_WAIT) | F(JSON),
+     .flags = REMOTE | F(BRANCH) | F(COMMIT) | F(REF) | F(NAME) | F(DEVCONTAINER) | F(NO_WAIT) |
+              F(JSON) | F(NO_PREBUILD),
      .min_args = 1,
      .max_args = 1,
      .synopsis = "REPO [--branch B | --commit C | --ref R] [--name N] [--devcontainer PATH] "
-                 "[--no-wait] [--json]",
+                 "[--no-prebuild] [--no-wait] [--json]",
      .summary = "create a workspace from a git repository (URL or local directory) and wait "
-                "until it runs"},
+                "until it runs; it starts from the newest fitting prebuild unless --no-prebuild"},
     {.name = "config",
      .run = cmd_config,
      .flags = REMOTE | F(DEVCONTAINER) | F(JSON),
@@ -207,6 +208,37 @@ static const struct command commands[] = {
      .synopsis = "WS LOCAL:REMOTE... [-v|--verbose]",
      .summary = "relay 127.0.0.1:LOCAL to port REMOTE in a workspace until Ctrl-C (LOCAL 0: "
                 "any free port; -v logs each connection)"},
+
+    {.name = "prebuild logs",
+     .section = "prebuilds",
+     .run = cmd_prebuild_logs,
+     .flags = REMOTE | F(FOLLOW),
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "ID [-f|--follow]",
+     .summary = "print a prebuild's log"},
+    {.name = "prebuild rm",
+     .alias = "delete",
+     .run = cmd_prebuild_rm,
+     .flags = REMOTE,
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "ID",
+     .summary = "remove a prebuild (workspaces made from it keep it until they are deleted)"},
+    {.name = "prebuild",
+     .run = cmd_prebuild,
+     .flags = REMOTE | F(BRANCH) | F(DEVCONTAINER) | F(NO_WAIT) | F(JSON),
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "REPO [--branch B] [--devcontainer PATH] [--no-wait] [--json]",
+     .summary = "prebuild a branch (clone, image, onCreateCommand, updateContentCommand) so "
+                "that workspaces of it are ready at once; streams the log and waits"},
+    {.name = "prebuilds",
+     .run = cmd_prebuilds,
+     .flags = REMOTE | F(JSON),
+     .max_args = 1,
+     .synopsis = "[REPO] [--json]",
+     .summary = "list your prebuilds, newest first"},
 
     {.name = "login",
      .section = "accounts",

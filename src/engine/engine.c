@@ -341,6 +341,33 @@ int engine_container_inspect(struct engine *e, const char *id, json_t **ret, str
     return request_json(e, "GET", path, NULL, ret, what, reterr);
 }
 
+int engine_container_commit(struct engine *e, const char *id, const char *repo, const char *tag,
+                            struct berr **reterr)
+{
+    _cleanup_free_ char *path =
+        xasprintf("/commit?container=%s&repo=%s&tag=%s&pause=true", id, repo, tag);
+    _cleanup_free_ char *what = xasprintf("commit container '%.12s'", id);
+    long status = 0;
+    _cleanup_buf_ struct buf resp = BUF_INIT;
+    /* a commit copies what the container wrote: minutes for gigabytes */
+    json_t *body = json_object();
+    int r = engine_request(e, "POST", path, body, NULL, 3600, NULL, NULL, &status, &resp, reterr);
+    json_decref(body);
+    if (r < 0)
+        return berr_wrap(reterr, "%s", what);
+    if (status < 200 || status >= 300)
+        return status_error(status, &resp, reterr, what);
+    return 0;
+}
+
+int engine_image_remove(struct engine *e, const char *image, struct berr **reterr)
+{
+    /* only Berth's own names come here (no query characters) */
+    _cleanup_free_ char *path = xasprintf("/images/%s?force=false", image);
+    _cleanup_free_ char *what = xasprintf("remove image '%s'", image);
+    return request_json(e, "DELETE", path, NULL, NULL, what, reterr);
+}
+
 /* The escaped query value of a filter on one label, "key" or "key=value". */
 static char *label_filter(const char *label)
 {

@@ -47,6 +47,11 @@ int engine_container_stop(struct engine *e, const char *id, int timeout_s, struc
  * -ENOENT when it does not exist. */
 int engine_container_remove(struct engine *e, const char *id, bool force, struct berr **reterr);
 /* -ENOENT when the container does not exist. */
+/* Makes image repo:tag of what the container's filesystem holds now. */
+int engine_container_commit(struct engine *e, const char *id, const char *repo, const char *tag,
+                            struct berr **reterr);
+/* Removes an image (not one a container uses). */
+int engine_image_remove(struct engine *e, const char *image, struct berr **reterr);
 int engine_container_inspect(struct engine *e, const char *id, json_t **ret, struct berr **reterr);
 /* Lists containers (running or not) that carry the label "key=value" or "key". */
 int engine_container_list(struct engine *e, const char *label, json_t **ret, struct berr **reterr);

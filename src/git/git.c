@@ -1,9 +1,6 @@
-/* git.c - clone, check out and deepen repositories with the git CLI.
- *
- * The fast path is a shallow, single-branch clone; when a remote refuses it
- * (dumb HTTP, an abbreviated commit) the clone falls back to full history.
- * The rest of the history is fetched right after (git_unshallow), while the
- * checkout is still berthd's alone.
+/* git.c - running the git CLI on the host, safely: URL checks, a fixed
+ * environment, credentials through an askpass helper, errors that name git's
+ * own reason. mirror.c builds the shared clone cache on top of git_run.
  */
 #include "git/git.h"
 
@@ -105,13 +102,32 @@ static void on_line(const char *line, void *data)
         o->cb(line, o->data);
 }
 
-/* Runs git with args (NULL-terminated) in cwd; on failure the error names git's
- * own last "fatal:" line. Output is captured into ret_out when not NULL. */
-static int run_git(const char *cwd, struct git_out *o, struct buf *ret_out, struct berr **reterr,
-                   ...) __attribute__((sentinel));
+/* Runs c (its args filled) with git's environment in cwd (never NULL: "/"). */
+static int run_git_cmd(struct run_cmd *c, const char *cwd, struct git_out *o, struct buf *ret_out,
+                       struct berr **reterr)
+{
+    git_env(&c->env);
+    /* never berthd's own directory: git takes an argument that names an
+     * existing path there as a local repository, whatever it looks like */
+    c->cwd = cwd ? cwd : "/";
+    c->timeout_ms = GIT_TIMEOUT_MS;
+    c->line_cb = on_line;
+    c->data = o;
+    c->capture = ret_out != NULL;
+    free(o->last_fatal);
+    o->last_fatal = NULL;
+    int r = run_cmd(c, reterr);
+    if (r < 0)
+        return r;
+    if (r != 0)
+        return berr_make(reterr, EIO, "%s", o->last_fatal ? o->last_fatal : "git failed");
+    if (ret_out)
+        buf_add(ret_out, c->output.buf, c->output.len);
+    return 0;
+}
 
-static int run_git(const char *cwd, struct git_out *o, struct buf *ret_out, struct berr **reterr,
-                   ...)
+int git_run(const char *cwd, run_line_cb cb, void *data, struct buf *ret_out, struct berr **reterr,
+            ...)
 {
     _cleanup_run_cmd_ struct run_cmd c = RUN_CMD_INIT;
     strv_push(&c.args, "git");
@@ -120,152 +136,8 @@ static int run_git(const char *cwd, struct git_out *o, struct buf *ret_out, stru
     for (const char *a; (a = va_arg(ap, const char *));)
         strv_push(&c.args, a);
     va_end(ap);
-    git_env(&c.env);
-    /* never berthd's own directory: git takes an argument that names an
-     * existing path there as a local repository, whatever it looks like */
-    c.cwd = cwd ? cwd : "/";
-    c.timeout_ms = GIT_TIMEOUT_MS;
-    c.line_cb = on_line;
-    c.data = o;
-    c.capture = ret_out != NULL;
-    free(o->last_fatal);
-    o->last_fatal = NULL;
-    int r = run_cmd(&c, reterr);
-    if (r < 0)
-        return r;
-    if (r != 0)
-        return berr_make(reterr, EIO, "%s", o->last_fatal ? o->last_fatal : "git failed");
-    if (ret_out)
-        buf_add(ret_out, c.output.buf, c.output.len);
-    return 0;
-}
-
-static bool is_full_sha(const char *s)
-{
-    size_t n = strlen(s);
-    if (n != 40 && n != 64)
-        return false;
-    return strspn(s, "0123456789abcdef") == n;
-}
-
-static int checkout_fetched(const char *dest, const char *url, const char *what, bool try_shallow,
-                            struct git_out *o, bool *ret_shallow, struct berr **reterr)
-{
-    int r = run_git(NULL, o, NULL, reterr, "init", "--quiet", "--", dest, NULL);
-    if (r < 0)
-        return r;
-    r = run_git(dest, o, NULL, reterr, "remote", "add", "origin", "--", url, NULL);
-    if (r < 0)
-        return r;
-    if (try_shallow) {
-        struct berr *e = NULL;
-        r = run_git(dest, o, NULL, &e, "fetch", "--depth", "1", "--no-tags", "origin", "--", what,
-                    NULL);
-        berr_free(e);
-        if (r == 0) {
-            *ret_shallow = true;
-            return run_git(dest, o, NULL, reterr, "checkout", "--quiet", "--detach", "FETCH_HEAD",
-                           NULL);
-        }
-    }
-    *ret_shallow = false;
-    if (strncmp(what, "refs/", 5) == 0) {
-        r = run_git(dest, o, NULL, reterr, "fetch", "origin", "--", what, NULL);
-        if (r < 0)
-            return r;
-        return run_git(dest, o, NULL, reterr, "checkout", "--quiet", "--detach", "FETCH_HEAD",
-                       NULL);
-    }
-    r = run_git(dest, o, NULL, reterr, "fetch", "--tags", "origin", NULL);
-    if (r < 0)
-        return r;
-    _cleanup_free_ char *spec = xasprintf("%s^{commit}", what);
-    _cleanup_buf_ struct buf out = BUF_INIT;
-    r = run_git(dest, o, &out, reterr, "rev-parse", "--verify", "--quiet", spec, NULL);
-    if (r < 0)
-        return berr_make(reterr, ENOENT, "commit '%s' not found in the repository", what);
-    buf_rtrim(&out);
-    return run_git(dest, o, NULL, reterr, "checkout", "--quiet", "--detach", out.buf, NULL);
-}
-
-int git_clone(const char *url, const char *dest, const struct git_target *t, run_line_cb cb,
-              void *data, char **ret_commit, bool *ret_shallow, struct berr **reterr)
-{
-    int r = git_check_url(url, reterr);
-    if (r < 0)
-        return r;
-    /* a local path as file:// so that --depth applies */
-    _cleanup_free_ char *u = NULL;
-    if (url[0] == '/') {
-        struct stat st;
-        if (stat(url, &st) < 0 || !S_ISDIR(st.st_mode))
-            return berr_make(reterr, ENOENT, "repository '%s' does not exist", url);
-        u = xasprintf("file://%s", url);
-    } else {
-        u = xstrdup(url);
-    }
     struct git_out o = {.cb = cb, .data = data};
-    bool shallow = false;
-    if (t->commit) {
-        r = checkout_fetched(dest, u, t->commit, is_full_sha(t->commit), &o, &shallow, reterr);
-    } else if (t->ref) {
-        r = checkout_fetched(dest, u, t->ref, true, &o, &shallow, reterr);
-    } else {
-        struct berr *e = NULL;
-        if (t->branch)
-            r = run_git(NULL, &o, NULL, &e, "clone", "--depth", "1", "--single-branch", "--branch",
-                        t->branch, "--", u, dest, NULL);
-        else
-            r = run_git(NULL, &o, NULL, &e, "clone", "--depth", "1", "--single-branch", "--", u,
-                        dest, NULL);
-        shallow = r == 0;
-        if (r < 0 && e &&
-            (strstr(e->msg, "not found in upstream") ||
-             strstr(e->msg, "does not appear to be a git repository") ||
-             strstr(e->msg, "Could not read from remote") || strstr(e->msg, "unable to access") ||
-             strstr(e->msg, "Could not resolve"))) {
-            /* the remote answered: a full clone would fail the same way */
-            *reterr = TAKE_PTR(e);
-        } else if (r < 0) {
-            berr_free(e);
-            (void)rm_rf(dest);
-            if (t->branch)
-                r = run_git(NULL, &o, NULL, reterr, "clone", "--single-branch", "--branch",
-                            t->branch, "--", u, dest, NULL);
-            else
-                r = run_git(NULL, &o, NULL, reterr, "clone", "--", u, dest, NULL);
-        }
-    }
+    int r = run_git_cmd(&c, cwd, &o, ret_out, reterr);
     free(o.last_fatal);
-    if (r < 0)
-        return berr_wrap(reterr, "clone '%s'", url);
-    _cleanup_buf_ struct buf out = BUF_INIT;
-    struct git_out q = {0};
-    r = run_git(dest, &q, &out, reterr, "rev-parse", "HEAD", NULL);
-    free(q.last_fatal);
-    if (r < 0)
-        return berr_wrap(reterr, "clone '%s'", url);
-    buf_rtrim(&out);
-    *ret_commit = buf_detach(&out, NULL);
-    *ret_shallow = shallow;
-    return 0;
-}
-
-int git_unshallow(const char *dest, struct berr **reterr)
-{
-    _cleanup_run_cmd_ struct run_cmd c = RUN_CMD_INIT;
-    strv_pushl(&c.args, "git", "fetch", "--quiet", "--unshallow", "--tags", "origin", NULL);
-    git_env(&c.env);
-    c.cwd = dest;
-    c.timeout_ms = GIT_TIMEOUT_MS;
-    c.capture = true;
-    c.max_output = 8192;
-    int r = run_cmd(&c, reterr);
-    if (r < 0)
-        return r;
-    if (r != 0) {
-        buf_rtrim(&c.output);
-        return berr_make(reterr, EIO, "fetch full history: %s", c.output.buf);
-    }
-    return 0;
+    return r;
 }

@@ -62,6 +62,17 @@ static const char *const migrations[] = {
     /* 4: what the container's configuration asks of every later session
      * (environment, postAttachCommand, port attributes), as JSON */
     "ALTER TABLE workspaces ADD COLUMN runtime TEXT;",
+    /* 5: prebuilds: a workspace's files and container, made ahead of time;
+     * rows of the workspaces' shape (runtime also holds the prebuild's own
+     * facts: config_hash, base_image, size) */
+    "CREATE TABLE prebuilds ("
+    "  id TEXT PRIMARY KEY, name TEXT NOT NULL, state TEXT NOT NULL,"
+    "  repo TEXT NOT NULL, branch TEXT, commit_sha TEXT, ref TEXT, image TEXT,"
+    "  container_id TEXT, workspace_folder TEXT, remote_user TEXT,"
+    "  devcontainer_path TEXT, error TEXT, owner TEXT,"
+    "  uid INTEGER NOT NULL DEFAULT -1, gid INTEGER NOT NULL DEFAULT -1,"
+    "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, runtime TEXT);"
+    "CREATE INDEX prebuilds_repo ON prebuilds(repo, branch);",
 };
 
 #define WS_COLUMNS                                                                                 \
@@ -262,37 +273,119 @@ static void read_record(sqlite3_stmt *st, struct ws_record *r)
     };
 }
 
-int store_ws_insert(struct store *s, const struct ws_record *r, struct berr **reterr)
+static int record_list(struct store *s, const char *sql, struct ws_record **ret_list, size_t *ret_n,
+                       struct berr **reterr);
+
+static int record_insert(struct store *s, const char *table, const struct ws_record *r,
+                         struct berr **reterr)
 {
+    _cleanup_free_ char *sql =
+        xasprintf("INSERT INTO %s (" WS_COLUMNS ") VALUES "
+                  "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
+                  table);
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s,
-                "INSERT INTO workspaces (" WS_COLUMNS ") VALUES "
-                "(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19)",
-                &st) < 0)
-        return sql_error(s, reterr, "insert workspace");
+    if (prepare(s, sql, &st) < 0)
+        return sql_error(s, reterr, "insert record");
     bind_record(st, r);
     if (sqlite3_step(st) != SQLITE_DONE)
-        return sql_error(s, reterr, "insert workspace");
+        return sql_error(s, reterr, "insert record");
     return 0;
+}
+
+static int record_update(struct store *s, const char *table, struct ws_record *r,
+                         struct berr **reterr)
+{
+    r->updated_at = store_now();
+    _cleanup_free_ char *sql =
+        xasprintf("UPDATE %s SET name=?2, state=?3, repo=?4, branch=?5, commit_sha=?6,"
+                  " ref=?7, image=?8, container_id=?9, workspace_folder=?10, remote_user=?11,"
+                  " devcontainer_path=?12, error=?13, owner=?14, uid=?15, gid=?16,"
+                  " created_at=?17, updated_at=?18, runtime=?19 WHERE id=?1",
+                  table);
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (prepare(s, sql, &st) < 0)
+        return sql_error(s, reterr, "update record");
+    bind_record(st, r);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return sql_error(s, reterr, "update record");
+    if (sqlite3_changes(s->db) == 0)
+        return berr_make(reterr, ENOENT, "%s '%s' not found",
+                         strcmp(table, "prebuilds") == 0 ? "prebuild" : "workspace", r->id);
+    return 0;
+}
+
+int store_ws_insert(struct store *s, const struct ws_record *r, struct berr **reterr)
+{
+    return record_insert(s, "workspaces", r, reterr);
 }
 
 int store_ws_update(struct store *s, struct ws_record *r, struct berr **reterr)
 {
-    r->updated_at = store_now();
+    return record_update(s, "workspaces", r, reterr);
+}
+
+int store_pb_insert(struct store *s, const struct ws_record *r, struct berr **reterr)
+{
+    return record_insert(s, "prebuilds", r, reterr);
+}
+
+int store_pb_update(struct store *s, struct ws_record *r, struct berr **reterr)
+{
+    return record_update(s, "prebuilds", r, reterr);
+}
+
+int store_pb_get(struct store *s, const char *id, struct ws_record *ret, struct berr **reterr)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (prepare(s, "SELECT " WS_COLUMNS " FROM prebuilds WHERE id=?1", &st) < 0)
+        return sql_error(s, reterr, "read prebuild");
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return berr_make(reterr, ENOENT, "prebuild '%s' not found", id);
+    if (rc != SQLITE_ROW)
+        return sql_error(s, reterr, "read prebuild");
+    read_record(st, ret);
+    return 0;
+}
+
+int store_pb_list(struct store *s, struct ws_record **ret_list, size_t *ret_n, struct berr **reterr)
+{
+    return record_list(s,
+                       "SELECT " WS_COLUMNS " FROM prebuilds ORDER BY created_at DESC, rowid DESC",
+                       ret_list, ret_n, reterr);
+}
+
+int store_pb_delete(struct store *s, const char *id, struct berr **reterr)
+{
+    static const char *const sqls[] = {
+        "DELETE FROM logs WHERE ws_id=?1",
+        "DELETE FROM events WHERE ws_id=?1",
+        "DELETE FROM prebuilds WHERE id=?1",
+    };
+    for (size_t i = 0; i < ELEMENTSOF(sqls); i++) {
+        _cleanup_stmt_ sqlite3_stmt *st = NULL;
+        if (prepare(s, sqls[i], &st) < 0)
+            return sql_error(s, reterr, "delete prebuild");
+        bind_text(st, 1, id);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            return sql_error(s, reterr, "delete prebuild");
+    }
+    return 0;
+}
+
+int store_pb_users(struct store *s, const char *id)
+{
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     if (prepare(s,
-                "UPDATE workspaces SET name=?2, state=?3, repo=?4, branch=?5, commit_sha=?6,"
-                " ref=?7, image=?8, container_id=?9, workspace_folder=?10, remote_user=?11,"
-                " devcontainer_path=?12, error=?13, owner=?14, uid=?15, gid=?16,"
-                " created_at=?17, updated_at=?18, runtime=?19 WHERE id=?1",
+                "SELECT count(*) FROM workspaces WHERE json_valid(runtime) AND "
+                "json_extract(runtime, '$.prebuild') = ?1",
                 &st) < 0)
-        return sql_error(s, reterr, "update workspace");
-    bind_record(st, r);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        return sql_error(s, reterr, "update workspace");
-    if (sqlite3_changes(s->db) == 0)
-        return berr_make(reterr, ENOENT, "workspace '%s' not found", r->id);
-    return 0;
+        return -EIO;
+    bind_text(st, 1, id);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        return -EIO;
+    return sqlite3_column_int(st, 0);
 }
 
 int store_ws_set_state(struct store *s, const char *id, const char *state)
@@ -327,12 +420,12 @@ int store_ws_get(struct store *s, const char *id_or_name, struct ws_record *ret,
     return 0;
 }
 
-int store_ws_list(struct store *s, struct ws_record **ret_list, size_t *ret_n, struct berr **reterr)
+static int record_list(struct store *s, const char *sql, struct ws_record **ret_list, size_t *ret_n,
+                       struct berr **reterr)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s, "SELECT " WS_COLUMNS " FROM workspaces ORDER BY created_at DESC, rowid DESC",
-                &st) < 0)
-        return sql_error(s, reterr, "list workspaces");
+    if (prepare(s, sql, &st) < 0)
+        return sql_error(s, reterr, "list records");
     struct ws_record *list = NULL;
     size_t n = 0;
     int rc;
@@ -341,14 +434,21 @@ int store_ws_list(struct store *s, struct ws_record **ret_list, size_t *ret_n, s
         read_record(st, &list[n++]);
     }
     if (rc != SQLITE_DONE) {
-        for (size_t i = 0; i < n; i++)
-            ws_record_release(&list[i]);
+        for (size_t k = 0; k < n; k++)
+            ws_record_release(&list[k]);
         free(list);
-        return sql_error(s, reterr, "list workspaces");
+        return sql_error(s, reterr, "list records");
     }
     *ret_list = list;
     *ret_n = n;
     return 0;
+}
+
+int store_ws_list(struct store *s, struct ws_record **ret_list, size_t *ret_n, struct berr **reterr)
+{
+    return record_list(s,
+                       "SELECT " WS_COLUMNS " FROM workspaces ORDER BY created_at DESC, rowid DESC",
+                       ret_list, ret_n, reterr);
 }
 
 int store_ws_delete(struct store *s, const char *id, struct berr **reterr)

@@ -71,6 +71,19 @@ int store_ws_list(struct store *s, struct ws_record **ret_list, size_t *ret_n,
 /* Removes the workspace with its events and logs. */
 int store_ws_delete(struct store *s, const char *id, struct berr **reterr);
 
+/* Prebuilds: rows of the same shape in their own table (their logs and
+ * events are keyed by their id too). */
+int store_pb_insert(struct store *s, const struct ws_record *r, struct berr **reterr);
+int store_pb_update(struct store *s, struct ws_record *r, struct berr **reterr);
+int store_pb_get(struct store *s, const char *id, struct ws_record *ret, struct berr **reterr);
+/* Every prebuild, newest first. */
+int store_pb_list(struct store *s, struct ws_record **ret_list, size_t *ret_n,
+                  struct berr **reterr);
+/* Removes the prebuild with its events and logs. */
+int store_pb_delete(struct store *s, const char *id, struct berr **reterr);
+/* How many workspaces were made from the prebuild (their files lie on it). */
+int store_pb_users(struct store *s, const char *id);
+
 /* Appends an event to the workspace's timeline. */
 int store_event_add(struct store *s, const char *ws_id, const char *type, const char *message);
 /* Returns the timeline as a JSON array of {id, time, type, message}. */

@@ -73,6 +73,28 @@ int chown_r(const char *path, uid_t uid, gid_t gid)
     return r < 0 ? -errno : r;
 }
 
+static int64_t du_total;
+
+static int du_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)path;
+    (void)ftw;
+    if (flag == FTW_F || flag == FTW_SL || flag == FTW_D || flag == FTW_DP)
+        du_total += (int64_t)st->st_blocks * 512;
+    return 0;
+}
+
+int64_t disk_usage(const char *path)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    du_total = 0;
+    int r = nftw(path, du_one, 32, FTW_PHYS | FTW_MOUNT);
+    int64_t total = du_total;
+    pthread_mutex_unlock(&lock);
+    return r < 0 ? -errno : total;
+}
+
 int read_file(const char *path, size_t max, struct buf *out)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);

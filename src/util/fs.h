@@ -3,6 +3,7 @@
 #define BERTH_FS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "util/buf.h"
@@ -14,6 +15,9 @@ int mkdir_p(const char *dir, mode_t mode);
 int rm_rf(const char *path);
 /* lchown()s path and everything below it. Returns 0 or -errno. */
 int chown_r(const char *path, uid_t uid, gid_t gid);
+/* The bytes path and everything below it take on disk (not crossing mount
+ * points), or -errno. */
+int64_t disk_usage(const char *path);
 /* Reads a whole file of at most max bytes into out. -EFBIG past the limit. */
 int read_file(const char *path, size_t max, struct buf *out);
 /* Writes data to path atomically (temp file + rename) with the given mode. */

@@ -22,12 +22,24 @@ void do_create(struct job_ctx *x, bool resume)
         jevent(x, "resume",
                "berthd restarted while this workspace was being created: starting "
                "over");
-    if (step_clone(x, &e) < 0) {
-        remove_container(x);
-        job_set_state(x, WS_FAILED, berr_msg(e));
-        return;
+    _cleanup_free_ char *mirror = NULL;
+    bool from_prebuild = false;
+    int r = step_fetch(x, &mirror, &e);
+    if (r == 0)
+        r = prebuild_try(x, mirror, requested, &from_prebuild, &e);
+    if (r == 0 && !from_prebuild)
+        r = step_clone(x, mirror, &e);
+    if (r == 0) {
+        x->mirror = mirror;
+        r = provision(x, requested, &e);
+        x->mirror = NULL;
     }
-    int r = provision(x, requested, &e);
+    if (x->from) {
+        ws_record_release(x->from);
+        free(x->from);
+        x->from = NULL;
+    }
+    free(TAKE_PTR(x->head));
     if (r < 0) {
         remove_container(x);
         job_set_state(x, WS_FAILED, berr_msg(e));
@@ -243,6 +255,12 @@ void do_delete(struct job_ctx *x)
 {
     remove_container(x);
     remove_volumes(x);
+    json_t *rt = runtime_get(&x->rec);
+    const char *v = json_string_value(json_object_get(rt, "prebuild"));
+    _cleanup_free_ char *prebuild = v ? xstrdup(v) : NULL;
+    json_decref(rt);
+    if (prebuild)
+        prebuild_unmount(x->m, &x->rec);
     _cleanup_free_ char *files = ws_files_dir(x->m, x->rec.id);
     _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
     int r = rm_rf(files);
@@ -256,5 +274,7 @@ void do_delete(struct job_ctx *x)
     _cleanup_berr_ struct berr *e = NULL;
     if (store_ws_delete(x->m->store, x->rec.id, &e) < 0)
         log_error("delete workspace '%s': %s", x->rec.id, berr_msg(e));
+    if (prebuild)
+        prebuild_collect(x->m, prebuild);
     uv_async_send(&x->m->notify);
 }

@@ -162,7 +162,8 @@ int job_save(struct job_ctx *x)
         free(x->rec.state);
         x->rec.state = xstrdup(ws_state_name(next == WS_ACTION_DELETE ? WS_DELETING : WS_STOPPING));
     }
-    int r = store_ws_update(x->m->store, &x->rec, &e);
+    int r = x->prebuild ? store_pb_update(x->m->store, &x->rec, &e)
+                        : store_ws_update(x->m->store, &x->rec, &e);
     if (r < 0)
         log_error("workspace '%s': %s", x->rec.id, berr_msg(e));
     uv_async_send(&x->m->notify);
@@ -176,15 +177,20 @@ void job_set_state(struct job_ctx *x, enum ws_state s, const char *error)
         (void)job_save(x);
         return;
     }
+    /* a prebuild shows its own states: building, ready, failed */
+    const char *name = !x->prebuild      ? ws_state_name(s)
+                       : s == WS_RUNNING ? "ready"
+                       : s == WS_FAILED  ? "failed"
+                                         : "building";
     free(x->rec.state);
-    x->rec.state = xstrdup(ws_state_name(s));
+    x->rec.state = xstrdup(name);
     free(x->rec.error);
     x->rec.error = error ? xstrdup(error) : NULL;
-    (void)store_event_add(x->m->store, x->rec.id, "state", error ? error : ws_state_name(s));
+    (void)store_event_add(x->m->store, x->rec.id, "state", error ? error : name);
     if (error)
-        jlog(x, "==> %s: %s", ws_state_name(s), error);
+        jlog(x, "==> %s: %s", name, error);
     else
-        jlog(x, "==> %s", ws_state_name(s));
+        jlog(x, "==> %s", name);
     (void)job_save(x);
 }
 
@@ -228,7 +234,9 @@ static void job_run(uv_work_t *w)
     struct job *j = (struct job *)w;
     struct job_ctx x = {.m = j->m, .line = BUF_INIT};
     _cleanup_berr_ struct berr *e = NULL;
-    if (store_ws_get(j->m->store, j->id, &x.rec, &e) < 0) {
+    x.prebuild = j->action == WS_ACTION_PREBUILD;
+    if ((x.prebuild ? store_pb_get(j->m->store, j->id, &x.rec, &e)
+                    : store_ws_get(j->m->store, j->id, &x.rec, &e)) < 0) {
         log_error("job for workspace '%s': %s", j->id, berr_msg(e));
         if (j->action == WS_ACTION_ATTACH)
             (void)mark_attaching(j->m, j->id, false);
@@ -252,6 +260,9 @@ static void job_run(uv_work_t *w)
     switch (j->action) {
     case WS_ACTION_CREATE:
         do_create(&x, j->resume);
+        break;
+    case WS_ACTION_PREBUILD:
+        do_prebuild(&x);
         break;
     case WS_ACTION_START:
         do_start(&x);

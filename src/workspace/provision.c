@@ -1,6 +1,7 @@
 /* provision.c - the pipeline that gives a workspace its files and container.
  *
- * step_clone puts the repository on the host; provision() then reads the
+ * step_fetch brings the repository's mirror up to date and step_clone checks
+ * it out on the host; provision() then reads the
  * configuration, ensures the image (pull, Dockerfile build, features), checks
  * the policy, creates and starts the container, waits for its agent, gives
  * the checkout to the remote user, records the runtime and runs the
@@ -48,7 +49,7 @@ static int owner_credential(struct job_ctx *x, char **ret_username, struct buf *
     return 0;
 }
 
-int step_clone(struct job_ctx *x, struct berr **reterr)
+int step_fetch(struct job_ctx *x, char **ret_mirror, struct berr **reterr)
 {
     /* checked again at each clone: an admin may have taken the folder away,
      * or the path may lead elsewhere now */
@@ -58,27 +59,15 @@ int step_clone(struct job_ctx *x, struct berr **reterr)
     user_rec_release(&owner);
     struct ws_create_request req = {
         .repo = x->rec.repo, .owner = x->rec.owner, .owner_is_admin = admin};
-    int rc = check_local_repo(x->m, &req, reterr);
-    if (rc < 0)
-        return rc;
-    _cleanup_free_ char *files = ws_files_dir(x->m, x->rec.id);
-    _cleanup_free_ char *dest = clone_path(x);
-    (void)rm_rf(files); /* a clone interrupted by a crash starts over */
-    int r = mkdir_p(files, 0755);
+    int r = check_local_repo(x->m, &req, reterr);
     if (r < 0)
-        return berr_make(reterr, -r, "cannot create '%s': %s", files, strerror(-r));
-    struct git_target t = {.branch = x->rec.branch, .commit = x->rec.commit, .ref = x->rec.ref};
-    jevent(x, "clone", "cloning '%s'%s%s", x->rec.repo,
-           t.branch   ? " branch "
-           : t.commit ? " commit "
-           : t.ref    ? " ref "
-                      : "",
-           t.branch   ? t.branch
-           : t.commit ? t.commit
-           : t.ref    ? t.ref
-                      : "");
-    _cleanup_free_ char *commit = NULL;
-    bool shallow = false;
+        return r;
+    const char *kind = x->rec.branch   ? " branch "
+                       : x->rec.commit ? " commit "
+                       : x->rec.ref    ? " ref "
+                                       : "";
+    const char *what = x->rec.branch ? x->rec.branch : x->rec.commit ? x->rec.commit : x->rec.ref;
+    jevent(x, "clone", "cloning '%s'%s%s", x->rec.repo, kind, what ? what : "");
     struct git_auth auth = {0};
     _cleanup_free_ char *username = NULL;
     _cleanup_buf_ struct buf password = BUF_INIT;
@@ -88,27 +77,32 @@ int step_clone(struct job_ctx *x, struct berr **reterr)
         jlog(x, "using the stored git credentials of '%s' for this host", x->rec.owner);
     }
     git_set_auth(auth.askpass ? &auth : NULL);
-    r = git_clone(x->rec.repo, dest, &t, log_line_cb, x, &commit, &shallow, reterr);
-    if (r == 0) {
-        set_field(&x->rec.commit, commit);
-        jlog(x, "checked out %.12s%s", commit, shallow ? " (shallow; fetching the history)" : "");
-    }
-    /* The rest of the history is fetched now, while the checkout is still
-     * berthd's alone: once the user (or the repository's lifecycle commands)
-     * can write .git, a git run on the host would obey their hooks and
-     * config. A failure here only leaves the clone shallow. */
-    if (r == 0 && shallow) {
-        _cleanup_berr_ struct berr *he = NULL;
-        if (git_unshallow(dest, &he) < 0)
-            jevent(x, "git", "the full history could not be fetched (%s); the clone stays shallow",
-                   berr_msg(he));
-        else
-            jlog(x, "full history fetched");
-    }
+    _cleanup_free_ char *mirrors = xasprintf("%s/git", x->m->data_dir);
+    r = git_mirror_update(mirrors, x->rec.repo, log_line_cb, x, ret_mirror, reterr);
     git_set_auth(NULL);
     sodium_memzero_buf(&password);
     if (r < 0)
+        return berr_wrap(reterr, "clone '%s'", x->rec.repo);
+    return 0;
+}
+
+int step_clone(struct job_ctx *x, const char *mirror, struct berr **reterr)
+{
+    _cleanup_free_ char *files = ws_files_dir(x->m, x->rec.id);
+    _cleanup_free_ char *dest = clone_path(x);
+    (void)rm_rf(files); /* a clone interrupted by a crash starts over */
+    int r = mkdir_p(files, 0755);
+    if (r < 0)
+        return berr_make(reterr, -r, "cannot create '%s': %s", files, strerror(-r));
+    struct git_target t = {.branch = x->rec.branch, .commit = x->rec.commit, .ref = x->rec.ref};
+    _cleanup_free_ char *commit = NULL;
+    /* the checkout is berthd's alone until the container starts: git on the
+     * host never runs in a .git the workspace could have changed */
+    r = git_clone_mirror(mirror, x->rec.repo, dest, &t, log_line_cb, x, &commit, reterr);
+    if (r < 0)
         return r;
+    set_field(&x->rec.commit, commit);
+    jlog(x, "checked out %.12s", commit);
     (void)job_save(x);
     return 0;
 }
@@ -117,7 +111,8 @@ bool ws_image_name_allowed(const char *image)
 {
     /* other workspaces' builds hold their sources; ids resolve by prefix */
     if (strncmp(image, "localhost/berth/build-", 22) == 0 ||
-        strncmp(image, "localhost/berth/features-", 25) == 0 || strncmp(image, "sha256:", 7) == 0)
+        strncmp(image, "localhost/berth/features-", 25) == 0 ||
+        strncmp(image, "localhost/berth/prebuild-", 25) == 0 || strncmp(image, "sha256:", 7) == 0)
         return false;
     return strspn(image, "0123456789abcdef") != strlen(image);
 }
@@ -317,7 +312,12 @@ static int step_features(struct job_ctx *x, struct dc_config *cfg, json_t **imag
 /* Starts the container and waits for its agent. */
 int step_start_container(struct job_ctx *x, struct berr **reterr)
 {
-    int r = engine_container_start(x->m->engine, x->rec.container_id, reterr);
+    /* made from a prebuild: its files lie on the prebuild's (a mount a host
+     * restart took away) */
+    int r = prebuild_mount(x, reterr);
+    if (r < 0)
+        return r;
+    r = engine_container_start(x->m->engine, x->rec.container_id, reterr);
     if (r < 0)
         return r;
     _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
@@ -361,7 +361,10 @@ static int step_own_files(struct job_ctx *x, struct berr **reterr)
     x->rec.uid = ids[0];
     x->rec.gid = ids[1];
     _cleanup_free_ char *dest = clone_path(x);
-    int r = chown_r(dest, (uid_t)ids[0], (gid_t)ids[1]);
+    /* a prebuild's files are the user's already (a chown would copy every
+     * one of them up into this workspace's layer) */
+    bool owned = x->from && x->from->uid == ids[0] && x->from->gid == ids[1];
+    int r = owned ? 0 : chown_r(dest, (uid_t)ids[0], (gid_t)ids[1]);
     if (r < 0)
         return berr_make(reterr, -r, "cannot give '%s' to uid %lld: %s", dest, (long long)ids[0],
                          strerror(-r));
@@ -389,13 +392,19 @@ int provision(struct job_ctx *x, const char *requested_path, struct berr **reter
     if (r < 0)
         goto out;
     (void)job_save(x);
-    r = step_build(x, &cfg, reterr);
-    if (r < 0)
-        goto out;
-    r = step_image(x, &image, reterr);
-    if (r < 0)
-        goto out;
-    r = step_features(x, &cfg, &image, reterr);
+    if (x->from) {
+        /* the prebuild's image was made from this one (build and features
+         * done): its metadata and command are what the config meant */
+        _cleanup_free_ char *base = prebuild_base_image(x->from);
+        set_field(&x->rec.image, base);
+        r = step_image(x, &image, reterr);
+    } else {
+        r = step_build(x, &cfg, reterr);
+        if (r == 0)
+            r = step_image(x, &image, reterr);
+        if (r == 0)
+            r = step_features(x, &cfg, &image, reterr);
+    }
     if (r < 0)
         goto out;
     dc_merge_image_metadata(&cfg, image_label(image, "devcontainer.metadata"));
@@ -429,6 +438,9 @@ int provision(struct job_ctx *x, const char *requested_path, struct berr **reter
     r = create_volumes(x, &opts, reterr);
     if (r < 0)
         goto out;
+    /* from a prebuild: its committed image, with what onCreateCommand wrote */
+    if (x->from)
+        set_field(&x->rec.image, x->from->image);
     json_t *config = container_config(x, &cfg, &opts, image);
     char *cid = NULL;
     jevent(x, "container", "creating container from '%s'", x->rec.image);
@@ -458,7 +470,33 @@ int provision(struct job_ctx *x, const char *requested_path, struct berr **reter
         jlog(x, "waitFor \"%s\" is not a lifecycle command Berth waits for: using %s", cfg.wait_for,
              dc_hook_name(wait_for));
     runtime_set(x, "create_pending", NULL);
-    for (size_t i = 0; i < ELEMENTSOF(lifecycle_hooks) && !failure; i++) {
+    /* a prebuild stops at the spec's prebuild point; a workspace from one
+     * runs only what comes after it (updateContentCommand again when the
+     * branch has moved on since) */
+    size_t first = 0, end = x->prebuild ? 2 : ELEMENTSOF(lifecycle_hooks);
+    if (x->from) {
+        first = 2;
+        if (x->head && x->from->commit && strcmp(x->head, x->from->commit) != 0) {
+            first = 1;
+            r = prebuild_update_checkout(x, &failure, reterr);
+            if (r < 0)
+                goto out;
+        } else {
+            jlog(x, "the prebuild is at the branch's commit: its onCreateCommand and "
+                    "updateContentCommand are not run again");
+        }
+        size_t wait_idx = wait_for == DC_ON_CREATE ? 0 : 1;
+        for (size_t k = first; wait_idx < first && k < end; k++)
+            if (has_commands(&cfg, lifecycle_hooks[k])) {
+                job_set_state(x, WS_RUNNING, NULL);
+                jlog(x,
+                     "ready: the workspace can be used now; %s and what follows run on "
+                     "(Ctrl-C stops following this log, not the commands)",
+                     dc_hook_name(lifecycle_hooks[k]));
+                break;
+            }
+    }
+    for (size_t i = first; i < end && !failure; i++) {
         /* a stop or delete came: its container is being stopped */
         if (lifecycle_step(x, &cfg, i, &r, &failure, reterr)) {
             x->interrupted = true;
@@ -468,7 +506,8 @@ int provision(struct job_ctx *x, const char *requested_path, struct berr **reter
             goto out;
         /* waitFor: the workspace is ready for its user from here on; the
          * later commands keep running, shown in "lifecycle" */
-        if (lifecycle_hooks[i] == wait_for && !failure && i + 1 < ELEMENTSOF(lifecycle_hooks)) {
+        if (!x->prebuild && lifecycle_hooks[i] == wait_for && !failure &&
+            i + 1 < ELEMENTSOF(lifecycle_hooks)) {
             job_set_state(x, WS_RUNNING, NULL);
             for (size_t k = i + 1; k < ELEMENTSOF(lifecycle_hooks); k++)
                 if (has_commands(&cfg, lifecycle_hooks[k])) {

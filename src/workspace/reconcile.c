@@ -35,6 +35,7 @@ void ws_manager_reconcile(struct ws_manager *m)
     struct ws_record *list = NULL;
     size_t n = 0;
     _cleanup_berr_ struct berr *e = NULL;
+    prebuild_reconcile(m);
     if (store_ws_list(m->store, &list, &n, &e) < 0) {
         log_error("reconcile: %s", berr_msg(e));
         return;

@@ -226,7 +226,7 @@ void sodium_memzero_buf(struct buf *b)
         p[i] = 0;
 }
 
-static void random_hex(char *out, size_t nbytes)
+void ws_random_hex(char *out, size_t nbytes)
 {
     unsigned char raw[32];
     if (nbytes > sizeof(raw))
@@ -350,8 +350,8 @@ int check_local_repo(struct ws_manager *m, const struct ws_create_request *req,
     "the name '%s' is taken on this server (workspace names are unique across users: they "        \
     "appear in port URLs); choose another"
 
-int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct ws_record *ret,
-              struct berr **reterr)
+int ws_check_request(struct ws_manager *m, const struct ws_create_request *req,
+                     struct berr **reterr)
 {
     int r = git_check_url(req->repo, reterr);
     if (r < 0)
@@ -370,6 +370,15 @@ int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct 
     }
     if (req->ref && strncmp(req->ref, "refs/", 5) != 0)
         return berr_make(reterr, EINVAL, "ref '%s' must start with 'refs/'", req->ref);
+    return 0;
+}
+
+int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct ws_record *ret,
+              struct berr **reterr)
+{
+    int r = ws_check_request(m, req, reterr);
+    if (r < 0)
+        return r;
     if (req->name && !valid_name(req->name))
         return berr_make(reterr, EINVAL,
                          "name '%s' must be 1-63 characters of a-z, 0-9 and '-', starting with a "
@@ -379,7 +388,7 @@ int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct 
     if (r < 0)
         return r;
     char id[25];
-    random_hex(id, 6);
+    ws_random_hex(id, 6);
     int64_t now = store_now();
     struct ws_record rec = {
         .id = xstrdup(id),
@@ -391,6 +400,7 @@ int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct 
         .ref = req->ref ? xstrdup(req->ref) : NULL,
         .devcontainer_path = req->devcontainer_path ? xstrdup(req->devcontainer_path) : NULL,
         .owner = req->owner ? xstrdup(req->owner) : NULL,
+        .runtime = req->no_prebuild ? xstrdup("{\"no_prebuild\":true}") : NULL,
         .uid = -1,
         .gid = -1,
         .created_at = now,
@@ -567,6 +577,8 @@ void deliver_logs(uv_async_t *a)
         if (store_ws_get(m->store, f->id, &rec, NULL) == 0) {
             at_rest = !ws_state_is_busy(ws_state_from_name(rec.state)) && !ws_is_busy(m, f->id);
             ws_record_release(&rec);
+        } else if (ws_is_prebuild_id(f->id)) {
+            at_rest = ws_prebuild_at_rest(m, f->id);
         }
         for (;;) {
             _cleanup_buf_ struct buf out = BUF_INIT;
@@ -634,7 +646,9 @@ int ws_owner_env(struct ws_manager *m, const struct ws_record *r, struct strv *e
         if (json_is_string(v))
             strv_setenv(env, k, json_string_value(v));
     json_decref(rt);
-    if (!r->owner)
+    /* a prebuild is shared by every workspace made from it: no secret of
+     * its owner's goes into it */
+    if (!r->owner || ws_is_prebuild_id(r->id))
         return 0;
     struct user_rec u = {0};
     if (store_user_get(m->store, r->owner, &u, NULL) < 0)
@@ -686,6 +700,8 @@ json_t *ws_record_json(const struct ws_record *r)
     json_t *rt = runtime_get(r);
     json_t *lifecycle = json_object_get(rt, "lifecycle");
     json_object_set(j, "lifecycle", lifecycle ? lifecycle : json_null());
+    json_t *pb = json_object_get(rt, "prebuild");
+    json_object_set(j, "prebuild", pb ? pb : json_null());
     json_decref(rt);
     return j;
 }

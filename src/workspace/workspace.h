@@ -55,6 +55,7 @@ enum ws_action {
     WS_ACTION_DELETE,
     WS_ACTION_ATTACH,    /* postAttachCommand, in the background */
     WS_ACTION_INTERRUPT, /* stops the container under running lifecycle commands */
+    WS_ACTION_PREBUILD,  /* a prebuild's job (prebuild.c) */
 };
 
 struct ws_manager;
@@ -85,6 +86,7 @@ struct ws_create_request {
     const char *devcontainer_path;
     const char *owner;
     bool owner_is_admin; /* a local path may be cloned without a repo: entry */
+    bool no_prebuild;    /* a cold create, even when a prebuild would do */
 };
 
 /* Records a new workspace (state creating) and starts its create job.
@@ -153,6 +155,33 @@ int ws_owner_env(struct ws_manager *m, const struct ws_record *r, struct strv *e
 /* Called on the loop after workspaces may have changed (coalesced). */
 typedef void (*ws_change_cb)(void *data);
 void ws_manager_on_change(struct ws_manager *m, ws_change_cb cb, void *data);
+
+/* ---- prebuilds (prebuild.c) ----
+ *
+ * A prebuild of repo + branch (+ devcontainer path) runs the create pipeline
+ * up to updateContentCommand and keeps the container's filesystem (an image)
+ * and the checkout; a create on that branch starts from the newest ready one
+ * whose configuration matches, as a writable layer over it. Rows are
+ * ws_records of the prebuilds table; their logs are followed like a
+ * workspace's (ws_log_follow with the prebuild's id). */
+struct ws_prebuild_request {
+    const char *repo;
+    const char *branch;
+    const char *devcontainer_path;
+    const char *owner;
+    bool owner_is_admin;
+};
+/* Records a prebuild (state "building") and starts its job. */
+int ws_prebuild(struct ws_manager *m, const struct ws_prebuild_request *req, struct ws_record *ret,
+                struct berr **reterr);
+/* Removes a prebuild; one that workspaces lie on goes with the last of them.
+ * -EBUSY while it builds. */
+int ws_prebuild_remove(struct ws_manager *m, const char *id, struct berr **reterr);
+/* The prebuild as the API shows it. */
+json_t *ws_prebuild_json(struct ws_manager *m, const struct ws_record *r);
+/* Whether the prebuild is done (or gone). */
+bool ws_prebuild_at_rest(struct ws_manager *m, const char *id);
+#define WS_SETTING_PREBUILD_KEEP "prebuild_keep"
 
 /* The workspace as the API shows it (see docs/api.md). */
 json_t *ws_record_json(const struct ws_record *r);

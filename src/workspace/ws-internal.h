@@ -65,6 +65,13 @@ struct job_ctx {
     bool replaced;    /* provision removed the container it had */
     struct strv env;  /* the owner's secrets for this workspace */
     struct strv mask; /* their values, hidden in the log */
+    /* a prebuild's job (the record is a row of the prebuilds table): its
+     * provision stops after updateContentCommand */
+    bool prebuild;
+    /* a workspace made from a prebuild: its image, its files below ours */
+    struct ws_record *from;
+    const char *mirror; /* the repository's mirror, while a create runs */
+    char *head;         /* the commit the workspace is to have, from the mirror */
 };
 
 /* The server's policy for what a devcontainer.json may ask (options.h): the
@@ -115,7 +122,11 @@ void queue_job(struct ws_manager *m, const char *id, enum ws_action action, bool
 
 /* ---- provision.c ---- */
 
-int step_clone(struct job_ctx *x, struct berr **reterr);
+/* Checks that the owner may clone the repository and brings its mirror up to
+ * date (*ret_mirror: its path). */
+int step_fetch(struct job_ctx *x, char **ret_mirror, struct berr **reterr);
+/* Clones the workspace's checkout from the mirror and records its commit. */
+int step_clone(struct job_ctx *x, const char *mirror, struct berr **reterr);
 /* Reads devcontainer.json into cfg and picks the image. */
 int step_config(struct job_ctx *x, const char *requested_path, struct dc_config *cfg,
                 struct berr **reterr);
@@ -179,6 +190,41 @@ void do_interrupt(struct job_ctx *x);
 void do_stop(struct job_ctx *x);
 void do_rebuild(struct job_ctx *x);
 void do_delete(struct job_ctx *x);
+
+/* ---- workspace.c (more) ---- */
+
+/* The checks every create and prebuild request passes (repo, target, owner). */
+int ws_check_request(struct ws_manager *m, const struct ws_create_request *req,
+                     struct berr **reterr);
+/* nbytes random bytes as hex into out (2 * nbytes + 1 chars). */
+void ws_random_hex(char *out, size_t nbytes);
+/* Prebuild ids start "pb"; workspace ids are hex. */
+static inline bool ws_is_prebuild_id(const char *id)
+{
+    return id[0] == 'p';
+}
+
+/* ---- prebuild.c ---- */
+
+void do_prebuild(struct job_ctx *x);
+/* The image the prebuild's was committed from (newly allocated). */
+char *prebuild_base_image(const struct ws_record *pb);
+/* The newest matching ready prebuild for x at head (newly allocated), or NULL. */
+struct ws_record *prebuild_pick(struct job_ctx *x, const char *mirror, const char *requested,
+                                const char *head);
+/* A create from a prebuild when one fits (*ret_used: whether it did): its
+ * files mounted under the workspace's, x->from and x->head set. */
+int prebuild_try(struct job_ctx *x, const char *mirror, const char *requested, bool *ret_used,
+                 struct berr **reterr);
+/* Mounts the workspace's files over its prebuild's, when it has one and
+ * they are not mounted yet. */
+int prebuild_mount(struct job_ctx *x, struct berr **reterr);
+void prebuild_unmount(struct ws_manager *m, const struct ws_record *r);
+/* Fetches and checks out x->head over the prebuild's commit, in the container. */
+int prebuild_update_checkout(struct job_ctx *x, char **ret_failure, struct berr **reterr);
+/* Deletes a removed prebuild once no workspace lies on it. */
+void prebuild_collect(struct ws_manager *m, const char *id);
+void prebuild_reconcile(struct ws_manager *m);
 
 /* The lifecycle commands of a container, in order: the create-time ones
  * once, then postStartCommand at each start. */

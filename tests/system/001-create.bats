@@ -128,7 +128,7 @@ setup() {
 	assert_equal "$output" "feature"
 }
 
-@test "create clones over git:// from git daemon, shallow first, then the full history before the workspace starts" {
+@test "create clones over git:// from git daemon, with the full history, through the server's mirror" {
 	repo=$(make_repo served)
 	for i in 1 2 3; do commit_file "$repo" "f$i" "$i" "commit $i"; done
 	# git daemon exits when its port is taken: another is tried
@@ -138,12 +138,12 @@ setup() {
 	name=$(ws_name)
 	run_berth create "git://127.0.0.1:$PORT/served" --branch main --name "$name"
 	assert_success
-	assert_output_contains "shallow"
-	assert_output_contains "full history fetched"
-	# fetched by berthd before the checkout was the user's: no git of the host
-	# ever runs on a .git the workspace could have changed
+	# fetched by berthd into its mirror: no git of the host ever runs on a
+	# .git the workspace could have changed
 	run_berth exec "$name" -- git rev-list --count HEAD
 	assert_equal "$output" 4
+	run_berth exec "$name" -- git remote get-url origin
+	assert_equal "$output" "git://127.0.0.1:$PORT/served"
 }
 
 @test "create clones over dumb http:// by falling back to a full clone" {

@@ -112,9 +112,16 @@ stop_berthd() {
 }
 
 remove_test_containers() {
-	local id
+	local id mnt
 	for id in $(ls "$BERTH_DATA/run" 2>/dev/null) $(ls "$BERTH_DATA/workspaces" 2>/dev/null); do
 		podman rm -f -t 0 "berth-$id" >/dev/null 2>&1 || true
+	done
+	# prebuilds' images, and workspaces' files mounted over a prebuild's
+	for id in $(ls "$BERTH_DATA/workspaces" 2>/dev/null); do
+		[[ $id == pb* ]] && podman rmi -f "localhost/berth/prebuild-$id:latest" >/dev/null 2>&1 || true
+	done
+	for mnt in $(awk -v d="$BERTH_DATA/" 'index($2, d) == 1 {print $2}' /proc/mounts); do
+		umount -l "$mnt" 2>/dev/null || true
 	done
 }
 
