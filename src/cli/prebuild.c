@@ -40,8 +40,7 @@ static char *format_size(long long bytes)
 }
 
 /* Streams the prebuild's log to log_fd, then waits until it is not building. */
-static int pb_wait(struct client *c, const char *id, int log_fd, json_t **ret,
-                   struct berr **reterr)
+static int pb_wait(struct client *c, const char *id, int log_fd, json_t **ret, struct berr **reterr)
 {
     _cleanup_free_ char *logs = pb_path(id, "/logs?follow=1");
     _cleanup_berr_ struct berr *err = NULL;
@@ -64,8 +63,8 @@ static int pb_wait(struct client *c, const char *id, int log_fd, json_t **ret,
         struct timespec now;
         (void)clock_gettime(CLOCK_MONOTONIC, &now);
         if (now.tv_sec - start.tv_sec > PB_WAIT_TIMEOUT_MIN * 60)
-            return berr_make(reterr, ETIMEDOUT, "prebuild '%s' still building after %d minutes",
-                             id, PB_WAIT_TIMEOUT_MIN);
+            return berr_make(reterr, ETIMEDOUT, "prebuild '%s' still building after %d minutes", id,
+                             PB_WAIT_TIMEOUT_MIN);
         struct timespec ts = {.tv_nsec = PB_POLL_INTERVAL_NS};
         while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
             ;
@@ -118,8 +117,8 @@ int cmd_prebuild(struct client *c, const struct cli_args *a, struct berr **reter
     } else {
         _cleanup_free_ char *size =
             format_size((long long)json_integer_value(json_object_get(done, "size")));
-        printf("prebuild '%s' of %.12s is %s (%s)\n", id, cmd_json_str(done, "commit", "?"),
-               state, size);
+        printf("prebuild '%s' of %.12s is %s (%s)\n", id, cmd_json_str(done, "commit", "?"), state,
+               size);
     }
     return 0;
 }
@@ -170,7 +169,8 @@ int cmd_prebuild_logs(struct client *c, const struct cli_args *a, struct berr **
 int cmd_prebuild_rm(struct client *c, const struct cli_args *a, struct berr **reterr)
 {
     _cleanup_free_ char *path = pb_path(a->pos.v[0], "");
-    int r = client_json(c, "DELETE", path, NULL, NULL, reterr);
+    _cleanup_(json_decrefp) json_t *resp = NULL;
+    int r = client_json(c, "DELETE", path, NULL, &resp, reterr);
     if (r < 0)
         return r;
     printf("prebuild '%s' removed\n", a->pos.v[0]);

@@ -121,8 +121,7 @@ int prebuild_mount(struct job_ctx *x, struct berr **reterr)
     /* the top of the checkout looks as the prebuild's does */
     if (lchown(upper, lst.st_uid, lst.st_gid) < 0 || chmod(upper, lst.st_mode & 07777) < 0)
         return berr_make(reterr, errno, "cannot prepare '%s': %s", upper, strerror(errno));
-    _cleanup_free_ char *opts =
-        xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+    _cleanup_free_ char *opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
     if (mount("overlay", dest, "overlay", MS_NOSUID | MS_NODEV, opts) < 0)
         return berr_make(reterr, errno, "cannot mount the workspace's files over prebuild '%s': %s",
                          pb_id, strerror(errno));
@@ -203,8 +202,9 @@ int prebuild_try(struct job_ctx *x, const char *mirror, const char *requested, b
     x->head = TAKE_PTR(head);
     _cleanup_free_ char *files = ws_files_dir(x->m, x->rec.id);
     (void)rm_rf(files);
-    jevent(x, "prebuild", "starting from prebuild %s (commit %.12s): no clone, build or "
-                          "onCreateCommand",
+    jevent(x, "prebuild",
+           "starting from prebuild %s (commit %.12s): no clone, build or "
+           "onCreateCommand",
            pb->id, pb->commit);
     int r = prebuild_mount(x, reterr);
     if (r < 0)
@@ -330,8 +330,7 @@ static void prebuild_retain(struct job_ctx *x, int64_t keep)
         if (strcmp(p->state, "ready") == 0 && same(p->owner, x->rec.owner) &&
             strcmp(p->repo, x->rec.repo) == 0 && same(p->branch, x->rec.branch) &&
             same(preq, req) && ++seen > keep) {
-            jlog(x, "removing older prebuild %s (keeping the newest %lld)", p->id,
-                 (long long)keep);
+            jlog(x, "removing older prebuild %s (keeping the newest %lld)", p->id, (long long)keep);
             prebuild_discard(x->m, p);
         }
         ws_record_release(p);
@@ -367,10 +366,9 @@ void do_prebuild(struct job_ctx *x)
         for (size_t i = 0; i < n; i++) {
             _cleanup_free_ char *ph = rt_string(&list[i], "config_hash");
             _cleanup_free_ char *preq = rt_string(&list[i], "requested_path");
-            if (!have && strcmp(list[i].state, "ready") == 0 &&
-                same(list[i].owner, x->rec.owner) && strcmp(list[i].repo, x->rec.repo) == 0 &&
-                same(list[i].branch, x->rec.branch) && same(preq, requested) &&
-                same(list[i].commit, head) && same(ph, hash))
+            if (!have && strcmp(list[i].state, "ready") == 0 && same(list[i].owner, x->rec.owner) &&
+                strcmp(list[i].repo, x->rec.repo) == 0 && same(list[i].branch, x->rec.branch) &&
+                same(preq, requested) && same(list[i].commit, head) && same(ph, hash))
                 have = xstrdup(list[i].id);
             ws_record_release(&list[i]);
         }
@@ -492,8 +490,8 @@ int ws_prebuild_remove(struct ws_manager *m, const char *id, struct berr **reter
         return r;
     if (ws_is_busy(m, id)) {
         ws_record_release(&pb);
-        return berr_make(reterr, EBUSY, "prebuild '%s' is still building; remove it when it is done",
-                         id);
+        return berr_make(reterr, EBUSY,
+                         "prebuild '%s' is still building; remove it when it is done", id);
     }
     /* a workspace being made from it has it in its runtime already, and so
      * keeps it until that workspace is deleted */
@@ -516,17 +514,16 @@ json_t *ws_prebuild_json(struct ws_manager *m, const struct ws_record *r)
 {
     _cleanup_free_ char *created = store_time_iso(r->created_at);
     json_t *rt = runtime_get(r);
-    json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:O, s:o, s:s, s:i}", "id", r->id,
-                          "state", strcmp(r->state, "running") == 0 ? "ready" : r->state, "repo",
-                          r->repo, "branch", r->branch ? json_string(r->branch) : json_null(),
-                          "commit", r->commit ? json_string(r->commit) : json_null(),
-                          "devcontainer_path",
-                          r->devcontainer_path ? json_string(r->devcontainer_path) : json_null(),
-                          "error", r->error ? json_string(r->error) : json_null(), "size",
-                          json_object_get(rt, "size") ? json_object_get(rt, "size")
-                                                      : json_integer(0),
-                          "owner", r->owner ? json_string(r->owner) : json_null(), "created_at",
-                          created, "used_by", store_pb_users(m->store, r->id));
+    json_t *j =
+        json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:O, s:o, s:s, s:i}", "id", r->id, "state",
+                  strcmp(r->state, "running") == 0 ? "ready" : r->state, "repo", r->repo, "branch",
+                  r->branch ? json_string(r->branch) : json_null(), "commit",
+                  r->commit ? json_string(r->commit) : json_null(), "devcontainer_path",
+                  r->devcontainer_path ? json_string(r->devcontainer_path) : json_null(), "error",
+                  r->error ? json_string(r->error) : json_null(), "size",
+                  json_object_get(rt, "size") ? json_object_get(rt, "size") : json_integer(0),
+                  "owner", r->owner ? json_string(r->owner) : json_null(), "created_at", created,
+                  "used_by", store_pb_users(m->store, r->id));
     json_decref(rt);
     return j;
 }
