@@ -379,6 +379,8 @@ static const struct {
     {WS_SETTING_MAX_RUNNING, WS_DEFAULT_MAX_RUNNING, 100000},
     {WS_SETTING_MAX_CPUS, -1, 4096},
     {WS_SETTING_MAX_MEMORY_MB, -1, 64 * 1024 * 1024},
+    {WS_SETTING_PREBUILD_KEEP, 3, 100},
+    {WS_SETTING_PREBUILD_QUOTA_MB, -1, 1000LL * 1000 * 1000},
 };
 
 static json_t *allow_list(struct api *a)
@@ -396,6 +398,11 @@ static json_t *settings_json(struct api *a)
         json_object_set_new(o, int_settings[i].key, v < 0 ? json_null() : json_integer(v));
     }
     json_object_set_new(o, WS_SETTING_ALLOW, allow_list(a));
+    /* read-only: what the quota counts */
+    size_t n = 0;
+    int64_t used = prebuild_total_size(a->m, &n);
+    json_object_set_new(o, "prebuilds",
+                        json_pack("{s:I, s:I}", "count", (json_int_t)n, "bytes", (json_int_t)used));
     return o;
 }
 

@@ -43,7 +43,11 @@ bool api_accounts_route(struct api *a, struct http_conn *c, struct http_request 
 
 /* GET .../logs of a workspace or prebuild (?after=N, ?follow=1). */
 void api_get_logs(struct api *a, struct http_conn *c, struct http_request *req, const char *id);
-/* Routes under /prebuilds. Returns true when it answered. */
+/* POST /api/v1/prebuild-hooks/{id}: a git host's push, signed with the
+ * configuration's secret (no login). */
+void api_prebuild_hook(struct api *a, struct http_conn *c, struct http_request *req,
+                       const char *id);
+/* Routes under /prebuilds and /prebuild-configs. Returns true when it answered. */
 bool api_prebuilds_route(struct api *a, struct http_conn *c, struct http_request *req,
                          const struct auth_user *user, const char *path);
 

@@ -700,6 +700,10 @@ void api_handle(struct http_conn *c, struct http_request *req, void *data)
             http_respond_error(c, 405, "use POST to log in");
         return;
     }
+    if (strncmp(p, "/prebuild-hooks/", 16) == 0) {
+        api_prebuild_hook(a, c, req, p + 16);
+        return;
+    }
     struct auth_user user = {0};
     _cleanup_berr_ struct berr *e = NULL;
     /* WebSockets cannot carry the CSRF header; their Origin is checked instead */

@@ -135,6 +135,7 @@ int cmd_admin_settings(struct client *c, const struct cli_args *a, struct berr *
         {"--max-workspaces", a->max_workspaces, "max_workspaces_per_user"},
         {"--max-running", a->max_running, "max_running_per_user"},
         {"--max-cpus", a->max_cpus, "max_cpus_per_workspace"},
+        {"--prebuild-keep", a->keep, "prebuild_keep"},
     };
     _cleanup_(json_decrefp) json_t *change = json_object();
     for (size_t i = 0; i < ELEMENTSOF(limits); i++) {
@@ -152,6 +153,13 @@ int cmd_admin_settings(struct client *c, const struct cli_args *a, struct berr *
             return berr_make(reterr, EINVAL, "--max-memory: '%s' is not a size such as 8gb",
                              a->max_memory);
         (void)json_object_set_new(change, "max_memory_mb_per_workspace", json_integer(bytes >> 20));
+    }
+    if (a->prebuild_quota) {
+        int64_t bytes = dc_parse_size(a->prebuild_quota);
+        if (bytes < 0)
+            return berr_make(reterr, EINVAL, "--prebuild-quota: '%s' is not a size such as 50gb",
+                             a->prebuild_quota);
+        (void)json_object_set_new(change, "prebuild_quota_mb", json_integer(bytes / 1000000));
     }
     _cleanup_(json_decrefp) json_t *settings = NULL;
     int r = 0;

@@ -33,6 +33,7 @@ struct cli_args {
     bool value_stdin;
     bool verbose;
     bool no_prebuild;
+    bool off;
     bool help;          /* handled by main */
     const char *server; /* handled by main */
     const char *branch;
@@ -51,9 +52,13 @@ struct cli_args {
     const char *max_cpus;
     const char *max_memory; /* a size: "8gb", "512mb" */
     const char *session;
-    struct strv env;      /* NAME=VALUE, from each -e */
-    struct strv allow;    /* allow-list entries to add */
-    struct strv disallow; /* and to remove */
+    const char *branches; /* prebuild config: "main,release-1.x" */
+    const char *poll;     /* a duration: "5m", "30s", "1h", "off" */
+    const char *keep;
+    const char *prebuild_quota; /* a size */
+    struct strv env;            /* NAME=VALUE, from each -e */
+    struct strv allow;          /* allow-list entries to add */
+    struct strv disallow;       /* and to remove */
 };
 
 typedef int (*cmd_run_fn)(struct client *c, const struct cli_args *a, struct berr **reterr);
@@ -76,6 +81,9 @@ int cmd_prebuild(struct client *c, const struct cli_args *a, struct berr **reter
 int cmd_prebuilds(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_prebuild_logs(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_prebuild_rm(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_prebuild_config(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_prebuild_configs(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_prebuild_share(struct client *c, const struct cli_args *a, struct berr **reterr);
 
 /* ports.c and forward.c */
 int cmd_ports(struct client *c, const struct cli_args *a, struct berr **reterr);

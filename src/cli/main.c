@@ -61,19 +61,25 @@ enum flag_kind { FLAG_BOOL, FLAG_STRING, FLAG_LIST };
     X(VALUE_STDIN, "--value-stdin", NULL, FLAG_BOOL, value_stdin)                                  \
     X(SESSION, "--session", NULL, FLAG_STRING, session)                                            \
     X(VERBOSE, "--verbose", "-v", FLAG_BOOL, verbose)                                              \
-    X(NO_PREBUILD, "--no-prebuild", NULL, FLAG_BOOL, no_prebuild)
+    X(NO_PREBUILD, "--no-prebuild", NULL, FLAG_BOOL, no_prebuild)                                  \
+    X(BRANCHES, "--branches", NULL, FLAG_STRING, branches)                                         \
+    X(POLL, "--poll", NULL, FLAG_STRING, poll)                                                     \
+    X(KEEP, "--keep", NULL, FLAG_STRING, keep)                                                     \
+    X(OFF, "--off", NULL, FLAG_BOOL, off)                                                          \
+    X(PREBUILD_KEEP, "--prebuild-keep", NULL, FLAG_STRING, keep)                                   \
+    X(PREBUILD_QUOTA, "--prebuild-quota", NULL, FLAG_STRING, prebuild_quota)
 
 enum {
 #define FLAG_BIT(id, ...) FLAG_BIT_##id,
     FLAG_MAP(FLAG_BIT)
 #undef FLAG_BIT
 };
-#define F(id) (1u << FLAG_BIT_##id)
+#define F(id) (UINT64_C(1) << FLAG_BIT_##id)
 /* The flags of every command that talks to berthd. */
 #define REMOTE F(SERVER)
 
 static const struct flag {
-    unsigned bit;
+    uint64_t bit;
     const char *name;
     const char *alias;
     enum flag_kind kind;
@@ -89,7 +95,7 @@ struct command {
     const char *name;  /* "ls", or a group and a subcommand: "token create" */
     const char *alias; /* for the name's last word */
     cmd_run_fn run;
-    unsigned flags;      /* besides --help */
+    uint64_t flags;      /* besides --help */
     bool own_token;      /* picks its token itself (login, logout) */
     const char *section; /* a heading in the help, above the first of its rows */
     size_t min_args;
@@ -225,6 +231,28 @@ static const struct command commands[] = {
      .max_args = 1,
      .synopsis = "ID",
      .summary = "remove a prebuild (workspaces made from it keep it until they are deleted)"},
+    {.name = "prebuild config",
+     .run = cmd_prebuild_config,
+     .flags = REMOTE | F(BRANCHES) | F(POLL) | F(KEEP) | F(DEVCONTAINER) | F(OFF) | F(JSON),
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "REPO [--branches 'main,release/*'] [--poll 5m|off] [--keep N] "
+                 "[--devcontainer PATH] [--off] [--json]",
+     .summary = "keep branches of a repository prebuilt: poll for new commits, or take a git "
+                "host's push webhook (printed with its secret when made); --off removes it"},
+    {.name = "prebuild configs",
+     .run = cmd_prebuild_configs,
+     .flags = REMOTE | F(JSON),
+     .synopsis = "[--json]",
+     .summary = "list your prebuild configurations (admins: everyone's)"},
+    {.name = "prebuild share",
+     .run = cmd_prebuild_share,
+     .flags = REMOTE | F(OFF),
+     .min_args = 1,
+     .max_args = 1,
+     .synopsis = "CONFIG-ID [--off]",
+     .summary = "(admins) let every user who may clone the repository use this configuration's "
+                "prebuilds"},
     {.name = "prebuild",
      .run = cmd_prebuild,
      .flags = REMOTE | F(BRANCH) | F(DEVCONTAINER) | F(NO_WAIT) | F(JSON),
@@ -356,9 +384,10 @@ static const struct command commands[] = {
     {.name = "admin settings",
      .run = cmd_admin_settings,
      .flags = REMOTE | F(MAX_WORKSPACES) | F(MAX_RUNNING) | F(MAX_CPUS) | F(MAX_MEMORY) | F(ALLOW) |
-              F(DISALLOW) | F(JSON),
+              F(DISALLOW) | F(PREBUILD_KEEP) | F(PREBUILD_QUOTA) | F(JSON),
      .synopsis = "[--max-workspaces N] [--max-running N] [--max-cpus N] [--max-memory SIZE] "
-                 "[--allow ENTRY]... [--disallow ENTRY]... [--json]",
+                 "[--allow ENTRY]... [--disallow ENTRY]... [--prebuild-keep N] "
+                 "[--prebuild-quota SIZE] [--json]",
      .summary = "print the limits and what devcontainer.json may ask for, or change them "
                 "(ENTRY: privileged, capAdd:NAME, securityOpt:VALUE, network:NAME, "
                 "device:/PATH, bind:/PATH)"},

@@ -5,6 +5,7 @@
  * commit has one already, exit 0) or failed (exit 1 with the reason).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -174,5 +175,162 @@ int cmd_prebuild_rm(struct client *c, const struct cli_args *a, struct berr **re
     if (r < 0)
         return r;
     printf("prebuild '%s' removed\n", a->pos.v[0]);
+    return 0;
+}
+
+/* "5m", "30s", "2h", "90" (seconds), "off" or "0". -1 for anything else. */
+static long long parse_duration(const char *s)
+{
+    if (strcmp(s, "off") == 0)
+        return 0;
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || v < 0 || v > 1000000)
+        return -1;
+    long long unit = strcmp(end, "") == 0 || strcmp(end, "s") == 0 ? 1
+                     : strcmp(end, "m") == 0                       ? 60
+                     : strcmp(end, "h") == 0                       ? 3600
+                                                                   : -1;
+    return unit < 0 ? -1 : v * unit;
+}
+
+static char *format_poll(long long s)
+{
+    if (s <= 0)
+        return xstrdup("off");
+    if (s % 3600 == 0)
+        return xasprintf("%lldh", s / 3600);
+    if (s % 60 == 0)
+        return xasprintf("%lldm", s / 60);
+    return xasprintf("%llds", s);
+}
+
+static char *absolute_repo(const char *repo)
+{
+    struct stat st;
+    char *abs = NULL;
+    if (stat(repo, &st) == 0 && S_ISDIR(st.st_mode) && (abs = realpath(repo, NULL)))
+        return abs;
+    return xstrdup(repo);
+}
+
+int cmd_prebuild_config(struct client *c, const struct cli_args *a, struct berr **reterr)
+{
+    _cleanup_free_ char *repo = absolute_repo(a->pos.v[0]);
+    if (a->off) {
+        _cleanup_(json_decrefp) json_t *resp = NULL;
+        int r = client_json(c, "GET", "/api/v1/prebuild-configs", NULL, &resp, reterr);
+        if (r < 0)
+            return r;
+        _cleanup_(json_decrefp) json_t *me = NULL;
+        (void)client_json(c, "GET", "/api/v1/me", NULL, &me, NULL);
+        json_t *list = json_object_get(resp, "configs");
+        for (size_t i = 0; i < json_array_size(list); i++) {
+            const json_t *pc = json_array_get(list, i);
+            const char *path = cmd_json_str(pc, "devcontainer_path", "");
+            if (strcmp(cmd_json_str(pc, "repo", ""), repo) != 0 ||
+                strcmp(path, a->devcontainer ? a->devcontainer : "") != 0 ||
+                (me && strcmp(cmd_json_str(pc, "owner", ""), cmd_json_str(me, "name", "")) != 0))
+                continue;
+            _cleanup_free_ char *del =
+                cmd_api_path("/api/v1/prebuild-configs/", cmd_json_str(pc, "id", ""), "");
+            _cleanup_(json_decrefp) json_t *gone = NULL;
+            r = client_json(c, "DELETE", del, NULL, &gone, reterr);
+            if (r < 0)
+                return r;
+            printf("prebuild configuration %s of '%s' removed (its prebuilds stay until "
+                   "removed)\n",
+                   cmd_json_str(pc, "id", "?"), repo);
+            return 0;
+        }
+        return berr_make(reterr, ENOENT, "no prebuild configuration of yours for '%s'", repo);
+    }
+    _cleanup_(json_decrefp) json_t *body = json_object();
+    int r = cmd_json_set(body, "repo", repo, reterr);
+    if (r == 0)
+        r = cmd_json_set(body, "devcontainer_path", a->devcontainer, reterr);
+    if (r < 0)
+        return r;
+    if (a->branches) {
+        json_t *list = json_array();
+        _cleanup_free_ char *copy = xstrdup(a->branches);
+        char *save = NULL;
+        for (char *b = strtok_r(copy, ", ", &save); b; b = strtok_r(NULL, ", ", &save))
+            json_array_append_new(list, json_string(b));
+        json_object_set_new(body, "branches", list);
+    }
+    if (a->poll) {
+        long long s = parse_duration(a->poll);
+        if (s < 0)
+            return berr_make(reterr, EINVAL,
+                             "--poll: '%s' is not a duration such as 5m, 30s or off", a->poll);
+        json_object_set_new(body, "poll", json_integer(s));
+    }
+    if (a->keep) {
+        long long n;
+        r = cmd_parse_number("--keep", a->keep, 1, 100, &n, reterr);
+        if (r < 0)
+            return r;
+        json_object_set_new(body, "keep", json_integer(n));
+    }
+    _cleanup_(json_decrefp) json_t *pc = NULL;
+    r = client_json(c, "POST", "/api/v1/prebuild-configs", body, &pc, reterr);
+    if (r < 0)
+        return r;
+    if (a->json) {
+        cmd_print_json(pc);
+        return 0;
+    }
+    cmd_print_fields(pc);
+    const char *secret = cmd_json_str(pc, "secret", NULL);
+    if (secret)
+        printf("\nFor a push webhook on your git host: payload URL %s%s, content type "
+               "application/json, secret %s\n(the secret is shown only now)\n",
+               client_url(c), cmd_json_str(pc, "webhook", ""), secret);
+    return 0;
+}
+
+int cmd_prebuild_configs(struct client *c, const struct cli_args *a, struct berr **reterr)
+{
+    _cleanup_(json_decrefp) json_t *resp = NULL;
+    json_t *list = NULL;
+    int r = cmd_get_list(c, a, "/api/v1/prebuild-configs", "configs", "configuration list", &resp,
+                         &list, reterr);
+    if (r != 0)
+        return r < 0 ? r : 0;
+    _cleanup_strv_ struct strv cells = STRV_INIT;
+    strv_pushl(&cells, "ID", "OWNER", "REPO", "BRANCHES", "POLL", "KEEP", "SHARED", NULL);
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *pc = json_array_get(list, i);
+        struct buf b = BUF_INIT;
+        const json_t *branches = json_object_get(pc, "branches");
+        for (size_t k = 0; k < json_array_size(branches); k++)
+            buf_addf(&b, "%s%s", k ? "," : "", json_string_value(json_array_get(branches, k)));
+        strv_pushl(&cells, cmd_json_str(pc, "id", "-"), cmd_json_str(pc, "owner", "-"),
+                   cmd_json_str(pc, "repo", "-"), NULL);
+        strv_push_owned(&cells, b.len ? buf_detach(&b, NULL) : xstrdup("(default)"));
+        buf_release(&b);
+        strv_push_owned(&cells,
+                        format_poll((long long)json_integer_value(json_object_get(pc, "poll"))));
+        long long keep = (long long)json_integer_value(json_object_get(pc, "keep"));
+        strv_push_owned(&cells, keep > 0 ? xasprintf("%lld", keep) : xstrdup("(server)"));
+        strv_push(&cells, json_is_true(json_object_get(pc, "shared")) ? "yes" : "no");
+    }
+    cmd_print_table(&cells, 7);
+    return 0;
+}
+
+int cmd_prebuild_share(struct client *c, const struct cli_args *a, struct berr **reterr)
+{
+    _cleanup_free_ char *path = cmd_api_path("/api/v1/prebuild-configs/", a->pos.v[0], "/share");
+    _cleanup_(json_decrefp) json_t *body = json_pack("{s:b}", "shared", !a->off);
+    _cleanup_(json_decrefp) json_t *pc = NULL;
+    int r = client_json(c, "POST", path, body, &pc, reterr);
+    if (r < 0)
+        return r;
+    printf("prebuilds of configuration %s (%s) are %s\n", a->pos.v[0],
+           cmd_json_str(pc, "repo", "?"),
+           a->off ? "their owner's only" : "shared with everyone who may clone the repository");
     return 0;
 }

@@ -73,6 +73,13 @@ static const char *const migrations[] = {
     "  uid INTEGER NOT NULL DEFAULT -1, gid INTEGER NOT NULL DEFAULT -1,"
     "  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, runtime TEXT);"
     "CREATE INDEX prebuilds_repo ON prebuilds(repo, branch);",
+    /* 6: what to prebuild and when: one per owner, repo and config path;
+     * settings is JSON (branches, poll, keep, shared); secret is sealed */
+    "CREATE TABLE prebuild_configs ("
+    "  id TEXT PRIMARY KEY, owner TEXT NOT NULL, repo TEXT NOT NULL,"
+    "  devcontainer_path TEXT NOT NULL DEFAULT '', settings TEXT NOT NULL,"
+    "  secret BLOB NOT NULL, last_poll INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
+    "  UNIQUE(owner, repo, devcontainer_path));",
 };
 
 #define WS_COLUMNS                                                                                 \

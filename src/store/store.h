@@ -84,6 +84,28 @@ int store_pb_delete(struct store *s, const char *id, struct berr **reterr);
 /* How many workspaces were made from the prebuild (their files lie on it). */
 int store_pb_users(struct store *s, const char *id);
 
+/* What to prebuild and when (pbconfig.c). devcontainer_path "" is the
+ * default location. */
+struct pb_config {
+    char *id;
+    char *owner;
+    char *repo;
+    char *devcontainer_path;
+    json_t *settings;  /* {branches: [pattern...], poll: seconds (0: off), keep, shared} */
+    struct buf secret; /* sealed webhook secret */
+    int64_t last_poll;
+    int64_t created_at;
+};
+void pb_config_release(struct pb_config *c);
+/* Inserts, or replaces the settings of the owner's config of repo and path
+ * (keeping its id and secret; *c gets them). */
+int store_pbc_put(struct store *s, struct pb_config *c, struct berr **reterr);
+int store_pbc_get(struct store *s, const char *id, struct pb_config *ret, struct berr **reterr);
+int store_pbc_list(struct store *s, struct pb_config **ret_list, size_t *ret_n,
+                   struct berr **reterr);
+int store_pbc_set_polled(struct store *s, const char *id, int64_t when);
+int store_pbc_delete(struct store *s, const char *id, struct berr **reterr);
+
 /* Appends an event to the workspace's timeline. */
 int store_event_add(struct store *s, const char *ws_id, const char *type, const char *message);
 /* Returns the timeline as a JSON array of {id, time, type, message}. */

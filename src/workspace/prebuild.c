@@ -59,6 +59,16 @@ static bool same(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+/* The mirror's default branch (newly allocated), or NULL. */
+static char *default_branch(const char *mirror)
+{
+    _cleanup_buf_ struct buf out = BUF_INIT;
+    if (git_run(mirror, NULL, NULL, &out, NULL, "symbolic-ref", "--short", "HEAD", NULL) < 0)
+        return NULL;
+    buf_rtrim(&out);
+    return out.len ? buf_detach(&out, NULL) : NULL;
+}
+
 /* The digest of what configures the container at commit: the devcontainer
  * folder or file, and .gitpod.yml, as the mirror has them. */
 static int config_hash(const char *mirror, const char *commit, const char *requested,
@@ -139,6 +149,21 @@ void prebuild_unmount(struct ws_manager *m, const struct ws_record *r)
 
 /* ---- choosing one ---- */
 
+/* A prebuild is its owner's, and everyone's who may clone the repository
+ * (the caller checked that) when an admin shared its configuration. */
+static bool may_use(struct ws_manager *m, const struct ws_record *pb, const char *user)
+{
+    if (same(pb->owner, user))
+        return true;
+    _cleanup_free_ char *config = rt_string(pb, "config");
+    struct pb_config c;
+    if (!config || store_pbc_get(m->store, config, &c, NULL) < 0)
+        return false;
+    bool shared = json_is_true(json_object_get(c.settings, "shared"));
+    pb_config_release(&c);
+    return shared;
+}
+
 /* The newest ready prebuild of the owner for this workspace's repository,
  * branch and configuration at the branch's head, or NULL. */
 struct ws_record *prebuild_pick(struct job_ctx *x, const char *mirror, const char *requested,
@@ -147,6 +172,7 @@ struct ws_record *prebuild_pick(struct job_ctx *x, const char *mirror, const cha
     _cleanup_free_ char *hash = NULL;
     if (config_hash(mirror, head, requested, &hash, NULL) < 0)
         return NULL;
+    _cleanup_free_ char *branch = x->rec.branch ? xstrdup(x->rec.branch) : default_branch(mirror);
     struct ws_record *list = NULL;
     size_t n = 0;
     if (store_pb_list(x->m->store, &list, &n, NULL) < 0)
@@ -156,9 +182,9 @@ struct ws_record *prebuild_pick(struct job_ctx *x, const char *mirror, const cha
         struct ws_record *p = &list[i];
         _cleanup_free_ char *ph = rt_string(p, "config_hash");
         _cleanup_free_ char *preq = rt_string(p, "requested_path");
-        if (!pick && strcmp(p->state, "ready") == 0 && same(p->owner, x->rec.owner) &&
-            strcmp(p->repo, x->rec.repo) == 0 && same(p->branch, x->rec.branch) &&
-            same(preq, requested) && ph && strcmp(ph, hash) == 0) {
+        if (!pick && strcmp(p->state, "ready") == 0 && may_use(x->m, p, x->rec.owner) &&
+            strcmp(p->repo, x->rec.repo) == 0 && same(p->branch, branch) && same(preq, requested) &&
+            ph && strcmp(ph, hash) == 0) {
             pick = xcalloc(1, sizeof(*pick));
             ws_record_copy(pick, p);
         }
@@ -338,6 +364,46 @@ static void prebuild_retain(struct job_ctx *x, int64_t keep)
     free(list);
 }
 
+int64_t prebuild_total_size(struct ws_manager *m, size_t *ret_n)
+{
+    struct ws_record *list = NULL;
+    size_t n = 0, counted = 0;
+    int64_t total = 0;
+    if (store_pb_list(m->store, &list, &n, NULL) < 0)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *rt = runtime_get(&list[i]);
+        int64_t size = json_integer_value(json_object_get(rt, "size"));
+        json_decref(rt);
+        if (size > 0) {
+            total += size;
+            counted++;
+        }
+        ws_record_release(&list[i]);
+    }
+    free(list);
+    if (ret_n)
+        *ret_n = counted;
+    return total;
+}
+
+/* A prebuild may start while the prebuilds' quota has room. */
+static int quota_check(struct ws_manager *m, struct berr **reterr)
+{
+    int64_t quota = store_setting_int(m->store, WS_SETTING_PREBUILD_QUOTA_MB, -1) * 1000000;
+    if (quota < 0)
+        return 0;
+    size_t n = 0;
+    int64_t used = prebuild_total_size(m, &n);
+    if (used < quota)
+        return 0;
+    return berr_make(reterr, ENOSPC,
+                     "the prebuilds on this server use %.1f MB of their %.1f MB quota (%zu "
+                     "prebuilds): remove some (berth prebuild rm ID), lower --keep, or ask an "
+                     "admin to raise the quota (berth admin settings --prebuild-quota)",
+                     (double)used / 1e6, (double)quota / 1e6, n);
+}
+
 void do_prebuild(struct job_ctx *x)
 {
     _cleanup_berr_ struct berr *e = NULL;
@@ -345,9 +411,19 @@ void do_prebuild(struct job_ctx *x)
     _cleanup_free_ char *mirror = NULL;
     jevent(x, "prebuild", "prebuilding '%s'%s%s", x->rec.repo, x->rec.branch ? " branch " : "",
            x->rec.branch ? x->rec.branch : "");
-    int r = step_fetch(x, &mirror, &e);
+    int r = quota_check(x->m, &e);
+    if (r == 0)
+        r = step_fetch(x, &mirror, &e);
     _cleanup_free_ char *head = NULL;
     _cleanup_free_ char *hash = NULL;
+    if (r == 0 && !x->rec.branch) {
+        /* a prebuild is of a branch: the default one when none is named */
+        _cleanup_free_ char *def = default_branch(mirror);
+        if (def) {
+            set_field(&x->rec.branch, def);
+            (void)job_save(x);
+        }
+    }
     struct git_target t = {.branch = x->rec.branch};
     if (r == 0)
         r = git_mirror_resolve(mirror, &t, &head, &e);
@@ -373,6 +449,13 @@ void do_prebuild(struct job_ctx *x)
             ws_record_release(&list[i]);
         }
         free(list);
+    }
+    _cleanup_free_ char *trigger = rt_string(&x->rec, "trigger");
+    if (have && trigger) {
+        /* a poll or push that found nothing new leaves no trace */
+        jlog(x, "commit %.12s has prebuild %s already", head, have);
+        (void)store_pb_delete(x->m->store, x->rec.id, NULL);
+        return;
     }
     if (have) {
         set_field(&x->rec.commit, head);
@@ -434,7 +517,12 @@ void do_prebuild(struct job_ctx *x)
     jlog(x, "prebuild %s of %.12s: %.1f MB (files and the container's changes)", x->rec.id,
          x->rec.commit, (double)size / 1e6);
     job_set_state(x, WS_RUNNING, NULL); /* "ready" */
-    prebuild_retain(x, store_setting_int(x->m->store, WS_SETTING_PREBUILD_KEEP, PB_KEEP_DEFAULT));
+    json_t *rt = runtime_get(&x->rec);
+    int64_t keep = json_integer_value(json_object_get(rt, "keep"));
+    json_decref(rt);
+    if (keep <= 0)
+        keep = store_setting_int(x->m->store, WS_SETTING_PREBUILD_KEEP, PB_KEEP_DEFAULT);
+    prebuild_retain(x, keep);
 }
 
 /* ---- the manager's side ---- */
@@ -455,6 +543,12 @@ int ws_prebuild(struct ws_manager *m, const struct ws_prebuild_request *req, str
     json_t *rt = json_object();
     if (req->devcontainer_path)
         json_object_set_new(rt, "requested_path", json_string(req->devcontainer_path));
+    if (req->config_id)
+        json_object_set_new(rt, "config", json_string(req->config_id));
+    if (req->keep > 0)
+        json_object_set_new(rt, "keep", json_integer(req->keep));
+    if (req->trigger)
+        json_object_set_new(rt, "trigger", json_string(req->trigger));
     struct ws_record rec = {
         .id = xstrdup(id),
         .name = xasprintf("prebuild-%s", id + 2),
@@ -462,6 +556,10 @@ int ws_prebuild(struct ws_manager *m, const struct ws_prebuild_request *req, str
         .repo = xstrdup(req->repo),
         .branch = req->branch ? xstrdup(req->branch) : NULL,
         .devcontainer_path = req->devcontainer_path ? xstrdup(req->devcontainer_path) : NULL,
+        .commit = req->commit && strlen(req->commit) == 40 &&
+                          strspn(req->commit, "0123456789abcdef") == 40
+                      ? xstrdup(req->commit)
+                      : NULL,
         .owner = req->owner ? xstrdup(req->owner) : NULL,
         .runtime = json_dumps(rt, JSON_COMPACT),
         .uid = -1,

@@ -23,21 +23,22 @@
 #include "workspace/ws-internal.h"
 
 /* The owner's stored credential for the repo's host, unsealed. */
-static int owner_credential(struct job_ctx *x, char **ret_username, struct buf *ret_password)
+static int owner_credential(struct ws_manager *m, const char *owner, const char *repo,
+                            char **ret_username, struct buf *ret_password)
 {
-    if (!x->rec.owner)
+    if (!owner)
         return -ENOENT;
-    _cleanup_free_ char *origin = git_url_origin(x->rec.repo);
+    _cleanup_free_ char *origin = git_url_origin(repo);
     if (!origin)
         return -ENOENT;
     struct user_rec u = {0};
-    if (store_user_get(x->m->store, x->rec.owner, &u, NULL) < 0)
+    if (store_user_get(m->store, owner, &u, NULL) < 0)
         return -ENOENT;
     int64_t uid = u.id;
     user_rec_release(&u);
     _cleanup_buf_ struct buf sealed = BUF_INIT;
     char *username = NULL;
-    int r = store_gitcred_find(x->m->store, uid, origin, &username, &sealed);
+    int r = store_gitcred_find(m->store, uid, origin, &username, &sealed);
     if (r < 0)
         return r;
     r = unseal(sealed.buf, sealed.len, ret_password);
@@ -49,41 +50,43 @@ static int owner_credential(struct job_ctx *x, char **ret_username, struct buf *
     return 0;
 }
 
-int step_fetch(struct job_ctx *x, char **ret_mirror, struct berr **reterr)
+int mirror_fetch(struct ws_manager *m, const char *repo, const char *owner, run_line_cb cb,
+                 void *data, char **ret_mirror, struct berr **reterr)
 {
-    /* checked again at each clone: an admin may have taken the folder away,
+    /* checked again at each fetch: an admin may have taken the folder away,
      * or the path may lead elsewhere now */
-    struct user_rec owner = {0};
-    bool admin =
-        x->rec.owner && store_user_get(x->m->store, x->rec.owner, &owner, NULL) == 0 && owner.admin;
-    user_rec_release(&owner);
-    struct ws_create_request req = {
-        .repo = x->rec.repo, .owner = x->rec.owner, .owner_is_admin = admin};
-    int r = check_local_repo(x->m, &req, reterr);
+    struct user_rec u = {0};
+    bool admin = owner && store_user_get(m->store, owner, &u, NULL) == 0 && u.admin;
+    user_rec_release(&u);
+    struct ws_create_request req = {.repo = repo, .owner = owner, .owner_is_admin = admin};
+    int r = check_local_repo(m, &req, reterr);
     if (r < 0)
         return r;
+    struct git_auth auth = {0};
+    _cleanup_free_ char *username = NULL;
+    _cleanup_buf_ struct buf password = BUF_INIT;
+    if (owner_credential(m, owner, repo, &username, &password) == 0)
+        auth = (struct git_auth){
+            .askpass = m->askpass, .username = username, .password = password.buf};
+    git_set_auth(auth.askpass ? &auth : NULL);
+    _cleanup_free_ char *mirrors = xasprintf("%s/git", m->data_dir);
+    r = git_mirror_update(mirrors, repo, cb, data, ret_mirror, reterr);
+    git_set_auth(NULL);
+    sodium_memzero_buf(&password);
+    if (r < 0)
+        return berr_wrap(reterr, "clone '%s'", repo);
+    return 0;
+}
+
+int step_fetch(struct job_ctx *x, char **ret_mirror, struct berr **reterr)
+{
     const char *kind = x->rec.branch   ? " branch "
                        : x->rec.commit ? " commit "
                        : x->rec.ref    ? " ref "
                                        : "";
     const char *what = x->rec.branch ? x->rec.branch : x->rec.commit ? x->rec.commit : x->rec.ref;
     jevent(x, "clone", "cloning '%s'%s%s", x->rec.repo, kind, what ? what : "");
-    struct git_auth auth = {0};
-    _cleanup_free_ char *username = NULL;
-    _cleanup_buf_ struct buf password = BUF_INIT;
-    if (owner_credential(x, &username, &password) == 0) {
-        auth = (struct git_auth){
-            .askpass = x->m->askpass, .username = username, .password = password.buf};
-        jlog(x, "using the stored git credentials of '%s' for this host", x->rec.owner);
-    }
-    git_set_auth(auth.askpass ? &auth : NULL);
-    _cleanup_free_ char *mirrors = xasprintf("%s/git", x->m->data_dir);
-    r = git_mirror_update(mirrors, x->rec.repo, log_line_cb, x, ret_mirror, reterr);
-    git_set_auth(NULL);
-    sodium_memzero_buf(&password);
-    if (r < 0)
-        return berr_wrap(reterr, "clone '%s'", x->rec.repo);
-    return 0;
+    return mirror_fetch(x->m, x->rec.repo, x->rec.owner, log_line_cb, x, ret_mirror, reterr);
 }
 
 int step_clone(struct job_ctx *x, const char *mirror, struct berr **reterr)

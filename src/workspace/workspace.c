@@ -168,6 +168,7 @@ int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
     }
     uv_async_init(loop, &m->notify, deliver_logs);
     m->notify.data = m;
+    prebuild_poller_start(m);
     *ret = m;
     return 0;
 }
@@ -184,6 +185,8 @@ void ws_manager_free(struct ws_manager *m)
     }
     if (m->notify.loop)
         uv_close((uv_handle_t *)&m->notify, NULL);
+    if (m->poll_timer.loop)
+        uv_close((uv_handle_t *)&m->poll_timer, NULL);
     /* the manager itself is leaked on purpose when jobs may still run: berthd
      * exits right after this */
     free(m->data_dir);

@@ -89,6 +89,11 @@ struct ws_create_request {
     bool no_prebuild;    /* a cold create, even when a prebuild would do */
 };
 
+/* The checks every create and prebuild request passes: the URL, the target,
+ * and that the owner may clone a local path. */
+int ws_check_request(struct ws_manager *m, const struct ws_create_request *req,
+                     struct berr **reterr);
+
 /* Records a new workspace (state creating) and starts its create job.
  * -EINVAL: bad request; -EEXIST: name taken; -EDQUOT: a per-user limit. */
 int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct ws_record *ret,
@@ -170,6 +175,10 @@ struct ws_prebuild_request {
     const char *devcontainer_path;
     const char *owner;
     bool owner_is_admin;
+    const char *config_id; /* the configuration that asked for it, or NULL */
+    int64_t keep;          /* ready prebuilds to keep of its kind; 0: the server's setting */
+    const char *trigger;   /* "poll", "webhook"; NULL: a person */
+    const char *commit;    /* the head the trigger saw (the job resolves it again) */
 };
 /* Records a prebuild (state "building") and starts its job. */
 int ws_prebuild(struct ws_manager *m, const struct ws_prebuild_request *req, struct ws_record *ret,
@@ -182,6 +191,16 @@ json_t *ws_prebuild_json(struct ws_manager *m, const struct ws_record *r);
 /* Whether the prebuild is done (or gone). */
 bool ws_prebuild_at_rest(struct ws_manager *m, const char *id);
 #define WS_SETTING_PREBUILD_KEEP "prebuild_keep"
+/* MB all prebuilds together may take in the data dir; unset: no limit. */
+#define WS_SETTING_PREBUILD_QUOTA_MB "prebuild_quota_mb"
+/* What the prebuilds take on disk together (*ret_n: how many). */
+int64_t prebuild_total_size(struct ws_manager *m, size_t *ret_n);
+/* Whether a configuration's branch patterns take branch (pbtrigger.c). */
+bool prebuild_config_matches(const struct pb_config *c, const char *branch);
+/* Starts a prebuild of branch for a configuration, as its owner. */
+int prebuild_from_config(struct ws_manager *m, const struct pb_config *c, const char *branch,
+                         const char *commit, const char *trigger, struct ws_record *ret,
+                         struct berr **reterr);
 
 /* The workspace as the API shows it (see docs/api.md). */
 json_t *ws_record_json(const struct ws_record *r);

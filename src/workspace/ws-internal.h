@@ -23,6 +23,7 @@
 #include "devcontainer/devcontainer.h"
 #include "devcontainer/options.h"
 #include "util/buf.h"
+#include "util/run.h"
 #include "util/xalloc.h"
 #include "workspace/workspace.h"
 
@@ -54,6 +55,8 @@ struct ws_manager {
     void *change_data;
     ws_url_cb url_cb; /* set before any job runs */
     void *url_data;
+    uv_timer_t poll_timer; /* prebuild configurations' polls (pbtrigger.c) */
+    bool polling;
 };
 
 /* What a job works on: the record, read from the store when the job starts. */
@@ -122,8 +125,11 @@ void queue_job(struct ws_manager *m, const char *id, enum ws_action action, bool
 
 /* ---- provision.c ---- */
 
-/* Checks that the owner may clone the repository and brings its mirror up to
- * date (*ret_mirror: its path). */
+/* Checks that owner may clone repo and brings its mirror up to date with the
+ * owner's stored credentials for the host (*ret_mirror: its path). */
+int mirror_fetch(struct ws_manager *m, const char *repo, const char *owner, run_line_cb cb,
+                 void *data, char **ret_mirror, struct berr **reterr);
+/* The same for a job, with its log. */
 int step_fetch(struct job_ctx *x, char **ret_mirror, struct berr **reterr);
 /* Clones the workspace's checkout from the mirror and records its commit. */
 int step_clone(struct job_ctx *x, const char *mirror, struct berr **reterr);
@@ -193,9 +199,6 @@ void do_delete(struct job_ctx *x);
 
 /* ---- workspace.c (more) ---- */
 
-/* The checks every create and prebuild request passes (repo, target, owner). */
-int ws_check_request(struct ws_manager *m, const struct ws_create_request *req,
-                     struct berr **reterr);
 /* nbytes random bytes as hex into out (2 * nbytes + 1 chars). */
 void ws_random_hex(char *out, size_t nbytes);
 /* Prebuild ids start "pb"; workspace ids are hex. */
@@ -225,6 +228,10 @@ int prebuild_update_checkout(struct job_ctx *x, char **ret_failure, struct berr 
 /* Deletes a removed prebuild once no workspace lies on it. */
 void prebuild_collect(struct ws_manager *m, const char *id);
 void prebuild_reconcile(struct ws_manager *m);
+
+/* ---- pbtrigger.c ---- */
+
+void prebuild_poller_start(struct ws_manager *m);
 
 /* The lifecycle commands of a container, in order: the create-time ones
  * once, then postStartCommand at each start. */
