@@ -7,8 +7,7 @@
 
 #include "store/store-internal.h"
 
-#define PBC_COLUMNS                                                                                \
-    "id, owner, repo, devcontainer_path, settings, secret, last_poll, created_at"
+#define PBC_COLUMNS "id, owner, repo, devcontainer_path, settings, secret, last_poll, created_at"
 
 void pb_config_release(struct pb_config *c)
 {
@@ -121,5 +120,6 @@ int store_pbc_delete(struct store *s, const char *id, struct berr **reterr)
     bind_text(st, 1, id);
     if (sqlite3_step(st) != SQLITE_DONE)
         return sql_error(s, reterr, "delete prebuild config");
-    return sqlite3_changes(s->db) ? 0 : berr_make(reterr, ENOENT, "no prebuild configuration '%s'", id);
+    return sqlite3_changes(s->db) ? 0
+                                  : berr_make(reterr, ENOENT, "no prebuild configuration '%s'", id);
 }

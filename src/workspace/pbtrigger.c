@@ -46,10 +46,9 @@ static bool has_prebuild(struct ws_manager *m, const struct pb_config *c, const 
         struct ws_record *p = &list[i];
         const char *path = p->devcontainer_path ? p->devcontainer_path : "";
         if (!found && p->owner && strcmp(p->owner, c->owner) == 0 &&
-            strcmp(p->repo, c->repo) == 0 && strcmp(path, c->devcontainer_path) == 0 &&
-            p->branch && strcmp(p->branch, branch) == 0 && p->commit &&
-            strcmp(p->commit, commit) == 0 && strcmp(p->state, "skipped") != 0 &&
-            strcmp(p->state, "removed") != 0)
+            strcmp(p->repo, c->repo) == 0 && strcmp(path, c->devcontainer_path) == 0 && p->branch &&
+            strcmp(p->branch, branch) == 0 && p->commit && strcmp(p->commit, commit) == 0 &&
+            strcmp(p->state, "skipped") != 0 && strcmp(p->state, "removed") != 0)
             found = true;
         ws_record_release(p);
     }
@@ -117,15 +116,15 @@ static void poll_run(uv_work_t *w)
             git_run(mirror, NULL, NULL, &def, NULL, "symbolic-ref", "--short", "HEAD", NULL) == 0)
             buf_rtrim(&def);
         char *save = NULL;
-        for (char *line = strtok_r(out.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        for (char *line = strtok_r(out.buf, "\n", &save); line;
+             line = strtok_r(NULL, "\n", &save)) {
             char *sp = strrchr(line, ' ');
             if (!sp)
                 continue;
             *sp = 0;
             bool wanted = patterns ? prebuild_config_matches(&it->c, line)
                                    : def.len && strcmp(def.buf, line) == 0;
-            if (wanted && !has_prebuild(pw->m, &it->c, line, sp + 1))
-            {
+            if (wanted && !has_prebuild(pw->m, &it->c, line, sp + 1)) {
                 strv_push(&it->branches, line);
                 strv_push(&it->heads, sp + 1);
             }
@@ -141,8 +140,8 @@ static void poll_done(uv_work_t *w, int status)
         for (size_t b = 0; status == 0 && b < it->branches.n; b++) {
             struct ws_record rec;
             _cleanup_berr_ struct berr *e = NULL;
-            if (prebuild_from_config(pw->m, &it->c, it->branches.v[b], it->heads.v[b], "poll",
-                                     &rec, &e) < 0) {
+            if (prebuild_from_config(pw->m, &it->c, it->branches.v[b], it->heads.v[b], "poll", &rec,
+                                     &e) < 0) {
                 log_error("prebuild config %s: branch %s: %s", it->c.id, it->branches.v[b],
                           berr_msg(e));
                 continue;
@@ -182,7 +181,8 @@ static void poll_tick(uv_timer_t *t)
         }
         (void)store_pbc_set_polled(m->store, list[i].id, now);
         pw->items = xrealloc(pw->items, (pw->n + 1) * sizeof(*pw->items));
-        pw->items[pw->n++] = (struct poll_item){.c = list[i], .branches = STRV_INIT, .heads = STRV_INIT};
+        pw->items[pw->n++] =
+            (struct poll_item){.c = list[i], .branches = STRV_INIT, .heads = STRV_INIT};
     }
     free(list);
     if (!pw->n) {

@@ -612,16 +612,18 @@ json_t *ws_prebuild_json(struct ws_manager *m, const struct ws_record *r)
 {
     _cleanup_free_ char *created = store_time_iso(r->created_at);
     json_t *rt = runtime_get(r);
+    json_int_t size = json_integer_value(json_object_get(rt, "size"));
+    const char *config = json_string_value(json_object_get(rt, "config"));
     json_t *j =
-        json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:O, s:o, s:s, s:i}", "id", r->id, "state",
-                  strcmp(r->state, "running") == 0 ? "ready" : r->state, "repo", r->repo, "branch",
-                  r->branch ? json_string(r->branch) : json_null(), "commit",
+        json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:I, s:o, s:o, s:s, s:i}", "id", r->id,
+                  "state", strcmp(r->state, "running") == 0 ? "ready" : r->state, "repo", r->repo,
+                  "branch", r->branch ? json_string(r->branch) : json_null(), "commit",
                   r->commit ? json_string(r->commit) : json_null(), "devcontainer_path",
                   r->devcontainer_path ? json_string(r->devcontainer_path) : json_null(), "error",
-                  r->error ? json_string(r->error) : json_null(), "size",
-                  json_object_get(rt, "size") ? json_object_get(rt, "size") : json_integer(0),
-                  "owner", r->owner ? json_string(r->owner) : json_null(), "created_at", created,
-                  "used_by", store_pb_users(m->store, r->id));
+                  r->error ? json_string(r->error) : json_null(), "size", size, "owner",
+                  r->owner ? json_string(r->owner) : json_null(), "config",
+                  config ? json_string(config) : json_null(), "created_at", created, "used_by",
+                  store_pb_users(m->store, r->id));
     json_decref(rt);
     return j;
 }
