@@ -572,6 +572,25 @@ describe('dashboard, terminal and VS Code in a browser', () => {
     }
   });
 
+  test('the Prebuilds panel shows a prebuild of the repository with its state and log', STEP, async () => {
+    need('adminToken');
+    const page = st.page;
+    const made = await api('POST', '/api/v1/prebuilds', { repo: REPO }, st.adminToken);
+    assert.equal(made.status, 201, made.text);
+    const id = made.json.id;
+    try {
+      const row = page.locator(`.pb-panel tr[data-id="${id}"]`);
+      await row.waitFor({ timeout: 30_000 });
+      await page.locator(`.pb-panel tr[data-id="${id}"][data-state="ready"]`).waitFor({ timeout: RUNNING_TIMEOUT });
+      assert.ok((await page.locator('.pb-panel').innerText()).includes(REPO), 'the repository heads its prebuilds');
+      await row.locator('details.pb-log summary').click();
+      await row.locator('pre.log').filter({ hasText: /==> ready/ }).waitFor({ timeout: 15_000 });
+      await shot(page, 'dashboard-prebuilds', true);
+    } finally {
+      await api('DELETE', `/api/v1/prebuilds/${id}`, undefined, st.adminToken);
+    }
+  });
+
   test('delete asks for confirmation, then the workspace goes', STEP, async () => {
     need('id');
     const page = st.page;

@@ -61,6 +61,10 @@ remove_workspaces() {
 		--data-binary "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\",\"mode\":\"token\"}" \
 		"$BERTH_SERVER/api/v1/auth/login" | jq -r '.token // empty')" || return 0
 	[ -n "$token" ] || return 0
+	for id in $(curl -sf -H "Authorization: Bearer $token" "$BERTH_SERVER/api/v1/prebuilds" |
+		jq -r '.prebuilds[].id' 2>/dev/null); do
+		curl -sf -X DELETE -H "Authorization: Bearer $token" "$BERTH_SERVER/api/v1/prebuilds/$id" >/dev/null
+	done
 	for _ in $(seq 1 120); do
 		ids="$(curl -sf -H "Authorization: Bearer $token" "$BERTH_SERVER/api/v1/workspaces?all=1" |
 			jq -r '.workspaces[] | select(.state != "deleting") | .id' 2>/dev/null)"
