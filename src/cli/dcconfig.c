@@ -10,7 +10,8 @@
  * it comes from the owner's settings. The marks go to stderr, and with --json
  * into "berthPolicy", so that stdout stays the reference CLI's shape; when
  * berthd cannot say, the configuration is printed anyway and a warning says
- * the marks are missing and why.
+ * the marks are missing and why. A .gitpod.yml is shown as the devcontainer.json
+ * it was translated to, with what of it was ignored.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -123,7 +124,9 @@ int cmd_config(struct client *c, const struct cli_args *a, struct berr **reterr)
         return r;
     if (!rel)
         return berr_make(reterr, ENOENT,
-                         "no .devcontainer/devcontainer.json or .devcontainer.json in '%s'", dir);
+                         "no .devcontainer/devcontainer.json, .devcontainer.json or .gitpod.yml "
+                         "in '%s'",
+                         dir);
     _cleanup_strv_ struct strv env = STRV_INIT;
     for (char **e = environ; e && *e; e++)
         strv_push(&env, *e);
@@ -148,6 +151,17 @@ int cmd_config(struct client *c, const struct cli_args *a, struct berr **reterr)
                         json_sprintf("%s/%s", abs, rel));
     _cleanup_strv_ struct strv marks = STRV_INIT;
     json_object_set_new(out, "berthPolicy", mark_refusals(c, &cfg, rel, &marks));
+    if (cfg.gitpod) {
+        /* what the configuration was read from, and what of it was not used */
+        json_t *warnings = json_array();
+        for (size_t i = 0; i < cfg.warnings.n; i++) {
+            json_array_append_new(warnings, json_string(cfg.warnings.v[i]));
+            strv_pushf(&marks, "berth: warning: %s", cfg.warnings.v[i]);
+        }
+        json_object_set_new(out, "berthGitpod",
+                            json_pack("{s:s, s:o}", "file", rel, "warnings", warnings));
+        strv_pushf(&marks, "berth: note: read from '%s', translated to devcontainer.json", rel);
+    }
     if (a->json)
         cmd_print_json(out);
     else

@@ -18,6 +18,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "devcontainer/gitpod.h"
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/path.h"
@@ -39,6 +40,7 @@ void dc_config_init(struct dc_config *c)
     *c = (struct dc_config){.container_env = STRV_INIT,
                             .cap_add = STRV_INIT,
                             .security_opt = STRV_INIT,
+                            .warnings = STRV_INIT,
                             .override_command = true};
 }
 
@@ -54,6 +56,7 @@ void dc_config_release(struct dc_config *c)
     strv_release(&c->container_env);
     strv_release(&c->cap_add);
     strv_release(&c->security_opt);
+    strv_release(&c->warnings);
     json_t *objects[] = {c->remote_env,
                          c->mounts,
                          c->forward_ports,
@@ -170,7 +173,7 @@ int dc_find(const char *repo_dir, const char *explicit_path, char **ret_relpath,
             return 0;
         }
     }
-    *ret_relpath = NULL;
+    *ret_relpath = is_file_inside(repo_dir, GITPOD_FILE) ? xstrdup(GITPOD_FILE) : NULL;
     return 0;
 }
 
@@ -602,16 +605,22 @@ int dc_load(const char *repo_dir, const char *relpath, const struct dc_vars *var
             struct dc_config *c, struct berr **reterr)
 {
     json_t *raw = NULL;
+    bool gitpod = gitpod_is_config(relpath);
+    _cleanup_strv_ struct strv warnings = STRV_INIT;
     if (relpath) {
         _cleanup_free_ char *path = xasprintf("%s/%s", repo_dir, relpath);
         _cleanup_buf_ struct buf text = BUF_INIT;
-        int r = read_file(path, DC_MAX_FILE, &text);
+        size_t limit = gitpod ? GITPOD_MAX_FILE : DC_MAX_FILE;
+        int r = read_file(path, limit, &text);
         if (r == -EFBIG)
-            return berr_make(reterr, EFBIG, "'%s' is larger than 1 MiB", relpath);
+            return berr_make(reterr, EFBIG, "'%s' is larger than %zu KiB", relpath, limit / 1024);
         if (r < 0)
             return berr_make(reterr, -r, "cannot read '%s': %s", relpath, strerror(-r));
         json_t *parsed = NULL;
-        r = dc_parse_jsonc(text.buf, text.len, relpath, &parsed, reterr);
+        if (gitpod)
+            r = gitpod_load(text.buf, text.len, relpath, &parsed, &warnings, reterr);
+        else
+            r = dc_parse_jsonc(text.buf, text.len, relpath, &parsed, reterr);
         if (r < 0)
             return r;
         r = validate(parsed, relpath, reterr);
@@ -627,11 +636,17 @@ int dc_load(const char *repo_dir, const char *relpath, const struct dc_vars *var
             v.container_workspace_folder = folder;
         raw = substitute_json(parsed, &v);
         json_decref(parsed);
+        /* substituted once, with the folder as it was before it was set */
+        if (folder && *folder)
+            json_object_set_new(raw, "workspaceFolder", json_string(folder));
     } else {
         raw = json_object();
     }
     dc_config_release(c);
     c->raw = raw;
+    c->gitpod = gitpod;
+    c->warnings = warnings;
+    warnings = (struct strv)STRV_INIT;
     apply_layer(c, raw);
     return 0;
 }
@@ -667,6 +682,10 @@ void dc_merge_image_metadata(struct dc_config *c, const char *label)
     if (c->raw)
         apply_layer(&merged, c->raw);
     merged.raw = json_incref(c->raw);
+    merged.gitpod = c->gitpod;
+    strv_release(&merged.warnings);
+    merged.warnings = c->warnings;
+    c->warnings = (struct strv)STRV_INIT;
     dc_config_release(c);
     *c = merged;
     json_decref(meta);

@@ -43,7 +43,9 @@ struct dc_command {
 /* The merged configuration: each field follows the spec's merge rule for the
  * image metadata entries and the file (noted per field). */
 struct dc_config {
-    json_t *raw; /* the parsed devcontainer.json, after substitution */
+    json_t *raw;          /* the parsed devcontainer.json, after substitution */
+    bool gitpod;          /* raw was translated from a .gitpod.yml (see gitpod.h) */
+    struct strv warnings; /* what loading ignored, one message each, to show the user */
     char *image;
     char *remote_user; /* last wins; NULL: containerUser, else the image's user */
     char *container_user;
@@ -83,9 +85,10 @@ int dc_parse_jsonc(const char *text, size_t len, const char *name, json_t **ret,
                    struct berr **reterr);
 
 /* Finds the devcontainer.json of a checkout at `repo_dir`. `explicit` (may be
- * NULL) is a path relative to the repo. Sets *ret_relpath to the relative path
- * found, or NULL when there is none (not an error). An explicit path that does
- * not exist is an error. */
+ * NULL) is a path relative to the repo. Without one, the default locations are
+ * tried, then a .gitpod.yml at the top (a devcontainer.json wins). Sets
+ * *ret_relpath to the relative path found, or NULL when there is none (not an
+ * error). An explicit path that does not exist is an error. */
 int dc_find(const char *repo_dir, const char *explicit_path, char **ret_relpath,
             struct berr **reterr);
 
@@ -98,7 +101,9 @@ struct dc_vars {
 };
 
 /* Reads and validates the file at repo_dir/relpath (relpath NULL: an empty
- * config). Fills c; the image field may stay NULL (the caller picks the default). */
+ * config). Fills c; the image field may stay NULL (the caller picks the default).
+ * A file named .gitpod.yml is read as YAML and translated (gitpod.h): c->gitpod
+ * is set, and what it ignored is in c->warnings. */
 int dc_load(const char *repo_dir, const char *relpath, const struct dc_vars *vars,
             struct dc_config *c, struct berr **reterr);
 
