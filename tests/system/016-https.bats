@@ -17,7 +17,7 @@ setup_file() {
 	# -WWW serves files under the working directory by path.
 	mkdir -p "$d/www/api/v1"
 	echo '{"workspaces": []}' >"$d/www/api/v1/workspaces"
-	cd "$d/www"
+	cd "$d/www" || return 1
 	bg_on_free_port "curl -s --cacert '$d/ca.pem' https://127.0.0.1:{port}/api/v1/workspaces" \
 		openssl s_server -quiet -accept "127.0.0.1:{port}" -cert "$d/server.pem" \
 		-key "$d/server.key" -WWW
@@ -29,7 +29,8 @@ teardown_file() {
 }
 
 setup() {
-	export BERTH_SERVER=https://127.0.0.1:$(cat "$BATS_FILE_TMPDIR/port")
+	BERTH_SERVER=https://127.0.0.1:$(cat "$BATS_FILE_TMPDIR/port")
+	export BERTH_SERVER
 	export BERTH_TOKEN=test-token
 	unset BERTH_CACERT
 }
