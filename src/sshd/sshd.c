@@ -516,6 +516,8 @@ static void sweep(struct conn *c)
         if (ch->done && ch->fd < 0) {
             *p = ch->next;
             c->nchans--;
+            /* libssh keeps a channel we closed until the peer's close */
+            ssh_remove_channel_callbacks(ch->ch, &ch->cb);
             ssh_channel_free(ch->ch);
             strv_release(&ch->env);
             buf_release(&ch->in);
@@ -707,6 +709,13 @@ int sshd_start(uv_loop_t *loop, struct ws_manager *m, const char *addr, int port
         free(d);
         return r;
     }
+    /* images without an sftp-server get the host's, beside the agent (read-only) */
+    struct buf bin = BUF_INIT;
+    if (read_file("/usr/lib/openssh/sftp-server", 16 << 20, &bin) == 0) {
+        _cleanup_free_ char *dst = xasprintf("%s/agent/sftp-server", ws_manager_data_dir(m));
+        (void)write_file_atomic(dst, bin.buf, bin.len, 0755);
+    }
+    buf_release(&bin);
     (void)store_setting_set_text(d->store, SSHD_SETTING_HOST_KEY, pub);
     _cleanup_free_ char *listen = xasprintf("%s:%d", addr, port);
     (void)store_setting_set_text(d->store, SSHD_SETTING_LISTEN, listen);
