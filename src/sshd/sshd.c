@@ -152,7 +152,10 @@ static void on_async(uv_async_t *a)
     pthread_mutex_unlock(&d->lock);
     for (size_t i = 0; i < ids.n; i++) {
         struct berr *e = NULL;
-        (void)ws_act(d->m, ids.v[i], WS_ACTION_START, NULL, &e);
+        struct ws_record rec = {0};
+        if (ws_act(d->m, ids.v[i], WS_ACTION_START, &rec, &e) < 0)
+            log_warn("ssh: cannot start workspace '%s': %s", ids.v[i], berr_msg(e));
+        ws_record_release(&rec);
         berr_free(e);
     }
     strv_release(&ids);

@@ -131,6 +131,31 @@ setup() {
 	assert_equal "$status" 255
 }
 
+@test "berth ssh-config output works with ssh -F and StrictHostKeyChecking=yes" {
+	BERTH_TOKEN=$ALICE run_berth ssh-config sshws
+	assert_success
+	assert_output_contains "Host berth-sshws"
+	echo "$output" >"$BATS_FILE_TMPDIR/ssh_config"
+	run timeout 60 ssh -F "$BATS_FILE_TMPDIR/ssh_config" -i "$KEY" -o IdentitiesOnly=yes \
+		-o BatchMode=yes -o StrictHostKeyChecking=yes berth-sshws 'echo via-config'
+	assert_success
+	assert_output_contains via-config
+}
+
+@test "berth ssh-key add, ls and rm" {
+	ssh-keygen -q -t ed25519 -N '' -f "$BATS_FILE_TMPDIR/cli.key"
+	BERTH_TOKEN=$ALICE run_berth ssh-key add "$BATS_FILE_TMPDIR/cli.key.pub" --name laptop
+	assert_success
+	assert_output_contains SHA256:
+	BERTH_TOKEN=$ALICE run_berth ssh-key ls --json
+	id=$(jq -r '.[] | select(.name == "laptop") | .id' <<<"$output")
+	BERTH_TOKEN=$ALICE run_berth ssh-key rm "$id"
+	assert_success
+	run bash -c "echo 'not a key' | BERTH_TOKEN=$ALICE '$BERTH' ssh-key add -"
+	assert_failure
+	assert_output_contains "not an OpenSSH public key"
+}
+
 @test "logins and failures are in the audit log" {
 	run curl -sf -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/api/v1/audit"
 	assert_output_contains ssh.login
