@@ -79,6 +79,7 @@ struct chan {
     struct ssh_channel_callbacks_struct cb;
     int fd; /* the agent session, -1 before the request */
     bool tty;
+    bool raw; /* direct-tcpip: after CONNECTED, bytes both ways unframed */
     unsigned cols, rows;
     struct strv env;
     struct buf in; /* bytes from the agent not yet parsed */
@@ -306,7 +307,18 @@ static int agent_readable(socket_t fd, int revents, void *userdata)
         return 0;
     if (n <= 0) {
         ch->fd_dead = true;
-        finish(ch, 255);
+        if (ch->raw && !ch->done) {
+            ch->done = true;
+            (void)ssh_channel_send_eof(ch->ch);
+            (void)ssh_channel_close(ch->ch);
+        } else {
+            finish(ch, 255);
+        }
+        return 0;
+    }
+    if (ch->raw) {
+        if (!ch->done)
+            (void)ssh_channel_write(ch->ch, tmp, (uint32_t)n);
         return 0;
     }
     buf_add(&ch->in, tmp, (size_t)n);
@@ -386,13 +398,23 @@ static int start_exec(struct chan *ch, const char *command, bool sftp)
 static int on_data(ssh_session s, ssh_channel channel, void *data, uint32_t len, int is_stderr,
                    void *userdata)
 {
+    struct chan *ch = userdata;
+    if (ch->raw) {
+        if (!ch->fd_dead && write_all(ch->fd, data, len) < 0)
+            ch->fd_dead = true;
+        return (int)len;
+    }
     send_frame(userdata, AGENT_STDIN, data, len);
     return (int)len;
 }
 
 static void on_eof(ssh_session s, ssh_channel channel, void *userdata)
 {
-    send_frame(userdata, AGENT_STDIN_EOF, NULL, 0);
+    struct chan *ch = userdata;
+    if (ch->raw && ch->fd >= 0)
+        (void)shutdown(ch->fd, SHUT_WR);
+    else
+        send_frame(userdata, AGENT_STDIN_EOF, NULL, 0);
 }
 
 static void on_close(ssh_session s, ssh_channel channel, void *userdata)
@@ -470,17 +492,15 @@ static void on_signal_req(ssh_session s, ssh_channel channel, const char *signal
         }
 }
 
-static ssh_channel open_session(ssh_session s, void *userdata)
+/* Adds a channel to the connection; sch is libssh's (NULL: make one). */
+static struct chan *chan_new(struct conn *c, ssh_channel sch)
 {
-    struct conn *c = userdata;
-    if (!c->authed || c->nchans >= SSHD_MAX_CHANNELS)
-        return NULL;
     struct chan *ch = xcalloc(1, sizeof(*ch));
     ch->c = c;
     ch->fd = -1;
     ch->env = (struct strv)STRV_INIT;
     ch->in = (struct buf)BUF_INIT;
-    ch->ch = ssh_channel_new(s);
+    ch->ch = sch ? sch : ssh_channel_new(c->s);
     if (!ch->ch) {
         free(ch);
         return NULL;
@@ -503,7 +523,99 @@ static ssh_channel open_session(ssh_session s, void *userdata)
     ch->next = c->chans;
     c->chans = ch;
     c->nchans++;
-    return ch->ch;
+    return ch;
+}
+
+static ssh_channel open_session(ssh_session s, void *userdata)
+{
+    struct conn *c = userdata;
+    if (!c->authed || c->nchans >= SSHD_MAX_CHANNELS)
+        return NULL;
+    struct chan *ch = chan_new(c, NULL);
+    return ch ? ch->ch : NULL;
+}
+
+/* Opens a TCP_CONNECT session of the agent to host:port in the workspace and
+ * waits for CONNECTED; the connected agent socket, or -1. */
+static int agent_tcp_connect(struct conn *c, const char *host, int port)
+{
+    _cleanup_ws_record_ struct ws_record rec = {0};
+    if (ensure_running(c, NULL, &rec) < 0)
+        return -1;
+    unsigned char a6[16];
+    bool numeric = inet_pton(AF_INET, host, a6) == 1 || inet_pton(AF_INET6, host, a6) == 1;
+    if (!numeric && strcmp(host, "localhost") != 0)
+        return -1;
+    _cleanup_free_ char *run = ws_run_dir(c->d->m, rec.id);
+    _cleanup_close_ int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
+    if (fd < 0)
+        return -1;
+    _cleanup_buf_ struct buf p = BUF_INIT;
+    unsigned char pb[2] = {(unsigned char)(port >> 8), (unsigned char)port};
+    buf_add(&p, pb, 2);
+    if (numeric) {
+        unsigned char fh[5];
+        fh[0] = AGENT_FIELD_HOST;
+        agent_put_u32(fh + 1, (uint32_t)strlen(host));
+        buf_add(&p, fh, 5);
+        buf_adds(&p, host);
+    }
+    unsigned char h[AGENT_HEADER_SIZE];
+    agent_put_header(h, AGENT_TCP_CONNECT, (uint32_t)p.len);
+    if (write_all(fd, h, sizeof(h)) < 0 || write_all(fd, p.buf, p.len) < 0)
+        return -1;
+    /* CONNECTED or ERROR, within the agent's own connect timeout */
+    size_t got = 0;
+    long long deadline = mono_ms() + 12000;
+    while (got < sizeof(h)) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int left = (int)(deadline - mono_ms());
+        if (left <= 0 || poll(&pf, 1, left) <= 0)
+            return -1;
+        ssize_t n = read(fd, h + got, sizeof(h) - got);
+        if (n <= 0)
+            return -1;
+        got += (size_t)n;
+    }
+    uint32_t len = agent_get_u32(h + 4);
+    if (h[0] != AGENT_CONNECTED || len > 4096)
+        return -1;
+    char skip[4096];
+    for (uint32_t done = 0; done < len;) {
+        ssize_t n = read(fd, skip, len - done);
+        if (n <= 0)
+            return -1;
+        done += (uint32_t)n;
+    }
+    return TAKE_FD(fd);
+}
+
+/* What the server callbacks do not cover: direct-tcpip (ssh -L). 1: not
+ * handled (libssh answers with a refusal). */
+static int on_message(ssh_session s, ssh_message msg, void *userdata)
+{
+    struct conn *c = userdata;
+    if (!c->authed || ssh_message_type(msg) != SSH_REQUEST_CHANNEL_OPEN ||
+        ssh_message_subtype(msg) != SSH_CHANNEL_DIRECT_TCPIP || c->nchans >= SSHD_MAX_CHANNELS)
+        return 1;
+    const char *host = ssh_message_channel_request_open_destination(msg);
+    int port = ssh_message_channel_request_open_destination_port(msg);
+    if (!host || port < 1 || port > 65535)
+        return 1;
+    int fd = agent_tcp_connect(c, host, port);
+    if (fd < 0)
+        return 1;
+    ssh_channel sch = ssh_message_channel_request_open_reply_accept(msg);
+    struct chan *ch = sch ? chan_new(c, sch) : NULL;
+    if (!ch) {
+        close(fd);
+        return 0;
+    }
+    ch->raw = true;
+    ch->fd = fd;
+    if (ssh_event_add_fd(c->ev, fd, POLLIN, agent_readable, ch) != SSH_OK)
+        ch->fd_dead = true;
+    return 0;
 }
 
 /* After a poll: drops dead agent sockets and finished channels. */
@@ -544,6 +656,7 @@ static void *conn_thread(void *arg)
     ssh_callbacks_init(&c->cb);
     ssh_set_server_callbacks(c->s, &c->cb);
     ssh_set_auth_methods(c->s, SSH_AUTH_METHOD_PUBLICKEY);
+    ssh_set_message_callback(c->s, on_message, c);
     if (ssh_handle_key_exchange(c->s) != SSH_OK)
         goto out;
     c->ev = ssh_event_new();

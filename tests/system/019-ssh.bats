@@ -34,6 +34,9 @@ setup_file() {
 	add_key "$(cat "$BATS_FILE_TMPDIR/bob.token")" "$BATS_FILE_TMPDIR/bob.key.pub" >/dev/null
 	local repo
 	repo=$(make_repo sshrepo)
+	cp "$BATS_TEST_DIRNAME/fixtures/httpd.pl" "$repo/"
+	git -C "$repo" add -A
+	git -C "$repo" -c user.name=Test -c user.email=test@example.com commit -q -m httpd
 	BERTH_TOKEN=$(cat "$BATS_FILE_TMPDIR/alice.token") timeout 300 "$BERTH" create "$repo" --name sshws >/dev/null
 	BERTH_TOKEN=$(cat "$BATS_FILE_TMPDIR/bob.token") timeout 300 "$BERTH" create "$repo" --name sshbobws >/dev/null
 }
@@ -153,7 +156,19 @@ setup() {
 	assert_success
 	run bash -c "echo 'not a key' | BERTH_TOKEN=$ALICE '$BERTH' ssh-key add -"
 	assert_failure
-	assert_output_contains "not an OpenSSH public key"
+	assert_output_contains "is not taken"
+}
+
+@test "ssh -L reaches a server bound to loopback in the workspace" {
+	wssh "$KEY" sshws 'setsid perl httpd.pl 8301 127.0.0.1 </dev/null >/dev/null 2>&1 &'
+	local lport=$((33200 + RANDOM % 1000)) i out=
+	timeout 60 ssh $(ssh_opts) -i "$KEY" -N -L "$lport:localhost:8301" sshws@127.0.0.1 &
+	for i in $(seq 1 50); do
+		out=$(curl -s "http://127.0.0.1:$lport/" 2>/dev/null) && [ -n "$out" ] && break
+		sleep 0.2
+	done
+	kill %1 2>/dev/null || true
+	[[ "$out" == *hello* ]] || { echo "got: $out" >&2; return 1; }
 }
 
 @test "logins and failures are in the audit log" {
