@@ -41,6 +41,10 @@ void api_login(struct api *a, struct http_conn *c, struct http_request *req);
 bool api_accounts_route(struct api *a, struct http_conn *c, struct http_request *req,
                         const struct auth_user *user, const char *path);
 
+/* Routes under /ssh-keys and /ssh-host (sshkeys.c). Returns true when it answered. */
+bool api_sshkeys_route(struct api *a, struct http_conn *c, struct http_request *req,
+                       const struct auth_user *user, const char *path);
+
 /* GET .../logs of a workspace or prebuild (?after=N, ?follow=1). */
 void api_get_logs(struct api *a, struct http_conn *c, struct http_request *req, const char *id);
 /* POST /api/v1/prebuild-hooks/{id}: a git host's push, signed with the

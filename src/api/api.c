@@ -728,7 +728,8 @@ void api_handle(struct http_conn *c, struct http_request *req, void *data)
     } else if (strcmp(p, "/images/metadata") == 0 && strcmp(req->method, "GET") == 0) {
         image_metadata(a, c, req);
     } else if (!api_prebuilds_route(a, c, req, &user, p) &&
-               !api_accounts_route(a, c, req, &user, p)) {
+               !api_accounts_route(a, c, req, &user, p) &&
+               !api_sshkeys_route(a, c, req, &user, p)) {
         http_respond_error(c, 404, "no route for %s %s", req->method, req->path);
     }
     auth_user_release(&user);

@@ -112,6 +112,10 @@ int cmd_gitcred_rm(struct client *c, const struct cli_args *a, struct berr **ret
 int cmd_secret_set(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_secret_ls(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_secret_rm(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_sshkey_add(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_sshkey_ls(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_sshkey_rm(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_ssh_config(struct client *c, const struct cli_args *a, struct berr **reterr);
 
 /* Helpers shared by the command files. */
 

@@ -23,6 +23,7 @@
 #include "daemon/supervise.h"
 #include "engine/engine.h"
 #include "http/server.h"
+#include "sshd/sshd.h"
 #include "store/store.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -41,6 +42,10 @@ struct daemon {
     char *ide_dir;
     char *vendor_dir;
     char *base_domain;
+    char *ssh_addr; /* NULL: --ssh-listen none */
+    int ssh_port;
+    bool ssh_explicit;
+    struct sshd *sshd;
     struct store *store;
     struct engine *engine;
     struct supervisor *supervisor;
@@ -63,9 +68,10 @@ static void usage(FILE *f)
                "              [--agent PATH] [--default-image IMAGE] [--debug]\n"
                "              [--base-domain DOMAIN] [--idle-timeout SECONDS] [--ide DIR]\n"
                "              [--web-vendor DIR] [--web DIR] [--max-workspaces N]\n"
-               "              [--max-running N]\n"
+               "              [--max-running N] [--ssh-listen ADDR:PORT|none]\n"
                "\n"
                "  --listen ADDR:PORT   where to serve the API (default 127.0.0.1:7878)\n"
+               "  --ssh-listen A:P     the SSH gateway (default 127.0.0.1:2222; 'none': off)\n"
                "  --data DIR           where workspaces and the database live\n"
                "                       (default ./.berth-data)\n"
                "  --engine URL         the Docker Engine API socket; default: DOCKER_HOST,\n"
@@ -300,7 +306,11 @@ static void on_signal(uv_signal_t *s, int signum)
 
 int main(int argc, char **argv)
 {
-    struct daemon d = {.listen_port = 7878, .max_workspaces = -1, .max_running = -1};
+    struct daemon d = {.listen_port = 7878,
+                       .max_workspaces = -1,
+                       .max_running = -1,
+                       .ssh_addr = xstrdup("127.0.0.1"),
+                       .ssh_port = 2222};
     signal(SIGPIPE, SIG_IGN);
     /* workspace jobs block on git and the engine for minutes: give the pool room */
     setenv("UV_THREADPOOL_SIZE", "64", 0);
@@ -317,6 +327,16 @@ int main(int argc, char **argv)
             free(d.listen_addr);
             if (parse_listen(v, &d.listen_addr, &d.listen_port) < 0) {
                 fprintf(stderr, "berthd: invalid --listen '%s': use ADDR:PORT\n", v);
+                return 2;
+            }
+            i++;
+        } else if (strcmp(a, "--ssh-listen") == 0 && v) {
+            free(d.ssh_addr);
+            d.ssh_addr = NULL;
+            d.ssh_port = 0;
+            d.ssh_explicit = true;
+            if (strcmp(v, "none") != 0 && parse_listen(v, &d.ssh_addr, &d.ssh_port) < 0) {
+                fprintf(stderr, "berthd: invalid --ssh-listen '%s': use ADDR:PORT or none\n", v);
                 return 2;
             }
             i++;
@@ -460,6 +480,22 @@ int main(int argc, char **argv)
     log_info("berthd listening on http://%s%s%s:%d (data %s, engine %s)",
              strchr(d.listen_addr, ':') ? "[" : "", d.listen_addr,
              strchr(d.listen_addr, ':') ? "]" : "", d.listen_port, d.data_dir, d.engine_socket);
+    if (d.ssh_addr) {
+        _cleanup_free_ char *fp = NULL;
+        if (sshd_start(d.loop, d.manager, d.ssh_addr, d.ssh_port, &d.sshd, &fp, &e) < 0) {
+            /* the default port may be another berthd's: only an explicit one is fatal */
+            if (d.ssh_explicit) {
+                log_error("%s", berr_msg(e));
+                return 1;
+            }
+            log_warn("%s; the SSH gateway is off", berr_msg(e));
+            (void)store_setting_set_text(d.store, SSHD_SETTING_LISTEN, "");
+            berr_free(TAKE_PTR(e));
+        } else
+            log_info("ssh gateway on %s:%d, host key %s", d.ssh_addr, d.ssh_port, fp);
+    } else {
+        (void)store_setting_set_text(d.store, SSHD_SETTING_LISTEN, "");
+    }
 
     uv_signal_init(d.loop, &d.sigint);
     uv_signal_init(d.loop, &d.sigterm);

@@ -80,6 +80,11 @@ static const char *const migrations[] = {
     "  devcontainer_path TEXT NOT NULL DEFAULT '', settings TEXT NOT NULL,"
     "  secret BLOB NOT NULL, last_poll INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
     "  UNIQUE(owner, repo, devcontainer_path));",
+    /* 7: users' SSH public keys for the gateway (sshd/); one key, one user */
+    "CREATE TABLE ssh_keys ("
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, name TEXT NOT NULL,"
+    "  type TEXT NOT NULL, blob TEXT NOT NULL, fingerprint TEXT NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL, last_used_at INTEGER);",
 };
 
 #define WS_COLUMNS                                                                                 \
