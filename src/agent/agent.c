@@ -298,7 +298,13 @@ static void agent_build_watches(int64_t now)
         watch(NULL, WATCH_LISTEN, agent.listen_fd, POLLIN);
     for (size_t i = 0; i < agent.nconns; i++) {
         struct conn *c = agent.conns[i];
-        short ev = buf_pending(&c->out) > 0 ? POLLOUT : 0;
+        /* A closing connection moves on (half-close, then linger for the client's EOF) in
+         * conn_flush(), so it wants POLLOUT until it half-closed even with nothing queued:
+         * PASS_FD sends its CONNECTED outside the queue, and without this such a connection
+         * was never polled again and held its socket (and a slot of AGENT_MAX_CONNS) for
+         * AGENT_IDLE_MS. */
+        bool flush = buf_pending(&c->out) > 0 || (c->state == CONN_CLOSING && !c->wr_shut);
+        short ev = flush ? POLLOUT : 0;
         /* A closing connection reads (and discards) only once all is sent: an EOF from a
          * client that half-closed must not cut off its EXIT. */
         if (c->state == CONN_REQUEST || c->state == CONN_WATCH || c->wr_shut ||
