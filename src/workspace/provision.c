@@ -144,6 +144,8 @@ int step_config(struct job_ctx *x, const char *requested_path, struct dc_config 
     r = dc_load(dest, rel, &vars, cfg, reterr);
     if (r < 0)
         return r;
+    for (size_t i = 0; i < cfg->warnings.n; i++)
+        jlog(x, "warning: %s", cfg->warnings.v[i]);
     if (rel)
         jlog(x, "using configuration '%s'", rel);
     else
