@@ -65,6 +65,8 @@ int git_clone_mirror(const char *mirror, const char *url, const char *dest,
                      const struct git_target *t, run_line_cb cb, void *data, char **ret_commit,
                      struct berr **reterr);
 
+/* The mirror's default branch (newly allocated), or NULL when it has none. */
+char *git_mirror_default_branch(const char *mirror);
 /* The commit the target names in the mirror (a branch, a ref, a commit, or
  * the default branch), newly allocated in *ret_commit. */
 int git_mirror_resolve(const char *mirror, const struct git_target *t, char **ret_commit,

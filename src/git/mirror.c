@@ -238,3 +238,12 @@ int git_mirror_resolve(const char *mirror, const struct git_target *t, char **re
     *ret_commit = buf_detach(&out, NULL);
     return 0;
 }
+
+char *git_mirror_default_branch(const char *mirror)
+{
+    _cleanup_buf_ struct buf out = BUF_INIT;
+    if (git_run(mirror, NULL, NULL, &out, NULL, "symbolic-ref", "--short", "HEAD", NULL) < 0)
+        return NULL;
+    buf_rtrim(&out);
+    return out.len ? buf_detach(&out, NULL) : NULL;
+}

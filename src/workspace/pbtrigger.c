@@ -44,11 +44,12 @@ static bool has_prebuild(struct ws_manager *m, const struct pb_config *c, const 
     bool found = false;
     for (size_t i = 0; i < n; i++) {
         struct ws_record *p = &list[i];
-        const char *path = p->devcontainer_path ? p->devcontainer_path : "";
+        /* the path it was asked for: the record's own is the one provision found */
         if (!found && p->owner && strcmp(p->owner, c->owner) == 0 &&
-            strcmp(p->repo, c->repo) == 0 && strcmp(path, c->devcontainer_path) == 0 && p->branch &&
-            strcmp(p->branch, branch) == 0 && p->commit && strcmp(p->commit, commit) == 0 &&
-            strcmp(p->state, "skipped") != 0 && strcmp(p->state, "removed") != 0)
+            prebuild_is_of(p, c->repo, branch,
+                           *c->devcontainer_path ? c->devcontainer_path : NULL) &&
+            p->commit && strcmp(p->commit, commit) == 0 && strcmp(p->state, "skipped") != 0 &&
+            strcmp(p->state, "removed") != 0)
             found = true;
         ws_record_release(p);
     }
@@ -110,11 +111,8 @@ static void poll_run(uv_work_t *w)
             continue;
         }
         /* no patterns: the default branch */
-        _cleanup_buf_ struct buf def = BUF_INIT;
         bool patterns = json_array_size(json_object_get(it->c.settings, "branches")) > 0;
-        if (!patterns &&
-            git_run(mirror, NULL, NULL, &def, NULL, "symbolic-ref", "--short", "HEAD", NULL) == 0)
-            buf_rtrim(&def);
+        _cleanup_free_ char *def = patterns ? NULL : git_mirror_default_branch(mirror);
         char *save = NULL;
         for (char *line = strtok_r(out.buf, "\n", &save); line;
              line = strtok_r(NULL, "\n", &save)) {
@@ -122,8 +120,8 @@ static void poll_run(uv_work_t *w)
             if (!sp)
                 continue;
             *sp = 0;
-            bool wanted = patterns ? prebuild_config_matches(&it->c, line)
-                                   : def.len && strcmp(def.buf, line) == 0;
+            bool wanted =
+                patterns ? prebuild_config_matches(&it->c, line) : def && strcmp(def, line) == 0;
             if (wanted && !has_prebuild(pw->m, &it->c, line, sp + 1)) {
                 strv_push(&it->branches, line);
                 strv_push(&it->heads, sp + 1);

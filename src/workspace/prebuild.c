@@ -59,14 +59,11 @@ static bool same(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
-/* The mirror's default branch (newly allocated), or NULL. */
-static char *default_branch(const char *mirror)
+bool prebuild_is_of(const struct ws_record *pb, const char *repo, const char *branch,
+                    const char *requested)
 {
-    _cleanup_buf_ struct buf out = BUF_INIT;
-    if (git_run(mirror, NULL, NULL, &out, NULL, "symbolic-ref", "--short", "HEAD", NULL) < 0)
-        return NULL;
-    buf_rtrim(&out);
-    return out.len ? buf_detach(&out, NULL) : NULL;
+    _cleanup_free_ char *preq = rt_string(pb, "requested_path");
+    return strcmp(pb->repo, repo) == 0 && same(pb->branch, branch) && same(preq, requested);
 }
 
 /* The digest of what configures the container at commit: the devcontainer
@@ -172,7 +169,8 @@ struct ws_record *prebuild_pick(struct job_ctx *x, const char *mirror, const cha
     _cleanup_free_ char *hash = NULL;
     if (config_hash(mirror, head, requested, &hash, NULL) < 0)
         return NULL;
-    _cleanup_free_ char *branch = x->rec.branch ? xstrdup(x->rec.branch) : default_branch(mirror);
+    _cleanup_free_ char *branch =
+        x->rec.branch ? xstrdup(x->rec.branch) : git_mirror_default_branch(mirror);
     struct ws_record *list = NULL;
     size_t n = 0;
     if (store_pb_list(x->m->store, &list, &n, NULL) < 0)
@@ -181,10 +179,9 @@ struct ws_record *prebuild_pick(struct job_ctx *x, const char *mirror, const cha
     for (size_t i = 0; i < n; i++) {
         struct ws_record *p = &list[i];
         _cleanup_free_ char *ph = rt_string(p, "config_hash");
-        _cleanup_free_ char *preq = rt_string(p, "requested_path");
-        if (!pick && strcmp(p->state, "ready") == 0 && may_use(x->m, p, x->rec.owner) &&
-            strcmp(p->repo, x->rec.repo) == 0 && same(p->branch, branch) && same(preq, requested) &&
-            ph && strcmp(ph, hash) == 0) {
+        if (!pick && strcmp(p->state, "ready") == 0 &&
+            prebuild_is_of(p, x->rec.repo, branch, requested) && ph && strcmp(ph, hash) == 0 &&
+            may_use(x->m, p, x->rec.owner)) {
             pick = xcalloc(1, sizeof(*pick));
             ws_record_copy(pick, p);
         }
@@ -247,16 +244,11 @@ int prebuild_try(struct job_ctx *x, const char *mirror, const char *requested, b
  * git fetches them from there. */
 int prebuild_update_checkout(struct job_ctx *x, char **ret_failure, struct berr **reterr)
 {
-    _cleanup_free_ char *branch = x->rec.branch ? xstrdup(x->rec.branch) : NULL;
+    _cleanup_free_ char *branch =
+        x->rec.branch ? xstrdup(x->rec.branch) : git_mirror_default_branch(x->mirror);
     if (!branch) {
-        _cleanup_buf_ struct buf out = BUF_INIT;
-        if (git_run(x->mirror, NULL, NULL, &out, NULL, "symbolic-ref", "--short", "HEAD", NULL) <
-            0) {
-            *ret_failure = xstrdup("cannot tell the repository's default branch");
-            return 0;
-        }
-        buf_rtrim(&out);
-        branch = buf_detach(&out, NULL);
+        *ret_failure = xstrdup("cannot tell the repository's default branch");
+        return 0;
     }
     jevent(x, "prebuild", "the branch moved on since the prebuild: updating %.12s to %.12s",
            x->from->commit, x->head);
@@ -352,10 +344,8 @@ static void prebuild_retain(struct job_ctx *x, int64_t keep)
     int64_t seen = 0;
     for (size_t i = 0; i < n; i++) {
         struct ws_record *p = &list[i];
-        _cleanup_free_ char *preq = rt_string(p, "requested_path");
         if (strcmp(p->state, "ready") == 0 && same(p->owner, x->rec.owner) &&
-            strcmp(p->repo, x->rec.repo) == 0 && same(p->branch, x->rec.branch) &&
-            same(preq, req) && ++seen > keep) {
+            prebuild_is_of(p, x->rec.repo, x->rec.branch, req) && ++seen > keep) {
             jlog(x, "removing older prebuild %s (keeping the newest %lld)", p->id, (long long)keep);
             prebuild_discard(x->m, p);
         }
@@ -418,7 +408,7 @@ void do_prebuild(struct job_ctx *x)
     _cleanup_free_ char *hash = NULL;
     if (r == 0 && !x->rec.branch) {
         /* a prebuild is of a branch: the default one when none is named */
-        _cleanup_free_ char *def = default_branch(mirror);
+        _cleanup_free_ char *def = git_mirror_default_branch(mirror);
         if (def) {
             set_field(&x->rec.branch, def);
             (void)job_save(x);
@@ -441,10 +431,9 @@ void do_prebuild(struct job_ctx *x)
     if (store_pb_list(x->m->store, &list, &n, NULL) == 0) {
         for (size_t i = 0; i < n; i++) {
             _cleanup_free_ char *ph = rt_string(&list[i], "config_hash");
-            _cleanup_free_ char *preq = rt_string(&list[i], "requested_path");
             if (!have && strcmp(list[i].state, "ready") == 0 && same(list[i].owner, x->rec.owner) &&
-                strcmp(list[i].repo, x->rec.repo) == 0 && same(list[i].branch, x->rec.branch) &&
-                same(preq, requested) && same(list[i].commit, head) && same(ph, hash))
+                prebuild_is_of(&list[i], x->rec.repo, x->rec.branch, requested) &&
+                same(list[i].commit, head) && same(ph, hash))
                 have = xstrdup(list[i].id);
             ws_record_release(&list[i]);
         }

@@ -212,6 +212,10 @@ static inline bool ws_is_prebuild_id(const char *id)
 void do_prebuild(struct job_ctx *x);
 /* The image the prebuild's was committed from (newly allocated). */
 char *prebuild_base_image(const struct ws_record *pb);
+/* Whether pb is a prebuild of repo and branch for the configuration path a
+ * request named (requested; NULL: the default locations). */
+bool prebuild_is_of(const struct ws_record *pb, const char *repo, const char *branch,
+                    const char *requested);
 /* The newest matching ready prebuild for x at head (newly allocated), or NULL. */
 struct ws_record *prebuild_pick(struct job_ctx *x, const char *mirror, const char *requested,
                                 const char *head);
