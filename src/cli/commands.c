@@ -8,6 +8,7 @@
  * final object goes to stdout and the log to stderr, so stdout stays parseable.
  */
 #include "cli/commands.h"
+#include "util/fs.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -42,21 +43,6 @@ char *cmd_api_path(const char *prefix, const char *arg, const char *suffix)
 char *cmd_ws_path(const char *ws, const char *suffix)
 {
     return cmd_api_path("/api/v1/workspaces/", ws, suffix);
-}
-
-int cmd_write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 int cmd_json_set(json_t *o, const char *key, const char *value, struct berr **reterr)
@@ -220,7 +206,7 @@ static bool ws_state_is_busy(const char *state)
 
 static int log_write_cb(const void *chunk, size_t len, void *data, struct berr **reterr)
 {
-    int r = cmd_write_all(*(const int *)data, chunk, len);
+    int r = write_all(*(const int *)data, chunk, len);
     if (r < 0)
         return berr_make(reterr, -r, "cannot write the log: %s", strerror(-r));
     return 0;

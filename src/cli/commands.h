@@ -152,7 +152,5 @@ int cmd_parse_number(const char *option, const char *text, long long min, long l
 /* Sets key to the string value in object o; a NULL value sets nothing. Returns 0,
  * or -EINVAL when key or value is not UTF-8 (JSON cannot carry it). */
 int cmd_json_set(json_t *o, const char *key, const char *value, struct berr **reterr);
-/* Writes all of data to fd, retrying on EINTR. Returns 0 or -errno. */
-int cmd_write_all(int fd, const void *data, size_t len);
 
 #endif

@@ -198,9 +198,9 @@ int config_save(struct config *cfg, struct berr **reterr)
     size_t len = strlen(text);
     int r = fchmod(fd, 0600) < 0 ? -errno : 0;
     if (r >= 0)
-        r = cmd_write_all(fd, text, len);
+        r = write_all(fd, text, len);
     if (r >= 0)
-        r = cmd_write_all(fd, "\n", 1);
+        r = write_all(fd, "\n", 1);
     if (r >= 0 && fsync(fd) < 0)
         r = -errno;
     if (r >= 0 && close(TAKE_FD(fd)) < 0)

@@ -13,6 +13,7 @@
 
 #include "agent/agent-proto.h"
 #include "cli/commands.h"
+#include "util/fs.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
 
@@ -38,17 +39,17 @@ static int exec_frame(struct exec_stream *s, unsigned type, const char *payload,
     int r = 0;
     switch (type) {
     case AGENT_STDOUT:
-        r = cmd_write_all(STDOUT_FILENO, payload, len);
+        r = write_all(STDOUT_FILENO, payload, len);
         break;
     case AGENT_STDERR:
-        r = cmd_write_all(STDERR_FILENO, payload, len);
+        r = write_all(STDERR_FILENO, payload, len);
         break;
     case AGENT_ERROR:
         buf_adds(&msg, "berth: ");
         buf_add(&msg, payload, len);
         if (len == 0 || payload[len - 1] != '\n')
             buf_addch(&msg, '\n');
-        r = cmd_write_all(STDERR_FILENO, msg.buf, msg.len);
+        r = write_all(STDERR_FILENO, msg.buf, msg.len);
         break;
     case AGENT_EXIT:
         if (len != 4)

@@ -42,6 +42,7 @@
 #include <time.h>
 
 #include "cli/commands.h"
+#include "util/fs.h"
 #include "cli/wsclient.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -172,7 +173,7 @@ _printf_(2, 3) static void conn_note(const struct pf_conn *k, const char *fmt, .
     buf_vaddf(&b, fmt, ap);
     va_end(ap);
     buf_addch(&b, '\n');
-    (void)cmd_write_all(STDERR_FILENO, b.buf, b.len);
+    (void)write_all(STDERR_FILENO, b.buf, b.len);
 }
 
 static int conn_message_cb(struct wsc *w, int opcode, const unsigned char *msg, size_t len,

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cli/commands.h"
+#include "util/fs.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
 
@@ -25,7 +26,7 @@ static char *pb_path(const char *id, const char *suffix)
 
 static int write_cb(const void *chunk, size_t len, void *data, struct berr **reterr)
 {
-    int r = cmd_write_all(*(const int *)data, chunk, len);
+    int r = write_all(*(const int *)data, chunk, len);
     if (r < 0)
         return berr_make(reterr, -r, "cannot write the log: %s", strerror(-r));
     return 0;

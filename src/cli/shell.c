@@ -33,6 +33,7 @@
 #include <termios.h>
 
 #include "cli/commands.h"
+#include "util/fs.h"
 #include "cli/wsclient.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
@@ -145,7 +146,7 @@ _printf_(2, 3) static void shell_note(const struct shell *sh, const char *fmt, .
     buf_vaddf(&b, fmt, ap);
     va_end(ap);
     buf_adds(&b, sh->raw ? "\r\n" : "\n");
-    (void)cmd_write_all(STDERR_FILENO, b.buf, b.len);
+    (void)write_all(STDERR_FILENO, b.buf, b.len);
 }
 
 /* Writes all of data to standard output, which may have been left non-blocking

@@ -252,21 +252,6 @@ static int auth_pubkey(ssh_session s, const char *user, struct ssh_key_struct *p
 
 /* ---- channels ---- */
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static void send_frame(struct chan *ch, enum agent_frame_type type, const void *data, size_t len)
 {
     if (ch->fd < 0 || ch->fd_dead)

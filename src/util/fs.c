@@ -95,6 +95,21 @@ int64_t disk_usage(const char *path)
     return r < 0 ? -errno : total;
 }
 
+int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 int read_file(const char *path, size_t max, struct buf *out)
 {
     _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);

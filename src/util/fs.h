@@ -18,6 +18,8 @@ int chown_r(const char *path, uid_t uid, gid_t gid);
 /* The bytes path and everything below it take on disk (not crossing mount
  * points), or -errno. */
 int64_t disk_usage(const char *path);
+/* Writes all of data to fd, retrying short writes and EINTR. 0 or -errno. */
+int write_all(int fd, const void *data, size_t len);
 /* Reads a whole file of at most max bytes into out. -EFBIG past the limit. */
 int read_file(const char *path, size_t max, struct buf *out);
 /* Writes data to path atomically (temp file + rename) with the given mode. */

@@ -45,21 +45,6 @@ void agentc_build_exec(struct buf *out, const struct agentc_exec *x)
     buf_release(&p);
 }
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 /* Reads exactly len bytes, waiting at most timeout_ms in total (-1: forever).
  * Returns 0, -EPIPE at EOF, -ETIMEDOUT or -errno. */
 static int read_full(int fd, void *data, size_t len, int timeout_ms)
