@@ -15,13 +15,6 @@ setup() {
 	load_berthd_env
 }
 
-restart_berthd() {
-	kill -9 "$BERTHD_PID"
-	wait "$BERTHD_PID" 2>/dev/null || true
-	start_berthd
-	load_berthd_env
-}
-
 @test "kill -9 during create: after restart the workspace ends running, no orphan" {
 	repo=$(make_repo crashy '{"image": "localhost/berth/base:bookworm", "waitFor": "postCreateCommand", "postCreateCommand": "sleep 2; echo slow-done"}')
 	name=$(ws_name)

@@ -16,13 +16,6 @@ setup() {
 	load_berthd_env
 }
 
-restart_berthd() {
-	kill -9 "$BERTHD_PID"
-	wait "$BERTHD_PID" 2>/dev/null || true
-	start_berthd
-	load_berthd_env
-}
-
 # A repo whose onCreateCommand is slow and leaves traces in the checkout and
 # in the container's filesystem; updateContentCommand logs each commit it
 # saw; FAIL in the checkout makes onCreateCommand fail.

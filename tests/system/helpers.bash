@@ -111,6 +111,14 @@ stop_berthd() {
 	fi
 }
 
+# kill -9 of berthd, then a new one on the same data dir (a crash and restart).
+restart_berthd() {
+	kill -9 "$BERTHD_PID"
+	wait "$BERTHD_PID" 2>/dev/null || true
+	start_berthd
+	load_berthd_env
+}
+
 remove_test_containers() {
 	local id mnt
 	for id in $(ls "$BERTH_DATA/run" 2>/dev/null) $(ls "$BERTH_DATA/workspaces" 2>/dev/null); do
