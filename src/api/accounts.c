@@ -17,6 +17,7 @@
 #include "devcontainer/options.h"
 #include "git/git.h"
 #include "store/accounts.h"
+#include "workspace/idle-policy.h"
 #include "util/log.h"
 #include "util/seal.h"
 #include "util/xalloc.h"
@@ -381,6 +382,9 @@ static const struct {
     {WS_SETTING_MAX_MEMORY_MB, -1, 64 * 1024 * 1024},
     {WS_SETTING_PREBUILD_KEEP, 3, 100},
     {WS_SETTING_PREBUILD_QUOTA_MB, -1, 1000LL * 1000 * 1000},
+    {WS_SETTING_IDLE_MAX, IDLE_DEFAULT_MAX_MINUTES, 7 * 24 * 60},
+    {WS_SETTING_IDLE_ALLOW_NEVER, 0, 1},
+    {WS_SETTING_RETENTION_DAYS, 0, 36500},
 };
 
 static json_t *allow_list(struct api *a)

@@ -45,6 +45,14 @@ bool api_accounts_route(struct api *a, struct http_conn *c, struct http_request 
 bool api_sshkeys_route(struct api *a, struct http_conn *c, struct http_request *req,
                        const struct auth_user *user, const char *path);
 
+/* GET/PUT /settings: the caller's idle timeout and dotfiles (settings.c).
+ * Returns true when it answered. */
+bool api_settings_route(struct api *a, struct http_conn *c, struct http_request *req,
+                        const struct auth_user *user, const char *path);
+/* GET/PUT /workspaces/{ws}/settings: its idle timeout and pin, by its owner. */
+void api_workspace_settings(struct api *a, struct http_conn *c, struct http_request *req,
+                            const struct auth_user *user, const struct ws_record *rec);
+
 /* GET .../logs of a workspace or prebuild (?after=N, ?follow=1). */
 void api_get_logs(struct api *a, struct http_conn *c, struct http_request *req, const char *id);
 /* POST /api/v1/prebuild-hooks/{id}: a git host's push, signed with the

@@ -210,7 +210,7 @@ static void list_workspaces(struct api *a, struct http_conn *c, struct http_requ
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         if (all || (list[i].owner && strcmp(list[i].owner, user->name) == 0))
-            json_array_append_new(arr, ws_record_json(&list[i]));
+            json_array_append_new(arr, ws_json(a->m, &list[i]));
         ws_record_release(&list[i]);
     }
     free(list);
@@ -286,6 +286,8 @@ struct exec_relay {
     struct http_conn *conn;
     bool reading;
     bool pipe_closed;
+    struct ws_manager *m;
+    char ws_id[25]; /* output of the command is activity in the workspace */
 };
 
 static void relay_free(uv_handle_t *h)
@@ -313,6 +315,7 @@ static void relay_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct exec_relay *x = s->data;
     if (n > 0 && x->conn) {
+        ws_activity(x->m, x->ws_id, WS_ACT_EXEC);
         http_stream_write(x->conn, b->base, (size_t)n);
         if (x->conn && http_conn_pending(x->conn) > EXEC_HIGH_WATER) {
             uv_read_stop(s);
@@ -430,6 +433,9 @@ static void exec_command(struct api *a, struct http_conn *c, struct http_request
     uv_pipe_init(uv_default_loop(), &x->pipe, 0);
     x->pipe.data = x;
     x->conn = c;
+    x->m = a->m;
+    snprintf(x->ws_id, sizeof(x->ws_id), "%s", rec->id);
+    ws_activity(a->m, rec->id, WS_ACT_EXEC);
     if (uv_pipe_open(&x->pipe, fd) < 0) {
         close(fd);
         buf_release(&frame);
@@ -493,7 +499,11 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
     }
 
     if (!*action && get) {
-        http_respond_json(c, 200, ws_record_json(&rec));
+        http_respond_json(c, 200, ws_json(a->m, &rec));
+        return;
+    }
+    if (strcmp(action, "settings") == 0) {
+        api_workspace_settings(a, c, req, user, &rec);
         return;
     }
     /* where this action's log lines will start, for logs?after= */
@@ -729,7 +739,8 @@ void api_handle(struct http_conn *c, struct http_request *req, void *data)
         image_metadata(a, c, req);
     } else if (!api_prebuilds_route(a, c, req, &user, p) &&
                !api_accounts_route(a, c, req, &user, p) &&
-               !api_sshkeys_route(a, c, req, &user, p)) {
+               !api_sshkeys_route(a, c, req, &user, p) &&
+               !api_settings_route(a, c, req, &user, p)) {
         http_respond_error(c, 404, "no route for %s %s", req->method, req->path);
     }
     auth_user_release(&user);

@@ -464,6 +464,7 @@ static void enter_port(struct portproxy *pp, struct http_conn *c, struct http_re
         http_respond_error(c, 503, "workspace '%s' is %s", rec->name, rec->state);
         return;
     }
+    ws_activity(pp->m, rec->id, WS_ACT_PORT);
     _cleanup_free_ char *key = xasprintf("%s:%d", rec->id, u->port);
     struct proxy_route route = {.key = key,
                                 .target = target,

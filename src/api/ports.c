@@ -503,6 +503,8 @@ struct tunnel {
     struct wsock *ws;
     bool pipe_closed;
     bool reading;
+    struct ws_manager *m;
+    char ws_id[25]; /* what the client sends is activity in the workspace */
 };
 
 static void tunnel_freed(uv_handle_t *h)
@@ -565,6 +567,7 @@ static void tunnel_message(struct wsock *w, int opcode, const unsigned char *dat
     struct tunnel *t = ud;
     if (t->pipe_closed || !len)
         return;
+    ws_activity(t->m, t->ws_id, WS_ACT_PORT);
     uv_write_t *wr = xmalloc(sizeof(*wr));
     wr->data = xmalloc(len);
     memcpy(wr->data, data, len);
@@ -599,6 +602,8 @@ static void tunnel_drained(struct wsock *w, void *ud)
 struct tunnel_start {
     struct http_conn *c; /* NULL once the client has gone */
     struct http_request *req;
+    struct ws_manager *m;
+    char ws_id[25];
 };
 
 static void tunnel_client_gone(struct http_conn *c, void *data)
@@ -613,6 +618,9 @@ static void tunnel_connected(void *data, int fd, const char *msg)
     struct tunnel_start *ts = data;
     struct http_conn *c = ts->c;
     struct http_request *req = ts->req;
+    struct ws_manager *m = ts->m;
+    char ws_id[25];
+    memcpy(ws_id, ts->ws_id, sizeof(ws_id));
     free(ts);
     if (!c) {
         if (fd >= 0)
@@ -625,6 +633,8 @@ static void tunnel_connected(void *data, int fd, const char *msg)
         return;
     }
     struct tunnel *t = xcalloc(1, sizeof(*t));
+    t->m = m;
+    memcpy(t->ws_id, ws_id, sizeof(ws_id));
     uv_pipe_init(uv_default_loop(), &t->pipe, 0);
     t->pipe.data = t;
     if (uv_pipe_open(&t->pipe, fd) < 0) {
@@ -652,6 +662,8 @@ static void tunnel_open(struct ports *p, struct http_conn *c, struct http_reques
     struct tunnel_start *ts = xcalloc(1, sizeof(*ts));
     ts->c = c;
     ts->req = req;
+    ts->m = p->m;
+    snprintf(ts->ws_id, sizeof(ts->ws_id), "%s", rec->id);
     http_conn_on_close(c, tunnel_client_gone, ts);
     ports_connect(p, rec->id, port, tunnel_connected, ts);
 }

@@ -50,10 +50,25 @@ struct terminals {
     struct term *list;
 };
 
+static void send_frame(struct term *t, char kind, const void *data, size_t len);
+
+/* An idle warning is shown in each open terminal of the workspace: as
+ * output of berthd's own (not the shell's, so it is no activity), kept out
+ * of the scrollback, which a later attach would replay when it is stale. */
+static void idle_warning(const char *ws_id, const char *message, void *data)
+{
+    struct terminals *set = data;
+    _cleanup_free_ char *text = xasprintf("\r\n\033[1;33mberth: %s\033[0m\r\n", message);
+    for (struct term *t = set->list; t; t = t->next)
+        if (t->ws && !t->ended && strcmp(t->ws_id, ws_id) == 0)
+            send_frame(t, '0', text, strlen(text));
+}
+
 struct terminals *terminals_new(struct ws_manager *m)
 {
     struct terminals *t = xcalloc(1, sizeof(*t));
     t->m = m;
+    ws_manager_on_idle_warning(m, idle_warning, t);
     return t;
 }
 
@@ -178,6 +193,7 @@ static void on_agent_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         const char *p = (const char *)f.payload;
         size_t len = f.len;
         if (f.type == AGENT_STDOUT || f.type == AGENT_STDERR) {
+            ws_activity(t->owner_set->m, t->ws_id, WS_ACT_TERMINAL_OUTPUT);
             keep_scrollback(t, p, len);
             send_frame(t, '0', p, len);
             ws_scan_output(t->owner_set->m, t->ws_id, &t->urls, p, len);
@@ -232,6 +248,7 @@ static void on_ws_message(struct wsock *w, int opcode, const unsigned char *data
     if (!len)
         return;
     if (data[0] == '0') {
+        ws_activity(t->owner_set->m, t->ws_id, WS_ACT_TERMINAL_INPUT);
         agent_send(t, AGENT_STDIN, data + 1, len - 1);
     } else if (data[0] == '1') {
         json_t *j = json_loadb((const char *)data + 1, len - 1, 0, NULL);

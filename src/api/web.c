@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "agent/agent-proto.h"
+#include "api/ide-activity.h"
 #include "proxy/proxy.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -199,7 +200,7 @@ static void sse_refresh(struct sse *s)
             if (strcmp(s->sent.v[k], entry) == 0)
                 known = true;
         if (!known)
-            sse_send(s, "workspace", ws_record_json(r));
+            sse_send(s, "workspace", ws_json(s->web->m, r));
         strv_push(&now, entry);
     }
     /* gone since last time */
@@ -405,6 +406,25 @@ static int ide_start(struct web *w, const struct ws_record *rec)
     return 0;
 }
 
+/* What the browser sends VS Code: its Regular messages are activity in the
+ * workspace, its keep-alives are not (ide-activity.h). */
+struct ide_tap {
+    struct ws_manager *m;
+    char ws_id[25];
+    struct ide_activity a;
+};
+
+static void ide_tap_bytes(void *data, const char *bytes, size_t len)
+{
+    struct ide_tap *t = data;
+    if (ide_activity_feed(&t->a, (const unsigned char *)bytes, len)) {
+        const char *what = NULL;
+        (void)ide_is_user_action(t->a.sample, t->a.sample_len, &what);
+        log_debug("workspace %s: VS Code activity (%s)", t->ws_id, what);
+        ws_activity(t->m, t->ws_id, WS_ACT_IDE);
+    }
+}
+
 static void respond_starting(struct http_conn *c, const char *message, bool retry)
 {
     _cleanup_free_ char *html =
@@ -447,7 +467,14 @@ void web_ide(struct web *w, struct http_conn *c, struct http_request *req,
     if (fd >= 0) {
         /* "/w/ID/ide/x?y" -> "/x?y" */
         const char *q = strstr(req->raw_target, "/ide/");
-        proxy_forward(c, req, fd, q ? q + 4 : "/");
+        if (!req->upgrade) {
+            proxy_forward(c, req, fd, q ? q + 4 : "/");
+            return;
+        }
+        struct ide_tap *t = xcalloc(1, sizeof(*t));
+        t->m = w->m;
+        snprintf(t->ws_id, sizeof(t->ws_id), "%s", rec->id);
+        proxy_forward_tapped(c, req, fd, q ? q + 4 : "/", ide_tap_bytes, free, t);
         return;
     }
     if (!i) {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli/commands.h"
+#include "workspace/idle-policy.h"
 #include "devcontainer/devcontainer.h"
 #include "cli/prompt.h"
 #include "util/xalloc.h"
@@ -136,6 +137,7 @@ int cmd_admin_settings(struct client *c, const struct cli_args *a, struct berr *
         {"--max-running", a->max_running, "max_running_per_user"},
         {"--max-cpus", a->max_cpus, "max_cpus_per_workspace"},
         {"--prebuild-keep", a->keep, "prebuild_keep"},
+        {"--retention-days", a->retention_days, "retention_days"},
     };
     _cleanup_(json_decrefp) json_t *change = json_object();
     for (size_t i = 0; i < ELEMENTSOF(limits); i++) {
@@ -153,6 +155,19 @@ int cmd_admin_settings(struct client *c, const struct cli_args *a, struct berr *
             return berr_make(reterr, EINVAL, "--max-memory: '%s' is not a size such as 8gb",
                              a->max_memory);
         (void)json_object_set_new(change, "max_memory_mb_per_workspace", json_integer(bytes >> 20));
+    }
+    if (a->idle_max) {
+        int64_t minutes;
+        if (idle_parse_minutes(a->idle_max, &minutes) < 0 || minutes == 0)
+            return berr_make(reterr, EINVAL, "--idle-max: '%s' is not a duration such as 4h",
+                             a->idle_max);
+        (void)json_object_set_new(change, "idle_max_minutes", json_integer(minutes));
+    }
+    if (a->idle_never) {
+        bool yes = strcmp(a->idle_never, "yes") == 0;
+        if (!yes && strcmp(a->idle_never, "no") != 0)
+            return berr_make(reterr, EINVAL, "--idle-never takes yes or no");
+        (void)json_object_set_new(change, "idle_allow_never", json_integer(yes));
     }
     if (a->prebuild_quota) {
         int64_t bytes = dc_parse_size(a->prebuild_quota);

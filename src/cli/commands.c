@@ -123,13 +123,21 @@ void cmd_print_table(const struct strv *cells, size_t ncols)
     }
 }
 
-void cmd_print_fields(const json_t *o)
+/* The longest key of o. */
+static int fields_width(const json_t *o)
 {
     json_t *obj = (json_t *)o; /* jansson's iterators take no const */
     int width = 0;
     for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it))
         if ((int)strlen(json_object_iter_key(it)) > width)
             width = (int)strlen(json_object_iter_key(it));
+    return width;
+}
+
+void cmd_print_fields(const json_t *o)
+{
+    json_t *obj = (json_t *)o;
+    int width = fields_width(o);
     for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
         const char *key = json_object_iter_key(it);
         _cleanup_free_ char *text = cmd_json_text(o, key);
@@ -348,6 +356,7 @@ int cmd_ls(struct client *c, const struct cli_args *a, struct berr **reterr)
         strv_push_owned(&cells, cmd_format_age(cmd_json_str(ws, "created_at", NULL), now));
     }
     cmd_print_table(&cells, a->all ? 8 : 7);
+    cmd_print_notices(list);
     return 0;
 }
 
@@ -358,10 +367,17 @@ int cmd_show(struct client *c, const struct cli_args *a, struct berr **reterr)
     int r = client_json(c, "GET", path, NULL, &ws, reterr);
     if (r < 0)
         return r;
-    if (a->json)
+    if (a->json) {
         cmd_print_json(ws);
-    else
-        cmd_print_fields(ws);
+        return 0;
+    }
+    /* idle, in words, last */
+    json_t *idle = json_incref(json_object_get(ws, "idle"));
+    json_object_del(ws, "idle");
+    cmd_print_fields(ws);
+    _cleanup_free_ char *summary = cmd_idle_summary(idle);
+    json_decref(idle);
+    printf("idle:%*s %s\n", fields_width(ws) - 4, "", summary);
     return 0;
 }
 

@@ -56,9 +56,14 @@ struct cli_args {
     const char *poll;     /* a duration: "5m", "30s", "1h", "off" */
     const char *keep;
     const char *prebuild_quota; /* a size */
-    struct strv env;            /* NAME=VALUE, from each -e */
-    struct strv allow;          /* allow-list entries to add */
-    struct strv disallow;       /* and to remove */
+    const char *install;        /* dotfiles: the install command */
+    const char *target;         /* dotfiles: the folder */
+    const char *idle_max;       /* admin settings: a duration */
+    const char *idle_never;     /* "yes" or "no" */
+    const char *retention_days;
+    struct strv env;      /* NAME=VALUE, from each -e */
+    struct strv allow;    /* allow-list entries to add */
+    struct strv disallow; /* and to remove */
 };
 
 typedef int (*cmd_run_fn)(struct client *c, const struct cli_args *a, struct berr **reterr);
@@ -84,6 +89,17 @@ int cmd_prebuild_rm(struct client *c, const struct cli_args *a, struct berr **re
 int cmd_prebuild_config(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_prebuild_configs(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_prebuild_share(struct client *c, const struct cli_args *a, struct berr **reterr);
+
+/* settings.c */
+int cmd_idle(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_pin(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_unpin(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_settings(struct client *c, const struct cli_args *a, struct berr **reterr);
+/* One line of a workspace's "idle": "stops in 25m; timeout 30m (default);
+ * last: terminal output 5m ago". The caller frees it. */
+char *cmd_idle_summary(const json_t *idle);
+/* Notices under `berth ls`: workspaces about to be stopped or deleted. */
+void cmd_print_notices(const json_t *list);
 
 /* ports.c and forward.c */
 int cmd_ports(struct client *c, const struct cli_args *a, struct berr **reterr);

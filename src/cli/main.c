@@ -67,7 +67,12 @@ enum flag_kind { FLAG_BOOL, FLAG_STRING, FLAG_LIST };
     X(KEEP, "--keep", NULL, FLAG_STRING, keep)                                                     \
     X(OFF, "--off", NULL, FLAG_BOOL, off)                                                          \
     X(PREBUILD_KEEP, "--prebuild-keep", NULL, FLAG_STRING, keep)                                   \
-    X(PREBUILD_QUOTA, "--prebuild-quota", NULL, FLAG_STRING, prebuild_quota)
+    X(PREBUILD_QUOTA, "--prebuild-quota", NULL, FLAG_STRING, prebuild_quota)                       \
+    X(INSTALL, "--install", NULL, FLAG_STRING, install)                                            \
+    X(TARGET, "--target", NULL, FLAG_STRING, target)                                               \
+    X(IDLE_MAX, "--idle-max", NULL, FLAG_STRING, idle_max)                                         \
+    X(IDLE_NEVER, "--idle-never", NULL, FLAG_STRING, idle_never)                                   \
+    X(RETENTION_DAYS, "--retention-days", NULL, FLAG_STRING, retention_days)
 
 enum {
 #define FLAG_BIT(id, ...) FLAG_BIT_##id,
@@ -145,6 +150,26 @@ static const struct command commands[] = {
      ONE_WS,
      .synopsis = "WS [--json]",
      .summary = "print every field of a workspace"},
+    {.name = "idle",
+     .run = cmd_idle,
+     .flags = REMOTE | F(JSON),
+     .min_args = 1,
+     .max_args = 2,
+     .synopsis = "WS [45m|2h|never|default] [--json]",
+     .summary = "show when a workspace stops for idleness and what kept it alive last, or set "
+                "its own idle timeout (default: your setting)"},
+    {.name = "pin",
+     .run = cmd_pin,
+     .flags = REMOTE,
+     ONE_WS,
+     .synopsis = "WS",
+     .summary = "keep a workspace from being deleted by the server's retention"},
+    {.name = "unpin",
+     .run = cmd_unpin,
+     .flags = REMOTE,
+     ONE_WS,
+     .synopsis = "WS",
+     .summary = "let retention delete the workspace again once it is unused"},
     {.name = "start",
      .run = cmd_start,
      .flags = REMOTE | F(NO_WAIT) | F(JSON),
@@ -373,6 +398,14 @@ static const struct command commands[] = {
      .max_args = 64,
      .synopsis = "[WS...]",
      .summary = "print OpenSSH config (Host berth-WS) for the SSH gateway, host key pinned"},
+    {.name = "settings",
+     .run = cmd_settings,
+     .flags = REMOTE | F(INSTALL) | F(TARGET) | F(OFF) | F(JSON),
+     .max_args = 2,
+     .synopsis = "[idle 30m|2h|never|default] [dotfiles URL [--install CMD] [--target DIR] | "
+                 "dotfiles --off] [--json]",
+     .summary = "print or change your settings: the idle timeout of your workspaces, and the "
+                "dotfiles repository every new workspace gets"},
 
     {.name = "admin create-user",
      .section = "administration (admins only)",
@@ -409,10 +442,12 @@ static const struct command commands[] = {
     {.name = "admin settings",
      .run = cmd_admin_settings,
      .flags = REMOTE | F(MAX_WORKSPACES) | F(MAX_RUNNING) | F(MAX_CPUS) | F(MAX_MEMORY) | F(ALLOW) |
-              F(DISALLOW) | F(PREBUILD_KEEP) | F(PREBUILD_QUOTA) | F(JSON),
+              F(DISALLOW) | F(PREBUILD_KEEP) | F(PREBUILD_QUOTA) | F(IDLE_MAX) | F(IDLE_NEVER) |
+              F(RETENTION_DAYS) | F(JSON),
      .synopsis = "[--max-workspaces N] [--max-running N] [--max-cpus N] [--max-memory SIZE] "
                  "[--allow ENTRY]... [--disallow ENTRY]... [--prebuild-keep N] "
-                 "[--prebuild-quota SIZE] [--json]",
+                 "[--prebuild-quota SIZE] [--idle-max 4h] [--idle-never yes|no] "
+                 "[--retention-days N] [--json]",
      .summary = "print the limits and what devcontainer.json may ask for, or change them "
                 "(ENTRY: privileged, capAdd:NAME, securityOpt:VALUE, network:NAME, "
                 "device:/PATH, bind:/PATH)"},

@@ -56,8 +56,9 @@ struct daemon {
     uv_timer_t health;
     long max_workspaces; /* -1: keep the stored setting */
     long max_running;
-    long idle_timeout; /* seconds; 0: the server's default */
-    bool embedded;     /* --engine embedded: always run our own podman service */
+    long idle_timeout;   /* seconds; 0: the server's default */
+    long idle_minute_ms; /* --test-idle-minute; 0: a real minute */
+    bool embedded;       /* --engine embedded: always run our own podman service */
     bool reconciled;
     bool checking;
 };
@@ -91,6 +92,8 @@ static void usage(FILE *f)
                "  --idle-timeout S     close a connection that sends no complete request for S\n"
                "                       seconds after it opens or gets its last answer\n"
                "                       (default 75; a half-sent request gets 408)\n"
+               "  --test-idle-minute MS for tests only: one minute of workspaces' idle\n"
+               "                       timeouts lasts MS milliseconds (docs/idle.md)\n"
                "\n"
                "On first start berthd creates the account 'admin' and prints its password\n"
                "once (or takes it from BERTH_ADMIN_PASSWORD).\n");
@@ -356,6 +359,16 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--agent") == 0 && v) {
             d.agent_binary = xstrdup(v);
             i++;
+        } else if (strcmp(a, "--test-idle-minute") == 0 && v) {
+            char *end = NULL;
+            long n = strtol(v, &end, 10);
+            if (*end || n < 100 || n > 60000) {
+                fprintf(stderr,
+                        "berthd: --test-idle-minute needs milliseconds from 100 to 60000\n");
+                return 2;
+            }
+            d.idle_minute_ms = n;
+            i++;
         } else if ((strcmp(a, "--max-workspaces") == 0 || strcmp(a, "--max-running") == 0) && v) {
             char *end = NULL;
             long n = strtol(v, &end, 10);
@@ -444,11 +457,15 @@ int main(int argc, char **argv)
     struct ws_manager_config mc = {.data_dir = d.data_dir,
                                    .agent_binary = d.agent_binary,
                                    .default_image = d.default_image,
-                                   .ide_dir = d.ide_dir};
+                                   .ide_dir = d.ide_dir,
+                                   .idle_minute_ms = d.idle_minute_ms};
     if (ws_manager_new(d.loop, d.store, d.engine, &mc, &d.manager, &e) < 0) {
         log_error("%s", berr_msg(e));
         return 1;
     }
+    if (d.idle_minute_ms)
+        log_warn("an idle minute lasts %ld ms (--test-idle-minute: for tests only)",
+                 d.idle_minute_ms);
     if (!d.web_dir)
         d.web_dir = find_web_dir();
     if (!d.vendor_dir)

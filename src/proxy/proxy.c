@@ -59,6 +59,9 @@ struct relay {
     struct buf resend;  /* a bodiless request on a reused upstream, until answered */
     proxy_open_cb open;
     void *open_data;
+    proxy_tap_cb tap; /* an upgrade's client bytes */
+    void (*tap_free)(void *);
+    void *tap_data;
 };
 
 /* A request waiting for a new upstream. */
@@ -75,6 +78,9 @@ struct start {
     bool http11;
     proxy_open_cb open;
     void *open_data;
+    proxy_tap_cb tap;
+    void (*tap_free)(void *);
+    void *tap_data;
 };
 
 static http_parser_settings resp_settings;
@@ -90,6 +96,8 @@ static void relay_freed(uv_handle_t *h)
     buf_release(&r->head);
     buf_release(&r->out);
     buf_release(&r->resend);
+    if (r->tap_free)
+        r->tap_free(r->tap_data);
     free(r);
 }
 
@@ -487,6 +495,8 @@ static void up_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 static void client_raw_data(struct http_conn *c, const char *bytes, size_t len, void *data)
 {
     struct relay *r = data;
+    if (r->tap)
+        r->tap(r->tap_data, bytes, len);
     up_write(r, bytes, len);
     up_throttle_client(r, c);
 }
@@ -559,8 +569,10 @@ char *proxy_strip_cookies(const char *header, const char *const *names)
     return buf_detach(&out, NULL);
 }
 
-/* The request head for the upstream. */
-static void build_request_head(const struct http_request *req, const char *target, struct buf *head)
+/* The request head for the upstream; a tapped upgrade is offered no
+ * extensions (permessage-deflate would hide what the tap reads). */
+static void build_request_head(const struct http_request *req, const char *target, bool tapped,
+                               struct buf *head)
 {
     static const char *const berth_cookies[] = {"berth_*", NULL};
     buf_addf(head, "%s %s HTTP/1.1\r\n", req->method, target);
@@ -572,6 +584,8 @@ static void build_request_head(const struct http_request *req, const char *targe
             strncmp(h, "te:", 3) == 0 || strncmp(h, "trailer:", 8) == 0)
             continue;
         if (strncmp(h, "upgrade:", 8) == 0 && !req->upgrade)
+            continue;
+        if (tapped && strncmp(h, "sec-websocket-extensions:", 25) == 0)
             continue;
         if (strncmp(h, "cookie:", 7) == 0) {
             _cleanup_free_ char *rest = proxy_strip_cookies(h + 8, berth_cookies);
@@ -631,6 +645,9 @@ static void start_release(struct start *st)
     free(st->key);
     free(st->inject);
     buf_release(&st->head);
+    if (st->tap_free)
+        st->tap_free(st->tap_data);
+    st->tap_free = NULL;
 }
 
 static void start_free(struct start *st)
@@ -660,6 +677,10 @@ static void exchange_begin(struct relay *r, struct start *st, bool reused)
     http_conn_on_drain(c, client_drained, r);
     if (st->upgrade) {
         r->raw = true;
+        r->tap = st->tap;
+        r->tap_free = st->tap_free;
+        r->tap_data = st->tap_data;
+        st->tap_free = NULL;
         http_conn_takeover(c, client_raw_data, r);
     } else {
         http_parser_init(&r->resp, HTTP_RESPONSE);
@@ -740,8 +761,11 @@ void proxy_request(struct http_conn *c, const struct http_request *req,
         .http11 = req->http11,
         .open = route->open,
         .open_data = route->data,
+        .tap = req->upgrade ? route->tap : NULL,
+        .tap_free = route->tap_free,
+        .tap_data = route->tap_data,
     };
-    build_request_head(req, route->target, &st.head);
+    build_request_head(req, route->target, st.tap != NULL, &st.head);
     if (!req->body_streamed)
         buf_add(&st.head, req->body.buf, req->body.len);
     if (reused) {
@@ -765,6 +789,19 @@ void proxy_forward(struct http_conn *c, const struct http_request *req, int upst
                    const char *target)
 {
     proxy_forward_with_header(c, req, upstream_fd, target, NULL);
+}
+
+void proxy_forward_tapped(struct http_conn *c, const struct http_request *req, int upstream_fd,
+                          const char *target, proxy_tap_cb tap, void (*tap_free)(void *),
+                          void *tap_data)
+{
+    struct proxy_route route = {.target = target,
+                                .open = given_fd,
+                                .data = &upstream_fd,
+                                .tap = tap,
+                                .tap_free = tap_free,
+                                .tap_data = tap_data};
+    proxy_request(c, req, &route);
 }
 
 void proxy_forward_with_header(struct http_conn *c, const struct http_request *req, int upstream_fd,

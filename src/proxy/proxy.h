@@ -28,6 +28,8 @@ typedef void (*proxy_opened_cb)(void *ctx, int fd, const char *msg);
  * returning, or later from the loop (the client waits; nothing blocks). */
 typedef void (*proxy_open_cb)(void *data, const char *key, proxy_opened_cb done, void *ctx);
 
+typedef void (*proxy_tap_cb)(void *tap_data, const char *bytes, size_t len);
+
 /* Where one request goes. */
 struct proxy_route {
     const char *key;    /* an idle upstream opened for the same key is reused; NULL: never */
@@ -39,6 +41,12 @@ struct proxy_route {
      * data must live as long as the client connection. */
     proxy_open_cb open;
     void *data;
+    /* An upgrade's bytes from the client, seen before they go on (with
+     * permessage-deflate refused, so they are readable); tap_data belongs
+     * to the proxy from here and goes to tap_free at the end. NULL: none. */
+    proxy_tap_cb tap;
+    void (*tap_free)(void *tap_data);
+    void *tap_data;
 };
 
 /* Relays the request req of c (a handler's request) and its answer. When no
@@ -52,6 +60,11 @@ void proxy_forward(struct http_conn *c, const struct http_request *req, int upst
 /* The same, adding a header line ("Name: value") to the upstream's answer. */
 void proxy_forward_with_header(struct http_conn *c, const struct http_request *req, int upstream_fd,
                                const char *target, const char *header);
+
+/* proxy_forward with a tap on an upgrade's client bytes (see proxy_route). */
+void proxy_forward_tapped(struct http_conn *c, const struct http_request *req, int upstream_fd,
+                          const char *target, proxy_tap_cb tap, void (*tap_free)(void *),
+                          void *tap_data);
 
 /* Removes the named cookies from a Cookie header value; newly allocated, or
  * NULL when nothing is left. A name ending in '*' is a prefix. */

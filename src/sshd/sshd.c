@@ -301,6 +301,7 @@ static int agent_readable(socket_t fd, int revents, void *userdata)
         }
         return 0;
     }
+    ws_activity(ch->c->d->m, ch->c->ws_id, WS_ACT_SSH);
     if (ch->raw) {
         if (!ch->done)
             (void)ssh_channel_write(ch->ch, tmp, (uint32_t)n);
@@ -384,6 +385,7 @@ static int on_data(ssh_session s, ssh_channel channel, void *data, uint32_t len,
                    void *userdata)
 {
     struct chan *ch = userdata;
+    ws_activity(ch->c->d->m, ch->c->ws_id, WS_ACT_SSH);
     if (ch->raw) {
         if (!ch->fd_dead && write_all(ch->fd, data, len) < 0)
             ch->fd_dead = true;

@@ -85,6 +85,16 @@ static const char *const migrations[] = {
     "  id INTEGER PRIMARY KEY AUTOINCREMENT, user_id INTEGER NOT NULL, name TEXT NOT NULL,"
     "  type TEXT NOT NULL, blob TEXT NOT NULL, fingerprint TEXT NOT NULL UNIQUE,"
     "  created_at INTEGER NOT NULL, last_used_at INTEGER);",
+    /* 8: the idle clock and retention of a workspace (store/activity.c; never
+     * written by store_ws_update), and per-user settings (idle, dotfiles) */
+    "ALTER TABLE workspaces ADD COLUMN idle_timeout INTEGER;"
+    "ALTER TABLE workspaces ADD COLUMN last_activity INTEGER;"
+    "ALTER TABLE workspaces ADD COLUMN activity_kind TEXT;"
+    "ALTER TABLE workspaces ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE workspaces ADD COLUMN retention_warned INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE user_settings ("
+    "  user_id INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+    "  PRIMARY KEY(user_id, key));",
 };
 
 #define WS_COLUMNS                                                                                 \

@@ -13,6 +13,14 @@ static inline int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Microseconds of CLOCK_MONOTONIC, for measuring. */
+static inline int64_t mono_us(void)
+{
+    struct timespec ts;
+    (void)clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /* Monotonic seconds, never 0: a cache entry stamped 0 is stale. */
 static inline int64_t mono_stamp(void)
 {

@@ -87,6 +87,14 @@ const char *strv_getenv(const struct strv *s, const char *name)
     return i >= 0 ? s->v[i] + strlen(name) + 1 : NULL;
 }
 
+bool strv_contains(const struct strv *s, const char *str)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->v[i], str) == 0)
+            return true;
+    return false;
+}
+
 char *strv_join(const struct strv *s, const char *sep)
 {
     struct buf b = BUF_INIT;

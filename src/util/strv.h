@@ -5,6 +5,7 @@
 #ifndef BERTH_STRV_H
 #define BERTH_STRV_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include "util/macro.h"
 
@@ -33,6 +34,8 @@ void strv_pushl(struct strv *s, ...) __attribute__((sentinel));
 void strv_setenv(struct strv *s, const char *name, const char *value);
 /* Returns the value of NAME in an env vector, or NULL. */
 const char *strv_getenv(const struct strv *s, const char *name);
+/* Whether an element equals str. */
+bool strv_contains(const struct strv *s, const char *str);
 /* Returns a newly allocated string of the elements joined with sep. */
 char *strv_join(const struct strv *s, const char *sep);
 

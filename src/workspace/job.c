@@ -87,10 +87,15 @@ void busy_release(struct ws_manager *m, const char *id)
 bool ws_is_busy(struct ws_manager *m, const char *id)
 {
     pthread_mutex_lock(&m->lock);
-    bool b = false;
-    for (size_t i = 0; i < m->busy.n; i++)
-        if (strcmp(m->busy.v[i], id) == 0)
-            b = true;
+    bool b = strv_contains(&m->busy, id);
+    pthread_mutex_unlock(&m->lock);
+    return b;
+}
+
+bool ws_is_attaching(struct ws_manager *m, const char *id)
+{
+    pthread_mutex_lock(&m->lock);
+    bool b = strv_contains(&m->attaching, id);
     pthread_mutex_unlock(&m->lock);
     return b;
 }

@@ -130,6 +130,8 @@ int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
     m->attaching = (struct strv)STRV_INIT;
     m->after = (struct strv)STRV_INIT;
     pthread_mutex_init(&m->lock, NULL);
+    pthread_mutex_init(&m->idle_lock, NULL);
+    m->idle_minute_ms = cfg->idle_minute_ms > 0 ? cfg->idle_minute_ms : 60000;
 
     const char *dirs[] = {"workspaces", "run", "agent", "bin"};
     for (size_t i = 0; i < ELEMENTSOF(dirs); i++) {
@@ -169,6 +171,7 @@ int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
     uv_async_init(loop, &m->notify, deliver_logs);
     m->notify.data = m;
     prebuild_poller_start(m);
+    idle_sweeper_start(m);
     *ret = m;
     return 0;
 }
@@ -187,6 +190,8 @@ void ws_manager_free(struct ws_manager *m)
         uv_close((uv_handle_t *)&m->notify, NULL);
     if (m->poll_timer.loop)
         uv_close((uv_handle_t *)&m->poll_timer, NULL);
+    if (m->idle_timer.loop)
+        uv_close((uv_handle_t *)&m->idle_timer, NULL);
     /* the manager itself is leaked on purpose when jobs may still run: berthd
      * exits right after this */
     free(m->data_dir);
@@ -426,6 +431,7 @@ int ws_create(struct ws_manager *m, const struct ws_create_request *req, struct 
     uv_async_send(&m->notify);
     busy_take(m, rec.id);
     queue_job(m, rec.id, WS_ACTION_CREATE, false, false);
+    ws_activity(m, rec.id, WS_ACT_START);
     *ret = rec;
     return 0;
 }
@@ -538,6 +544,8 @@ int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
     (void)store_event_add(m->store, rec.id, "state", ws_state_name(next));
     uv_async_send(&m->notify);
     queue_job(m, rec.id, action, false, false);
+    if (action == WS_ACTION_START || action == WS_ACTION_REBUILD)
+        ws_activity(m, rec.id, WS_ACT_START);
     *ret = rec;
     return 0;
 }

@@ -65,6 +65,9 @@ struct ws_manager_config {
     const char *agent_binary; /* host path of berth-agent, copied under DATA/agent */
     const char *default_image;
     const char *ide_dir; /* code-server tree, mounted read-only (default DATA/ide) */
+    /* the length of one minute of idle timeouts, in ms (0: 60000); tests
+     * shorten it (berthd --test-idle-minute MS) */
+    int64_t idle_minute_ms;
 };
 
 int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
@@ -204,5 +207,45 @@ int prebuild_from_config(struct ws_manager *m, const struct pb_config *c, const 
 
 /* The workspace as the API shows it (see docs/api.md). */
 json_t *ws_record_json(const struct ws_record *r);
+/* The same with what the manager knows besides the record: "idle". */
+json_t *ws_json(struct ws_manager *m, const struct ws_record *r);
+
+/* ---- idle auto-stop and retention (idle.c, idle-policy.h) ----
+ *
+ * What counts as a person using a workspace: each kind is named in the
+ * workspace's "idle" (what kept it alive last). */
+#define WS_ACTIVITY_KINDS(X)                                                                       \
+    X(WS_ACT_START, "start")                                                                       \
+    X(WS_ACT_TERMINAL_INPUT, "terminal input")                                                     \
+    X(WS_ACT_TERMINAL_OUTPUT, "terminal output")                                                   \
+    X(WS_ACT_IDE, "VS Code")                                                                       \
+    X(WS_ACT_SSH, "SSH")                                                                           \
+    X(WS_ACT_PORT, "a forwarded port")                                                             \
+    X(WS_ACT_EXEC, "berth exec")                                                                   \
+    X(WS_ACT_LIFECYCLE, "a lifecycle command")
+#define WS_ACTIVITY_ENUM(e, s) e,
+enum ws_activity_kind { WS_ACTIVITY_KINDS(WS_ACTIVITY_ENUM) };
+#undef WS_ACTIVITY_ENUM
+const char *ws_activity_name(enum ws_activity_kind k);
+/* Someone used workspace id just now (any thread; cheap: call it per read). */
+void ws_activity(struct ws_manager *m, const char *id, enum ws_activity_kind kind);
+/* {timeout_minutes (null: never), source, stops_at, stops_in_seconds,
+ *  warning, idle_seconds, last_activity, last_activity_kind, pinned,
+ *  deleted_at, deletion_warning}: what applies to r now. */
+json_t *ws_idle_json(struct ws_manager *m, const struct ws_record *r);
+/* Sets a workspace's own timeout (minutes, 0: never; -1: its owner's).
+ * -EINVAL with the allowed range. */
+int ws_set_idle_timeout(struct ws_manager *m, const char *id, int64_t minutes,
+                        struct berr **reterr);
+/* Told on the loop when a workspace is about to stop for idleness. */
+typedef void (*ws_idle_warn_cb)(const char *ws_id, const char *message, void *data);
+void ws_manager_on_idle_warning(struct ws_manager *m, ws_idle_warn_cb cb, void *data);
+/* What the last sweep took (microseconds) over how many workspaces. */
+void ws_idle_stats(struct ws_manager *m, int64_t *ret_us, size_t *ret_n);
+/* Admin settings: the longest idle timeout (minutes), whether "never" is
+ * allowed, and retention in days (0: off). */
+#define WS_SETTING_IDLE_MAX "idle_max_minutes"
+#define WS_SETTING_IDLE_ALLOW_NEVER "idle_allow_never"
+#define WS_SETTING_RETENTION_DAYS "retention_days"
 
 #endif

@@ -11,7 +11,8 @@
  *   container.c  the server's policy and the engine's container spec;
  *   lifecycle.c  running commands in the container: exec through the agent,
  *                the remote environment, lifecycle hooks, extensions;
- *   reconcile.c  bringing the store and the engine together after a restart.
+ *   reconcile.c  bringing the store and the engine together after a restart;
+ *   idle.c       idle auto-stop and retention (the arithmetic: idle-policy.c).
  *
  * Nothing here is for other modules: workspace.h is the module's manual.
  */
@@ -57,6 +58,16 @@ struct ws_manager {
     void *url_data;
     uv_timer_t poll_timer; /* prebuild configurations' polls (pbtrigger.c) */
     bool polling;
+    /* idle.c: the clocks of running workspaces */
+    pthread_mutex_t idle_lock;
+    struct idle_entry *idle;
+    size_t n_idle;
+    int64_t idle_minute_ms;
+    uv_timer_t idle_timer;
+    ws_idle_warn_cb idle_warn_cb;
+    void *idle_warn_data;
+    int64_t sweep_us;
+    size_t sweep_n;
 };
 
 /* What a job works on: the record, read from the store when the job starts. */
@@ -113,6 +124,8 @@ bool busy_take(struct ws_manager *m, const char *id);
  * set >= 0, records it instead (a delete wins over a stop). */
 int after_job(struct ws_manager *m, const char *id, int set);
 bool interrupt_asked(struct ws_manager *m, const char *id);
+/* Whether id's postAttachCommand runs now. */
+bool ws_is_attaching(struct ws_manager *m, const char *id);
 void busy_release(struct ws_manager *m, const char *id);
 void jlog(struct job_ctx *x, const char *fmt, ...);
 void jevent(struct job_ctx *x, const char *type, const char *fmt, ...);
@@ -236,6 +249,10 @@ void prebuild_reconcile(struct ws_manager *m);
 /* ---- pbtrigger.c ---- */
 
 void prebuild_poller_start(struct ws_manager *m);
+
+/* ---- idle.c ---- */
+
+void idle_sweeper_start(struct ws_manager *m);
 
 /* The lifecycle commands of a container, in order: the create-time ones
  * once, then postStartCommand at each start. */

@@ -11,6 +11,8 @@ BERTHD=$BERTH_BIN/daemon/berthd
 
 # Starts berthd for this file. Extra arguments go to berthd.
 start_berthd() {
+	# remembered for restart_berthd
+	[ $# -eq 0 ] || printf '%s\n' "$@" >"$BATS_FILE_TMPDIR/berthd.args"
 	BERTH_DATA=${BERTH_DATA:-$BATS_FILE_TMPDIR/data}
 	mkdir -p "$BERTH_DATA"
 	local engine_args=()
@@ -115,7 +117,9 @@ stop_berthd() {
 restart_berthd() {
 	kill -9 "$BERTHD_PID"
 	wait "$BERTHD_PID" 2>/dev/null || true
-	start_berthd
+	local args=()
+	[ -f "$BATS_FILE_TMPDIR/berthd.args" ] && mapfile -t args <"$BATS_FILE_TMPDIR/berthd.args"
+	start_berthd "${args[@]}"
 	load_berthd_env
 }
 

@@ -1,0 +1,116 @@
+/* activity.c - SQL for the idle clock, retention marks and users' settings. */
+#include "store/activity.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "store/store-internal.h"
+#include "util/xalloc.h"
+
+void ws_activity_rec_release(struct ws_activity_rec *a)
+{
+    free(a->kind);
+    a->kind = NULL;
+}
+
+int store_ws_activity_get(struct store *s, const char *id, struct ws_activity_rec *ret)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (prepare(s,
+                "SELECT idle_timeout, last_activity, activity_kind, pinned, retention_warned "
+                "FROM workspaces WHERE id=?1",
+                &st) < 0)
+        return -EIO;
+    bind_text(st, 1, id);
+    if (sqlite3_step(st) != SQLITE_ROW)
+        return -ENOENT;
+    *ret = (struct ws_activity_rec){
+        .idle_timeout =
+            sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0),
+        .last_activity = sqlite3_column_int64(st, 1),
+        .kind = col_text(st, 2),
+        .pinned = sqlite3_column_int(st, 3) != 0,
+        .retention_warned = sqlite3_column_int(st, 4) != 0,
+    };
+    return 0;
+}
+
+/* Runs an UPDATE of one workspace whose ?1 is the id and ?2 an integer. */
+static int update_int(struct store *s, const char *sql, const char *id, int64_t v, bool null)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (prepare(s, sql, &st) < 0)
+        return -EIO;
+    bind_text(st, 1, id);
+    if (null)
+        sqlite3_bind_null(st, 2);
+    else
+        sqlite3_bind_int64(st, 2, v);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return -EIO;
+    return sqlite3_changes(s->db) ? 0 : -ENOENT;
+}
+
+int store_ws_set_activity(struct store *s, const char *id, int64_t when, const char *kind)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (prepare(s,
+                "UPDATE workspaces SET last_activity=?2, activity_kind=?3, retention_warned=0 "
+                "WHERE id=?1",
+                &st) < 0)
+        return -EIO;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, when);
+    bind_text(st, 3, kind);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return -EIO;
+    return sqlite3_changes(s->db) ? 0 : -ENOENT;
+}
+
+int store_ws_set_idle_timeout(struct store *s, const char *id, int64_t minutes)
+{
+    return update_int(s, "UPDATE workspaces SET idle_timeout=?2 WHERE id=?1", id, minutes,
+                      minutes < 0);
+}
+
+int store_ws_set_pinned(struct store *s, const char *id, bool pinned)
+{
+    return update_int(s, "UPDATE workspaces SET pinned=?2 WHERE id=?1", id, pinned, false);
+}
+
+int store_ws_set_retention_warned(struct store *s, const char *id, bool warned)
+{
+    return update_int(s, "UPDATE workspaces SET retention_warned=?2 WHERE id=?1", id, warned,
+                      false);
+}
+
+char *store_user_setting(struct store *s, const char *user, const char *key)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (prepare(s,
+                "SELECT value FROM user_settings JOIN users ON users.id = user_settings.user_id "
+                "WHERE users.name=?1 AND key=?2",
+                &st) < 0)
+        return NULL;
+    bind_text(st, 1, user);
+    bind_text(st, 2, key);
+    return sqlite3_step(st) == SQLITE_ROW ? col_text(st, 0) : NULL;
+}
+
+int store_user_setting_set(struct store *s, const char *user, const char *key, const char *value)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    const char *sql = value ? "INSERT OR REPLACE INTO user_settings (user_id, key, value) "
+                              "SELECT id, ?2, ?3 FROM users WHERE name=?1"
+                            : "DELETE FROM user_settings WHERE key=?2 AND user_id = "
+                              "(SELECT id FROM users WHERE name=?1)";
+    if (prepare(s, sql, &st) < 0)
+        return -EIO;
+    bind_text(st, 1, user);
+    bind_text(st, 2, key);
+    if (value)
+        bind_text(st, 3, value);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        return -EIO;
+    return sqlite3_changes(s->db) || !value ? 0 : -ENOENT;
+}
