@@ -23,22 +23,35 @@ static uint32_t be32(const unsigned char *p)
 
 /* IPC channels that the IDE uses on its own, whatever the user does. */
 static const char *const background_channels[] = {
-    "telemetry",       "agentHostProxy",     "logger",
-    "extensions",      "request",            "remoteExtensionsScanner",
-    "userDataProfiles", "remoteextensionsenvironment", "extensionTipsService",
-    "download",        "languagePacks",      "mcpManagement",
-    "storage",         "urlHandler",         "timer",
+    "telemetry",
+    "agentHostProxy",
+    "logger",
+    "extensions",
+    "request",
+    "remoteExtensionsScanner",
+    "userDataProfiles",
+    "remoteextensionsenvironment",
+    "extensionTipsService",
+    "download",
+    "languagePacks",
+    "mcpManagement",
+    "storage",
+    "urlHandler",
+    "timer",
 };
 
 /* Extension host methods that follow the user's editor. */
 static const char *const action_methods[] = {
-    "$acceptEditor", "$acceptModel",  "$acceptDocumentsAndEditorsDelta",
+    "$acceptEditor",       "$acceptModel", "$acceptDocumentsAndEditorsDelta",
     "$acceptActiveEditor", "$acceptDirty", "$execute",
 };
 
 /* Paths of the IDE's own state: its storage, caches and logs. */
 static const char *const own_state[] = {
-    "/.local/share/code-server/", "vscode-userdata:", "vscode-log:", "/.vscode-server/",
+    "/.local/share/code-server/",
+    "vscode-userdata:",
+    "vscode-log:",
+    "/.vscode-server/",
 };
 
 static bool in_list(const char *s, size_t n, const char *const *list, size_t count, bool prefix)

@@ -30,9 +30,9 @@ struct ide_activity {
     size_t fhead_len;
     uint64_t fleft; /* payload bytes left in the frame */
     unsigned char mask[4];
-    uint64_t fpos;   /* payload offset, for the mask */
-    bool fdata;      /* the frame carries data (binary, text, continuation) */
-    bool broken;     /* not a WebSocket stream we understand: stop looking */
+    uint64_t fpos; /* payload offset, for the mask */
+    bool fdata;    /* the frame carries data (binary, text, continuation) */
+    bool broken;   /* not a WebSocket stream we understand: stop looking */
     /* the protocol message */
     unsigned char mhead[13];
     size_t mhead_len;

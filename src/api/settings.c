@@ -37,7 +37,8 @@ static json_t *text_or_null(char *s)
 static json_t *user_settings_json(struct api *a, const char *user)
 {
     json_t *j = json_object();
-    json_object_set_new(j, "idle_timeout", text_or_null(store_user_setting(a->store, user, US_IDLE)));
+    json_object_set_new(j, "idle_timeout",
+                        text_or_null(store_user_setting(a->store, user, US_IDLE)));
     _cleanup_free_ char *url = store_user_setting(a->store, user, US_DOT_URL);
     if (url)
         json_object_set_new(
@@ -186,8 +187,7 @@ bool api_settings_route(struct api *a, struct http_conn *c, struct http_request 
         if (dot && !put_dotfiles(a, c, user, dot))
             return true;
         if (idle)
-            (void)store_user_setting_set(a->store, user->name, US_IDLE,
-                                         minutes < 0 ? NULL : canon);
+            (void)store_user_setting_set(a->store, user->name, US_IDLE, minutes < 0 ? NULL : canon);
         _cleanup_free_ char *detail = json_dumps(body, JSON_COMPACT);
         api_audit(a, user, req, "settings.user", user->name, detail);
     }
@@ -236,8 +236,7 @@ void api_workspace_settings(struct api *a, struct http_conn *c, struct http_requ
         if (pinned) {
             (void)store_ws_set_pinned(a->store, rec->id, json_is_true(pinned));
             (void)store_event_add(a->store, rec->id, "retention",
-                                  json_is_true(pinned) ? "pinned: kept by retention"
-                                                       : "unpinned");
+                                  json_is_true(pinned) ? "pinned: kept by retention" : "unpinned");
         }
         _cleanup_free_ char *detail = json_dumps(body, JSON_COMPACT);
         api_audit(a, user, req, "workspace.settings", rec->id, detail);

@@ -28,9 +28,9 @@ char *cmd_idle_summary(const json_t *idle)
         return xstrdup("-");
     json_t *minutes = json_object_get(idle, "timeout_minutes");
     const char *source = cmd_json_str(idle, "source", "default");
-    _cleanup_free_ char *timeout =
-        json_is_integer(minutes) ? format_seconds(json_integer_value(minutes) * 60)
-                                 : xstrdup("never");
+    _cleanup_free_ char *timeout = json_is_integer(minutes)
+                                       ? format_seconds(json_integer_value(minutes) * 60)
+                                       : xstrdup("never");
     struct buf b = BUF_INIT;
     json_t *left = json_object_get(idle, "stops_in_seconds");
     if (json_is_integer(left)) {
@@ -130,8 +130,8 @@ static void print_user_settings(const json_t *s)
 {
     const char *idle = cmd_json_str(s, "idle_timeout", NULL);
     const json_t *range = json_object_get(s, "idle_range");
-    printf("idle:      %s%s (from %lld to %lld minutes%s)\n",
-           idle ? idle : "30m", idle ? "" : ", the default",
+    printf("idle:      %s%s (from %lld to %lld minutes%s)\n", idle ? idle : "30m",
+           idle ? "" : ", the default",
            (long long)json_integer_value(json_object_get(range, "min_minutes")),
            (long long)json_integer_value(json_object_get(range, "max_minutes")),
            json_is_true(json_object_get(range, "never_allowed")) ? ", or never" : "");
@@ -141,10 +141,11 @@ static void print_user_settings(const json_t *s)
         return;
     }
     printf("dotfiles:  %s\n", cmd_json_str(d, "url", "?"));
-    printf("  install: %s\n", cmd_json_str(d, "install", "(the first of install.sh, install, "
-                                                         "bootstrap.sh, bootstrap, "
-                                                         "script/bootstrap, setup.sh, setup, "
-                                                         "script/setup; else links dot-files)"));
+    printf("  install: %s\n", cmd_json_str(d, "install",
+                                           "(the first of install.sh, install, "
+                                           "bootstrap.sh, bootstrap, "
+                                           "script/bootstrap, setup.sh, setup, "
+                                           "script/setup; else links dot-files)"));
     printf("  target:  %s\n", cmd_json_str(d, "target", "~/dotfiles"));
 }
 
@@ -154,12 +155,12 @@ int cmd_settings(struct client *c, const struct cli_args *a, struct berr **reter
     json_t *body = NULL;
     if (!what) {
         if (a->install || a->target || a->off)
-            return berr_make(reterr, EINVAL, "--install, --target and --off go with "
-                                             "'berth settings dotfiles'");
+            return berr_make(reterr, EINVAL,
+                             "--install, --target and --off go with "
+                             "'berth settings dotfiles'");
     } else if (strcmp(what, "idle") == 0) {
         if (a->pos.n != 2)
-            return berr_make(reterr, EINVAL,
-                             "usage: berth settings idle 30m|2h|never|default");
+            return berr_make(reterr, EINVAL, "usage: berth settings idle 30m|2h|never|default");
         const char *v = a->pos.v[1];
         body = json_pack("{s:o}", "idle_timeout",
                          strcmp(v, "default") == 0 ? json_null() : json_string(v));

@@ -54,8 +54,9 @@ const char *idle_check(int64_t minutes, int64_t max, bool allow_never)
         return NULL;
     if (minutes >= IDLE_MIN_MINUTES && minutes <= max)
         return NULL;
-    snprintf(msg, sizeof(msg), "the idle timeout must be from %d to %lld minutes%s", IDLE_MIN_MINUTES,
-             (long long)max, allow_never ? ", or never" : " (this server does not allow never)");
+    snprintf(msg, sizeof(msg), "the idle timeout must be from %d to %lld minutes%s",
+             IDLE_MIN_MINUTES, (long long)max,
+             allow_never ? ", or never" : " (this server does not allow never)");
     return msg;
 }
 

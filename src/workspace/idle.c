@@ -160,8 +160,8 @@ json_t *ws_idle_json(struct ws_manager *m, const struct ws_record *r)
     const char *source = NULL;
     int64_t minutes = timeout_of(m, r, &a, &source);
     json_t *j = json_pack("{s:o, s:s, s:b}", "timeout_minutes",
-                          minutes ? json_integer(minutes) : json_null(), "source", source,
-                          "pinned", a.pinned);
+                          minutes ? json_integer(minutes) : json_null(), "source", source, "pinned",
+                          a.pinned);
     if (a.idle_timeout >= 0)
         json_object_set_new(j, "workspace_timeout_minutes",
                             a.idle_timeout ? json_integer(a.idle_timeout) : json_string("never"));
@@ -208,8 +208,7 @@ json_t *ws_json(struct ws_manager *m, const struct ws_record *r)
     return j;
 }
 
-int ws_set_idle_timeout(struct ws_manager *m, const char *id, int64_t minutes,
-                        struct berr **reterr)
+int ws_set_idle_timeout(struct ws_manager *m, const char *id, int64_t minutes, struct berr **reterr)
 {
     if (minutes >= 0) {
         int64_t max = store_setting_int(m->store, WS_SETTING_IDLE_MAX, IDLE_DEFAULT_MAX_MINUTES);
@@ -340,9 +339,9 @@ static void sweep_stopped(struct ws_manager *m, const struct ws_record *r, int64
         log_debug("workspace '%s': retention delete deferred: %s", r->name, berr_msg(err));
         return;
     }
-    _cleanup_free_ char *detail = xasprintf("owner %s; unused for %lld days (retention %lld)",
-                                            r->owner ? r->owner : "-", (long long)(age / DAY_S),
-                                            (long long)days);
+    _cleanup_free_ char *detail =
+        xasprintf("owner %s; unused for %lld days (retention %lld)", r->owner ? r->owner : "-",
+                  (long long)(age / DAY_S), (long long)days);
     store_audit_add(m->store, NULL, "workspace.retention_delete", r->name, detail, NULL);
     log_info("workspace '%s' (%s): deleted by retention: %s", r->name, r->id, detail);
     ws_record_release(&out);
