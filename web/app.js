@@ -82,6 +82,26 @@
     c.refDt = el('dt', { text: 'Branch' });
     c.refEl = el('dd');
     c.timeEl = el('time');
+    c.idleEl = el('dd', { class: 'ws-idle' });
+    c.idleDt = el('dt', { text: 'Idle stop' });
+    c.idleNotice = el('p', { class: 'ws-idle-notice', role: 'status', hidden: true });
+    c.idleSelect = el('select', { 'aria-label': 'Idle timeout of ' + ws.name, 'data-setting': 'idle' });
+    [['default', 'Your setting'], ['15m', '15 minutes'], ['30m', '30 minutes'], ['1h', '1 hour'],
+      ['2h', '2 hours'], ['4h', '4 hours'], ['never', 'Never']].forEach(function (o) {
+      c.idleSelect.appendChild(el('option', { value: o[0], text: o[1] }));
+    });
+    c.idleSelect.addEventListener('change', function () {
+      var v = c.idleSelect.value;
+      putSettings(c, { idle_timeout: v === 'default' ? null : v });
+    });
+    c.pinBox = el('input', { type: 'checkbox', 'data-setting': 'pin' });
+    c.pinBox.addEventListener('change', function () { putSettings(c, { pinned: c.pinBox.checked }); });
+    c.settingsErr = el('p', { class: 'action-error', role: 'alert', hidden: true });
+    c.settingsEl = el('details', { class: 'ws-settings' },
+      el('summary', null, 'Settings'),
+      el('label', { class: 'inline' }, 'Stop when idle for ', c.idleSelect),
+      el('label', { class: 'inline' }, c.pinBox, ' Keep (pinned: never deleted for being unused)'),
+      c.settingsErr);
     // Not an alert region: a failure is announced once, with the state change.
     c.errorEl = el('div', { class: 'ws-error', hidden: true });
     c.readyEl = el('p', { class: 'ws-ready', hidden: true });
@@ -129,14 +149,79 @@
       el('dl', { class: 'ws-meta' },
         el('div', null, el('dt', { text: 'Repository' }), c.repoEl),
         el('div', null, c.refDt, c.refEl),
-        el('div', null, el('dt', { text: 'Created' }), el('dd', null, c.timeEl))),
+        el('div', null, el('dt', { text: 'Created' }), el('dd', null, c.timeEl)),
+        el('div', null, c.idleDt, c.idleEl)),
+      c.idleNotice,
       c.errorEl,
       c.readyEl,
       el('div', { class: 'ws-actions' }, c.ideBtn, c.termBtn, c.startBtn, c.stopBtn, c.rebuildBtn, c.deleteBtn),
       c.actionErr,
       c.portsEl,
+      c.settingsEl,
       c.logEl);
     return c;
+  }
+
+  /* "25 min", "2 h 5 min", "40 s" */
+  function span(s) {
+    s = Math.max(0, Math.round(s));
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.round(s / 60) + ' min';
+    var m = Math.round(s / 60);
+    return Math.floor(m / 60) + ' h' + (m % 60 ? ' ' + (m % 60) + ' min' : '');
+  }
+
+  /* When the workspace stops for idleness and what kept it alive last; for
+   * a stopped one, when retention deletes it. */
+  function renderIdle(c) {
+    var ws = c.ws;
+    var idle = ws.idle || {};
+    var since = (Date.now() - (c.idleAt || Date.now())) / 1000;
+    var text = '';
+    var notice = '';
+    if (ws.state === 'running') {
+      var last = idle.last_activity_kind ? 'last: ' + idle.last_activity_kind + ', ' +
+        span((idle.idle_seconds || 0) + since) + ' ago' : '';
+      if (idle.timeout_minutes == null) text = 'never' + (last ? ' (' + last + ')' : '');
+      else {
+        var left = (idle.stops_in_seconds || 0) - since;
+        text = 'in ' + span(left) + ' (after ' + span(idle.timeout_minutes * 60) + ' idle' +
+          (last ? '; ' + last : '') + ')';
+        if (idle.warning) notice = 'No activity: ' + ws.name + ' stops in ' + span(left) + ' unless it is used.';
+      }
+    } else if (idle.deleted_at) {
+      text = 'deleted ' + ago(idle.deleted_at) + ' unless started or pinned';
+      if (idle.deletion_warning) notice = ws.name + ' is unused and will be deleted ' + ago(idle.deleted_at) +
+        '. Start it or pin it (Settings) to keep it.';
+    }
+    c.idleEl.textContent = text || '—';
+    c.idleDt.textContent = ws.state === 'running' ? 'Idle stop' : 'Retention';
+    c.idleNotice.textContent = notice;
+    hidden(c.idleNotice, !notice);
+    var own = idle.workspace_timeout_minutes;
+    var v = own == null ? 'default' : own === 'never' ? 'never'
+      : own % 60 === 0 ? own / 60 + 'h' : own + 'm';
+    if (!c.idleSelect.querySelector('option[value="' + v + '"]')) {
+      c.idleSelect.appendChild(el('option', { value: v, text: v }));
+    }
+    if (document.activeElement !== c.idleSelect) c.idleSelect.value = v;
+    c.pinBox.checked = !!idle.pinned;
+  }
+
+  function putSettings(c, body) {
+    hidden(c.settingsErr, true);
+    B.api('workspaces/' + encodeURIComponent(c.id) + '/settings', { method: 'PUT', body: body }).then(
+      function (idle) {
+        c.ws.idle = idle;
+        c.idleAt = Date.now();
+        renderIdle(c);
+        B.announce('Saved the settings of ' + c.ws.name);
+      },
+      function (e) {
+        c.settingsErr.textContent = 'Could not save: ' + e.message;
+        hidden(c.settingsErr, false);
+        renderIdle(c);
+      });
   }
 
   function renderCard(c, prev) {
@@ -161,6 +246,8 @@
     c.timeEl.setAttribute('datetime', ws.created_at || '');
     c.timeEl.title = ws.created_at ? new Date(ws.created_at).toLocaleString() : '';
     c.timeEl.textContent = ago(ws.created_at);
+    c.idleAt = Date.now();
+    renderIdle(c);
 
     var focused = c.li.contains(document.activeElement) ? document.activeElement : null;
     hidden(c.ideBtn, s !== 'running');
@@ -723,6 +810,23 @@
   setInterval(function () {
     cards.forEach(function (c) { c.timeEl.textContent = ago(c.ws.created_at); });
   }, 60000);
+  // The idle countdown runs here; what kept a workspace alive is fetched again
+  // every 30 s (the event stream sends a change of state, not every keystroke).
+  setInterval(function () {
+    cards.forEach(renderIdle);
+  }, 5000);
+  setInterval(function () {
+    if (document.hidden) return;
+    B.api('workspaces').then(function (r) {
+      ((r && r.workspaces) || []).forEach(function (ws) {
+        var c = cards.get(ws.id);
+        if (!c) return;
+        c.ws.idle = ws.idle;
+        c.idleAt = Date.now();
+        renderIdle(c);
+      });
+    }, function () {});
+  }, 30000);
 
   loadList().then(connect);
 })();

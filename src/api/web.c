@@ -166,11 +166,17 @@ void web_static(struct web *w, struct http_conn *c, struct http_request *req)
 
 /* ---- server-sent events ---- */
 
-static char *signature(const struct ws_record *r)
+/* What a client must be sent again when it changes: the record, and of the
+ * idle clock what is not a countdown (a warning, the timeout, the pin). */
+static char *signature(const struct ws_record *r, const json_t *ws)
 {
-    return xasprintf("%s|%lld|%s|%s|%s", r->state, (long long)r->updated_at,
+    const json_t *idle = json_object_get(ws, "idle");
+    return xasprintf("%s|%lld|%s|%s|%s|%d%d%d|%lld", r->state, (long long)r->updated_at,
                      r->error ? r->error : "", r->container_id ? r->container_id : "",
-                     r->image ? r->image : "");
+                     r->image ? r->image : "", json_is_true(json_object_get(idle, "warning")),
+                     json_is_true(json_object_get(idle, "pinned")),
+                     json_is_true(json_object_get(idle, "deletion_warning")),
+                     (long long)json_integer_value(json_object_get(idle, "timeout_minutes")));
 }
 
 static void sse_send(struct sse *s, const char *event, json_t *data)
@@ -193,14 +199,13 @@ static void sse_refresh(struct sse *s)
         struct ws_record *r = &list[i];
         if (!r->owner || strcmp(r->owner, s->user) != 0)
             continue;
-        _cleanup_free_ char *sig = signature(r);
+        json_t *j = ws_json(s->web->m, r);
+        _cleanup_free_ char *sig = signature(r, j);
         _cleanup_free_ char *entry = xasprintf("%s\t%s", r->id, sig);
-        bool known = false;
-        for (size_t k = 0; k < s->sent.n; k++)
-            if (strcmp(s->sent.v[k], entry) == 0)
-                known = true;
-        if (!known)
-            sse_send(s, "workspace", ws_json(s->web->m, r));
+        if (!strv_contains(&s->sent, entry))
+            sse_send(s, "workspace", j);
+        else
+            json_decref(j);
         strv_push(&now, entry);
     }
     /* gone since last time */
