@@ -127,12 +127,35 @@ int agentc_run(const char *run_dir, const struct agentc_exec *x, agentc_output_c
     _cleanup_buf_ struct buf req = BUF_INIT;
     agentc_build_exec(&req, x);
     int r = write_all(fd, req.buf, req.len);
+    for (size_t off = 0; r >= 0 && x->input && off < x->input->len;) {
+        size_t n = x->input->len - off > 65536 ? 65536 : x->input->len - off;
+        unsigned char h[AGENT_HEADER_SIZE];
+        agent_put_header(h, AGENT_STDIN, (uint32_t)n);
+        r = write_all(fd, h, sizeof(h));
+        if (r >= 0)
+            r = write_all(fd, x->input->buf + off, n);
+        off += n;
+    }
+    if (r >= 0 && x->input) {
+        unsigned char h[AGENT_HEADER_SIZE];
+        agent_put_header(h, AGENT_STDIN_EOF, 0);
+        r = write_all(fd, h, sizeof(h));
+    }
     if (r < 0)
         return berr_make(reterr, -r, "send command to the workspace agent: %s", strerror(-r));
     _cleanup_free_ char *payload = xmalloc(AGENT_MAX_PAYLOAD);
+    int64_t deadline = x->timeout_ms > 0 ? mono_ms() + x->timeout_ms : 0;
     for (;;) {
         unsigned char h[AGENT_HEADER_SIZE];
-        r = read_full(fd, h, sizeof(h), -1);
+        int wait = -1;
+        if (deadline) {
+            int64_t left = deadline - mono_ms();
+            wait = left > 0 ? (int)(left > INT32_MAX ? INT32_MAX : left) : 0;
+        }
+        r = read_full(fd, h, sizeof(h), wait);
+        if (r == -ETIMEDOUT && deadline)
+            return berr_make(reterr, ETIMEDOUT, "the command did not finish in %lld s: stopped",
+                             (long long)(x->timeout_ms / 1000));
         if (r < 0)
             return berr_make(reterr, -r,
                              "the workspace agent closed the connection before the "

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "agent/agent-proto.h"
@@ -24,6 +25,13 @@ struct agentc_exec {
     const char *user;       /* may be NULL: root */
     bool tty;
     unsigned cols, rows;
+    /* agentc_run: the most the command may take, in ms (0: no limit); at
+     * the limit the connection closes, which hangs the command up (the
+     * agent escalates to SIGKILL), and agentc_run returns -ETIMEDOUT */
+    int64_t timeout_ms;
+    /* agentc_run: the command's stdin (then EOF), or NULL; small inputs
+     * only: it is written before any output is read */
+    const struct buf *input;
 };
 
 /* Output callback: type is AGENT_STDOUT, AGENT_STDERR or AGENT_ERROR. */

@@ -17,6 +17,7 @@
 struct out_ctx {
     struct job_ctx *x;
     const char *prefix;
+    size_t logged; /* output bytes that went to the log */
     struct buf partial;
     struct buf capture;
     bool capturing;
@@ -54,6 +55,18 @@ static void exec_output_cb(int type, const char *data, size_t len, void *userdat
     if (!o->prefix) /* quiet: only the captured output matters */
         return;
     ws_scan_output(o->x->m, o->x->rec.id, &o->urls, data, len);
+    size_t cap = o->x->limits.log_bytes;
+    if (cap && o->logged >= cap)
+        return;
+    if (cap && o->logged + len >= cap) {
+        len = cap - o->logged;
+        o->logged = cap;
+        buf_add(&o->partial, data, len);
+        flush_lines(o, true);
+        jlog(o->x, "%s(output cut at %zu bytes: the rest is not logged)", o->prefix, cap);
+        return;
+    }
+    o->logged += len;
     buf_add(&o->partial, data, len);
     flush_lines(o, false);
 }
@@ -70,8 +83,12 @@ static int exec_in_env(struct job_ctx *x, const struct strv *argv, const struct 
                         .capture = BUF_INIT,
                         .capturing = capture != NULL,
                         .urls = URLSCAN_INIT};
-    struct agentc_exec ex = {
-        .argv = argv, .env = env ? env : &x->env, .cwd = x->rec.workspace_folder, .user = user};
+    struct agentc_exec ex = {.argv = argv,
+                             .env = env ? env : &x->env,
+                             .cwd = x->rec.workspace_folder,
+                             .user = user,
+                             .timeout_ms = x->limits.timeout_ms,
+                             .input = x->limits.input};
     int r = agentc_run(run, &ex, exec_output_cb, &o, ret_status, reterr);
     if (prefix)
         flush_lines(&o, true);

@@ -509,6 +509,9 @@ int provision(struct job_ctx *x, const char *requested_path, struct berr **reter
         }
         if (r < 0)
             goto out;
+        /* the owner's dotfiles come after postCreateCommand (even a failed one) */
+        if (!x->prebuild && lifecycle_hooks[i] == DC_POST_CREATE)
+            step_dotfiles(x);
         /* waitFor: the workspace is ready for its user from here on; the
          * later commands keep running, shown in "lifecycle" */
         if (!x->prebuild && lifecycle_hooks[i] == wait_for && !failure &&

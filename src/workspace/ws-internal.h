@@ -86,6 +86,13 @@ struct job_ctx {
     struct ws_record *from;
     const char *mirror; /* the repository's mirror, while a create runs */
     char *head;         /* the commit the workspace is to have, from the mirror */
+    /* what exec_in gives the commands it runs now (dotfiles.c): a time
+     * limit, a cap on what goes to the log, stdin; zero: none */
+    struct {
+        int64_t timeout_ms;
+        size_t log_bytes;
+        const struct buf *input;
+    } limits;
 };
 
 /* The server's policy for what a devcontainer.json may ask (options.h): the
@@ -249,6 +256,13 @@ void prebuild_reconcile(struct ws_manager *m);
 /* ---- pbtrigger.c ---- */
 
 void prebuild_poller_start(struct ws_manager *m);
+
+/* ---- dotfiles.c ---- */
+
+/* The owner's dotfiles into the container, and their install script, after
+ * postCreateCommand of a new container. A failure is logged and an event;
+ * the workspace goes on. */
+void step_dotfiles(struct job_ctx *x);
 
 /* ---- idle.c ---- */
 

@@ -402,6 +402,51 @@ describe('dashboard, terminal and VS Code in a browser', () => {
     await page.close();
   });
 
+  test('VS Code: typing keeps the workspace running; an open tab nobody touches does not', STEP, async () => {
+    need('running');
+    const ws = () => api('GET', `/api/v1/workspaces/${st.id}`, undefined, st.adminToken);
+    // 5 idle minutes of a second each (run.sh: --test-idle-minute 1000)
+    const set = await api('PUT', `/api/v1/workspaces/${st.id}/settings`, { idle_timeout: '5m' }, st.adminToken);
+    assert.equal(set.status, 200, set.text);
+    const page = await st.ctx.newPage();
+    try {
+      await page.goto(`${SERVER}/w/${st.id}/ide/`);
+      await page.locator('.monaco-workbench').waitFor({ state: 'visible', timeout: IDE_TIMEOUT });
+      await page.getByRole('treeitem', { name: /README\.md/ }).click({ timeout: 60_000 });
+      const editor = page.locator('.editor-instance .monaco-editor .view-lines').first();
+      await editor.waitFor({ timeout: 30_000 });
+      await editor.click();
+      // three timeouts' worth of typing: the workspace stays up
+      const until = Date.now() + 15_000;
+      while (Date.now() < until) {
+        await page.keyboard.type('a', { delay: 0 });
+        await page.waitForTimeout(300);
+        const r = await ws();
+        assert.equal(r.json.state, 'running', `stopped while typing: ${JSON.stringify(r.json.idle)}`);
+      }
+      const typed = await ws();
+      assert.equal(typed.json.idle.last_activity_kind, 'VS Code');
+      // hands off, the tab open: it stops, for idleness
+      const t0 = Date.now();
+      let state = 'running';
+      while (state === 'running' && Date.now() - t0 < 120_000) {
+        await page.waitForTimeout(500);
+        state = (await ws()).json.state;
+      }
+      log(`VS Code left alone: stopped after ${Date.now() - t0} ms`);
+      assert.notEqual(state, 'running', 'an untouched VS Code tab kept the workspace running for 2 min');
+      const ev = await api('GET', `/api/v1/workspaces/${st.id}/events`, undefined, st.adminToken);
+      assert.match(ev.text, /idle 5 min: stopping \(last activity: VS Code/);
+    } finally {
+      await page.close();
+      await api('PUT', `/api/v1/workspaces/${st.id}/settings`, { idle_timeout: null }, st.adminToken);
+    }
+    await card('stopped').waitFor({ timeout: RUNNING_TIMEOUT });
+    const start = await api('POST', `/api/v1/workspaces/${st.id}/start`, undefined, st.adminToken);
+    assert.equal(start.status, 202, start.text);
+    await card('running').waitFor({ timeout: RUNNING_TIMEOUT });
+  });
+
   test("another user gets neither the terminal nor the IDE of this workspace", STEP, async () => {
     need('id', 'adminToken', 'session');
     const other = `dash-other-${NONCE}`;

@@ -100,7 +100,7 @@ for _ in $(seq 1 20); do
 	export BERTH_SERVER="http://127.0.0.1:$port"
 	"$BIN/daemon/berthd" --data "$WORK/data" --listen "127.0.0.1:$port" "${engine[@]}" "${agent[@]}" \
 		--ide "$SETUP_DATA/ide" --web "$ROOT/web" --web-vendor "$SETUP_DATA/web-vendor/node_modules" \
-		>>"$WORK/berthd.log" 2>&1 &
+		--test-idle-minute 1000 >>"$WORK/berthd.log" 2>&1 &
 	BERTHD_PID=$!
 	for _ in $(seq 1 600); do
 		kill -0 "$BERTHD_PID" 2>/dev/null || break
@@ -119,6 +119,17 @@ if [ "$started" != 1 ]; then
 	tail -n 30 "$WORK/berthd.log" >&2
 	fail "berthd did not start"
 fi
+
+# An idle minute lasts a second here (the VS Code idle step); the admin's
+# workspaces default to "never" so that no other step meets an idle stop.
+token="$(curl -sf -X POST -H 'Content-Type: application/json' \
+	--data-binary "{\"username\":\"admin\",\"password\":\"$BERTH_ADMIN_PASSWORD\",\"mode\":\"token\"}" \
+	"$BERTH_SERVER/api/v1/auth/login" | jq -r '.token // empty')"
+curl -sf -X PUT -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+	--data-binary '{"idle_allow_never": 1}' "$BERTH_SERVER/api/v1/admin/settings" >/dev/null &&
+	curl -sf -X PUT -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+		--data-binary '{"idle_timeout": "never"}' "$BERTH_SERVER/api/v1/settings" >/dev/null ||
+	fail "cannot set the idle defaults"
 
 cd "$ROOT" || exit 1
 node --test --test-reporter=tap "$HERE/dashboard.test.mjs"
