@@ -159,6 +159,19 @@ static bool put_dotfiles(struct api *a, struct http_conn *c, const struct auth_u
 bool api_settings_route(struct api *a, struct http_conn *c, struct http_request *req,
                         const struct auth_user *user, const char *path)
 {
+    if (strcmp(path, "/admin/idle") == 0) {
+        if (!user->admin) {
+            http_respond_error(c, 403, "only admins can read the idle sweep's figures");
+            return true;
+        }
+        int64_t us;
+        size_t n;
+        ws_idle_stats(a->m, &us, &n);
+        http_respond_json(
+            c, 200,
+            json_pack("{s:I, s:I}", "last_sweep_us", (json_int_t)us, "workspaces", (json_int_t)n));
+        return true;
+    }
     if (strcmp(path, "/settings") != 0)
         return false;
     bool get = strcmp(req->method, "GET") == 0;

@@ -473,7 +473,11 @@ void web_ide(struct web *w, struct http_conn *c, struct http_request *req,
         /* "/w/ID/ide/x?y" -> "/x?y" */
         const char *q = strstr(req->raw_target, "/ide/");
         if (!req->upgrade) {
-            proxy_forward(c, req, fd, q ? q + 4 : "/");
+            /* opening the IDE (its page, not its assets) is someone's doing */
+            const char *target = q ? q + 4 : "/";
+            if (target[0] == '/' && (target[1] == 0 || target[1] == '?'))
+                ws_activity(w->m, rec->id, WS_ACT_IDE);
+            proxy_forward(c, req, fd, target);
             return;
         }
         struct ide_tap *t = xcalloc(1, sizeof(*t));
