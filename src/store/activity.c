@@ -84,6 +84,52 @@ int store_ws_set_retention_warned(struct store *s, const char *id, bool warned)
                       false);
 }
 
+int store_ws_idle_list(struct store *s, struct ws_idle_row **ret, size_t *ret_n)
+{
+    _cleanup_stmt_ sqlite3_stmt *st = NULL;
+    if (prepare(s,
+                "SELECT w.id, w.name, w.state, w.owner, w.updated_at, w.idle_timeout,"
+                " w.last_activity, w.activity_kind, w.pinned, w.retention_warned, us.value "
+                "FROM workspaces w LEFT JOIN users u ON u.name = w.owner "
+                "LEFT JOIN user_settings us ON us.user_id = u.id AND us.key = 'idle'",
+                &st) < 0)
+        return -EIO;
+    struct ws_idle_row *rows = NULL;
+    size_t n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        rows = xrealloc(rows, (n + 1) * sizeof(*rows));
+        rows[n++] = (struct ws_idle_row){
+            .rec = {.id = col_text(st, 0),
+                    .name = col_text(st, 1),
+                    .state = col_text(st, 2),
+                    .owner = col_text(st, 3),
+                    .updated_at = sqlite3_column_int64(st, 4),
+                    .uid = -1,
+                    .gid = -1},
+            .a = {.idle_timeout =
+                      sqlite3_column_type(st, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 5),
+                  .last_activity = sqlite3_column_int64(st, 6),
+                  .kind = col_text(st, 7),
+                  .pinned = sqlite3_column_int(st, 8) != 0,
+                  .retention_warned = sqlite3_column_int(st, 9) != 0},
+            .user_idle = col_text(st, 10),
+        };
+    }
+    *ret = rows;
+    *ret_n = n;
+    return 0;
+}
+
+void ws_idle_rows_free(struct ws_idle_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ws_record_release(&rows[i].rec);
+        ws_activity_rec_release(&rows[i].a);
+        free(rows[i].user_idle);
+    }
+    free(rows);
+}
+
 char *store_user_setting(struct store *s, const char *user, const char *key)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;

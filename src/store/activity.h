@@ -29,6 +29,17 @@ int store_ws_set_idle_timeout(struct store *s, const char *id, int64_t minutes);
 int store_ws_set_pinned(struct store *s, const char *id, bool pinned);
 int store_ws_set_retention_warned(struct store *s, const char *id, bool warned);
 
+/* One workspace as the idle sweep sees it: rec has id, name, state, owner
+ * and updated_at; user_idle is the owner's "idle" setting (or NULL). */
+struct ws_idle_row {
+    struct ws_record rec;
+    struct ws_activity_rec a;
+    char *user_idle;
+};
+/* Every workspace with its clock and its owner's setting, in one query. */
+int store_ws_idle_list(struct store *s, struct ws_idle_row **ret, size_t *ret_n);
+void ws_idle_rows_free(struct ws_idle_row *rows, size_t n);
+
 /* A user's setting (newly allocated), or NULL when unset. */
 char *store_user_setting(struct store *s, const char *user, const char *key);
 /* Sets (value NULL: removes) a user's setting; -ENOENT when no such user. */

@@ -98,17 +98,29 @@ void ws_activity(struct ws_manager *m, const char *id, enum ws_activity_kind kin
     pthread_mutex_unlock(&m->idle_lock);
 }
 
-/* The timeout that applies to r (minutes, 0: never) and its source. */
-static int64_t timeout_of(struct ws_manager *m, const struct ws_record *r,
-                          const struct ws_activity_rec *a, const char **ret_source)
+/* The admin's limits, read once per sweep. */
+struct idle_limits {
+    int64_t max;
+    bool never;
+};
+
+static struct idle_limits limits_now(struct ws_manager *m)
 {
-    int64_t max = store_setting_int(m->store, WS_SETTING_IDLE_MAX, IDLE_DEFAULT_MAX_MINUTES);
-    bool never = store_setting_int(m->store, WS_SETTING_IDLE_ALLOW_NEVER, 0) != 0;
+    return (struct idle_limits){
+        .max = store_setting_int(m->store, WS_SETTING_IDLE_MAX, IDLE_DEFAULT_MAX_MINUTES),
+        .never = store_setting_int(m->store, WS_SETTING_IDLE_ALLOW_NEVER, 0) != 0,
+    };
+}
+
+/* The timeout that applies (minutes, 0: never) and its source, from the
+ * workspace's own, its owner's setting (user_idle, may be NULL) and the limits. */
+static int64_t timeout_of(const struct ws_activity_rec *a, const char *user_idle,
+                          const struct idle_limits *l, const char **ret_source)
+{
     int64_t user = -1;
-    _cleanup_free_ char *u = r->owner ? store_user_setting(m->store, r->owner, "idle") : NULL;
-    if (u && idle_parse_minutes(u, &user) < 0)
+    if (user_idle && idle_parse_minutes(user_idle, &user) < 0)
         user = -1;
-    return idle_effective(a->idle_timeout, user, max, never, ret_source);
+    return idle_effective(a->idle_timeout, user, l->max, l->never, ret_source);
 }
 
 /* Copies id's clock out, making it from the store's when berthd has none
@@ -158,7 +170,10 @@ json_t *ws_idle_json(struct ws_manager *m, const struct ws_record *r)
     if (store_ws_activity_get(m->store, r->id, &a) < 0)
         return json_null();
     const char *source = NULL;
-    int64_t minutes = timeout_of(m, r, &a, &source);
+    struct idle_limits l = limits_now(m);
+    _cleanup_free_ char *user_idle =
+        r->owner ? store_user_setting(m->store, r->owner, "idle") : NULL;
+    int64_t minutes = timeout_of(&a, user_idle, &l, &source);
     json_t *j = json_pack("{s:o, s:s, s:b}", "timeout_minutes",
                           minutes ? json_integer(minutes) : json_null(), "source", source, "pinned",
                           a.pinned);
@@ -282,20 +297,18 @@ static void idle_warn(struct ws_manager *m, const struct ws_record *r, int64_t l
     uv_async_send(&m->notify);
 }
 
-static void sweep_running(struct ws_manager *m, const struct ws_record *r)
+static void sweep_running(struct ws_manager *m, const struct ws_idle_row *row,
+                          const struct idle_limits *l)
 {
+    const struct ws_record *r = &row->rec;
     if (ws_is_busy(m, r->id) || ws_is_attaching(m, r->id)) {
         ws_activity(m, r->id, WS_ACT_LIFECYCLE);
         return;
     }
-    struct ws_activity_rec a = {0};
-    if (store_ws_activity_get(m->store, r->id, &a) < 0)
-        return;
     const char *source;
-    int64_t minutes = timeout_of(m, r, &a, &source);
+    int64_t minutes = timeout_of(&row->a, row->user_idle, l, &source);
     int64_t timeout_ms = minutes * m->idle_minute_ms;
-    struct idle_entry e = clock_of(m, r->id, &a, timeout_ms);
-    ws_activity_rec_release(&a);
+    struct idle_entry e = clock_of(m, r->id, &row->a, timeout_ms);
     if (e.last_wall != e.saved_wall) {
         (void)store_ws_set_activity(m->store, r->id, e.last_wall, ws_activity_name(e.kind));
         entry_note(m, r->id, e.last_wall);
@@ -309,15 +322,13 @@ static void sweep_running(struct ws_manager *m, const struct ws_record *r)
         idle_warn(m, r, timeout_ms - idle_ms);
 }
 
-static void sweep_stopped(struct ws_manager *m, const struct ws_record *r, int64_t days)
+static void sweep_stopped(struct ws_manager *m, const struct ws_idle_row *row, int64_t days)
 {
-    struct ws_activity_rec a = {0};
-    if (store_ws_activity_get(m->store, r->id, &a) < 0)
-        return;
-    int64_t touched = r->updated_at > a.last_activity ? r->updated_at : a.last_activity;
+    const struct ws_record *r = &row->rec;
+    int64_t la = row->a.last_activity;
+    int64_t touched = r->updated_at > la ? r->updated_at : la;
     int64_t age = store_now() - touched;
-    bool pinned = a.pinned, warned = a.retention_warned;
-    ws_activity_rec_release(&a);
+    bool pinned = row->a.pinned, warned = row->a.retention_warned;
     if (pinned || age < (days - 1) * DAY_S)
         return;
     if (age < days * DAY_S) {
@@ -351,26 +362,26 @@ static void sweep(uv_timer_t *t)
 {
     struct ws_manager *m = t->data;
     int64_t start = mono_us();
-    struct ws_record *list = NULL;
+    struct ws_idle_row *list = NULL;
     size_t n = 0;
-    if (store_ws_list(m->store, &list, &n, NULL) < 0)
+    if (store_ws_idle_list(m->store, &list, &n) < 0)
         return;
     int64_t days = store_setting_int(m->store, WS_SETTING_RETENTION_DAYS, 0);
+    struct idle_limits l = limits_now(m);
     struct strv live = STRV_INIT;
     for (size_t i = 0; i < n; i++) {
-        struct ws_record *r = &list[i];
+        const struct ws_record *r = &list[i].rec;
         enum ws_state s = ws_state_from_name(r->state);
         if (s == WS_RUNNING) {
             strv_push(&live, r->id);
-            sweep_running(m, r);
+            sweep_running(m, &list[i], &l);
         } else if (ws_state_is_busy(s)) {
             strv_push(&live, r->id); /* its clock goes on when it runs */
         } else if (days > 0 && (s == WS_STOPPED || s == WS_FAILED)) {
-            sweep_stopped(m, r, days);
+            sweep_stopped(m, &list[i], days);
         }
-        ws_record_release(r);
     }
-    free(list);
+    ws_idle_rows_free(list, n);
     /* forget the clocks of workspaces at rest or gone */
     pthread_mutex_lock(&m->idle_lock);
     for (size_t i = 0; i < m->n_idle;) {
