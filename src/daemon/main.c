@@ -2,7 +2,8 @@
  *
  * Start-up order: parse flags; open the store (migrating it); pick the engine
  * (--engine, DOCKER_HOST, the usual sockets, else a supervised podman service);
- * start the HTTP server; then, off the loop, wait for the engine to answer and
+ * start the HTTP server (HTTPS with --tls-cert and --tls-key, whose files
+ * SIGHUP reads again); then, off the loop, wait for the engine to answer and
  * reconcile the store with it. Requests are served meanwhile.
  */
 #include <ctype.h>
@@ -23,6 +24,7 @@
 #include "daemon/supervise.h"
 #include "engine/engine.h"
 #include "http/server.h"
+#include "http/tls.h"
 #include "sshd/sshd.h"
 #include "store/store.h"
 #include "util/fs.h"
@@ -52,7 +54,10 @@ struct daemon {
     struct ws_manager *manager;
     struct api *api;
     struct http_server *http;
-    uv_signal_t sigint, sigterm;
+    char *tls_cert; /* NULL: plain HTTP */
+    char *tls_key;
+    struct tls_ctx *tls;
+    uv_signal_t sigint, sigterm, sighup;
     uv_timer_t health;
     long max_workspaces; /* -1: keep the stored setting */
     long max_running;
@@ -69,8 +74,15 @@ static void usage(FILE *f)
                "              [--base-domain DOMAIN] [--idle-timeout SECONDS] [--ide DIR]\n"
                "              [--web-vendor DIR] [--web DIR] [--max-workspaces N]\n"
                "              [--max-running N] [--ssh-listen ADDR:PORT|none]\n"
+               "              [--tls-cert FILE --tls-key FILE]\n"
                "\n"
                "  --listen ADDR:PORT   where to serve the API (default 127.0.0.1:7878)\n"
+               "  --tls-cert FILE      serve HTTPS on --listen with this PEM certificate chain\n"
+               "  --tls-key FILE       ... and its PEM private key; SIGHUP reads both again\n"
+               "                       (a pair that does not load is logged, the old kept);\n"
+               "                       cookies are then Secure and __Host-, answers carry HSTS.\n"
+               "                       Let the certificate also name *.DOMAIN for the port\n"
+               "                       subdomains (see --base-domain)\n"
                "  --ssh-listen A:P     the SSH gateway (default 127.0.0.1:2222; 'none': off)\n"
                "  --data DIR           where workspaces and the database live\n"
                "                       (default ./.berth-data)\n"
@@ -298,10 +310,26 @@ static void on_signal(uv_signal_t *s, int signum)
     uv_close((uv_handle_t *)&d->health, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
     ws_manager_free(d->manager);
     /* jobs still on the thread pool are abandoned: their state is in the
      * store and reconcile resumes them at the next start */
     uv_stop(d->loop);
+}
+
+/* SIGHUP: the certificate and key again, for the connections to come. */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    struct daemon *d = s->data;
+    if (!d->tls)
+        return;
+    _cleanup_berr_ struct berr *e = NULL;
+    if (tls_ctx_reload(d->tls, &e) < 0)
+        log_error("%s; the certificate in use stays", berr_msg(e));
+    else
+        log_info("TLS certificate '%s' reloaded, SHA-256 %s", d->tls_cert,
+                 tls_ctx_fingerprint(d->tls));
 }
 
 int main(int argc, char **argv)
@@ -339,6 +367,11 @@ int main(int argc, char **argv)
                 fprintf(stderr, "berthd: invalid --ssh-listen '%s': use ADDR:PORT or none\n", v);
                 return 2;
             }
+            i++;
+        } else if ((strcmp(a, "--tls-cert") == 0 || strcmp(a, "--tls-key") == 0) && v) {
+            char **dst = strcmp(a, "--tls-cert") == 0 ? &d.tls_cert : &d.tls_key;
+            free(*dst);
+            *dst = xstrdup(v);
             i++;
         } else if (strcmp(a, "--data") == 0 && v) {
             d.data_dir = xstrdup(v);
@@ -402,6 +435,10 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (!d.tls_cert != !d.tls_key) {
+        fprintf(stderr, "berthd: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
     if (!d.listen_addr)
         d.listen_addr = xstrdup("127.0.0.1");
     if (!d.data_dir)
@@ -423,6 +460,10 @@ int main(int argc, char **argv)
 
     d.loop = uv_default_loop();
     _cleanup_berr_ struct berr *e = NULL;
+    if (d.tls_cert && tls_ctx_new(d.tls_cert, d.tls_key, &d.tls, &e) < 0) {
+        log_error("%s", berr_msg(e));
+        return 1;
+    }
     _cleanup_free_ char *db = xasprintf("%s/berth.db", d.data_dir);
     if (store_open(db, &d.store, &e) < 0) {
         log_error("%s", berr_msg(e));
@@ -477,7 +518,11 @@ int main(int argc, char **argv)
     http_server_stream_bodies(d.http, api_wants_stream, d.api);
     if (d.idle_timeout)
         http_server_set_idle_timeout(d.http, (unsigned)d.idle_timeout);
-    log_info("berthd listening on http://%s%s%s:%d (data %s, engine %s)",
+    if (d.tls) {
+        http_server_use_tls(d.http, d.tls);
+        log_info("TLS certificate '%s', SHA-256 %s", d.tls_cert, tls_ctx_fingerprint(d.tls));
+    }
+    log_info("berthd listening on %s://%s%s%s:%d (data %s, engine %s)", d.tls ? "https" : "http",
              strchr(d.listen_addr, ':') ? "[" : "", d.listen_addr,
              strchr(d.listen_addr, ':') ? "]" : "", d.listen_port, d.data_dir, d.engine_socket);
     if (d.ssh_addr) {
@@ -502,6 +547,9 @@ int main(int argc, char **argv)
     d.sigint.data = d.sigterm.data = &d;
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_init(d.loop, &d.sighup);
+    d.sighup.data = &d;
+    uv_signal_start(&d.sighup, on_sighup, SIGHUP);
     uv_timer_init(d.loop, &d.health);
     d.health.data = &d;
     check_health(&d, true);

@@ -14,7 +14,11 @@
  *     closed (an idle keep-alive, or a client sending its head a byte at a
  *     time). That is the head for a request handed over at its head (relays),
  *     the head and its body (at most 1 MiB) for the server's own routes.
- *     Streams, relays and WebSockets are past that phase and stay.
+ *     Streams, relays and WebSockets are past that phase and stay;
+ *   - TLS, when on: the one layer between the socket and the rest. on_read
+ *     hands the socket's bytes to the connection's session and the parser
+ *     gets the plaintext; conn_write encrypts and sock_write sends. Every
+ *     route, stream, relay and WebSocket above runs unchanged over it.
  * Connections are freed in the uv_close callback, never earlier (libuv's rule).
  */
 #include "http/server.h"
@@ -26,12 +30,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/tls.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 #define HTTP_MAX_PENDING (256 * 1024)
 #define HTTP_DRAIN_LOW (256 * 1024)
 #define HTTP_IDLE_TIMEOUT_DEFAULT 75 /* seconds, as nginx's keepalive_timeout */
+#define HTTP_HSTS_MAX_AGE "31536000" /* a year: browsers keep to https:// that long */
+#define HTTP_TLS_CHUNK (64 * 1024)   /* plaintext handed to the parser at a time */
+
+/* The answer to plain HTTP on the HTTPS port, in plain HTTP (as nginx does) */
+#define HTTP_PLAIN_ON_TLS                                                                          \
+    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 43\r\n"               \
+    "Connection: close\r\n\r\nthis port speaks HTTPS: use an https:// URL\n"
 
 struct http_server {
     uv_tcp_t tcp;
@@ -43,6 +55,7 @@ struct http_server {
     struct http_conn *conns; /* list of open connections */
     uv_timer_t *sweep;       /* its own allocation: closed apart from tcp */
     uint64_t idle_ms;
+    struct tls_ctx *tls; /* not owned; NULL: plain HTTP */
 };
 
 enum conn_phase { PHASE_READING, PHASE_HANDLING, PHASE_STREAMING, PHASE_RAW };
@@ -84,6 +97,7 @@ struct http_conn {
     void *body_data;
     void *attached;
     http_close_cb attached_free;
+    struct tls_conn *tls; /* NULL: plain HTTP */
 };
 
 struct write_req {
@@ -111,6 +125,8 @@ const char *http_status_text(int status)
         return "No Content";
     case 302:
         return "Found";
+    case 308:
+        return "Permanent Redirect";
     case 400:
         return "Bad Request";
     case 401:
@@ -163,6 +179,7 @@ static void on_closed(uv_handle_t *h)
     buf_release(&c->pending);
     buf_release(&c->extra_headers);
     request_release(&c->req);
+    tls_conn_free(c->tls);
     free(c);
 }
 
@@ -213,7 +230,8 @@ static void on_written(uv_write_t *w, int status)
     }
 }
 
-static void conn_write(struct http_conn *c, const void *data, size_t len, bool close_after)
+/* Writes to the socket itself (ciphertext when TLS is on). */
+static void sock_write(struct http_conn *c, const void *data, size_t len, bool close_after)
 {
     if (c->closing)
         return;
@@ -247,6 +265,32 @@ static void conn_write(struct http_conn *c, const void *data, size_t len, bool c
         free(wr);
         http_conn_close(c);
     }
+}
+
+/* Sends what the TLS session has for the socket. */
+static void tls_flush(struct http_conn *c, bool close_after)
+{
+    const char *out = NULL;
+    size_t n = tls_conn_output(c->tls, &out);
+    if (n || close_after)
+        sock_write(c, n ? out : "", n, close_after);
+    tls_conn_output_clear(c->tls);
+}
+
+/* Every writer's way out: through the TLS session when there is one. */
+static void conn_write(struct http_conn *c, const void *data, size_t len, bool close_after)
+{
+    if (!c->tls) {
+        sock_write(c, data, len, close_after);
+        return;
+    }
+    if (c->closing)
+        return;
+    if (tls_conn_write(c->tls, data, len) < 0)
+        close_after = true; /* no session to carry it: end the connection from the loop */
+    else if (close_after)
+        tls_conn_shutdown(c->tls);
+    tls_flush(c, close_after);
 }
 
 size_t http_conn_pending(struct http_conn *c)
@@ -321,6 +365,8 @@ static void write_head(struct http_conn *c, int status, const char *content_type
     else
         buf_adds(&h, "Transfer-Encoding: chunked\r\n");
     buf_adds(&h, "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n");
+    if (c->tls || c->req.secure)
+        buf_adds(&h, "Strict-Transport-Security: max-age=" HTTP_HSTS_MAX_AGE "\r\n");
     buf_add(&h, c->extra_headers.buf, c->extra_headers.len);
     buf_reset(&c->extra_headers);
     if (!c->keep_alive)
@@ -558,6 +604,13 @@ static int on_message_complete(http_parser *p)
     return 0;
 }
 
+/* Who sent the request, and whether it came over TLS. */
+static void request_origin(struct http_conn *c)
+{
+    memcpy(c->req.peer, c->peer, sizeof(c->peer));
+    c->req.secure = c->tls != NULL;
+}
+
 /* Feeds bytes to the parser, dispatching each complete request. */
 static void conn_feed(struct http_conn *c, const char *data, size_t len)
 {
@@ -590,7 +643,7 @@ static void conn_feed(struct http_conn *c, const char *data, size_t len)
         if (c->head_ready) {
             c->head_ready = false;
             c->phase = PHASE_HANDLING;
-            memcpy(c->req.peer, c->peer, sizeof(c->peer));
+            request_origin(c);
             c->server->handler(c, &c->req, c->server->data);
             continue;
         }
@@ -605,7 +658,7 @@ static void conn_feed(struct http_conn *c, const char *data, size_t len)
                 len = 0;
                 c->keep_alive = false;
             }
-            memcpy(c->req.peer, c->peer, sizeof(c->peer));
+            request_origin(c);
             c->server->handler(c, &c->req, c->server->data);
             /* the handler may have answered (phase READING again), started a
              * stream, or closed the connection; the loop handles each */
@@ -711,6 +764,31 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     b->len = 65536;
 }
 
+/* Decrypts what the socket brought and feeds the plaintext to the parser. A
+ * client that spoke plain HTTP is told so in plain HTTP; any other failure
+ * gets OpenSSL's alert. Both then close, and the server serves on. */
+static void tls_input(struct http_conn *c, const char *bytes, size_t len)
+{
+    tls_conn_feed(c->tls, bytes, len);
+    _cleanup_free_ char *plain = xmalloc(HTTP_TLS_CHUNK);
+    ssize_t n;
+    while ((n = tls_conn_read(c->tls, plain, HTTP_TLS_CHUNK)) > 0) {
+        conn_feed(c, plain, (size_t)n);
+        if (c->closing)
+            return;
+    }
+    if (n == -EPROTO && tls_conn_plain_http(c->tls)) {
+        log_debug("plain HTTP from %s on the HTTPS port", c->peer);
+        sock_write(c, HTTP_PLAIN_ON_TLS, strlen(HTTP_PLAIN_ON_TLS), true);
+        return;
+    }
+    if (n == -EPROTO)
+        log_debug("TLS with %s failed", c->peer);
+    else if (n == -EPIPE)
+        tls_conn_shutdown(c->tls); /* the peer's close_notify, answered */
+    tls_flush(c, n < 0);
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct http_conn *c = (struct http_conn *)s;
@@ -719,7 +797,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         http_conn_close(c);
         return;
     }
-    conn_feed(c, b->base, (size_t)n);
+    if (c->tls)
+        tls_input(c, b->base, (size_t)n);
+    else
+        conn_feed(c, b->base, (size_t)n);
     free(b->base);
 }
 
@@ -764,6 +845,8 @@ static void on_connection(uv_stream_t *listener, int status)
     c->keep_alive = true;
     c->reading_since = uv_now(s->loop);
     peer_name(c);
+    if (s->tls)
+        c->tls = tls_conn_new(s->tls);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -830,6 +913,11 @@ int http_server_new(uv_loop_t *loop, const char *addr, int port, http_handler_cb
     http_server_set_idle_timeout(s, HTTP_IDLE_TIMEOUT_DEFAULT);
     *ret = s;
     return 0;
+}
+
+void http_server_use_tls(struct http_server *s, struct tls_ctx *tls)
+{
+    s->tls = tls;
 }
 
 void http_server_stream_bodies(struct http_server *s, http_filter_cb want, void *data)

@@ -38,6 +38,7 @@
 
 struct http_server;
 struct http_conn;
+struct tls_ctx;
 
 struct http_request {
     const char *method;  /* "GET", "POST", ... */
@@ -52,6 +53,7 @@ struct http_request {
     bool body_streamed;  /* handed over at its head: read the body with http_conn_read_body */
     bool chunked;        /* the body comes with Transfer-Encoding: chunked */
     long long body_size; /* Content-Length, or -1 when chunked or absent */
+    bool secure;         /* came over TLS: to this server (its answers carry HSTS) */
 };
 
 typedef void (*http_handler_cb)(struct http_conn *c, struct http_request *req, void *data);
@@ -65,6 +67,12 @@ int http_server_new(uv_loop_t *loop, const char *addr, int port, http_handler_cb
                     void *data, struct http_server **ret);
 /* Stops listening and closes every connection; frees the server from the loop. */
 void http_server_close(struct http_server *s);
+/* Serves HTTPS: every connection accepted from now on is a TLS session
+ * with tls's certificate at that moment (see tls.h; a reload there holds for
+ * the next connection). The server does not own tls, which must outlive it.
+ * Everything else (routes, streams, relays, WebSockets) is as over HTTP, and
+ * every answer carries Strict-Transport-Security. */
+void http_server_use_tls(struct http_server *s, struct tls_ctx *tls);
 /* Requests (other than upgrades) for which want() returns true go to the
  * handler as soon as their head is complete, with body_streamed set and no
  * size limit on the body. want() sees the head only: path, query, headers. */

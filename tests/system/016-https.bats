@@ -1,53 +1,142 @@
 #!/usr/bin/env bats
-# The CLI over https://: verified by default, a private CA named by
-# $BERTH_CACERT. berthd's own TLS listener is not in yet, so a stand-in
-# `openssl s_server` plays the https server here.
+# berthd over HTTPS (--tls-cert, --tls-key) with a test CA: the API, the CLI
+# (which trusts the CA named by $BERTH_CACERT), a terminal over wss://, the
+# port subdomains under a wildcard name, and a new certificate on SIGHUP.
 
 load helpers
+
+# make_cert NAME: a key and a certificate signed by the test CA, for the
+# loopback and berth.localhost with its port subdomains.
+make_cert() {
+	local d=$BATS_FILE_TMPDIR
+	openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
+		-keyout "$d/$1.key" -out "$d/$1.csr" 2>/dev/null || return 1
+	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:berth.localhost,DNS:*.berth.localhost\n' \
+		>"$d/san.ext"
+	openssl x509 -req -in "$d/$1.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+		-CAcreateserial -days 2 -extfile "$d/san.ext" -out "$d/$1.pem" 2>/dev/null
+}
+
+# The SHA-256 fingerprint of the certificate a new connection gets.
+served_fingerprint() {
+	openssl s_client -connect "${BERTH_SERVER#https://}" -CAfile "$BATS_FILE_TMPDIR/ca.pem" \
+		</dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256
+}
 
 setup_file() {
 	local d=$BATS_FILE_TMPDIR
 	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=berth-test-ca \
 		-keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
-	openssl req -newkey rsa:2048 -nodes -subj /CN=localhost \
-		-keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.localhost\n' >"$d/san.ext"
-	openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
-		-CAcreateserial -days 2 -extfile "$d/san.ext" -out "$d/server.pem" 2>/dev/null
-	# -WWW serves files under the working directory by path.
-	mkdir -p "$d/www/api/v1"
-	echo '{"workspaces": []}' >"$d/www/api/v1/workspaces"
-	cd "$d/www" || return 1
-	bg_on_free_port "curl -s --cacert '$d/ca.pem' https://127.0.0.1:{port}/api/v1/workspaces" \
-		openssl s_server -quiet -accept "127.0.0.1:{port}" -cert "$d/server.pem" \
-		-key "$d/server.key" -WWW
-	echo "$PORT" >"$d/port"
+	make_cert first
+	cp "$d/first.pem" "$d/cert.pem"
+	cp "$d/first.key" "$d/key.pem"
+	export CURL_CA_BUNDLE=$d/ca.pem BERTH_CACERT=$d/ca.pem NODE_EXTRA_CA_CERTS=$d/ca.pem
+	start_berthd --tls-cert "$d/cert.pem" --tls-key "$d/key.pem" --base-domain berth.localhost
+	load_berthd_env
+	repo=$(make_repo tls)
+	"$BERTH" create "$repo" --name tls-ws >/dev/null
 }
 
 teardown_file() {
-	kill_bg
+	stop_berthd
 }
 
 setup() {
-	BERTH_SERVER=https://127.0.0.1:$(cat "$BATS_FILE_TMPDIR/port")
-	export BERTH_SERVER
-	export BERTH_TOKEN=test-token
-	unset BERTH_CACERT
+	load_berthd_env
+}
+
+@test "berthd serves https:// with a certificate curl verifies, and every answer says HSTS" {
+	[[ $BERTH_SERVER == https://* ]]
+	run curl -sS -D - -o /dev/null "$BERTH_SERVER/api/v1/health"
+	assert_success
+	assert_output_contains "200 OK"
+	assert_output_contains "Strict-Transport-Security: max-age=31536000"
+	run curl -sS -D - -o /dev/null "$BERTH_SERVER/"
+	assert_output_contains "Strict-Transport-Security: max-age=31536000"
 }
 
 @test "berth refuses an https server whose certificate it cannot verify" {
+	unset BERTH_CACERT
 	run_berth ls
 	assert_failure
 	assert_output_contains "certificate"
 }
 
 @test "berth trusts an https server signed by the CA in BERTH_CACERT" {
-	BERTH_CACERT=$BATS_FILE_TMPDIR/ca.pem run_berth ls
+	run_berth ls
 	assert_success
+	assert_output_contains "tls-ws"
 }
 
 @test "a missing BERTH_CACERT file is a clear error, not a fallback to no verification" {
 	BERTH_CACERT=$BATS_FILE_TMPDIR/nonexistent.pem run_berth ls
 	assert_failure
 	assert_output_contains "nonexistent.pem"
+}
+
+@test "a workspace made over https runs berth exec" {
+	run_berth exec tls-ws -- sh -c 'echo "over-tls $(pwd)"'
+	assert_success
+	assert_equal "$output" "over-tls /workspaces/tls"
+}
+
+@test "a terminal works over wss://" {
+	run timeout 90 node --experimental-websocket --no-warnings "$BATS_TEST_DIRNAME/ws-client.mjs" \
+		"${BERTH_SERVER/https:/wss:}/api/v1/workspaces/tls-ws/terminal?cols=80&rows=24" \
+		"$BERTH_TOKEN" $'echo wss-$((40+2))\n' $'exit 3\n'
+	assert_success
+	assert_output_contains "wss-42"
+	assert_output_contains "EXIT 3"
+}
+
+@test "a port subdomain is served under the wildcard certificate" {
+	local hostport=${BERTH_SERVER#https://}
+	local port=${hostport##*:}
+	# an anonymous browser is sent to the exchange on the main origin
+	run curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' \
+		--resolve "3000-tls-ws.berth.localhost:$port:127.0.0.1" \
+		"https://3000-tls-ws.berth.localhost:$port/app/"
+	assert_success
+	assert_output_contains "302 https://berth.localhost:$port/api/v1/port-auth?ws=tls-ws&port=3000"
+}
+
+@test "plain HTTP to the HTTPS port gets a plain 400, and berthd serves on" {
+	run curl -sS -o /dev/null -w '%{http_code}' "${BERTH_SERVER/https:/http:}/api/v1/health"
+	assert_equal "$output" 400
+	run curl -sS "${BERTH_SERVER/https:/http:}/api/v1/health"
+	assert_output_contains "this port speaks HTTPS"
+	# bytes that are neither TLS nor HTTP
+	(head -c 4096 /dev/urandom >"/dev/tcp/127.0.0.1/${BERTH_SERVER##*:}") 2>/dev/null || true
+	run curl -sf "$BERTH_SERVER/api/v1/health"
+	assert_success
+}
+
+@test "SIGHUP loads a new certificate for new connections; a broken one is logged and the old kept" {
+	local d=$BATS_FILE_TMPDIR
+	before=$(served_fingerprint)
+	[ -n "$before" ]
+	make_cert second
+	cp "$d/second.pem" "$d/cert.pem"
+	cp "$d/second.key" "$d/key.pem"
+	kill -HUP "$BERTHD_PID"
+	want=$(openssl x509 -in "$d/second.pem" -noout -fingerprint -sha256)
+	for i in $(seq 1 50); do
+		[ "$(served_fingerprint)" = "$want" ] && break
+		sleep 0.1
+	done
+	assert_equal "$(served_fingerprint)" "$want"
+	[ "$want" != "$before" ]
+	# a file that does not load
+	echo "not a certificate" >"$d/cert.pem"
+	kill -HUP "$BERTHD_PID"
+	for i in $(seq 1 50); do
+		grep -q "the certificate in use stays" "$d/berthd.log" && break
+		sleep 0.1
+	done
+	run grep "cannot load the certificate" "$d/berthd.log"
+	assert_output_contains "cert.pem"
+	assert_equal "$(served_fingerprint)" "$want"
+	run curl -sf "$BERTH_SERVER/api/v1/health"
+	assert_success
+	cp "$d/second.pem" "$d/cert.pem"
 }
