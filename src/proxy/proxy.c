@@ -211,11 +211,14 @@ static bool header_is(const char *h, size_t n, const char *name)
     return strlen(name) == n && strncasecmp(h, name, n) == 0;
 }
 
-/* Whether a Set-Cookie value sets one of Berth's cookies (berth_*). */
+/* Whether a Set-Cookie value sets one of Berth's cookies (berth_*, and
+ * __Host-berth_* as they are named over HTTPS). */
 static bool sets_berth_cookie(const char *value)
 {
     while (*value == ' ')
         value++;
+    if (strncmp(value, "__Host-", 7) == 0)
+        value += 7;
     return strncmp(value, "berth_", 6) == 0;
 }
 
@@ -562,7 +565,7 @@ char *proxy_strip_cookies(const char *header, const char *const *names)
 /* The request head for the upstream. */
 static void build_request_head(const struct http_request *req, const char *target, struct buf *head)
 {
-    static const char *const berth_cookies[] = {"berth_*", NULL};
+    static const char *const berth_cookies[] = {"berth_*", "__Host-berth_*", NULL};
     buf_addf(head, "%s %s HTTP/1.1\r\n", req->method, target);
     for (size_t i = 0; i < req->headers.n; i++) {
         const char *h = req->headers.v[i];

@@ -312,6 +312,8 @@ check() {
 	pass=$(awk '$6 == "berth_port" {print $7}' "$jar")
 	[ -n "$pass" ]
 	cookies="berth_session=secret-session; app_pref=dark; berth_csrf=secret-csrf; berth_port=$pass"
+	# and as they are named over HTTPS
+	cookies="$cookies; __Host-berth_session=secret-session-tls; __Host-berth_port=$pass"
 	url="$BERTH_SERVER/w/proxied/ports/8211"
 	run curl -sv -D "$BATS_TEST_TMPDIR/h1" -H "Authorization: Bearer $ALICE" -H "Cookie: $cookies" \
 		"$url/echo-headers" "$url/echo-headers" "$url/echo-headers"

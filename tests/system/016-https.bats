@@ -74,6 +74,53 @@ setup() {
 	assert_output_contains "nonexistent.pem"
 }
 
+# login_cookies: logs the admin in as a browser does; the answer's headers
+# go to $BATS_TEST_TMPDIR/login.headers, the cookies to .../jar.
+login_cookies() {
+	curl -sS -D "$BATS_TEST_TMPDIR/login.headers" -c "$BATS_TEST_TMPDIR/jar" -o /dev/null \
+		-X POST -H 'Content-Type: application/json' \
+		--data-binary "$(jq -cn --arg p "$BERTH_ADMIN_PASSWORD" '{username: "admin", password: $p, mode: "cookie"}')" \
+		"$BERTH_SERVER/api/v1/auth/login"
+}
+
+# The value of cookie $1 in the jar.
+jar_cookie() {
+	awk -v n="$1" '$6 == n {print $7}' "$BATS_TEST_TMPDIR/jar"
+}
+
+@test "a browser login over https gets Secure __Host- cookies that then work" {
+	login_cookies
+	run grep -i '^set-cookie:' "$BATS_TEST_TMPDIR/login.headers"
+	assert_output_contains "Set-Cookie: __Host-berth_session="
+	assert_output_contains "Set-Cookie: __Host-berth_csrf="
+	[ "$(grep -ci '^set-cookie:.*; Secure' "$BATS_TEST_TMPDIR/login.headers")" = 2 ]
+	! grep -qi 'Domain=' "$BATS_TEST_TMPDIR/login.headers"
+	session=$(jar_cookie __Host-berth_session)
+	csrf=$(jar_cookie __Host-berth_csrf)
+	[ -n "$session" ] && [ -n "$csrf" ]
+	run curl -s -o /dev/null -w '%{http_code}' -b "$BATS_TEST_TMPDIR/jar" "$BERTH_SERVER/api/v1/me"
+	assert_equal "$output" 200
+	# without the prefix the same session is not taken over https
+	run curl -s -o /dev/null -w '%{http_code}' -H "Cookie: berth_session=$session" "$BERTH_SERVER/api/v1/me"
+	assert_equal "$output" 401
+	# a change with the CSRF header: logging out clears both cookies
+	run curl -sS -D - -o /dev/null -X POST -b "$BATS_TEST_TMPDIR/jar" -H "X-Berth-CSRF: $csrf" \
+		"$BERTH_SERVER/api/v1/auth/logout"
+	assert_output_contains "204"
+	assert_output_contains "Set-Cookie: __Host-berth_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0; Secure"
+}
+
+@test "a terminal over wss:// takes the __Host- session cookie from Berth's own origin" {
+	login_cookies
+	session=$(jar_cookie __Host-berth_session)
+	ORIGIN=$BERTH_SERVER run timeout 90 node --experimental-websocket --no-warnings \
+		"$BATS_TEST_DIRNAME/ws-client.mjs" \
+		"${BERTH_SERVER/https:/wss:}/api/v1/workspaces/tls-ws/terminal?cols=80&rows=24" \
+		"cookie:__Host-berth_session=$session" $'echo cookie-$((6*7))\n' $'exit\n'
+	assert_success
+	assert_output_contains "cookie-42"
+}
+
 @test "a workspace made over https runs berth exec" {
 	run_berth exec tls-ws -- sh -c 'echo "over-tls $(pwd)"'
 	assert_success
@@ -98,6 +145,16 @@ setup() {
 		"https://3000-tls-ws.berth.localhost:$port/app/"
 	assert_success
 	assert_output_contains "302 https://berth.localhost:$port/api/v1/port-auth?ws=tls-ws&port=3000"
+	# the exchange there, with the session, gives the subdomain a Secure __Host- pass
+	login_cookies
+	session=$(jar_cookie __Host-berth_session)
+	run curl -sS -o /dev/null -w '%{redirect_url}' -H "Cookie: __Host-berth_session=$session" \
+		--resolve "berth.localhost:$port:127.0.0.1" \
+		"https://berth.localhost:$port/api/v1/port-auth?ws=tls-ws&port=3000&next=/app/"
+	assert_output_contains "https://3000-tls-ws.berth.localhost:$port/.berth/auth?code="
+	run curl -sS -D - -o /dev/null --resolve "3000-tls-ws.berth.localhost:$port:127.0.0.1" "$output"
+	assert_output_contains "Set-Cookie: __Host-berth_port="
+	assert_output_contains "; Secure"
 }
 
 @test "plain HTTP to the HTTPS port gets a plain 400, and berthd serves on" {
