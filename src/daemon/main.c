@@ -3,7 +3,8 @@
  * Start-up order: parse flags; open the store (migrating it); pick the engine
  * (--engine, DOCKER_HOST, the usual sockets, else a supervised podman service);
  * start the HTTP server (HTTPS with --tls-cert and --tls-key, whose files
- * SIGHUP reads again); then, off the loop, wait for the engine to answer and
+ * SIGHUP reads again, and a plain listener that only redirects to it with
+ * --http-redirect); then, off the loop, wait for the engine to answer and
  * reconcile the store with it. Requests are served meanwhile.
  */
 #include <ctype.h>
@@ -57,6 +58,9 @@ struct daemon {
     char *tls_cert; /* NULL: plain HTTP */
     char *tls_key;
     struct tls_ctx *tls;
+    char *redirect_addr; /* --http-redirect; NULL: none */
+    int redirect_port;
+    struct http_server *redirect;
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t health;
     long max_workspaces; /* -1: keep the stored setting */
@@ -74,7 +78,7 @@ static void usage(FILE *f)
                "              [--base-domain DOMAIN] [--idle-timeout SECONDS] [--ide DIR]\n"
                "              [--web-vendor DIR] [--web DIR] [--max-workspaces N]\n"
                "              [--max-running N] [--ssh-listen ADDR:PORT|none]\n"
-               "              [--tls-cert FILE --tls-key FILE]\n"
+               "              [--tls-cert FILE --tls-key FILE [--http-redirect ADDR:PORT]]\n"
                "\n"
                "  --listen ADDR:PORT   where to serve the API (default 127.0.0.1:7878)\n"
                "  --tls-cert FILE      serve HTTPS on --listen with this PEM certificate chain\n"
@@ -83,6 +87,8 @@ static void usage(FILE *f)
                "                       cookies are then Secure and __Host-, answers carry HSTS.\n"
                "                       Let the certificate also name *.DOMAIN for the port\n"
                "                       subdomains (see --base-domain)\n"
+               "  --http-redirect A:P  also listen for plain HTTP there, answering every request\n"
+               "                       with 308 to the same path on https://\n"
                "  --ssh-listen A:P     the SSH gateway (default 127.0.0.1:2222; 'none': off)\n"
                "  --data DIR           where workspaces and the database live\n"
                "                       (default ./.berth-data)\n"
@@ -305,6 +311,8 @@ static void on_signal(uv_signal_t *s, int signum)
     struct daemon *d = s->data;
     log_info("received signal %d, shutting down", signum);
     http_server_close(d->http);
+    if (d->redirect)
+        http_server_close(d->redirect);
     supervisor_stop(d->supervisor);
     uv_timer_stop(&d->health);
     uv_close((uv_handle_t *)&d->health, NULL);
@@ -315,6 +323,45 @@ static void on_signal(uv_signal_t *s, int signum)
     /* jobs still on the thread pool are abandoned: their state is in the
      * store and reconcile resumes them at the next start */
     uv_stop(d->loop);
+}
+
+/* The host of a Host header ("name", "name:port", "[v6]:port"), newly
+ * allocated, or NULL when it is none of those. */
+static char *host_name(const char *host)
+{
+    size_t n = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":");
+    if (n == 0 || n > 255 || (host[0] == '[' && host[n - 1] != ']'))
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)host[i]) && !strchr(host[0] == '[' ? "[]:." : "-.", host[i]))
+            return NULL;
+    if (host[n] && (host[n] != ':' || strspn(host + n + 1, "0123456789") != strlen(host + n + 1)))
+        return NULL;
+    return xstrndup(host, n);
+}
+
+/* --http-redirect's only answer: 308 to the same target on https://, the
+ * host the client asked for at the HTTPS port. */
+static void redirect_handle(struct http_conn *c, struct http_request *req, void *data)
+{
+    struct daemon *d = data;
+    const char *host = http_request_header(req, "host");
+    _cleanup_free_ char *name = NULL;
+    if (host)
+        name = host_name(host);
+    else
+        name = strchr(d->listen_addr, ':') ? xasprintf("[%s]", d->listen_addr)
+                                           : xstrdup(d->listen_addr);
+    if (!name) {
+        http_respond_error(c, 400, "malformed Host header");
+        return;
+    }
+    _cleanup_free_ char *port =
+        d->listen_port == 443 ? xstrdup("") : xasprintf(":%d", d->listen_port);
+    /* an absolute-form target ("http://host/x") goes to the root */
+    const char *target = req->raw_target[0] == '/' ? req->raw_target : "/";
+    http_conn_add_header(c, "Location: https://%s%s%s", name, port, target);
+    http_respond(c, 308, "text/plain", "use https://\n", 13);
 }
 
 /* SIGHUP: the certificate and key again, for the connections to come. */
@@ -372,6 +419,13 @@ int main(int argc, char **argv)
             char **dst = strcmp(a, "--tls-cert") == 0 ? &d.tls_cert : &d.tls_key;
             free(*dst);
             *dst = xstrdup(v);
+            i++;
+        } else if (strcmp(a, "--http-redirect") == 0 && v) {
+            free(d.redirect_addr);
+            if (parse_listen(v, &d.redirect_addr, &d.redirect_port) < 0) {
+                fprintf(stderr, "berthd: invalid --http-redirect '%s': use ADDR:PORT\n", v);
+                return 2;
+            }
             i++;
         } else if (strcmp(a, "--data") == 0 && v) {
             d.data_dir = xstrdup(v);
@@ -437,6 +491,10 @@ int main(int argc, char **argv)
     }
     if (!d.tls_cert != !d.tls_key) {
         fprintf(stderr, "berthd: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
+    if (d.redirect_addr && !d.tls_cert) {
+        fprintf(stderr, "berthd: --http-redirect needs --tls-cert and --tls-key\n");
         return 2;
     }
     if (!d.listen_addr)
@@ -521,6 +579,16 @@ int main(int argc, char **argv)
     if (d.tls) {
         http_server_use_tls(d.http, d.tls);
         log_info("TLS certificate '%s', SHA-256 %s", d.tls_cert, tls_ctx_fingerprint(d.tls));
+    }
+    if (d.redirect_addr) {
+        r = http_server_new(d.loop, d.redirect_addr, d.redirect_port, redirect_handle, &d,
+                            &d.redirect);
+        if (r < 0) {
+            log_error("cannot listen on %s:%d: %s", d.redirect_addr, d.redirect_port,
+                      uv_strerror(r));
+            return 1;
+        }
+        log_info("redirecting http://%s:%d to https://", d.redirect_addr, d.redirect_port);
     }
     log_info("berthd listening on %s://%s%s%s:%d (data %s, engine %s)", d.tls ? "https" : "http",
              strchr(d.listen_addr, ':') ? "[" : "", d.listen_addr,

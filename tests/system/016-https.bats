@@ -23,6 +23,11 @@ served_fingerprint() {
 		</dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256
 }
 
+# A loopback port nobody listens on now.
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 setup_file() {
 	local d=$BATS_FILE_TMPDIR
 	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=berth-test-ca \
@@ -31,7 +36,9 @@ setup_file() {
 	cp "$d/first.pem" "$d/cert.pem"
 	cp "$d/first.key" "$d/key.pem"
 	export CURL_CA_BUNDLE=$d/ca.pem BERTH_CACERT=$d/ca.pem NODE_EXTRA_CA_CERTS=$d/ca.pem
-	start_berthd --tls-cert "$d/cert.pem" --tls-key "$d/key.pem" --base-domain berth.localhost
+	free_port >"$d/redirect.port"
+	start_berthd --tls-cert "$d/cert.pem" --tls-key "$d/key.pem" --base-domain berth.localhost \
+		--http-redirect "127.0.0.1:$(cat "$d/redirect.port")"
 	load_berthd_env
 	repo=$(make_repo tls)
 	"$BERTH" create "$repo" --name tls-ws >/dev/null
@@ -155,6 +162,20 @@ jar_cookie() {
 	run curl -sS -D - -o /dev/null --resolve "3000-tls-ws.berth.localhost:$port:127.0.0.1" "$output"
 	assert_output_contains "Set-Cookie: __Host-berth_port="
 	assert_output_contains "; Secure"
+}
+
+@test "--http-redirect answers plain HTTP with 308 to the same path and query on https://" {
+	local http=http://127.0.0.1:$(cat "$BATS_FILE_TMPDIR/redirect.port")
+	run curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' "$http/w/tls-ws/ide/?folder=/workspaces/tls&x=%20y"
+	assert_equal "$output" "308 $BERTH_SERVER/w/tls-ws/ide/?folder=/workspaces/tls&x=%20y"
+	# the host the browser asked for, at the HTTPS port
+	run curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' -H "Host: berth.localhost:80" "$http/"
+	assert_equal "$output" "308 https://berth.localhost:${BERTH_SERVER##*:}/"
+	# a POST stays a POST at the new address, and following it arrives
+	run curl -sS -L -X POST -H 'Content-Type: application/json' --data '{}' "$http/api/v1/auth/login"
+	assert_output_contains "invalid request"
+	run curl -sS -D - -o /dev/null "$http/api/v1/health"
+	! grep -qi strict-transport-security <<<"$output"
 }
 
 @test "plain HTTP to the HTTPS port gets a plain 400, and berthd serves on" {
