@@ -61,6 +61,7 @@ struct daemon {
     char *redirect_addr; /* --http-redirect; NULL: none */
     int redirect_port;
     struct http_server *redirect;
+    char *behind_proxy; /* the reverse proxy's address; NULL: none */
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t health;
     long max_workspaces; /* -1: keep the stored setting */
@@ -79,6 +80,7 @@ static void usage(FILE *f)
                "              [--web-vendor DIR] [--web DIR] [--max-workspaces N]\n"
                "              [--max-running N] [--ssh-listen ADDR:PORT|none]\n"
                "              [--tls-cert FILE --tls-key FILE [--http-redirect ADDR:PORT]]\n"
+               "              [--behind-proxy ADDR]\n"
                "\n"
                "  --listen ADDR:PORT   where to serve the API (default 127.0.0.1:7878)\n"
                "  --tls-cert FILE      serve HTTPS on --listen with this PEM certificate chain\n"
@@ -89,6 +91,9 @@ static void usage(FILE *f)
                "                       subdomains (see --base-domain)\n"
                "  --http-redirect A:P  also listen for plain HTTP there, answering every request\n"
                "                       with 308 to the same path on https://\n"
+               "  --behind-proxy ADDR  a reverse proxy at this IP address terminates TLS: take\n"
+               "                       X-Forwarded-Proto (https: Secure cookies) and\n"
+               "                       X-Forwarded-For (the client) from it, from nobody else\n"
                "  --ssh-listen A:P     the SSH gateway (default 127.0.0.1:2222; 'none': off)\n"
                "  --data DIR           where workspaces and the database live\n"
                "                       (default ./.berth-data)\n"
@@ -427,6 +432,15 @@ int main(int argc, char **argv)
                 return 2;
             }
             i++;
+        } else if (strcmp(a, "--behind-proxy") == 0 && v) {
+            unsigned char bin[16];
+            if (uv_inet_pton(strchr(v, ':') ? AF_INET6 : AF_INET, v, bin) != 0) {
+                fprintf(stderr, "berthd: invalid --behind-proxy '%s': use an IP address\n", v);
+                return 2;
+            }
+            free(d.behind_proxy);
+            d.behind_proxy = xstrdup(v);
+            i++;
         } else if (strcmp(a, "--data") == 0 && v) {
             d.data_dir = xstrdup(v);
             i++;
@@ -576,6 +590,8 @@ int main(int argc, char **argv)
     http_server_stream_bodies(d.http, api_wants_stream, d.api);
     if (d.idle_timeout)
         http_server_set_idle_timeout(d.http, (unsigned)d.idle_timeout);
+    if (d.behind_proxy)
+        (void)http_server_trust_proxy(d.http, d.behind_proxy); /* checked with the flags */
     if (d.tls) {
         http_server_use_tls(d.http, d.tls);
         log_info("TLS certificate '%s', SHA-256 %s", d.tls_cert, tls_ctx_fingerprint(d.tls));

@@ -18,7 +18,10 @@
  *   - TLS, when on: the one layer between the socket and the rest. on_read
  *     hands the socket's bytes to the connection's session and the parser
  *     gets the plaintext; conn_write encrypts and sock_write sends. Every
- *     route, stream, relay and WebSocket above runs unchanged over it.
+ *     route, stream, relay and WebSocket above runs unchanged over it;
+ *   - the trusted proxy: X-Forwarded-For and -Proto are kept out of the
+ *     request's headers, and only a request from the proxy's address has
+ *     them set its peer and `secure` (request_origin).
  * Connections are freed in the uv_close callback, never earlier (libuv's rule).
  */
 #include "http/server.h"
@@ -29,6 +32,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http/tls.h"
 #include "util/log.h"
@@ -55,7 +59,8 @@ struct http_server {
     struct http_conn *conns; /* list of open connections */
     uv_timer_t *sweep;       /* its own allocation: closed apart from tcp */
     uint64_t idle_ms;
-    struct tls_ctx *tls; /* not owned; NULL: plain HTTP */
+    struct tls_ctx *tls;    /* not owned; NULL: plain HTTP */
+    char trusted_proxy[64]; /* "": none */
 };
 
 enum conn_phase { PHASE_READING, PHASE_HANDLING, PHASE_STREAMING, PHASE_RAW };
@@ -80,6 +85,8 @@ struct http_conn {
     char peer[64];
     struct buf extra_headers; /* added by the handler for the next response */
     struct buf pending;       /* bytes received while a response is under way */
+    struct buf fwd_for;       /* X-Forwarded-For and -Proto, kept out of req.headers */
+    struct buf fwd_proto;
     size_t write_pending;
     bool above_drain_mark;
     http_close_cb close_cb;
@@ -177,6 +184,8 @@ static void on_closed(uv_handle_t *h)
     buf_release(&c->field);
     buf_release(&c->value);
     buf_release(&c->pending);
+    buf_release(&c->fwd_for);
+    buf_release(&c->fwd_proto);
     buf_release(&c->extra_headers);
     request_release(&c->req);
     tls_conn_free(c->tls);
@@ -455,6 +464,8 @@ static int on_message_begin(http_parser *p)
     buf_reset(&c->url);
     buf_reset(&c->field);
     buf_reset(&c->value);
+    buf_reset(&c->fwd_for);
+    buf_reset(&c->fwd_proto);
     c->header_bytes = 0;
     c->last_was_value = false;
     c->in_request = true;
@@ -477,7 +488,16 @@ static void finish_header(struct http_conn *c)
         return;
     for (size_t i = 0; i < c->field.len; i++)
         c->field.buf[i] = (char)tolower((unsigned char)c->field.buf[i]);
-    strv_pushf(&c->req.headers, "%s: %s", c->field.buf, c->value.buf);
+    bool fwd_for = strcmp(c->field.buf, "x-forwarded-for") == 0;
+    if (fwd_for || strcmp(c->field.buf, "x-forwarded-proto") == 0) {
+        /* repeated ones join as a list, as RFC 9110 allows */
+        struct buf *b = fwd_for ? &c->fwd_for : &c->fwd_proto;
+        if (b->len)
+            buf_adds(b, ", ");
+        buf_add(b, c->value.buf, c->value.len);
+    } else {
+        strv_pushf(&c->req.headers, "%s: %s", c->field.buf, c->value.buf);
+    }
     buf_reset(&c->field);
     buf_reset(&c->value);
 }
@@ -604,11 +624,40 @@ static int on_message_complete(http_parser *p)
     return 0;
 }
 
-/* Who sent the request, and whether it came over TLS. */
+/* The last item of a comma-separated list (the one the nearest proxy
+ * added), without blanks; *ret_len 0 when there is none. */
+static const char *last_item(const struct buf *list, size_t *ret_len)
+{
+    const char *p = strrchr(list->buf, ',');
+    p = p ? p + 1 : list->buf;
+    p += strspn(p, " \t");
+    size_t n = strcspn(p, " \t");
+    *ret_len = n;
+    return p;
+}
+
+/* Who sent the request, and whether it came over TLS: the socket's peer
+ * and this server's TLS, or what the trusted proxy says of its client. */
 static void request_origin(struct http_conn *c)
 {
     memcpy(c->req.peer, c->peer, sizeof(c->peer));
     c->req.secure = c->tls != NULL;
+    const char *trusted = c->server->trusted_proxy;
+    if (!trusted[0] || strcmp(c->peer, trusted) != 0)
+        return; /* anyone else's X-Forwarded-* were dropped unread */
+    size_t n;
+    const char *proto = last_item(&c->fwd_proto, &n);
+    if (n)
+        c->req.secure = n == 5 && strncasecmp(proto, "https", 5) == 0;
+    const char *addr = last_item(&c->fwd_for, &n);
+    char ip[sizeof(c->req.peer)];
+    unsigned char bin[16];
+    if (n && n < sizeof(ip)) {
+        memcpy(ip, addr, n);
+        ip[n] = 0;
+        if (uv_inet_pton(AF_INET, ip, bin) == 0 || uv_inet_pton(AF_INET6, ip, bin) == 0)
+            memcpy(c->req.peer, ip, sizeof(ip));
+    }
 }
 
 /* Feeds bytes to the parser, dispatching each complete request. */
@@ -811,10 +860,14 @@ static void peer_name(struct http_conn *c)
     c->peer[0] = 0;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
         return;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
     if (sa.ss_family == AF_INET)
         uv_ip4_name((struct sockaddr_in *)&sa, c->peer, sizeof(c->peer));
+    else if (sa.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+        /* an IPv4 client of a dual-stack listener, named as IPv4 */
+        uv_inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], c->peer, sizeof(c->peer));
     else if (sa.ss_family == AF_INET6)
-        uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer, sizeof(c->peer));
+        uv_ip6_name(in6, c->peer, sizeof(c->peer));
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -828,6 +881,8 @@ static void on_connection(uv_stream_t *listener, int status)
     c->field = (struct buf)BUF_INIT;
     c->value = (struct buf)BUF_INIT;
     c->pending = (struct buf)BUF_INIT;
+    c->fwd_for = (struct buf)BUF_INIT;
+    c->fwd_proto = (struct buf)BUF_INIT;
     c->extra_headers = (struct buf)BUF_INIT;
     c->req = (struct http_request){.headers = STRV_INIT, .body = BUF_INIT};
     uv_tcp_init(s->loop, &c->tcp);
@@ -918,6 +973,18 @@ int http_server_new(uv_loop_t *loop, const char *addr, int port, http_handler_cb
 void http_server_use_tls(struct http_server *s, struct tls_ctx *tls)
 {
     s->tls = tls;
+}
+
+int http_server_trust_proxy(struct http_server *s, const char *addr)
+{
+    unsigned char bin[16];
+    int family = strchr(addr, ':') ? AF_INET6 : AF_INET;
+    if (uv_inet_pton(family, addr, bin) != 0)
+        return -EINVAL;
+    /* the canonical spelling, as peers are named */
+    if (uv_inet_ntop(family, bin, s->trusted_proxy, sizeof(s->trusted_proxy)) != 0)
+        return -EINVAL;
+    return 0;
 }
 
 void http_server_stream_bodies(struct http_server *s, http_filter_cb want, void *data)

@@ -595,7 +595,8 @@ static void build_request_head(const struct http_request *req, const char *targe
                                        strcmp(req->method, "PUT") == 0)) {
         buf_addf(head, "Content-Length: %zu\r\n", req->body.len);
     }
-    buf_addf(head, "X-Forwarded-For: %s\r\n\r\n", req->peer);
+    buf_addf(head, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n\r\n", req->peer,
+             req->secure ? "https" : "http");
 }
 
 static struct relay *relay_new(struct http_conn *c, int fd, const char *key)

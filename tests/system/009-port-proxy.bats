@@ -332,6 +332,12 @@ check() {
 	assert_equal "$(grep -c 'app_pref=dark' <<<"$body")" 2
 	[[ "$body" != *secret-session* && "$body" != *secret-csrf* && "$body" != *"$pass"* ]]
 	assert_equal "$(grep -ci '^content-security-policy: sandbox' "$BATS_TEST_TMPDIR/h2")" 2
+	# the app learns the client and the scheme from Berth, never from the client
+	run curl -s -H "Authorization: Bearer $ALICE" -H 'X-Forwarded-For: 192.0.2.66' \
+		-H 'X-Forwarded-Proto: https' "$url/echo-headers"
+	[[ $output != *192.0.2.66* ]]
+	assert_output_contains "127.0.0.1"
+	grep -qi '^x-forwarded-proto: http$' <<<"${output//$'\r'/}"
 }
 
 @test "the app cannot set Berth's cookies" {

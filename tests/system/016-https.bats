@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # berthd over HTTPS (--tls-cert, --tls-key) with a test CA: the API, the CLI
 # (which trusts the CA named by $BERTH_CACERT), a terminal over wss://, the
-# port subdomains under a wildcard name, and a new certificate on SIGHUP.
+# port subdomains under a wildcard name, a new certificate on SIGHUP, the
+# redirecting listener; and behind a TLS-terminating proxy (--behind-proxy).
 
 load helpers
 
@@ -217,4 +218,62 @@ jar_cookie() {
 	run curl -sf "$BERTH_SERVER/api/v1/health"
 	assert_success
 	cp "$d/second.pem" "$d/cert.pem"
+}
+
+# proxied_berthd ARGS...: a second, plain berthd (its own data dir) with ARGS;
+# sets PROXIED to its URL.
+proxied_berthd() {
+	local port
+	port=$(free_port)
+	mkdir -p "$BATS_TEST_TMPDIR/data"
+	bg "$BERTHD" --data "$BATS_TEST_TMPDIR/data" --listen "127.0.0.1:$port" --ssh-listen none \
+		--engine "$BERTH_TEST_ENGINE" "$@"
+	PROXIED=http://127.0.0.1:$port
+	for i in $(seq 1 100); do
+		curl -sf "$PROXIED/api/v1/health" >/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# proxied_login [CURL ARGS...]: a browser login at $PROXIED; prints the headers.
+proxied_login() {
+	curl -sS -D - -o /dev/null -X POST -H 'Content-Type: application/json' "$@" \
+		--data-binary "$(jq -cn --arg p "$BERTH_ADMIN_PASSWORD" '{username: "admin", password: $p, mode: "cookie"}')" \
+		"$PROXIED/api/v1/auth/login"
+}
+
+@test "--behind-proxy: the proxy's X-Forwarded-Proto https makes cookies Secure, its X-Forwarded-For names the client" {
+	proxied_berthd --behind-proxy 127.0.0.1
+	run proxied_login -H 'X-Forwarded-Proto: https' -H 'X-Forwarded-For: 198.51.100.1, 203.0.113.9'
+	assert_output_contains "Set-Cookie: __Host-berth_session="
+	assert_output_contains "; Secure"
+	assert_output_contains "Strict-Transport-Security: max-age=31536000"
+	token=$(curl -sf -X POST -H 'Content-Type: application/json' -H 'X-Forwarded-For: 203.0.113.9' \
+		--data-binary "$(jq -cn --arg p "$BERTH_ADMIN_PASSWORD" '{username: "admin", password: $p, mode: "token"}')" \
+		"$PROXIED/api/v1/auth/login" | jq -r .token)
+	run curl -sf -H "Authorization: Bearer $token" "$PROXIED/api/v1/audit"
+	assert_equal "$(jq -r '[.events[] | select(.action == "login") | .address] | unique | join(" ")' <<<"$output")" "203.0.113.9"
+	# the proxy's own plain requests stay plain
+	run proxied_login
+	assert_output_contains "Set-Cookie: berth_session="
+	[[ $output != *Secure* && $output != *Strict-Transport-Security* ]]
+}
+
+@test "--behind-proxy: X-Forwarded-* from any other address are ignored" {
+	proxied_berthd --behind-proxy 127.0.0.1
+	# the same headers, from 127.0.0.2: not the proxy
+	run proxied_login --interface 127.0.0.2 -H 'X-Forwarded-Proto: https' -H 'X-Forwarded-For: 203.0.113.9'
+	assert_output_contains "Set-Cookie: berth_session="
+	[[ $output != *Secure* && $output != *__Host-* && $output != *Strict-Transport-Security* ]]
+	token=$(curl -sf -X POST -H 'Content-Type: application/json' -H 'X-Forwarded-For: 203.0.113.9' \
+		--interface 127.0.0.2 \
+		--data-binary "$(jq -cn --arg p "$BERTH_ADMIN_PASSWORD" '{username: "admin", password: $p, mode: "token"}')" \
+		"$PROXIED/api/v1/auth/login" | jq -r .token)
+	run curl -sf -H "Authorization: Bearer $token" "$PROXIED/api/v1/audit"
+	assert_equal "$(jq -r '[.events[] | select(.action == "login") | .address] | unique | join(" ")' <<<"$output")" "127.0.0.2"
+	# and without --behind-proxy, from anyone
+	proxied_berthd
+	run proxied_login -H 'X-Forwarded-Proto: https'
+	[[ $output != *Secure* && $output != *__Host-* ]]
 }
