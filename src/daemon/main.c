@@ -590,8 +590,10 @@ int main(int argc, char **argv)
     http_server_stream_bodies(d.http, api_wants_stream, d.api);
     if (d.idle_timeout)
         http_server_set_idle_timeout(d.http, (unsigned)d.idle_timeout);
-    if (d.behind_proxy)
+    if (d.behind_proxy) {
         (void)http_server_trust_proxy(d.http, d.behind_proxy); /* checked with the flags */
+        log_info("trusting X-Forwarded-For and -Proto from %s only", d.behind_proxy);
+    }
     if (d.tls) {
         http_server_use_tls(d.http, d.tls);
         log_info("TLS certificate '%s', SHA-256 %s", d.tls_cert, tls_ctx_fingerprint(d.tls));
