@@ -135,6 +135,19 @@ jar_cookie() {
 	assert_equal "$output" "over-tls /workspaces/tls"
 }
 
+@test "a large output streams whole over https" {
+	run_berth exec tls-ws -- sh -c 'head -c 20000000 /dev/zero | tr "\\0" x'
+	assert_success
+	assert_equal "${#output}" 20000000
+}
+
+@test "a request body of almost 1 MiB arrives whole over https" {
+	head -c 900000 /dev/zero | tr '\0' p | jq -Rc '{username: "admin", password: .}' >"$BATS_TEST_TMPDIR/big.json"
+	run curl -sS -X POST -H 'Content-Type: application/json' --data-binary "@$BATS_TEST_TMPDIR/big.json" \
+		"$BERTH_SERVER/api/v1/auth/login"
+	assert_output_contains "password or token_name is too long"
+}
+
 @test "a terminal works over wss://" {
 	run timeout 90 node --experimental-websocket --no-warnings "$BATS_TEST_DIRNAME/ws-client.mjs" \
 		"${BERTH_SERVER/https:/wss:}/api/v1/workspaces/tls-ws/terminal?cols=80&rows=24" \
