@@ -42,6 +42,9 @@ setup_file() {
 		--http-redirect "127.0.0.1:$(cat "$d/redirect.port")"
 	load_berthd_env
 	repo=$(make_repo tls)
+	cp "$BATS_TEST_DIRNAME/fixtures/proxy-echo.pl" "$repo/"
+	git -C "$repo" add -A
+	git -C "$repo" -c user.name=T -c user.email=t@t commit -qm server
 	"$BERTH" create "$repo" --name tls-ws >/dev/null
 }
 
@@ -176,6 +179,41 @@ jar_cookie() {
 	run curl -sS -D - -o /dev/null --resolve "3000-tls-ws.berth.localhost:$port:127.0.0.1" "$output"
 	assert_output_contains "Set-Cookie: __Host-berth_port="
 	assert_output_contains "; Secure"
+}
+
+@test "a forwarded port over https: bodies both ways, a WebSocket over wss://, both URL forms" {
+	"$BERTH" exec tls-ws -- sh -c "setsid perl proxy-echo.pl 8204 127.0.0.1 </dev/null >/dev/null 2>&1 &"
+	local url=$BERTH_SERVER/w/tls-ws/ports/8204 auth=(-H "Authorization: Bearer $BERTH_TOKEN")
+	for i in $(seq 1 100); do
+		curl -sf "${auth[@]}" "$url/" >/dev/null && break
+		sleep 0.2
+	done
+	head -c 5000000 /dev/urandom >"$BATS_TEST_TMPDIR/up"
+	run curl -sS "${auth[@]}" --data-binary "@$BATS_TEST_TMPDIR/up" "$url/sum"
+	assert_equal "$output" "bytes 5000000 sha1 $(sha1sum <"$BATS_TEST_TMPDIR/up" | cut -d' ' -f1)"
+	run curl -sS "${auth[@]}" -o /dev/null -w '%{size_download}' "$url/big/8"
+	assert_equal "$output" $((8 * 1024 * 1024))
+	run timeout 60 node --experimental-websocket --no-warnings "$BATS_TEST_DIRNAME/ws-client.mjs" \
+		"${url/https:/wss:}/ws" "$BERTH_TOKEN" "echoed-over-wss"
+	assert_success
+	assert_output_contains "echoed-over-wss"
+	# the subdomain, and the app is told the scheme
+	local port=${BERTH_SERVER##*:}
+	run curl -sS "${auth[@]}" --resolve "8204-tls-ws.berth.localhost:$port:127.0.0.1" \
+		"https://8204-tls-ws.berth.localhost:$port/echo-headers"
+	grep -qi '^x-forwarded-proto: https' <<<"${output//$'\r'/}"
+}
+
+@test "VS Code is served over https" {
+	local code auth=(-H "Authorization: Bearer $BERTH_TOKEN")
+	for i in $(seq 1 120); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$BERTH_SERVER/w/tls-ws/ide/")
+		[ "$code" = 302 ] || [ "$code" = 200 ] && break
+		sleep 0.5
+	done
+	[ "$code" = 302 ] || [ "$code" = 200 ]
+	run curl -sS "${auth[@]}" "$BERTH_SERVER/w/tls-ws/ide/?folder=/workspaces/tls"
+	assert_output_contains "workbench"
 }
 
 @test "--http-redirect answers plain HTTP with 308 to the same path and query on https://" {
