@@ -64,7 +64,8 @@ static int load(const char *cert_file, const char *key_file, SSL_CTX **ret, char
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1)
         return berr_make(reterr, EINVAL, "cannot load the certificate '%s': %s", cert_file,
                          ssl_reason());
-    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1)
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1 &&
+        ERR_GET_REASON(ERR_peek_error()) != X509_R_KEY_VALUES_MISMATCH)
         return berr_make(reterr, EINVAL, "cannot load the key '%s': %s", key_file, ssl_reason());
     if (SSL_CTX_check_private_key(ctx) != 1)
         return berr_make(reterr, EINVAL, "the key '%s' does not belong to the certificate '%s': %s",
