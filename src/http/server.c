@@ -41,7 +41,6 @@
 #define HTTP_MAX_PENDING (256 * 1024)
 #define HTTP_DRAIN_LOW (256 * 1024)
 #define HTTP_IDLE_TIMEOUT_DEFAULT 75 /* seconds, as nginx's keepalive_timeout */
-#define HTTP_HSTS_MAX_AGE "31536000" /* a year: browsers keep to https:// that long */
 #define HTTP_TLS_CHUNK (64 * 1024)   /* plaintext handed to the parser at a time */
 
 /* The answer to plain HTTP on the HTTPS port, in plain HTTP (as nginx does) */
@@ -375,7 +374,7 @@ static void write_head(struct http_conn *c, int status, const char *content_type
         buf_adds(&h, "Transfer-Encoding: chunked\r\n");
     buf_adds(&h, "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n");
     if (c->tls || c->req.secure)
-        buf_adds(&h, "Strict-Transport-Security: max-age=" HTTP_HSTS_MAX_AGE "\r\n");
+        buf_adds(&h, HTTP_HSTS_HEADER "\r\n");
     buf_add(&h, c->extra_headers.buf, c->extra_headers.len);
     buf_reset(&c->extra_headers);
     if (!c->keep_alive)

@@ -35,6 +35,8 @@
 #define HTTP_MAX_HEADER_BYTES (64 * 1024)
 #define HTTP_MAX_URL (8 * 1024)
 #define HTTP_MAX_BODY (1024 * 1024)
+/* On every answer over HTTPS: browsers then keep to https:// for a year */
+#define HTTP_HSTS_HEADER "Strict-Transport-Security: max-age=31536000"
 
 struct http_server;
 struct http_conn;

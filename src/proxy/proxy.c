@@ -231,6 +231,7 @@ static void resp_finish_header(struct relay *r)
     bool drop = header_is(f, n, "connection") || header_is(f, n, "keep-alive") ||
                 header_is(f, n, "transfer-encoding") || header_is(f, n, "content-length") ||
                 header_is(f, n, "proxy-connection") || header_is(f, n, "trailer") ||
+                header_is(f, n, "strict-transport-security") ||
                 (header_is(f, n, "set-cookie") && sets_berth_cookie(r->value.buf));
     if (!drop)
         buf_addf(&r->head, "%s: %s\r\n", f, r->value.buf);
@@ -719,6 +720,15 @@ static void open_upstream(struct start *st)
     st->open(st->open_data, st->key, upstream_opened, st);
 }
 
+/* The header lines added to every answer: the route's, and over HTTPS
+ * berthd's HSTS (an app's own is dropped: the policy is berthd's to set). */
+static char *answer_headers(const char *header, bool secure)
+{
+    if (!secure)
+        return header ? xstrdup(header) : NULL;
+    return header ? xasprintf("%s\r\n" HTTP_HSTS_HEADER, header) : xstrdup(HTTP_HSTS_HEADER);
+}
+
 void proxy_request(struct http_conn *c, const struct http_request *req,
                    const struct proxy_route *route)
 {
@@ -734,7 +744,7 @@ void proxy_request(struct http_conn *c, const struct http_request *req,
      * nothing that outlives this call */
     struct start st = {
         .c = c,
-        .inject = route->header ? xstrdup(route->header) : NULL,
+        .inject = answer_headers(route->header, req->secure),
         .head = BUF_INIT,
         .upgrade = req->upgrade,
         .read_body = req->body_streamed,

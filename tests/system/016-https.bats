@@ -193,6 +193,9 @@ jar_cookie() {
 	assert_equal "$output" "bytes 5000000 sha1 $(sha1sum <"$BATS_TEST_TMPDIR/up" | cut -d' ' -f1)"
 	run curl -sS "${auth[@]}" -o /dev/null -w '%{size_download}' "$url/big/8"
 	assert_equal "$output" $((8 * 1024 * 1024))
+	# the app's answers carry berthd's HSTS, once
+	run curl -sS "${auth[@]}" -D - -o /dev/null "$url/"
+	assert_equal "$(grep -ci '^strict-transport-security: max-age=31536000' <<<"$output")" 1
 	run timeout 60 node --experimental-websocket --no-warnings "$BATS_TEST_DIRNAME/ws-client.mjs" \
 		"${url/https:/wss:}/ws" "$BERTH_TOKEN" "echoed-over-wss"
 	assert_success
