@@ -6,7 +6,12 @@
 
   var API = '/api/v1';
 
+  /* Berth's cookie `name`: over HTTPS it is named with the __Host- prefix. */
   function cookie(name) {
+    return rawCookie('__Host-' + name) || rawCookie(name);
+  }
+
+  function rawCookie(name) {
     var parts = document.cookie ? document.cookie.split('; ') : [];
     for (var i = 0; i < parts.length; i++) {
       var eq = parts[i].indexOf('=');

@@ -39,6 +39,7 @@ struct pw_job {
     char *mode;     /* login: "cookie" or "token" */
     char *token_name;
     char *address;
+    bool secure;            /* login: the request came over HTTPS (its cookies' kind) */
     struct auth_user actor; /* create: the admin asking */
     char *host;
 };
@@ -114,14 +115,10 @@ static void login_done(uv_work_t *w, int status)
         } else {
             json_t *user = json_pack("{s:s, s:b}", "name", u.name, "admin", u.admin);
             if (cookie) {
-                http_conn_add_header(j->conn,
-                                     "Set-Cookie: " AUTH_SESSION_COOKIE
-                                     "=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d",
-                                     token, AUTH_SESSION_TTL);
-                http_conn_add_header(j->conn,
-                                     "Set-Cookie: " AUTH_CSRF_COOKIE
-                                     "=%s; Path=/; SameSite=Lax; Max-Age=%d",
-                                     csrf, AUTH_SESSION_TTL);
+                auth_set_cookie(j->conn, j->secure, AUTH_SESSION_COOKIE, token, true,
+                                AUTH_SESSION_TTL);
+                auth_set_cookie(j->conn, j->secure, AUTH_CSRF_COOKIE, csrf, false,
+                                AUTH_SESSION_TTL);
                 http_respond_json(j->conn, 200,
                                   json_pack("{s:o, s:s}", "user", user, "csrf_token", csrf));
             } else {
@@ -176,6 +173,7 @@ void api_login(struct api *a, struct http_conn *c, struct http_request *req)
     j->mode = xstrdup(mode);
     j->token_name = token_name ? xstrdup(token_name) : NULL;
     j->address = xstrdup(req->peer);
+    j->secure = req->secure;
     struct user_rec u = {0};
     if (store_user_get(a->store, name, &u, NULL) == 0) {
         j->hash = TAKE_PTR(u.password_hash);
@@ -688,9 +686,8 @@ bool api_accounts_route(struct api *a, struct http_conn *c, struct http_request 
         auth_forget(a->auth);
         api_audit(a, user, req, "logout", user->name, NULL);
         if (user->via_cookie) {
-            http_conn_add_header(c, "Set-Cookie: " AUTH_SESSION_COOKIE
-                                    "=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-            http_conn_add_header(c, "Set-Cookie: " AUTH_CSRF_COOKIE "=; Path=/; Max-Age=0");
+            auth_set_cookie(c, req->secure, AUTH_SESSION_COOKIE, "", true, 0);
+            auth_set_cookie(c, req->secure, AUTH_CSRF_COOKIE, "", false, 0);
         }
         http_respond(c, 204, NULL, NULL, 0);
         return true;

@@ -274,6 +274,20 @@ char *auth_cookie_value(const char *header, const char *name)
     return NULL;
 }
 
+char *auth_request_cookie(const struct http_request *req, const char *name)
+{
+    _cleanup_free_ char *full = xasprintf("%s%s", req->secure ? AUTH_SECURE_PREFIX : "", name);
+    return auth_cookie_value(http_request_header(req, "cookie"), full);
+}
+
+void auth_set_cookie(struct http_conn *c, bool secure, const char *name, const char *value,
+                     bool http_only, int max_age)
+{
+    http_conn_add_header(c, "Set-Cookie: %s%s=%s; Path=/;%s SameSite=Lax; Max-Age=%d%s",
+                         secure ? AUTH_SECURE_PREFIX : "", name, value,
+                         http_only ? " HttpOnly;" : "", max_age, secure ? "; Secure" : "");
+}
+
 static bool unsafe_method(const char *m)
 {
     return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "OPTIONS") != 0;
@@ -298,8 +312,7 @@ int auth_request(struct auth *a, const struct http_request *req, int mode, struc
             return berr_make(reterr, EACCES, "malformed Authorization header: use 'Bearer TOKEN'");
         tok = authz + 7;
     } else {
-        const char *cookies = http_request_header(req, "cookie");
-        cookie_tok = cookies ? auth_cookie_value(cookies, AUTH_SESSION_COOKIE) : NULL;
+        cookie_tok = auth_request_cookie(req, AUTH_SESSION_COOKIE);
         tok = cookie_tok;
         via_cookie = true;
     }

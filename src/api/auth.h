@@ -6,6 +6,11 @@
  * the same tokens, carried in an HttpOnly cookie, with a CSRF token that state-
  * changing requests must echo in the X-Berth-CSRF header.
  *
+ * Over HTTPS (http_request.secure: TLS here or at the trusted proxy) Berth's
+ * cookies are Secure and named with the __Host- prefix, which browsers accept
+ * only from a secure origin, host-only, for Path=/: no port subdomain can set
+ * or shadow them. A request over HTTPS is read only under the prefixed names.
+ *
  * Password hashing (argon2id) is deliberately slow: call auth_hash_password
  * and auth_verify_password only off the event loop.
  */
@@ -23,6 +28,7 @@
 #define AUTH_CSRF_COOKIE "berth_csrf"
 #define AUTH_CSRF_HEADER "x-berth-csrf"
 #define AUTH_SESSION_TTL (7 * 24 * 3600)
+#define AUTH_SECURE_PREFIX "__Host-"
 
 struct auth;
 
@@ -87,5 +93,15 @@ bool auth_valid_username(const char *name);
 /* The value of cookie `name` in a Cookie header (may be NULL), newly
  * allocated, or NULL. */
 char *auth_cookie_value(const char *header, const char *name);
+
+/* The value of Berth's cookie `name` (AUTH_SESSION_COOKIE, ...) on req,
+ * under the name it has there (AUTH_SECURE_PREFIX over HTTPS), newly
+ * allocated, or NULL. */
+char *auth_request_cookie(const struct http_request *req, const char *name);
+/* Sets Berth's cookie `name` in the next answer on c: Path=/, SameSite=Lax,
+ * Max-Age=max_age (0: removes it), HttpOnly unless the pages' scripts read
+ * it; for a request over HTTPS (`secure`) Secure, under the prefixed name. */
+void auth_set_cookie(struct http_conn *c, bool secure, const char *name, const char *value,
+                     bool http_only, int max_age);
 
 #endif

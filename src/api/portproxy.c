@@ -357,8 +357,7 @@ static bool wants_redirect(const struct http_request *req)
 static int pass_user(struct portproxy *pp, const struct http_request *req, const char *ws_id,
                      int port, char **ret_name)
 {
-    _cleanup_free_ char *secret =
-        auth_cookie_value(http_request_header(req, "cookie"), PORT_PASS_COOKIE);
+    _cleanup_free_ char *secret = auth_request_cookie(req, PORT_PASS_COOKIE);
     struct grant *g = grant_find(pp, GRANT_PASS, secret, ws_id, port, false);
     struct auth_user u = {0};
     if (!g || auth_token_user(pp->auth, g->token_id, &u) < 0)
@@ -542,9 +541,7 @@ static void subdomain_auth(struct portproxy *pp, struct http_conn *c, struct htt
     _cleanup_free_ char *pass =
         grant_add(pp, GRANT_PASS, g->user_id, g->token_id, rec.id, u->port, PORT_PASS_TTL);
     grant_free(g);
-    http_conn_add_header(
-        c, "Set-Cookie: " PORT_PASS_COOKIE "=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%d", pass,
-        PORT_PASS_TTL);
+    auth_set_cookie(c, req->secure, PORT_PASS_COOKIE, pass, true, PORT_PASS_TTL);
     struct buf loc = BUF_INIT;
     add_escaped(&loc, safe_next(next), "/?&=%:@!$'()*+,;");
     redirect(c, loc.buf);

@@ -15,7 +15,8 @@
  *      on the main origin ({base-domain}[:P]);
  *   2. there, a signed-in user who may see the port gets a single-use code
  *      (60 s) and is sent back to {subdomain}/.berth/auth?code=&next=;
- *   3. that sets berth_port (host-only, HttpOnly, SameSite=Lax, 8 h), bound
+ *   3. that sets berth_port (host-only, HttpOnly, SameSite=Lax, 8 h; over
+ *      HTTPS Secure and named __Host-berth_port, see auth.h), bound
  *      to the user, the workspace, the port and the Berth session it came
  *      from (a logout ends it), and redirects to next (a path on that host).
  * Others get a login redirect (browser GETs) or 401, a signed-in user who may

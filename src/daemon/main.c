@@ -2,7 +2,9 @@
  *
  * Start-up order: parse flags; open the store (migrating it); pick the engine
  * (--engine, DOCKER_HOST, the usual sockets, else a supervised podman service);
- * start the HTTP server; then, off the loop, wait for the engine to answer and
+ * start the HTTP server (HTTPS with --tls-cert and --tls-key, whose files
+ * SIGHUP reads again, and a plain listener that only redirects to it with
+ * --http-redirect); then, off the loop, wait for the engine to answer and
  * reconcile the store with it. Requests are served meanwhile.
  */
 #include <ctype.h>
@@ -23,6 +25,7 @@
 #include "daemon/supervise.h"
 #include "engine/engine.h"
 #include "http/server.h"
+#include "http/tls.h"
 #include "sshd/sshd.h"
 #include "store/store.h"
 #include "util/fs.h"
@@ -52,7 +55,14 @@ struct daemon {
     struct ws_manager *manager;
     struct api *api;
     struct http_server *http;
-    uv_signal_t sigint, sigterm;
+    char *tls_cert; /* NULL: plain HTTP */
+    char *tls_key;
+    struct tls_ctx *tls;
+    char *redirect_addr; /* --http-redirect; NULL: none */
+    int redirect_port;
+    struct http_server *redirect;
+    char *behind_proxy; /* the reverse proxy's address; NULL: none */
+    uv_signal_t sigint, sigterm, sighup;
     uv_timer_t health;
     long max_workspaces; /* -1: keep the stored setting */
     long max_running;
@@ -70,8 +80,21 @@ static void usage(FILE *f)
                "              [--base-domain DOMAIN] [--idle-timeout SECONDS] [--ide DIR]\n"
                "              [--web-vendor DIR] [--web DIR] [--max-workspaces N]\n"
                "              [--max-running N] [--ssh-listen ADDR:PORT|none]\n"
+               "              [--tls-cert FILE --tls-key FILE [--http-redirect ADDR:PORT]]\n"
+               "              [--behind-proxy ADDR]\n"
                "\n"
                "  --listen ADDR:PORT   where to serve the API (default 127.0.0.1:7878)\n"
+               "  --tls-cert FILE      serve HTTPS on --listen with this PEM certificate chain\n"
+               "  --tls-key FILE       ... and its PEM private key; SIGHUP reads both again\n"
+               "                       (a pair that does not load is logged, the old kept);\n"
+               "                       cookies are then Secure and __Host-, answers carry HSTS.\n"
+               "                       Let the certificate also name *.DOMAIN for the port\n"
+               "                       subdomains (see --base-domain)\n"
+               "  --http-redirect A:P  also listen for plain HTTP there, answering every request\n"
+               "                       with 308 to the same path on https://\n"
+               "  --behind-proxy ADDR  a reverse proxy at this IP address terminates TLS: take\n"
+               "                       X-Forwarded-Proto (https: Secure cookies) and\n"
+               "                       X-Forwarded-For (the client) from it, from nobody else\n"
                "  --ssh-listen A:P     the SSH gateway (default 127.0.0.1:2222; 'none': off)\n"
                "  --data DIR           where workspaces and the database live\n"
                "                       (default ./.berth-data)\n"
@@ -296,15 +319,72 @@ static void on_signal(uv_signal_t *s, int signum)
     struct daemon *d = s->data;
     log_info("received signal %d, shutting down", signum);
     http_server_close(d->http);
+    if (d->redirect)
+        http_server_close(d->redirect);
     supervisor_stop(d->supervisor);
     uv_timer_stop(&d->health);
     uv_close((uv_handle_t *)&d->health, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
     ws_manager_free(d->manager);
     /* jobs still on the thread pool are abandoned: their state is in the
      * store and reconcile resumes them at the next start */
     uv_stop(d->loop);
+}
+
+/* The host of a Host header ("name", "name:port", "[v6]:port"), newly
+ * allocated, or NULL when it is none of those. */
+static char *host_name(const char *host)
+{
+    size_t n = host[0] == '[' ? strcspn(host, "]") + 1 : strcspn(host, ":");
+    if (n == 0 || n > 255 || (host[0] == '[' && host[n - 1] != ']'))
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (!isalnum((unsigned char)host[i]) && !strchr(host[0] == '[' ? "[]:." : "-.", host[i]))
+            return NULL;
+    if (host[n] && (host[n] != ':' || strspn(host + n + 1, "0123456789") != strlen(host + n + 1)))
+        return NULL;
+    return xstrndup(host, n);
+}
+
+/* --http-redirect's only answer: 308 to the same target on https://, the
+ * host the client asked for at the HTTPS port. */
+static void redirect_handle(struct http_conn *c, struct http_request *req, void *data)
+{
+    struct daemon *d = data;
+    const char *host = http_request_header(req, "host");
+    _cleanup_free_ char *name = NULL;
+    if (host)
+        name = host_name(host);
+    else
+        name = strchr(d->listen_addr, ':') ? xasprintf("[%s]", d->listen_addr)
+                                           : xstrdup(d->listen_addr);
+    if (!name) {
+        http_respond_error(c, 400, "malformed Host header");
+        return;
+    }
+    _cleanup_free_ char *port =
+        d->listen_port == 443 ? xstrdup("") : xasprintf(":%d", d->listen_port);
+    /* an absolute-form target ("http://host/x") goes to the root */
+    const char *target = req->raw_target[0] == '/' ? req->raw_target : "/";
+    http_conn_add_header(c, "Location: https://%s%s%s", name, port, target);
+    http_respond(c, 308, "text/plain", "use https://\n", 13);
+}
+
+/* SIGHUP: the certificate and key again, for the connections to come. */
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    struct daemon *d = s->data;
+    if (!d->tls)
+        return;
+    _cleanup_berr_ struct berr *e = NULL;
+    if (tls_ctx_reload(d->tls, &e) < 0)
+        log_error("%s; the certificate in use stays", berr_msg(e));
+    else
+        log_info("TLS certificate '%s' reloaded, SHA-256 %s", d->tls_cert,
+                 tls_ctx_fingerprint(d->tls));
 }
 
 int main(int argc, char **argv)
@@ -342,6 +422,27 @@ int main(int argc, char **argv)
                 fprintf(stderr, "berthd: invalid --ssh-listen '%s': use ADDR:PORT or none\n", v);
                 return 2;
             }
+            i++;
+        } else if ((strcmp(a, "--tls-cert") == 0 || strcmp(a, "--tls-key") == 0) && v) {
+            char **dst = strcmp(a, "--tls-cert") == 0 ? &d.tls_cert : &d.tls_key;
+            free(*dst);
+            *dst = xstrdup(v);
+            i++;
+        } else if (strcmp(a, "--http-redirect") == 0 && v) {
+            free(d.redirect_addr);
+            if (parse_listen(v, &d.redirect_addr, &d.redirect_port) < 0) {
+                fprintf(stderr, "berthd: invalid --http-redirect '%s': use ADDR:PORT\n", v);
+                return 2;
+            }
+            i++;
+        } else if (strcmp(a, "--behind-proxy") == 0 && v) {
+            unsigned char bin[16];
+            if (uv_inet_pton(strchr(v, ':') ? AF_INET6 : AF_INET, v, bin) != 0) {
+                fprintf(stderr, "berthd: invalid --behind-proxy '%s': use an IP address\n", v);
+                return 2;
+            }
+            free(d.behind_proxy);
+            d.behind_proxy = xstrdup(v);
             i++;
         } else if (strcmp(a, "--data") == 0 && v) {
             d.data_dir = xstrdup(v);
@@ -415,6 +516,14 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    if (!d.tls_cert != !d.tls_key) {
+        fprintf(stderr, "berthd: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
+    if (d.redirect_addr && !d.tls_cert) {
+        fprintf(stderr, "berthd: --http-redirect needs --tls-cert and --tls-key\n");
+        return 2;
+    }
     if (!d.listen_addr)
         d.listen_addr = xstrdup("127.0.0.1");
     if (!d.data_dir)
@@ -436,6 +545,10 @@ int main(int argc, char **argv)
 
     d.loop = uv_default_loop();
     _cleanup_berr_ struct berr *e = NULL;
+    if (d.tls_cert && tls_ctx_new(d.tls_cert, d.tls_key, &d.tls, &e) < 0) {
+        log_error("%s", berr_msg(e));
+        return 1;
+    }
     _cleanup_free_ char *db = xasprintf("%s/berth.db", d.data_dir);
     if (store_open(db, &d.store, &e) < 0) {
         log_error("%s", berr_msg(e));
@@ -494,7 +607,25 @@ int main(int argc, char **argv)
     http_server_stream_bodies(d.http, api_wants_stream, d.api);
     if (d.idle_timeout)
         http_server_set_idle_timeout(d.http, (unsigned)d.idle_timeout);
-    log_info("berthd listening on http://%s%s%s:%d (data %s, engine %s)",
+    if (d.behind_proxy) {
+        (void)http_server_trust_proxy(d.http, d.behind_proxy); /* checked with the flags */
+        log_info("trusting X-Forwarded-For and -Proto from %s only", d.behind_proxy);
+    }
+    if (d.tls) {
+        http_server_use_tls(d.http, d.tls);
+        log_info("TLS certificate '%s', SHA-256 %s", d.tls_cert, tls_ctx_fingerprint(d.tls));
+    }
+    if (d.redirect_addr) {
+        r = http_server_new(d.loop, d.redirect_addr, d.redirect_port, redirect_handle, &d,
+                            &d.redirect);
+        if (r < 0) {
+            log_error("cannot listen on %s:%d: %s", d.redirect_addr, d.redirect_port,
+                      uv_strerror(r));
+            return 1;
+        }
+        log_info("redirecting http://%s:%d to https://", d.redirect_addr, d.redirect_port);
+    }
+    log_info("berthd listening on %s://%s%s%s:%d (data %s, engine %s)", d.tls ? "https" : "http",
              strchr(d.listen_addr, ':') ? "[" : "", d.listen_addr,
              strchr(d.listen_addr, ':') ? "]" : "", d.listen_port, d.data_dir, d.engine_socket);
     if (d.ssh_addr) {
@@ -519,6 +650,9 @@ int main(int argc, char **argv)
     d.sigint.data = d.sigterm.data = &d;
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_init(d.loop, &d.sighup);
+    d.sighup.data = &d;
+    uv_signal_start(&d.sighup, on_sighup, SIGHUP);
     uv_timer_init(d.loop, &d.health);
     d.health.data = &d;
     check_health(&d, true);

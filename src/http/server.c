@@ -14,7 +14,14 @@
  *     closed (an idle keep-alive, or a client sending its head a byte at a
  *     time). That is the head for a request handed over at its head (relays),
  *     the head and its body (at most 1 MiB) for the server's own routes.
- *     Streams, relays and WebSockets are past that phase and stay.
+ *     Streams, relays and WebSockets are past that phase and stay;
+ *   - TLS, when on: the one layer between the socket and the rest. on_read
+ *     hands the socket's bytes to the connection's session and the parser
+ *     gets the plaintext; conn_write encrypts and sock_write sends. Every
+ *     route, stream, relay and WebSocket above runs unchanged over it;
+ *   - the trusted proxy: X-Forwarded-For and -Proto are kept out of the
+ *     request's headers, and only a request from the proxy's address has
+ *     them set its peer and `secure` (request_origin).
  * Connections are freed in the uv_close callback, never earlier (libuv's rule).
  */
 #include "http/server.h"
@@ -25,13 +32,21 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "http/tls.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 #define HTTP_MAX_PENDING (256 * 1024)
 #define HTTP_DRAIN_LOW (256 * 1024)
 #define HTTP_IDLE_TIMEOUT_DEFAULT 75 /* seconds, as nginx's keepalive_timeout */
+#define HTTP_TLS_CHUNK (64 * 1024)   /* plaintext handed to the parser at a time */
+
+/* The answer to plain HTTP on the HTTPS port, in plain HTTP (as nginx does) */
+#define HTTP_PLAIN_ON_TLS                                                                          \
+    "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 43\r\n"               \
+    "Connection: close\r\n\r\nthis port speaks HTTPS: use an https:// URL\n"
 
 struct http_server {
     uv_tcp_t tcp;
@@ -43,6 +58,8 @@ struct http_server {
     struct http_conn *conns; /* list of open connections */
     uv_timer_t *sweep;       /* its own allocation: closed apart from tcp */
     uint64_t idle_ms;
+    struct tls_ctx *tls;    /* not owned; NULL: plain HTTP */
+    char trusted_proxy[64]; /* "": none */
 };
 
 enum conn_phase { PHASE_READING, PHASE_HANDLING, PHASE_STREAMING, PHASE_RAW };
@@ -67,6 +84,8 @@ struct http_conn {
     char peer[64];
     struct buf extra_headers; /* added by the handler for the next response */
     struct buf pending;       /* bytes received while a response is under way */
+    struct buf fwd_for;       /* X-Forwarded-For and -Proto, kept out of req.headers */
+    struct buf fwd_proto;
     size_t write_pending;
     bool above_drain_mark;
     http_close_cb close_cb;
@@ -84,6 +103,7 @@ struct http_conn {
     void *body_data;
     void *attached;
     http_close_cb attached_free;
+    struct tls_conn *tls; /* NULL: plain HTTP */
 };
 
 struct write_req {
@@ -111,6 +131,8 @@ const char *http_status_text(int status)
         return "No Content";
     case 302:
         return "Found";
+    case 308:
+        return "Permanent Redirect";
     case 400:
         return "Bad Request";
     case 401:
@@ -161,8 +183,11 @@ static void on_closed(uv_handle_t *h)
     buf_release(&c->field);
     buf_release(&c->value);
     buf_release(&c->pending);
+    buf_release(&c->fwd_for);
+    buf_release(&c->fwd_proto);
     buf_release(&c->extra_headers);
     request_release(&c->req);
+    tls_conn_free(c->tls);
     free(c);
 }
 
@@ -213,7 +238,8 @@ static void on_written(uv_write_t *w, int status)
     }
 }
 
-static void conn_write(struct http_conn *c, const void *data, size_t len, bool close_after)
+/* Writes to the socket itself (ciphertext when TLS is on). */
+static void sock_write(struct http_conn *c, const void *data, size_t len, bool close_after)
 {
     if (c->closing)
         return;
@@ -247,6 +273,32 @@ static void conn_write(struct http_conn *c, const void *data, size_t len, bool c
         free(wr);
         http_conn_close(c);
     }
+}
+
+/* Sends what the TLS session has for the socket. */
+static void tls_flush(struct http_conn *c, bool close_after)
+{
+    const char *out = NULL;
+    size_t n = tls_conn_output(c->tls, &out);
+    if (n || close_after)
+        sock_write(c, n ? out : "", n, close_after);
+    tls_conn_output_clear(c->tls);
+}
+
+/* Every writer's way out: through the TLS session when there is one. */
+static void conn_write(struct http_conn *c, const void *data, size_t len, bool close_after)
+{
+    if (!c->tls) {
+        sock_write(c, data, len, close_after);
+        return;
+    }
+    if (c->closing)
+        return;
+    if (tls_conn_write(c->tls, data, len) < 0)
+        close_after = true; /* no session to carry it: end the connection from the loop */
+    else if (close_after)
+        tls_conn_shutdown(c->tls);
+    tls_flush(c, close_after);
 }
 
 size_t http_conn_pending(struct http_conn *c)
@@ -321,6 +373,8 @@ static void write_head(struct http_conn *c, int status, const char *content_type
     else
         buf_adds(&h, "Transfer-Encoding: chunked\r\n");
     buf_adds(&h, "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n");
+    if (c->tls || c->req.secure)
+        buf_adds(&h, HTTP_HSTS_HEADER "\r\n");
     buf_add(&h, c->extra_headers.buf, c->extra_headers.len);
     buf_reset(&c->extra_headers);
     if (!c->keep_alive)
@@ -409,6 +463,8 @@ static int on_message_begin(http_parser *p)
     buf_reset(&c->url);
     buf_reset(&c->field);
     buf_reset(&c->value);
+    buf_reset(&c->fwd_for);
+    buf_reset(&c->fwd_proto);
     c->header_bytes = 0;
     c->last_was_value = false;
     c->in_request = true;
@@ -431,7 +487,16 @@ static void finish_header(struct http_conn *c)
         return;
     for (size_t i = 0; i < c->field.len; i++)
         c->field.buf[i] = (char)tolower((unsigned char)c->field.buf[i]);
-    strv_pushf(&c->req.headers, "%s: %s", c->field.buf, c->value.buf);
+    bool fwd_for = strcmp(c->field.buf, "x-forwarded-for") == 0;
+    if (fwd_for || strcmp(c->field.buf, "x-forwarded-proto") == 0) {
+        /* repeated ones join as a list, as RFC 9110 allows */
+        struct buf *b = fwd_for ? &c->fwd_for : &c->fwd_proto;
+        if (b->len)
+            buf_adds(b, ", ");
+        buf_add(b, c->value.buf, c->value.len);
+    } else {
+        strv_pushf(&c->req.headers, "%s: %s", c->field.buf, c->value.buf);
+    }
     buf_reset(&c->field);
     buf_reset(&c->value);
 }
@@ -558,6 +623,42 @@ static int on_message_complete(http_parser *p)
     return 0;
 }
 
+/* The last item of a comma-separated list (the one the nearest proxy
+ * added), without blanks; *ret_len 0 when there is none. */
+static const char *last_item(const struct buf *list, size_t *ret_len)
+{
+    const char *p = strrchr(list->buf, ',');
+    p = p ? p + 1 : list->buf;
+    p += strspn(p, " \t");
+    size_t n = strcspn(p, " \t");
+    *ret_len = n;
+    return p;
+}
+
+/* Who sent the request, and whether it came over TLS: the socket's peer
+ * and this server's TLS, or what the trusted proxy says of its client. */
+static void request_origin(struct http_conn *c)
+{
+    memcpy(c->req.peer, c->peer, sizeof(c->peer));
+    c->req.secure = c->tls != NULL;
+    const char *trusted = c->server->trusted_proxy;
+    if (!trusted[0] || strcmp(c->peer, trusted) != 0)
+        return; /* anyone else's X-Forwarded-* were dropped unread */
+    size_t n;
+    const char *proto = last_item(&c->fwd_proto, &n);
+    if (n)
+        c->req.secure = n == 5 && strncasecmp(proto, "https", 5) == 0;
+    const char *addr = last_item(&c->fwd_for, &n);
+    char ip[sizeof(c->req.peer)];
+    unsigned char bin[16];
+    if (n && n < sizeof(ip)) {
+        memcpy(ip, addr, n);
+        ip[n] = 0;
+        if (uv_inet_pton(AF_INET, ip, bin) == 0 || uv_inet_pton(AF_INET6, ip, bin) == 0)
+            memcpy(c->req.peer, ip, sizeof(ip));
+    }
+}
+
 /* Feeds bytes to the parser, dispatching each complete request. */
 static void conn_feed(struct http_conn *c, const char *data, size_t len)
 {
@@ -590,7 +691,7 @@ static void conn_feed(struct http_conn *c, const char *data, size_t len)
         if (c->head_ready) {
             c->head_ready = false;
             c->phase = PHASE_HANDLING;
-            memcpy(c->req.peer, c->peer, sizeof(c->peer));
+            request_origin(c);
             c->server->handler(c, &c->req, c->server->data);
             continue;
         }
@@ -605,7 +706,7 @@ static void conn_feed(struct http_conn *c, const char *data, size_t len)
                 len = 0;
                 c->keep_alive = false;
             }
-            memcpy(c->req.peer, c->peer, sizeof(c->peer));
+            request_origin(c);
             c->server->handler(c, &c->req, c->server->data);
             /* the handler may have answered (phase READING again), started a
              * stream, or closed the connection; the loop handles each */
@@ -711,6 +812,31 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
     b->len = 65536;
 }
 
+/* Decrypts what the socket brought and feeds the plaintext to the parser. A
+ * client that spoke plain HTTP is told so in plain HTTP; any other failure
+ * gets OpenSSL's alert. Both then close, and the server serves on. */
+static void tls_input(struct http_conn *c, const char *bytes, size_t len)
+{
+    tls_conn_feed(c->tls, bytes, len);
+    _cleanup_free_ char *plain = xmalloc(HTTP_TLS_CHUNK);
+    ssize_t n;
+    while ((n = tls_conn_read(c->tls, plain, HTTP_TLS_CHUNK)) > 0) {
+        conn_feed(c, plain, (size_t)n);
+        if (c->closing)
+            return;
+    }
+    if (n == -EPROTO && tls_conn_plain_http(c->tls)) {
+        log_debug("plain HTTP from %s on the HTTPS port", c->peer);
+        sock_write(c, HTTP_PLAIN_ON_TLS, strlen(HTTP_PLAIN_ON_TLS), true);
+        return;
+    }
+    if (n == -EPROTO)
+        log_debug("TLS with %s failed", c->peer);
+    else if (n == -EPIPE)
+        tls_conn_shutdown(c->tls); /* the peer's close_notify, answered */
+    tls_flush(c, n < 0);
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct http_conn *c = (struct http_conn *)s;
@@ -719,7 +845,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         http_conn_close(c);
         return;
     }
-    conn_feed(c, b->base, (size_t)n);
+    if (c->tls)
+        tls_input(c, b->base, (size_t)n);
+    else
+        conn_feed(c, b->base, (size_t)n);
     free(b->base);
 }
 
@@ -730,10 +859,14 @@ static void peer_name(struct http_conn *c)
     c->peer[0] = 0;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) != 0)
         return;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
     if (sa.ss_family == AF_INET)
         uv_ip4_name((struct sockaddr_in *)&sa, c->peer, sizeof(c->peer));
+    else if (sa.ss_family == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr))
+        /* an IPv4 client of a dual-stack listener, named as IPv4 */
+        uv_inet_ntop(AF_INET, &in6->sin6_addr.s6_addr[12], c->peer, sizeof(c->peer));
     else if (sa.ss_family == AF_INET6)
-        uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer, sizeof(c->peer));
+        uv_ip6_name(in6, c->peer, sizeof(c->peer));
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -747,6 +880,8 @@ static void on_connection(uv_stream_t *listener, int status)
     c->field = (struct buf)BUF_INIT;
     c->value = (struct buf)BUF_INIT;
     c->pending = (struct buf)BUF_INIT;
+    c->fwd_for = (struct buf)BUF_INIT;
+    c->fwd_proto = (struct buf)BUF_INIT;
     c->extra_headers = (struct buf)BUF_INIT;
     c->req = (struct http_request){.headers = STRV_INIT, .body = BUF_INIT};
     uv_tcp_init(s->loop, &c->tcp);
@@ -764,6 +899,8 @@ static void on_connection(uv_stream_t *listener, int status)
     c->keep_alive = true;
     c->reading_since = uv_now(s->loop);
     peer_name(c);
+    if (s->tls)
+        c->tls = tls_conn_new(s->tls);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -829,6 +966,23 @@ int http_server_new(uv_loop_t *loop, const char *addr, int port, http_handler_cb
     uv_unref((uv_handle_t *)s->sweep);
     http_server_set_idle_timeout(s, HTTP_IDLE_TIMEOUT_DEFAULT);
     *ret = s;
+    return 0;
+}
+
+void http_server_use_tls(struct http_server *s, struct tls_ctx *tls)
+{
+    s->tls = tls;
+}
+
+int http_server_trust_proxy(struct http_server *s, const char *addr)
+{
+    unsigned char bin[16];
+    int family = strchr(addr, ':') ? AF_INET6 : AF_INET;
+    if (uv_inet_pton(family, addr, bin) != 0)
+        return -EINVAL;
+    /* the canonical spelling, as peers are named */
+    if (uv_inet_ntop(family, bin, s->trusted_proxy, sizeof(s->trusted_proxy)) != 0)
+        return -EINVAL;
     return 0;
 }
 

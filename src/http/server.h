@@ -35,9 +35,12 @@
 #define HTTP_MAX_HEADER_BYTES (64 * 1024)
 #define HTTP_MAX_URL (8 * 1024)
 #define HTTP_MAX_BODY (1024 * 1024)
+/* On every answer over HTTPS: browsers then keep to https:// for a year */
+#define HTTP_HSTS_HEADER "Strict-Transport-Security: max-age=31536000"
 
 struct http_server;
 struct http_conn;
+struct tls_ctx;
 
 struct http_request {
     const char *method;  /* "GET", "POST", ... */
@@ -45,13 +48,16 @@ struct http_request {
     char *query;         /* raw query string, or "" */
     struct strv headers; /* "name: value", names lower-cased */
     struct buf body;
-    char peer[64];       /* remote address, for logs and throttling */
+    char peer[64];       /* remote address, for logs and throttling (the trusted
+                            proxy's client, by X-Forwarded-For) */
     bool upgrade;        /* the client asked to switch protocols (WebSocket) */
     char *raw_target;    /* the request target as sent (path and query, not decoded) */
     bool http11;         /* HTTP/1.1 or later (chunked answers allowed) */
     bool body_streamed;  /* handed over at its head: read the body with http_conn_read_body */
     bool chunked;        /* the body comes with Transfer-Encoding: chunked */
     long long body_size; /* Content-Length, or -1 when chunked or absent */
+    bool secure;         /* came over TLS: to this server (its answers carry HSTS) or,
+                            from the trusted proxy, to it (X-Forwarded-Proto: https) */
 };
 
 typedef void (*http_handler_cb)(struct http_conn *c, struct http_request *req, void *data);
@@ -65,6 +71,18 @@ int http_server_new(uv_loop_t *loop, const char *addr, int port, http_handler_cb
                     void *data, struct http_server **ret);
 /* Stops listening and closes every connection; frees the server from the loop. */
 void http_server_close(struct http_server *s);
+/* Serves HTTPS: every connection accepted from now on is a TLS session
+ * with tls's certificate at that moment (see tls.h; a reload there holds for
+ * the next connection). The server does not own tls, which must outlive it.
+ * Everything else (routes, streams, relays, WebSockets) is as over HTTP, and
+ * every answer carries Strict-Transport-Security. */
+void http_server_use_tls(struct http_server *s, struct tls_ctx *tls);
+/* Trusts X-Forwarded-For and X-Forwarded-Proto from the peer with this IP
+ * address (a TLS-terminating reverse proxy): from it, their last items set a
+ * request's peer and `secure`. These headers never reach req.headers, from
+ * any peer, so no handler or upstream takes a client's word for them.
+ * Returns 0 or -EINVAL (not an IP address). */
+int http_server_trust_proxy(struct http_server *s, const char *addr);
 /* Requests (other than upgrades) for which want() returns true go to the
  * handler as soon as their head is complete, with body_streamed set and no
  * size limit on the body. want() sees the head only: path, query, headers. */

@@ -219,11 +219,14 @@ static bool header_is(const char *h, size_t n, const char *name)
     return strlen(name) == n && strncasecmp(h, name, n) == 0;
 }
 
-/* Whether a Set-Cookie value sets one of Berth's cookies (berth_*). */
+/* Whether a Set-Cookie value sets one of Berth's cookies (berth_*, and
+ * __Host-berth_* as they are named over HTTPS). */
 static bool sets_berth_cookie(const char *value)
 {
     while (*value == ' ')
         value++;
+    if (strncmp(value, "__Host-", 7) == 0)
+        value += 7;
     return strncmp(value, "berth_", 6) == 0;
 }
 
@@ -236,6 +239,7 @@ static void resp_finish_header(struct relay *r)
     bool drop = header_is(f, n, "connection") || header_is(f, n, "keep-alive") ||
                 header_is(f, n, "transfer-encoding") || header_is(f, n, "content-length") ||
                 header_is(f, n, "proxy-connection") || header_is(f, n, "trailer") ||
+                header_is(f, n, "strict-transport-security") ||
                 (header_is(f, n, "set-cookie") && sets_berth_cookie(r->value.buf));
     if (!drop)
         buf_addf(&r->head, "%s: %s\r\n", f, r->value.buf);
@@ -574,7 +578,7 @@ char *proxy_strip_cookies(const char *header, const char *const *names)
 static void build_request_head(const struct http_request *req, const char *target, bool tapped,
                                struct buf *head)
 {
-    static const char *const berth_cookies[] = {"berth_*", NULL};
+    static const char *const berth_cookies[] = {"berth_*", "__Host-berth_*", NULL};
     buf_addf(head, "%s %s HTTP/1.1\r\n", req->method, target);
     for (size_t i = 0; i < req->headers.n; i++) {
         const char *h = req->headers.v[i];
@@ -606,7 +610,8 @@ static void build_request_head(const struct http_request *req, const char *targe
                                        strcmp(req->method, "PUT") == 0)) {
         buf_addf(head, "Content-Length: %zu\r\n", req->body.len);
     }
-    buf_addf(head, "X-Forwarded-For: %s\r\n\r\n", req->peer);
+    buf_addf(head, "X-Forwarded-For: %s\r\nX-Forwarded-Proto: %s\r\n\r\n", req->peer,
+             req->secure ? "https" : "http");
 }
 
 static struct relay *relay_new(struct http_conn *c, int fd, const char *key)
@@ -736,6 +741,15 @@ static void open_upstream(struct start *st)
     st->open(st->open_data, st->key, upstream_opened, st);
 }
 
+/* The header lines added to every answer: the route's, and over HTTPS
+ * berthd's HSTS (an app's own is dropped: the policy is berthd's to set). */
+static char *answer_headers(const char *header, bool secure)
+{
+    if (!secure)
+        return header ? xstrdup(header) : NULL;
+    return header ? xasprintf("%s\r\n" HTTP_HSTS_HEADER, header) : xstrdup(HTTP_HSTS_HEADER);
+}
+
 void proxy_request(struct http_conn *c, const struct http_request *req,
                    const struct proxy_route *route)
 {
@@ -751,7 +765,7 @@ void proxy_request(struct http_conn *c, const struct http_request *req,
      * nothing that outlives this call */
     struct start st = {
         .c = c,
-        .inject = route->header ? xstrdup(route->header) : NULL,
+        .inject = answer_headers(route->header, req->secure),
         .head = BUF_INIT,
         .upgrade = req->upgrade,
         .read_body = req->body_streamed,

@@ -6,13 +6,12 @@
  * see http_server_stream_bodies) or sent from the buffer. The upstream's
  * answer is parsed just enough to find its end: its head is rebuilt (hop-by-hop
  * headers dropped, Set-Cookie for berth_* names dropped, an extra header
- * added), its body streamed, re-chunked when the upstream only ends it by
- * closing. Then the client connection goes back to the HTTP server for its
- * next request (keep-alive), and the upstream connection stays attached to it,
- * idle, for the next request with the same key. For an Upgrade the relay goes
- * on in both directions, byte for byte, until either side closes.
- * Backpressure both ways: a side that has more than PROXY_HIGH_WATER queued
- * stops the other's reading. No body is ever held whole.
+ * added; over HTTPS berthd's HSTS instead of any the app sends), its body streamed, re-chunked when
+ * the upstream only ends it by closing. Then the client connection goes back to the HTTP server for
+ * its next request (keep-alive), and the upstream connection stays attached to it, idle, for the
+ * next request with the same key. For an Upgrade the relay goes on in both directions, byte for
+ * byte, until either side closes. Backpressure both ways: a side that has more than
+ * PROXY_HIGH_WATER queued stops the other's reading. No body is ever held whole.
  */
 #ifndef BERTH_PROXY_H
 #define BERTH_PROXY_H

@@ -312,6 +312,8 @@ check() {
 	pass=$(awk '$6 == "berth_port" {print $7}' "$jar")
 	[ -n "$pass" ]
 	cookies="berth_session=secret-session; app_pref=dark; berth_csrf=secret-csrf; berth_port=$pass"
+	# and as they are named over HTTPS
+	cookies="$cookies; __Host-berth_session=secret-session-tls; __Host-berth_port=$pass"
 	url="$BERTH_SERVER/w/proxied/ports/8211"
 	run curl -sv -D "$BATS_TEST_TMPDIR/h1" -H "Authorization: Bearer $ALICE" -H "Cookie: $cookies" \
 		"$url/echo-headers" "$url/echo-headers" "$url/echo-headers"
@@ -330,6 +332,12 @@ check() {
 	assert_equal "$(grep -c 'app_pref=dark' <<<"$body")" 2
 	[[ "$body" != *secret-session* && "$body" != *secret-csrf* && "$body" != *"$pass"* ]]
 	assert_equal "$(grep -ci '^content-security-policy: sandbox' "$BATS_TEST_TMPDIR/h2")" 2
+	# the app learns the client and the scheme from Berth, never from the client
+	run curl -s -H "Authorization: Bearer $ALICE" -H 'X-Forwarded-For: 192.0.2.66' \
+		-H 'X-Forwarded-Proto: https' "$url/echo-headers"
+	[[ $output != *192.0.2.66* ]]
+	assert_output_contains "127.0.0.1"
+	grep -qi '^x-forwarded-proto: http$' <<<"${output//$'\r'/}"
 }
 
 @test "the app cannot set Berth's cookies" {

@@ -9,7 +9,8 @@ export BERTH_AGENT=${BERTH_AGENT:-$BERTH_BIN/agent/berth-agent}
 BERTH=$BERTH_BIN/cli/berth
 BERTHD=$BERTH_BIN/daemon/berthd
 
-# Starts berthd for this file. Extra arguments go to berthd.
+# Starts berthd for this file. Extra arguments go to berthd; with --tls-cert
+# it is https://, and the caller exports CURL_CA_BUNDLE and BERTH_CACERT.
 start_berthd() {
 	# remembered for restart_berthd
 	[ $# -eq 0 ] || printf '%s\n' "$@" >"$BATS_FILE_TMPDIR/berthd.args"
@@ -21,7 +22,8 @@ start_berthd() {
 	fi
 	export BERTH_ADMIN_PASSWORD=${BERTH_ADMIN_PASSWORD:-admin-pass-$RANDOM$RANDOM}
 	echo "$BERTH_ADMIN_PASSWORD" >"$BATS_FILE_TMPDIR/admin.password"
-	local port i
+	local port i scheme=http
+	[[ " $* " == *" --tls-cert "* ]] && scheme=https
 	for i in $(seq 1 20); do
 		port=$((20000 + RANDOM % 12000))
 		# the suite makes many workspaces as one user: the per-user limits
@@ -32,7 +34,7 @@ start_berthd() {
 			--web-vendor "$BERTH_ROOT/.berth-data/web-vendor/node_modules" "$@" \
 			>>"$BATS_FILE_TMPDIR/berthd.log" 2>&1 3>&- &
 		BERTHD_PID=$!
-		export BERTH_SERVER="http://127.0.0.1:$port"
+		export BERTH_SERVER="$scheme://127.0.0.1:$port"
 		if wait_for_health; then
 			echo "$BERTHD_PID" >"$BATS_FILE_TMPDIR/berthd.pid"
 			echo "$BERTH_SERVER" >"$BATS_FILE_TMPDIR/berthd.url"
