@@ -573,15 +573,22 @@ static int cmd_version(_unused_ struct client *c, _unused_ const struct cli_args
     return 0;
 }
 
-static const struct flag *flag_find(const char *arg, size_t len)
+/* The flag arg names; of two with one name (--install: a command for
+ * `settings dotfiles`, a switch for `ssh-config`) the one the command takes. */
+static const struct flag *flag_find(const char *arg, size_t len, uint64_t allowed)
 {
+    const struct flag *found = NULL;
     for (size_t i = 0; i < ELEMENTSOF(flags); i++) {
         const char *alias = flags[i].alias;
         if ((strlen(flags[i].name) == len && strncmp(flags[i].name, arg, len) == 0) ||
-            (alias && strlen(alias) == len && strncmp(alias, arg, len) == 0))
-            return &flags[i];
+            (alias && strlen(alias) == len && strncmp(alias, arg, len) == 0)) {
+            if (flags[i].bit & allowed)
+                return &flags[i];
+            if (!found)
+                found = &flags[i];
+        }
     }
-    return NULL;
+    return found;
 }
 
 /* Fills *a from a command's arguments. Prints what is wrong and returns -EINVAL
@@ -603,7 +610,7 @@ static int args_parse(const struct command *cmd, int argc, char **argv, struct c
         }
         const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
         size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
-        const struct flag *f = flag_find(arg, len);
+        const struct flag *f = flag_find(arg, len, cmd->flags | F(HELP));
         if (!f || !((cmd->flags | F(HELP)) & f->bit)) {
             fprintf(stderr, "berth: %s: unknown option '%.*s'\n", cmd->name, (int)len, arg);
             return -EINVAL;
