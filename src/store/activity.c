@@ -13,25 +13,31 @@ void ws_activity_rec_release(struct ws_activity_rec *a)
     a->kind = NULL;
 }
 
+/* The columns of a ws_activity_rec, in read_activity's order. */
+#define ACTIVITY_COLUMNS "idle_timeout, last_activity, activity_kind, pinned, retention_warned"
+
+/* ACTIVITY_COLUMNS from column i on. */
+static struct ws_activity_rec read_activity(sqlite3_stmt *st, int i)
+{
+    return (struct ws_activity_rec){
+        .idle_timeout =
+            sqlite3_column_type(st, i) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, i),
+        .last_activity = sqlite3_column_int64(st, i + 1),
+        .kind = col_text(st, i + 2),
+        .pinned = sqlite3_column_int(st, i + 3) != 0,
+        .retention_warned = sqlite3_column_int(st, i + 4) != 0,
+    };
+}
+
 int store_ws_activity_get(struct store *s, const char *id, struct ws_activity_rec *ret)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
-    if (prepare(s,
-                "SELECT idle_timeout, last_activity, activity_kind, pinned, retention_warned "
-                "FROM workspaces WHERE id=?1",
-                &st) < 0)
+    if (prepare(s, "SELECT " ACTIVITY_COLUMNS " FROM workspaces WHERE id=?1", &st) < 0)
         return -EIO;
     bind_text(st, 1, id);
     if (sqlite3_step(st) != SQLITE_ROW)
         return -ENOENT;
-    *ret = (struct ws_activity_rec){
-        .idle_timeout =
-            sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0),
-        .last_activity = sqlite3_column_int64(st, 1),
-        .kind = col_text(st, 2),
-        .pinned = sqlite3_column_int(st, 3) != 0,
-        .retention_warned = sqlite3_column_int(st, 4) != 0,
-    };
+    *ret = read_activity(st, 0);
     return 0;
 }
 
@@ -88,9 +94,8 @@ int store_ws_idle_list(struct store *s, struct ws_idle_row **ret, size_t *ret_n)
 {
     _cleanup_stmt_ sqlite3_stmt *st = NULL;
     if (prepare(s,
-                "SELECT w.id, w.name, w.state, w.owner, w.updated_at, w.idle_timeout,"
-                " w.last_activity, w.activity_kind, w.pinned, w.retention_warned, us.value "
-                "FROM workspaces w LEFT JOIN users u ON u.name = w.owner "
+                "SELECT w.id, w.name, w.state, w.owner, w.updated_at, us.value, " ACTIVITY_COLUMNS
+                " FROM workspaces w LEFT JOIN users u ON u.name = w.owner "
                 "LEFT JOIN user_settings us ON us.user_id = u.id AND us.key = 'idle'",
                 &st) < 0)
         return -EIO;
@@ -106,13 +111,8 @@ int store_ws_idle_list(struct store *s, struct ws_idle_row **ret, size_t *ret_n)
                     .updated_at = sqlite3_column_int64(st, 4),
                     .uid = -1,
                     .gid = -1},
-            .a = {.idle_timeout =
-                      sqlite3_column_type(st, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 5),
-                  .last_activity = sqlite3_column_int64(st, 6),
-                  .kind = col_text(st, 7),
-                  .pinned = sqlite3_column_int(st, 8) != 0,
-                  .retention_warned = sqlite3_column_int(st, 9) != 0},
-            .user_idle = col_text(st, 10),
+            .a = read_activity(st, 6),
+            .user_idle = col_text(st, 5),
         };
     }
     *ret = rows;
