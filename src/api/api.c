@@ -208,11 +208,13 @@ static void list_workspaces(struct api *a, struct http_conn *c, struct http_requ
         return;
     }
     json_t *arr = json_array();
+    json_t *idle = ws_idle_json_all(a->m);
     for (size_t i = 0; i < n; i++) {
         if (all || (list[i].owner && strcmp(list[i].owner, user->name) == 0))
-            json_array_append_new(arr, ws_json(a->m, &list[i]));
+            json_array_append_new(arr, ws_json_from(&list[i], idle));
         ws_record_release(&list[i]);
     }
+    json_decref(idle);
     free(list);
     http_respond_json(c, 200, json_pack("{s:o}", "workspaces", arr));
 }

@@ -48,8 +48,9 @@ static json_t *user_settings_json(struct api *a, const char *user)
                       text_or_null(store_user_setting(a->store, user, US_DOT_TARGET))));
     else
         json_object_set_new(j, "dotfiles", json_null());
-    int64_t max = store_setting_int(a->store, WS_SETTING_IDLE_MAX, IDLE_DEFAULT_MAX_MINUTES);
-    bool never = store_setting_int(a->store, WS_SETTING_IDLE_ALLOW_NEVER, 0) != 0;
+    int64_t max;
+    bool never;
+    ws_idle_range(a->m, &max, &never);
     json_object_set_new(j, "idle_range",
                         json_pack("{s:i, s:I, s:b, s:i}", "min_minutes", IDLE_MIN_MINUTES,
                                   "max_minutes", (json_int_t)max, "never_allowed", never,
@@ -58,9 +59,10 @@ static json_t *user_settings_json(struct api *a, const char *user)
 }
 
 /* An idle value of a request body: a string ("45m", "never") or a number
- * of minutes. *ret_minutes -1 for null (the default). False after answering 400. */
-static bool parse_idle(struct api *a, struct http_conn *c, json_t *v, int64_t *ret_minutes,
-                       char *canon, size_t size)
+ * of minutes. *ret_minutes -1 for null (the default). False after answering
+ * 400. Whether this server allows it is ws_idle_check's to say. */
+static bool parse_idle(struct http_conn *c, json_t *v, int64_t *ret_minutes, char *canon,
+                       size_t size)
 {
     if (json_is_null(v)) {
         *ret_minutes = -1;
@@ -74,13 +76,6 @@ static bool parse_idle(struct api *a, struct http_conn *c, json_t *v, int64_t *r
     if (minutes < 0) {
         http_respond_error(c, 400,
                            "idle_timeout must be minutes such as \"45m\" or \"2h\", or \"never\"");
-        return false;
-    }
-    int64_t max = store_setting_int(a->store, WS_SETTING_IDLE_MAX, IDLE_DEFAULT_MAX_MINUTES);
-    bool never = store_setting_int(a->store, WS_SETTING_IDLE_ALLOW_NEVER, 0) != 0;
-    const char *why = idle_check(minutes, max, never);
-    if (why) {
-        http_respond_error(c, 400, "%s", why);
         return false;
     }
     *ret_minutes = minutes;
@@ -194,8 +189,13 @@ bool api_settings_route(struct api *a, struct http_conn *c, struct http_request 
         json_t *idle = json_object_get(body, "idle_timeout");
         char canon[32];
         int64_t minutes;
-        if (idle && !parse_idle(a, c, idle, &minutes, canon, sizeof(canon)))
+        if (idle && !parse_idle(c, idle, &minutes, canon, sizeof(canon)))
             return true;
+        _cleanup_berr_ struct berr *e = NULL;
+        if (idle && ws_idle_check(a->m, minutes, &e) < 0) {
+            http_respond_error(c, 400, "%s", berr_msg(e));
+            return true;
+        }
         json_t *dot = json_object_get(body, "dotfiles");
         if (dot && !put_dotfiles(a, c, user, dot))
             return true;
@@ -236,7 +236,7 @@ void api_workspace_settings(struct api *a, struct http_conn *c, struct http_requ
         }
         char canon[32];
         int64_t minutes = -1;
-        if (idle && !parse_idle(a, c, idle, &minutes, canon, sizeof(canon)))
+        if (idle && !parse_idle(c, idle, &minutes, canon, sizeof(canon)))
             return;
         _cleanup_berr_ struct berr *e = NULL;
         if (idle) {

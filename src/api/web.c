@@ -188,7 +188,9 @@ static void sse_send(struct sse *s, const char *event, json_t *data)
     http_stream_write(s->conn, msg, strlen(msg));
 }
 
-static void sse_refresh(struct sse *s)
+/* Sends s what changed; idle: ws_idle_json_all's object, read once for
+ * every client. */
+static void sse_refresh(struct sse *s, json_t *idle)
 {
     struct ws_record *list = NULL;
     size_t n = 0;
@@ -199,7 +201,7 @@ static void sse_refresh(struct sse *s)
         struct ws_record *r = &list[i];
         if (!r->owner || strcmp(r->owner, s->user) != 0)
             continue;
-        json_t *j = ws_json(s->web->m, r);
+        json_t *j = ws_json_from(r, idle);
         _cleanup_free_ char *sig = signature(r, j);
         _cleanup_free_ char *entry = xasprintf("%s\t%s", r->id, sig);
         if (!strv_contains(&s->sent, entry))
@@ -230,8 +232,12 @@ static void sse_refresh(struct sse *s)
 
 void web_changed(struct web *w)
 {
+    if (!w->clients)
+        return;
+    json_t *idle = ws_idle_json_all(w->m);
     for (struct sse *s = w->clients; s; s = s->next)
-        sse_refresh(s);
+        sse_refresh(s, idle);
+    json_decref(idle);
 }
 
 void web_ports_changed(struct web *w, const char *owner, const char *ws_id, json_t *ports)
@@ -277,7 +283,9 @@ void web_stream(struct web *w, struct http_conn *c, const struct auth_user *user
     http_stream_begin(c, 200, "text/event-stream");
     http_conn_on_close(c, sse_closed, s);
     http_stream_write(c, ": berth\n\n", 9);
-    sse_refresh(s);
+    json_t *idle = ws_idle_json_all(w->m);
+    sse_refresh(s, idle);
+    json_decref(idle);
 }
 
 /* ---- the IDE ---- */
@@ -422,12 +430,8 @@ struct ide_tap {
 static void ide_tap_bytes(void *data, const char *bytes, size_t len)
 {
     struct ide_tap *t = data;
-    if (ide_activity_feed(&t->a, (const unsigned char *)bytes, len)) {
-        const char *what = NULL;
-        (void)ide_is_user_action(t->a.sample, t->a.sample_len, &what);
-        log_debug("workspace %s: VS Code activity (%s)", t->ws_id, what);
+    if (ide_activity_feed(&t->a, (const unsigned char *)bytes, len))
         ws_activity(t->m, t->ws_id, WS_ACT_IDE);
-    }
 }
 
 static void respond_starting(struct http_conn *c, const char *message, bool retry)

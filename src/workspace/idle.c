@@ -152,28 +152,35 @@ static struct idle_entry clock_of(struct ws_manager *m, const char *id,
     return copy;
 }
 
-/* Notes that id's clock was saved at wall (wall < 0: that it was warned). */
-static void entry_note(struct ws_manager *m, const char *id, int64_t wall)
+/* Notes that id's clock is in the store as wall. */
+static void entry_saved(struct ws_manager *m, const char *id, int64_t wall)
 {
     pthread_mutex_lock(&m->idle_lock);
     struct idle_entry *e = entry_find(m, id);
-    if (e && wall >= 0)
+    if (e)
         e->saved_wall = wall;
-    else if (e)
-        e->warned = true;
     pthread_mutex_unlock(&m->idle_lock);
 }
 
-json_t *ws_idle_json(struct ws_manager *m, const struct ws_record *r)
+/* Notes whether id was warned of its stop (a new timeout warns afresh). */
+static void entry_warned(struct ws_manager *m, const char *id, bool warned)
 {
-    struct ws_activity_rec a = {0};
-    if (store_ws_activity_get(m->store, r->id, &a) < 0)
-        return json_null();
+    pthread_mutex_lock(&m->idle_lock);
+    struct idle_entry *e = entry_find(m, id);
+    if (e)
+        e->warned = warned;
+    pthread_mutex_unlock(&m->idle_lock);
+}
+
+/* The "idle" of r from its stored clock a, its owner's setting, the
+ * admin's limits and the retention days. */
+static json_t *idle_json(struct ws_manager *m, const struct ws_record *r,
+                         const struct ws_activity_rec *ap, const char *user_idle,
+                         const struct idle_limits *l, int64_t days)
+{
+    struct ws_activity_rec a = *ap;
     const char *source = NULL;
-    struct idle_limits l = limits_now(m);
-    _cleanup_free_ char *user_idle =
-        r->owner ? store_user_setting(m->store, r->owner, "idle") : NULL;
-    int64_t minutes = timeout_of(&a, user_idle, &l, &source);
+    int64_t minutes = timeout_of(&a, user_idle, l, &source);
     json_t *j = json_pack("{s:o, s:s, s:b}", "timeout_minutes",
                           minutes ? json_integer(minutes) : json_null(), "source", source, "pinned",
                           a.pinned);
@@ -205,15 +212,43 @@ json_t *ws_idle_json(struct ws_manager *m, const struct ws_record *r)
         json_object_set_new(j, "last_activity", json_string(at));
         json_object_set_new(j, "last_activity_kind", kind ? json_string(kind) : json_null());
     }
-    int64_t days = store_setting_int(m->store, WS_SETTING_RETENTION_DAYS, 0);
     if (days > 0 && !a.pinned && !running && !ws_state_is_busy(ws_state_from_name(r->state))) {
         int64_t touched = r->updated_at > a.last_activity ? r->updated_at : a.last_activity;
         _cleanup_free_ char *at = store_time_iso(touched + days * DAY_S);
         json_object_set_new(j, "deleted_at", json_string(at));
         json_object_set_new(j, "deletion_warning", json_boolean(a.retention_warned));
     }
+    return j;
+}
+
+json_t *ws_idle_json(struct ws_manager *m, const struct ws_record *r)
+{
+    struct ws_activity_rec a = {0};
+    if (store_ws_activity_get(m->store, r->id, &a) < 0)
+        return json_null();
+    struct idle_limits l = limits_now(m);
+    _cleanup_free_ char *user_idle =
+        r->owner ? store_user_setting(m->store, r->owner, "idle") : NULL;
+    json_t *j = idle_json(m, r, &a, user_idle, &l,
+                          store_setting_int(m->store, WS_SETTING_RETENTION_DAYS, 0));
     ws_activity_rec_release(&a);
     return j;
+}
+
+json_t *ws_idle_json_all(struct ws_manager *m)
+{
+    json_t *all = json_object();
+    struct ws_idle_row *rows = NULL;
+    size_t n = 0;
+    if (store_ws_idle_list(m->store, &rows, &n) < 0)
+        return all;
+    struct idle_limits l = limits_now(m);
+    int64_t days = store_setting_int(m->store, WS_SETTING_RETENTION_DAYS, 0);
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(all, rows[i].rec.id,
+                            idle_json(m, &rows[i].rec, &rows[i].a, rows[i].user_idle, &l, days));
+    ws_idle_rows_free(rows, n);
+    return all;
 }
 
 json_t *ws_json(struct ws_manager *m, const struct ws_record *r)
@@ -223,16 +258,34 @@ json_t *ws_json(struct ws_manager *m, const struct ws_record *r)
     return j;
 }
 
+json_t *ws_json_from(const struct ws_record *r, json_t *idle_all)
+{
+    json_t *j = ws_record_json(r);
+    json_t *idle = json_object_get(idle_all, r->id);
+    json_object_set(j, "idle", idle ? idle : json_null());
+    return j;
+}
+
+int ws_idle_check(struct ws_manager *m, int64_t minutes, struct berr **reterr)
+{
+    struct idle_limits l = limits_now(m);
+    const char *why = minutes >= 0 ? idle_check(minutes, l.max, l.never) : NULL;
+    return why ? berr_make(reterr, EINVAL, "%s", why) : 0;
+}
+
+void ws_idle_range(struct ws_manager *m, int64_t *ret_max, bool *ret_never)
+{
+    struct idle_limits l = limits_now(m);
+    *ret_max = l.max;
+    *ret_never = l.never;
+}
+
 int ws_set_idle_timeout(struct ws_manager *m, const char *id, int64_t minutes, struct berr **reterr)
 {
-    if (minutes >= 0) {
-        int64_t max = store_setting_int(m->store, WS_SETTING_IDLE_MAX, IDLE_DEFAULT_MAX_MINUTES);
-        bool never = store_setting_int(m->store, WS_SETTING_IDLE_ALLOW_NEVER, 0) != 0;
-        const char *why = idle_check(minutes, max, never);
-        if (why)
-            return berr_make(reterr, EINVAL, "%s", why);
-    }
-    int r = store_ws_set_idle_timeout(m->store, id, minutes);
+    int r = ws_idle_check(m, minutes, reterr);
+    if (r < 0)
+        return r;
+    r = store_ws_set_idle_timeout(m->store, id, minutes);
     if (r < 0)
         return berr_make(reterr, -r, "cannot set the idle timeout: %s", strerror(-r));
     char buf[32];
@@ -240,12 +293,7 @@ int ws_set_idle_timeout(struct ws_manager *m, const char *id, int64_t minutes, s
         minutes < 0 ? xstrdup("idle timeout: the owner's setting")
                     : xasprintf("idle timeout: %s", idle_format_minutes(minutes, buf, sizeof(buf)));
     (void)store_event_add(m->store, id, "idle", msg);
-    /* a new timeout starts a fresh warning */
-    pthread_mutex_lock(&m->idle_lock);
-    struct idle_entry *e = entry_find(m, id);
-    if (e)
-        e->warned = false;
-    pthread_mutex_unlock(&m->idle_lock);
+    entry_warned(m, id, false);
     uv_async_send(&m->notify);
     return 0;
 }
@@ -291,7 +339,7 @@ static void idle_warn(struct ws_manager *m, const struct ws_record *r, int64_t l
         xasprintf("no activity: the workspace stops in %s unless it is used",
                   idle_format_minutes(left_min > 0 ? left_min : 1, buf, sizeof(buf)));
     (void)store_event_add(m->store, r->id, "idle-warning", msg);
-    entry_note(m, r->id, -1);
+    entry_warned(m, r->id, true);
     if (m->idle_warn_cb)
         m->idle_warn_cb(r->id, msg, m->idle_warn_data);
     uv_async_send(&m->notify);
@@ -311,7 +359,7 @@ static void sweep_running(struct ws_manager *m, const struct ws_idle_row *row,
     struct idle_entry e = clock_of(m, r->id, &row->a, timeout_ms);
     if (e.last_wall != e.saved_wall) {
         (void)store_ws_set_activity(m->store, r->id, e.last_wall, ws_activity_name(e.kind));
-        entry_note(m, r->id, e.last_wall);
+        entry_saved(m, r->id, e.last_wall);
     }
     if (!minutes)
         return;

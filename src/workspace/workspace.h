@@ -233,6 +233,15 @@ void ws_activity(struct ws_manager *m, const char *id, enum ws_activity_kind kin
  *  warning, idle_seconds, last_activity, last_activity_kind, pinned,
  *  deleted_at, deletion_warning}: what applies to r now. */
 json_t *ws_idle_json(struct ws_manager *m, const struct ws_record *r);
+/* The "idle" of every workspace, by id, read in one query: for lists. */
+json_t *ws_idle_json_all(struct ws_manager *m);
+/* ws_json with the "idle" taken from ws_idle_json_all's object. */
+json_t *ws_json_from(const struct ws_record *r, json_t *idle_all);
+/* Whether minutes (0: never; -1: the default) may be chosen on this
+ * server; -EINVAL with the allowed range. */
+int ws_idle_check(struct ws_manager *m, int64_t minutes, struct berr **reterr);
+/* The admin's limits: the longest timeout, and whether "never" is allowed. */
+void ws_idle_range(struct ws_manager *m, int64_t *ret_max, bool *ret_never);
 /* Sets a workspace's own timeout (minutes, 0: never; -1: its owner's).
  * -EINVAL with the allowed range. */
 int ws_set_idle_timeout(struct ws_manager *m, const char *id, int64_t minutes,
