@@ -553,8 +553,14 @@ void session_maybe_finish(struct conn *c, int64_t now)
     session_close_fds(c);
     if (buf_pending(&c->report) > 0)
         conn_send(c, AGENT_ERROR, c->report.data + c->report.head, buf_pending(&c->report));
-    int status = WIFSIGNALED(c->status) ? 128 + WTERMSIG(c->status) : WEXITSTATUS(c->status);
-    conn_send_u32(c, AGENT_EXIT, (uint32_t)status);
+    if (WIFSIGNALED(c->status)) {
+        unsigned char p[8];
+        agent_put_u32(p, 128 + (uint32_t)WTERMSIG(c->status));
+        agent_put_u32(p + 4, (uint32_t)WTERMSIG(c->status));
+        conn_send(c, AGENT_EXIT, p, sizeof(p));
+    } else {
+        conn_send_u32(c, AGENT_EXIT, (uint32_t)WEXITSTATUS(c->status));
+    }
     conn_start_closing(c, now);
 }
 

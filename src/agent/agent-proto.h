@@ -38,7 +38,9 @@
  *           SIGNAL (4 bytes signal number BE).
  *           Agent -> client: STDOUT, STDERR (data), ERROR (a message a person can
  *           read, e.g. "user 'x' not found"), and finally EXIT (4 bytes: exit
- *           status BE, or 128 + signal number), after which the agent closes.
+ *           status BE, or 128 + signal number; when a signal ended the command, 4
+ *           more bytes: that signal's number BE), after which the agent closes.
+ *           Readers take the first 4 bytes and ignore what follows.
  *           If the client closes the connection, the agent sends SIGHUP to the
  *           process group of the command.
  *

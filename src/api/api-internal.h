@@ -20,6 +20,7 @@ struct api {
     struct store *store;
     struct engine *engine;
     struct auth *auth;
+    struct sshd *sshd; /* NULL: the SSH gateway is off */
     bool engine_ok;
 };
 

@@ -10,7 +10,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "api/ports.h"
+#include "sshd/sshd.h"
 #include "store/accounts.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -93,6 +97,11 @@ void api_audit(struct api *a, const struct auth_user *user, const struct http_re
 void api_set_base_domain(struct api *a, const char *domain)
 {
     portproxy_set_base_domain(a->portproxy, domain);
+}
+
+void api_set_sshd(struct api *a, struct sshd *sshd)
+{
+    a->sshd = sshd;
 }
 
 bool api_wants_stream(const struct http_request *req, void *data)
@@ -458,6 +467,34 @@ static void exec_command(struct api *a, struct http_conn *c, struct http_request
     uv_read_start((uv_stream_t *)&x->pipe, relay_alloc, relay_read);
 }
 
+/* ---- GET /workspaces/{ws}/ssh: berth ssh-proxy's WebSocket to the SSH gateway ---- */
+
+/* The SSH stream is the gateway's like one from its TCP port: the client still logs in
+ * with a key of the workspace's owner (the token only opens the way). */
+static void ssh_proxy(struct api *a, struct http_conn *c, struct http_request *req)
+{
+    if (!a->sshd) {
+        http_respond_error(c, 503, "the SSH gateway is off (berthd --ssh-listen none)");
+        return;
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+        http_respond_error(c, 503, "cannot open an SSH stream: %s", strerror(errno));
+        return;
+    }
+    int r = sshd_accept_fd(a->sshd, sv[0], req->peer);
+    if (r < 0) {
+        close(sv[1]);
+        if (r == -EACCES)
+            http_respond_error(c, 429, "too many failed SSH logins from %s; try again later",
+                               req->peer);
+        else
+            http_respond_error(c, 503, "the SSH gateway is full; try again later");
+        return;
+    }
+    ports_tunnel_fd(c, req, a->m, NULL, sv[1]);
+}
+
 /* ---- routing ---- */
 
 static void workspace_route(struct api *a, struct http_conn *c, struct http_request *req,
@@ -573,6 +610,10 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
     }
     if (strcmp(action, "terminal") == 0 && get) {
         terminal_route(a->terms, c, req, user, &rec);
+        return;
+    }
+    if (strcmp(action, "ssh") == 0 && get) {
+        ssh_proxy(a, c, req);
         return;
     }
     http_respond_error(c, *action && !get && !post ? 405 : 404, "no route for %s %s", m, req->path);

@@ -23,6 +23,10 @@ void api_set_engine_ok(struct api *a, bool ok);
 
 /* The domain of port subdomains, {port}-{ws}.DOMAIN (default "localhost"). */
 void api_set_base_domain(struct api *a, const char *domain);
+/* The SSH gateway that GET /workspaces/{ws}/ssh hands its streams to (NULL, the
+ * default: the route answers 503). */
+struct sshd;
+void api_set_sshd(struct api *a, struct sshd *sshd);
 /* The server's stream filter (http_server_stream_bodies); data is the api. */
 bool api_wants_stream(const struct http_request *req, void *data);
 

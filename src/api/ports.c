@@ -567,7 +567,8 @@ static void tunnel_message(struct wsock *w, int opcode, const unsigned char *dat
     struct tunnel *t = ud;
     if (t->pipe_closed || !len)
         return;
-    ws_activity(t->m, t->ws_id, WS_ACT_PORT);
+    if (t->ws_id[0])
+        ws_activity(t->m, t->ws_id, WS_ACT_PORT);
     uv_write_t *wr = xmalloc(sizeof(*wr));
     wr->data = xmalloc(len);
     memcpy(wr->data, data, len);
@@ -596,6 +597,30 @@ static void tunnel_drained(struct wsock *w, void *ud)
         t->reading = true;
         uv_read_start((uv_stream_t *)&t->pipe, tunnel_alloc, tunnel_read);
     }
+}
+
+void ports_tunnel_fd(struct http_conn *c, struct http_request *req, struct ws_manager *m,
+                     const char *ws_id, int fd)
+{
+    struct tunnel *t = xcalloc(1, sizeof(*t));
+    t->m = m;
+    if (ws_id)
+        snprintf(t->ws_id, sizeof(t->ws_id), "%s", ws_id);
+    uv_pipe_init(uv_default_loop(), &t->pipe, 0);
+    t->pipe.data = t;
+    if (uv_pipe_open(&t->pipe, fd) < 0) {
+        close(fd);
+        tunnel_close_pipe(t);
+        http_respond_error(c, 502, "cannot relay to the port");
+        return;
+    }
+    if (wsock_accept(c, req, tunnel_message, tunnel_ws_closed, t, &t->ws) < 0) {
+        tunnel_close_pipe(t);
+        return;
+    }
+    wsock_on_drain(t->ws, tunnel_drained);
+    t->reading = true;
+    uv_read_start((uv_stream_t *)&t->pipe, tunnel_alloc, tunnel_read);
 }
 
 /* A tunnel's request while its port's connection is being opened. */
@@ -632,24 +657,7 @@ static void tunnel_connected(void *data, int fd, const char *msg)
         http_respond_error(c, 502, "%s", msg);
         return;
     }
-    struct tunnel *t = xcalloc(1, sizeof(*t));
-    t->m = m;
-    memcpy(t->ws_id, ws_id, sizeof(ws_id));
-    uv_pipe_init(uv_default_loop(), &t->pipe, 0);
-    t->pipe.data = t;
-    if (uv_pipe_open(&t->pipe, fd) < 0) {
-        close(fd);
-        tunnel_close_pipe(t);
-        http_respond_error(c, 502, "cannot relay to the port");
-        return;
-    }
-    if (wsock_accept(c, req, tunnel_message, tunnel_ws_closed, t, &t->ws) < 0) {
-        tunnel_close_pipe(t);
-        return;
-    }
-    wsock_on_drain(t->ws, tunnel_drained);
-    t->reading = true;
-    uv_read_start((uv_stream_t *)&t->pipe, tunnel_alloc, tunnel_read);
+    ports_tunnel_fd(c, req, m, ws_id, fd);
 }
 
 static void tunnel_open(struct ports *p, struct http_conn *c, struct http_request *req,

@@ -36,6 +36,13 @@ void ports_note_url(struct ports *p, const char *ws_id, int port, const char *pa
 void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
                const struct auth_user *user, const struct ws_record *rec, const char *rest);
 
+/* Upgrades the request to a WebSocket whose binary messages carry fd's stream both
+ * ways (berth port-forward's tunnel, berth ssh-proxy's). fd is owned by the callee.
+ * ws_id, when not NULL, is the workspace in which what the client sends counts as
+ * port activity. */
+void ports_tunnel_fd(struct http_conn *c, struct http_request *req, struct ws_manager *m,
+                     const char *ws_id, int fd);
+
 /* fd: a connected socket, owned by the callee from then on; or -errno and msg. */
 typedef void (*ports_connected_cb)(void *data, int fd, const char *msg);
 

@@ -34,6 +34,8 @@ struct cli_args {
     bool verbose;
     bool no_prebuild;
     bool off;
+    bool proxy;         /* ssh-config: ProxyCommand berth ssh-proxy */
+    bool ssh_install;   /* ssh-config --install */
     bool help;          /* handled by main */
     const char *server; /* handled by main */
     const char *branch;
@@ -132,6 +134,8 @@ int cmd_sshkey_add(struct client *c, const struct cli_args *a, struct berr **ret
 int cmd_sshkey_ls(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_sshkey_rm(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_ssh_config(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_ssh_proxy(struct client *c, const struct cli_args *a,
+                  struct berr **reterr); /* sshproxy.c */
 
 /* Helpers shared by the command files. */
 

@@ -52,7 +52,7 @@ static int exec_frame(struct exec_stream *s, unsigned type, const char *payload,
         r = write_all(STDERR_FILENO, msg.buf, msg.len);
         break;
     case AGENT_EXIT:
-        if (len != 4)
+        if (len < 4)
             return berr_make(reterr, EBADMSG, "exec stream has an exit frame of %u bytes", len);
         s->exited = true;
         s->status = agent_get_u32((const unsigned char *)payload);

@@ -69,6 +69,8 @@ enum flag_kind { FLAG_BOOL, FLAG_STRING, FLAG_LIST };
     X(PREBUILD_KEEP, "--prebuild-keep", NULL, FLAG_STRING, keep)                                   \
     X(PREBUILD_QUOTA, "--prebuild-quota", NULL, FLAG_STRING, prebuild_quota)                       \
     X(INSTALL, "--install", NULL, FLAG_STRING, install)                                            \
+    X(SSH_INSTALL, "--install", NULL, FLAG_BOOL, ssh_install)                                      \
+    X(PROXY, "--proxy", NULL, FLAG_BOOL, proxy)                                                    \
     X(TARGET, "--target", NULL, FLAG_STRING, target)                                               \
     X(IDLE_MAX, "--idle-max", NULL, FLAG_STRING, idle_max)                                         \
     X(IDLE_NEVER, "--idle-never", NULL, FLAG_STRING, idle_never)                                   \
@@ -394,10 +396,19 @@ static const struct command commands[] = {
      .summary = "delete an SSH key; it stops logging in at once"},
     {.name = "ssh-config",
      .run = cmd_ssh_config,
-     .flags = REMOTE,
+     .flags = REMOTE | F(SSH_INSTALL) | F(PROXY),
      .max_args = 64,
-     .synopsis = "[WS...]",
-     .summary = "print OpenSSH config (Host berth-WS) for the SSH gateway, host key pinned"},
+     .synopsis = "[WS...] [--install] [--proxy]",
+     .summary = "print OpenSSH config (Host berth-WS) for the SSH gateway, host key pinned "
+                "(--install: into ~/.ssh/config through an Include; --proxy: over the HTTP "
+                "port with `berth ssh-proxy`)"},
+    {.name = "ssh-proxy",
+     .run = cmd_ssh_proxy,
+     .flags = REMOTE,
+     ONE_WS,
+     .synopsis = "WS",
+     .summary = "an OpenSSH ProxyCommand: carries ssh's stream to the SSH gateway over "
+                "berthd's HTTP port (`ssh -o ProxyCommand='berth ssh-proxy %r' WS@berthd`)"},
     {.name = "settings",
      .run = cmd_settings,
      .flags = REMOTE | F(INSTALL) | F(TARGET) | F(OFF) | F(JSON),

@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "cli/prompt.h"
+#include "util/buf.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
 
@@ -103,6 +105,89 @@ static char *known_hosts_path(void)
     return xasprintf("%s/.config/berth/known_hosts", home && *home ? home : "/tmp");
 }
 
+/* Writes `alias key` into Berth's known_hosts, keeping the other servers' lines. */
+static int known_hosts_pin(const char *kh, const char *alias, const char *key, struct berr **reterr)
+{
+    _cleanup_free_ char *dir = xstrndup(kh, (size_t)(strrchr(kh, '/') - kh));
+    _cleanup_buf_ struct buf old = BUF_INIT, out = BUF_INIT;
+    int r = read_file(kh, 1024 * 1024, &old);
+    if (r < 0 && r != -ENOENT)
+        return berr_make(reterr, -r, "cannot read '%s': %s", kh, strerror(-r));
+    size_t alen = strlen(alias);
+    for (const char *line = old.len ? old.buf : ""; *line;) {
+        size_t n = strcspn(line, "\n");
+        if (!(n > alen && strncmp(line, alias, alen) == 0 && line[alen] == ' '))
+            buf_add(&out, line, n), buf_addch(&out, '\n');
+        line += n + (line[n] == '\n');
+    }
+    buf_addf(&out, "%s %s\n", alias, key);
+    r = mkdir_p(dir, 0700);
+    if (r >= 0)
+        r = write_file_atomic(kh, out.buf, out.len, 0600);
+    if (r < 0)
+        return berr_make(reterr, -r, "cannot write '%s': %s", kh, strerror(-r));
+    return 0;
+}
+
+/* The ProxyCommand for `--proxy`: this berth, by its absolute path, with the
+ * server named (ssh runs it through a shell: both are single-quoted). */
+static int proxy_command(const char *url, struct buf *out, struct berr **reterr)
+{
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return berr_make(reterr, errno ? errno : EIO, "cannot find berth's own path");
+    self[n] = 0;
+    if (strchr(self, '\'') || strchr(url, '\'') || strpbrk(url, "\r\n"))
+        return berr_make(reterr, EINVAL, "cannot quote '%s' or '%s' for a ProxyCommand", self, url);
+    buf_addf(out, "'%s' ssh-proxy --server '%s'", self, url);
+    return 0;
+}
+
+/* --install: the blocks go to ~/.ssh/berth_config, which ~/.ssh/config includes
+ * from its first line (an Include under a Host line would apply to that host
+ * only), once. The user's own config is otherwise left as it is. */
+static int ssh_config_install(const struct buf *text, size_t hosts, struct berr **reterr)
+{
+    const char *home = getenv("HOME");
+    if (!home || home[0] != '/')
+        return berr_make(reterr, EINVAL, "HOME is not set: cannot find ~/.ssh");
+    _cleanup_free_ char *dir = xasprintf("%s/.ssh", home);
+    _cleanup_free_ char *ours = xasprintf("%s/berth_config", dir);
+    _cleanup_free_ char *main_cfg = xasprintf("%s/config", dir);
+    int r = mkdir_p(dir, 0700);
+    if (r >= 0)
+        r = write_file_atomic(ours, text->buf ? text->buf : "", text->len, 0600);
+    if (r < 0)
+        return berr_make(reterr, -r, "cannot write '%s': %s", ours, strerror(-r));
+
+    _cleanup_buf_ struct buf cfg = BUF_INIT;
+    r = read_file(main_cfg, 4 * 1024 * 1024, &cfg);
+    if (r < 0 && r != -ENOENT)
+        return berr_make(reterr, -r, "cannot read '%s': %s", main_cfg, strerror(-r));
+    /* by its absolute path: ssh finds ~ from the password database, not $HOME */
+    _cleanup_free_ char *include = xasprintf("Include \"%s\"", ours);
+    bool has = false;
+    for (const char *line = cfg.len ? cfg.buf : ""; *line && !has;) {
+        size_t n = strcspn(line, "\n");
+        has = n == strlen(include) && strncmp(line, include, n) == 0;
+        line += n + (line[n] == '\n');
+    }
+    if (!has) {
+        if (strpbrk(ours, "\"\r\n"))
+            return berr_make(reterr, EINVAL, "cannot name '%s' in an Include line", ours);
+        _cleanup_buf_ struct buf out = BUF_INIT;
+        buf_addf(&out, "%s\n\n", include);
+        buf_add(&out, cfg.buf ? cfg.buf : "", cfg.len);
+        r = write_file_atomic(main_cfg, out.buf, out.len, 0600);
+        if (r < 0)
+            return berr_make(reterr, -r, "cannot write '%s': %s", main_cfg, strerror(-r));
+    }
+    printf("wrote %zu host%s to %s%s\n", hosts, hosts == 1 ? "" : "s", ours,
+           has ? "" : "; ~/.ssh/config includes it from its first line");
+    return 0;
+}
+
 int cmd_ssh_config(struct client *c, const struct cli_args *a, struct berr **reterr)
 {
     _cleanup_(json_decrefp) json_t *host = NULL;
@@ -122,13 +207,12 @@ int cmd_ssh_config(struct client *c, const struct cli_args *a, struct berr **ret
     }
     _cleanup_free_ char *alias = xasprintf("berthd-%s-%s", addr, port);
     _cleanup_free_ char *kh = known_hosts_path();
-    _cleanup_free_ char *dir = xstrndup(kh, (size_t)(strrchr(kh, '/') - kh));
-    _cleanup_free_ char *line = xasprintf("%s %s\n", alias, key);
-    r = mkdir_p(dir, 0700);
-    if (r >= 0)
-        r = write_file_atomic(kh, line, strlen(line), 0600);
+    _cleanup_buf_ struct buf proxy = BUF_INIT;
+    if (a->proxy && (r = proxy_command(client_url(c), &proxy, reterr)) < 0)
+        return r;
+    r = known_hosts_pin(kh, alias, key, reterr);
     if (r < 0)
-        return berr_make(reterr, -r, "cannot write '%s': %s", kh, strerror(-r));
+        return r;
 
     _cleanup_strv_ struct strv names = STRV_INIT;
     if (a->pos.n) {
@@ -143,17 +227,29 @@ int cmd_ssh_config(struct client *c, const struct cli_args *a, struct berr **ret
         for (size_t i = 0; i < json_array_size(list); i++)
             strv_push(&names, cmd_json_str(json_array_get(list, i), "name", ""));
     }
+    _cleanup_buf_ struct buf text = BUF_INIT;
+    size_t hosts = 0;
+    if (a->ssh_install)
+        buf_addf(&text,
+                 "# written by `berth ssh-config --install` for %s; it rewrites this file\n\n",
+                 client_url(c));
     for (size_t i = 0; i < names.n; i++) {
-        if (!*names.v[i] || strpbrk(names.v[i], " \t\r\n\"#"))
+        if (!*names.v[i] || strpbrk(names.v[i], " \t\r\n\"#'"))
             continue;
-        printf("Host berth-%s\n"
-               "    HostName %s\n"
-               "    Port %s\n"
-               "    User %s\n"
-               "    HostKeyAlias %s\n"
-               "    UserKnownHostsFile \"%s\"\n"
-               "    StrictHostKeyChecking yes\n\n",
-               names.v[i], addr, port, names.v[i], alias, kh);
+        buf_addf(&text, "Host berth-%s\n    HostName %s\n    Port %s\n    User %s\n", names.v[i],
+                 addr, port, names.v[i]);
+        if (a->proxy)
+            buf_addf(&text, "    ProxyCommand %s %s\n", proxy.buf, names.v[i]);
+        buf_addf(&text,
+                 "    HostKeyAlias %s\n"
+                 "    UserKnownHostsFile \"%s\"\n"
+                 "    StrictHostKeyChecking yes\n"
+                 "    ServerAliveInterval 30\n\n",
+                 alias, kh);
+        hosts++;
     }
+    if (a->ssh_install)
+        return ssh_config_install(&text, hosts, reterr);
+    (void)fwrite(text.buf ? text.buf : "", 1, text.len, stdout);
     return 0;
 }

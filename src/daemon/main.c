@@ -639,8 +639,10 @@ int main(int argc, char **argv)
             log_warn("%s; the SSH gateway is off", berr_msg(e));
             (void)store_setting_set_text(d.store, SSHD_SETTING_LISTEN, "");
             berr_free(TAKE_PTR(e));
-        } else
+        } else {
             log_info("ssh gateway on %s:%d, host key %s", d.ssh_addr, d.ssh_port, fp);
+            api_set_sshd(d.api, d.sshd);
+        }
     } else {
         (void)store_setting_set_text(d.store, SSHD_SETTING_LISTEN, "");
     }

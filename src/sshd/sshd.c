@@ -271,14 +271,25 @@ static void send_frame(struct chan *ch, enum agent_frame_type type, const void *
     }
 }
 
-static void finish(struct chan *ch, int status)
+/* Ends the channel as OpenSSH's sshd does: exit-signal (the signal's name without SIG) when
+ * a signal ended the command (sig > 0), else exit-status. */
+static void finish_signal(struct chan *ch, int status, int sig)
 {
     if (ch->done)
         return;
     ch->done = true;
-    (void)ssh_channel_request_send_exit_status(ch->ch, status);
+    const char *name = sig > 0 ? sigabbrev_np(sig) : NULL;
+    if (name)
+        (void)ssh_channel_request_send_exit_signal(ch->ch, name, 0, "", "");
+    else
+        (void)ssh_channel_request_send_exit_status(ch->ch, status);
     (void)ssh_channel_send_eof(ch->ch);
     (void)ssh_channel_close(ch->ch);
+}
+
+static void finish(struct chan *ch, int status)
+{
+    finish_signal(ch, status, 0);
 }
 
 static int agent_readable(socket_t fd, int revents, void *userdata)
@@ -320,8 +331,9 @@ static int agent_readable(socket_t fd, int revents, void *userdata)
             (void)ssh_channel_write_stderr(ch->ch, "berth: ", 7);
             (void)ssh_channel_write_stderr(ch->ch, f.payload, f.len);
             (void)ssh_channel_write_stderr(ch->ch, ch->tty ? "\r\n" : "\n", ch->tty ? 2 : 1);
-        } else if (f.type == AGENT_EXIT && f.len == 4) {
-            finish(ch, (int)agent_get_u32(f.payload));
+        } else if (f.type == AGENT_EXIT && f.len >= 4) {
+            int sig = f.len >= 8 ? (int)agent_get_u32(f.payload + 4) : 0;
+            finish_signal(ch, (int)agent_get_u32(f.payload), sig);
             ch->fd_dead = true;
         }
     }
@@ -689,12 +701,12 @@ out:
     return NULL;
 }
 
-static void peer_address(ssh_session s, char *out, size_t size)
+static void peer_address(int fd, char *out, size_t size)
 {
     struct sockaddr_storage sa;
     socklen_t len = sizeof(sa);
     snprintf(out, size, "?");
-    if (getpeername(ssh_get_fd(s), (struct sockaddr *)&sa, &len) < 0)
+    if (getpeername(fd, (struct sockaddr *)&sa, &len) < 0)
         return;
     if (sa.ss_family == AF_INET)
         inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, out, (socklen_t)size);
@@ -702,50 +714,73 @@ static void peer_address(ssh_session s, char *out, size_t size)
         inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, out, (socklen_t)size);
 }
 
+int sshd_accept_fd(struct sshd *d, int fd, const char *peer)
+{
+    pthread_mutex_lock(&d->lock);
+    bool full = d->connections >= SSHD_MAX_CONNECTIONS;
+    if (!full)
+        d->connections++;
+    pthread_mutex_unlock(&d->lock);
+    if (full) {
+        close(fd);
+        return -EAGAIN;
+    }
+    struct conn *c = xcalloc(1, sizeof(*c));
+    c->d = d;
+    snprintf(c->addr, sizeof(c->addr), "%s", peer);
+    int r = 0;
+    if (addr_blocked(d, c->addr)) {
+        log_info("ssh: refused %s: too many failed logins", c->addr);
+        close(fd);
+        r = -EACCES;
+        goto fail;
+    }
+    c->s = ssh_new();
+    /* the bind's options and keys are copied into the session; one at a time */
+    pthread_mutex_lock(&d->lock);
+    int ok = c->s ? ssh_bind_accept_fd(d->bind, c->s, fd) : SSH_ERROR;
+    pthread_mutex_unlock(&d->lock);
+    if (ok != SSH_OK) {
+        if (!c->s || ssh_get_fd(c->s) != fd)
+            close(fd); /* not yet the session's */
+        r = -ENOMEM;
+        goto fail;
+    }
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&t, &attr, conn_thread, c) != 0)
+        r = -EAGAIN;
+    pthread_attr_destroy(&attr);
+    if (r == 0)
+        return 0;
+fail:
+    if (c->s)
+        ssh_free(c->s);
+    free(c);
+    pthread_mutex_lock(&d->lock);
+    d->connections--;
+    pthread_mutex_unlock(&d->lock);
+    return r;
+}
+
 static void *accept_thread(void *arg)
 {
     struct sshd *d = arg;
+    int lfd = ssh_bind_get_fd(d->bind);
     for (;;) {
-        ssh_session s = ssh_new();
-        if (ssh_bind_accept(d->bind, s) != SSH_OK) {
-            ssh_free(s);
-            usleep(100 * 1000);
+        struct pollfd pfd = {.fd = lfd, .events = POLLIN};
+        (void)poll(&pfd, 1, -1); /* whether libssh left the socket blocking or not */
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno != EINTR && errno != ECONNABORTED && errno != EAGAIN)
+                usleep(100 * 1000); /* EMFILE and the like: let it pass */
             continue;
         }
-        struct conn *c = xcalloc(1, sizeof(*c));
-        c->d = d;
-        c->s = s;
-        peer_address(s, c->addr, sizeof(c->addr));
-        pthread_mutex_lock(&d->lock);
-        bool full = d->connections >= SSHD_MAX_CONNECTIONS;
-        if (!full)
-            d->connections++;
-        pthread_mutex_unlock(&d->lock);
-        if (full || addr_blocked(d, c->addr)) {
-            if (!full)
-                log_info("ssh: refused %s: too many failed logins", c->addr);
-            if (!full) {
-                pthread_mutex_lock(&d->lock);
-                d->connections--;
-                pthread_mutex_unlock(&d->lock);
-            }
-            ssh_disconnect(s);
-            ssh_free(s);
-            free(c);
-            continue;
-        }
-        pthread_t t;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &attr, conn_thread, c) != 0) {
-            pthread_mutex_lock(&d->lock);
-            d->connections--;
-            pthread_mutex_unlock(&d->lock);
-            ssh_free(s);
-            free(c);
-        }
-        pthread_attr_destroy(&attr);
+        char addr[INET6_ADDRSTRLEN];
+        peer_address(fd, addr, sizeof(addr));
+        (void)sshd_accept_fd(d, fd, addr);
     }
     return NULL;
 }

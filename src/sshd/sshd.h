@@ -27,4 +27,11 @@ struct sshd;
 int sshd_start(uv_loop_t *loop, struct ws_manager *m, const char *addr, int port, struct sshd **ret,
                char **ret_fingerprint, struct berr **reterr);
 
+/* Serves an SSH connection that reached berthd another way (berth ssh-proxy's
+ * WebSocket): fd is one end of a stream socket, owned by the gateway from here on
+ * (closed on failure too); peer is the address that counts for the rate limit
+ * and the audit log. Any thread. Returns 0, -EAGAIN when the gateway is full,
+ * -EACCES when peer is blocked after failed logins, -ENOMEM. */
+int sshd_accept_fd(struct sshd *d, int fd, const char *peer);
+
 #endif

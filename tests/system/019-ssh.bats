@@ -176,3 +176,48 @@ setup() {
 	assert_output_contains ssh.login
 	assert_output_contains ssh.login-failed
 }
+
+@test "a command killed by a signal is reported as exit-signal, as OpenSSH's sshd does" {
+	run timeout 60 ssh -F /dev/null -p "$(cat "$BATS_FILE_TMPDIR/ssh.port")" -o StrictHostKeyChecking=no \
+		-o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o BatchMode=yes -v \
+		-i "$KEY" sshws@127.0.0.1 'kill -TERM $$'
+	assert_equal "$status" 255
+	assert_output_contains "rtype exit-signal"
+}
+
+@test "berth ssh-proxy carries ssh over the HTTP port, and still needs the owner's key" {
+	proxy="'$BERTH' ssh-proxy --server '$BERTH_SERVER' sshws"
+	run env BERTH_TOKEN="$ALICE" timeout 60 ssh -F /dev/null -o ProxyCommand="$proxy" \
+		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes \
+		-o BatchMode=yes -i "$KEY" sshws@berth 'echo via-proxy; exit 3'
+	assert_equal "$status" 3
+	assert_output_contains via-proxy
+	# the token opens the way, the key logs in: another user's key is denied
+	run env BERTH_TOKEN="$ALICE" timeout 60 ssh -F /dev/null -o ProxyCommand="$proxy" \
+		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes \
+		-o BatchMode=yes -i "$BATS_FILE_TMPDIR/bob.key" sshws@berth true
+	assert_equal "$status" 255
+	assert_output_contains "Permission denied"
+	# a bad token never reaches the gateway
+	run env BERTH_TOKEN=nope timeout 60 "$BERTH" ssh-proxy sshws </dev/null
+	assert_failure
+	assert_output_contains "token"
+}
+
+@test "berth ssh-config --install --proxy adds an Include once and the hosts work from it" {
+	home=$BATS_TEST_TMPDIR/home
+	mkdir -p "$home/.ssh"
+	printf 'Host elsewhere\n    User me\n' >"$home/.ssh/config"
+	for i in 1 2; do
+		HOME=$home BERTH_TOKEN=$ALICE run_berth ssh-config --install --proxy sshws
+		assert_success
+	done
+	assert_equal "$(grep -c '^Include ' "$home/.ssh/config")" 1
+	assert_equal "$(head -1 "$home/.ssh/config")" "Include \"$home/.ssh/berth_config\""
+	grep -q '^Host elsewhere' "$home/.ssh/config"
+	assert_equal "$(stat -c %a "$home/.ssh/berth_config")" 600
+	run env HOME="$home" BERTH_TOKEN="$ALICE" timeout 60 ssh -F "$home/.ssh/config" -i "$KEY" \
+		-o IdentitiesOnly=yes -o BatchMode=yes berth-sshws 'echo via-install'
+	assert_success
+	assert_output_contains via-install
+}
