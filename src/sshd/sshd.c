@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 #include <libssh/server.h>
@@ -24,7 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -47,6 +51,8 @@
 #define SSHD_FAIL_WINDOW_S 60 /* ... in this many seconds block it ... */
 #define SSHD_BLOCK_S 60       /* ... for this long */
 #define SSHD_FAIL_SLOTS 256
+/* where a workspace's processes see <run>/ide */
+#define SSHD_AGENT_DIR_IN_CONTAINER "/.berth/ide"
 #define SFTP_SERVER_COMMAND                                                                        \
     "if [ -x /usr/lib/openssh/sftp-server ]; then exec /usr/lib/openssh/sftp-server; fi; "         \
     "if [ -x /usr/libexec/sftp-server ]; then exec /usr/libexec/sftp-server; fi; "                 \
@@ -100,6 +106,12 @@ struct conn {
     char *ws_id;
     struct chan *chans;
     int nchans;
+    /* agent forwarding (ssh -A): asked for on a session channel; the socket,
+     * made when a command first runs, in the remote user's run directory */
+    bool want_agent;
+    int agent_listen;
+    char *agent_dir;  /* <run>/ide on the host */
+    char *agent_name; /* ssh-agent-<hex>.sock in it */
 };
 
 /* ---- rate limiting of failed logins, per address ---- */
@@ -345,6 +357,99 @@ static int agent_readable(socket_t fd, int revents, void *userdata)
     return 0;
 }
 
+/* ---- agent forwarding ---- */
+
+static struct chan *chan_new(struct conn *c, ssh_channel sch);
+
+/* A process in the workspace connected to the forwarded agent's socket: it
+ * gets an auth-agent@openssh.com channel to the client, relayed raw. */
+static int agent_accept(socket_t lfd, int revents, void *userdata)
+{
+    struct conn *c = userdata;
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+        return 0;
+    ssh_channel sch = c->nchans < SSHD_MAX_CHANNELS ? ssh_channel_new(c->s) : NULL;
+    if (!sch || ssh_channel_open_auth_agent(sch) != SSH_OK) {
+        if (sch)
+            ssh_channel_free(sch);
+        close(fd);
+        return 0;
+    }
+    struct chan *ch = chan_new(c, sch);
+    if (!ch) {
+        ssh_channel_free(sch);
+        close(fd);
+        return 0;
+    }
+    ch->raw = true;
+    ch->fd = fd;
+    if (ssh_event_add_fd(c->ev, fd, POLLIN, agent_readable, ch) != SSH_OK)
+        ch->fd_dead = true;
+    return 0;
+}
+
+/* Makes the forwarded agent's socket for the connection, owned by the remote
+ * user and 0600. It is bound and chowned under a temporary name in the run
+ * directory (root's), then renamed into <run>/ide (the remote user's): berthd
+ * never follows a name in a directory the workspace can write. */
+static void agent_listen_start(struct conn *c, const struct ws_record *rec)
+{
+    if (c->agent_listen >= 0 || rec->uid < 0)
+        return;
+    _cleanup_free_ char *run = ws_run_dir(c->d->m, rec->id);
+    _cleanup_free_ char *ide = xasprintf("%s/ide", run);
+    unsigned char rnd[8];
+    if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd))
+        return;
+    char hex[17];
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    _cleanup_free_ char *name = xasprintf("ssh-agent-%s.sock", hex);
+    _cleanup_close_ int rfd = open(run, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int ifd = open(ide, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (rfd < 0 || ifd < 0 || fd < 0)
+        return;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", rfd, name);
+    /* Linux gives the socket file the mode of the socket's inode (less the umask) */
+    if (fchmod(fd, 0600) < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+        return;
+    if (fchownat(rfd, name, (uid_t)rec->uid, (gid_t)rec->gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+        listen(fd, 16) < 0 || renameat(rfd, name, ifd, name) < 0) {
+        (void)unlinkat(rfd, name, 0);
+        return;
+    }
+    if (ssh_event_add_fd(c->ev, fd, POLLIN, agent_accept, c) != SSH_OK) {
+        (void)unlinkat(ifd, name, 0);
+        return;
+    }
+    c->agent_listen = TAKE_FD(fd);
+    c->agent_dir = TAKE_PTR(ide);
+    c->agent_name = TAKE_PTR(name);
+}
+
+static void agent_listen_stop(struct conn *c)
+{
+    if (c->agent_listen < 0)
+        return;
+    ssh_event_remove_fd(c->ev, c->agent_listen);
+    close(c->agent_listen);
+    c->agent_listen = -1;
+    _cleanup_close_ int ifd = open(c->agent_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (ifd >= 0)
+        (void)unlinkat(ifd, c->agent_name, 0);
+    free(TAKE_PTR(c->agent_dir));
+    free(TAKE_PTR(c->agent_name));
+}
+
+static void on_auth_agent_req(ssh_session s, ssh_channel channel, void *userdata)
+{
+    struct chan *ch = userdata;
+    ch->c->want_agent = true;
+}
+
 /* Runs argv (NULL: the user's login shell) in the workspace for the channel. */
 static int start_exec(struct chan *ch, const char *command, bool sftp)
 {
@@ -371,6 +476,10 @@ static int start_exec(struct chan *ch, const char *command, bool sftp)
     (void)ws_owner_env(c->d->m, &rec, &env, NULL);
     for (size_t i = 0; i < ch->env.n; i++)
         strv_push(&env, ch->env.v[i]);
+    if (c->want_agent)
+        agent_listen_start(c, &rec);
+    if (c->agent_listen >= 0)
+        strv_pushf(&env, "SSH_AUTH_SOCK=%s/%s", SSHD_AGENT_DIR_IN_CONTAINER, c->agent_name);
     struct agentc_exec ex = {.argv = &argv,
                              .env = &env,
                              .cwd = rec.workspace_folder,
@@ -516,6 +625,7 @@ static struct chan *chan_new(struct conn *c, ssh_channel sch)
         .channel_exec_request_function = on_exec,
         .channel_env_request_function = on_env,
         .channel_subsystem_request_function = on_subsystem,
+        .channel_auth_agent_req_function = on_auth_agent_req,
     };
     ssh_callbacks_init(&ch->cb);
     ssh_set_channel_callbacks(ch->ch, &ch->cb);
@@ -686,10 +796,11 @@ out:
         ch->done = true;
         ch->fd_dead = true;
     }
-    if (c->ev)
+    if (c->ev) {
+        agent_listen_stop(c);
         sweep(c);
-    if (c->ev)
         ssh_event_free(c->ev);
+    }
     ssh_disconnect(c->s);
     ssh_free(c->s);
     free(c->user_name);
@@ -727,6 +838,7 @@ int sshd_accept_fd(struct sshd *d, int fd, const char *peer)
     }
     struct conn *c = xcalloc(1, sizeof(*c));
     c->d = d;
+    c->agent_listen = -1;
     snprintf(c->addr, sizeof(c->addr), "%s", peer);
     int r = 0;
     if (addr_blocked(d, c->addr)) {

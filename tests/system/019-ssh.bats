@@ -221,3 +221,19 @@ setup() {
 	assert_success
 	assert_output_contains via-install
 }
+
+@test "ssh -A forwards the client's agent: ssh-add -l inside lists its key, and only the remote user may use it" {
+	eval "$(ssh-agent -s)" >/dev/null
+	ssh-add -q "$BATS_FILE_TMPDIR/other.key"
+	fp=$(ssh-keygen -lf "$BATS_FILE_TMPDIR/other.key.pub" | cut -d' ' -f2)
+	run timeout 60 ssh $(ssh_opts) -A -i "$KEY" sshws@127.0.0.1 \
+		'ssh-add -l; stat -c "%a %U" "$SSH_AUTH_SOCK"'
+	ssh-agent -k >/dev/null
+	assert_success
+	assert_output_contains "$fp"
+	assert_output_contains "600 $(wssh "$KEY" sshws 'id -un')"
+	# without -A there is no agent, and the socket went with the connection
+	run wssh "$KEY" sshws 'echo "sock=${SSH_AUTH_SOCK:-none}"; ls /.berth/ide | grep -c ssh-agent || true'
+	assert_output_contains "sock=none"
+	assert_output_contains 0
+}
