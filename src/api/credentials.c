@@ -224,9 +224,10 @@ static void listener_start(struct creds *c, const struct ws_record *r)
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/" CRED_SOCKET, dfd);
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-        fchownat(dfd, CRED_SOCKET, (uid_t)r->uid, (gid_t)r->gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-        fchmodat(dfd, CRED_SOCKET, 0600, 0) < 0) {
+    /* the mode comes from the socket's inode (fchmod before bind): a chmod by name
+     * after it would follow a symlink the remote user put there in between */
+    if (fd < 0 || fchmod(fd, 0600) < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        fchownat(dfd, CRED_SOCKET, (uid_t)r->uid, (gid_t)r->gid, AT_SYMLINK_NOFOLLOW) < 0) {
         if (fd >= 0)
             close(fd);
         close(dfd);

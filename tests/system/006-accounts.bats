@@ -367,6 +367,9 @@ PY
 	assert_output_contains "password=git-pass-456"
 	as "$tok" exec "$name" -- sh -c 'printf "protocol=https\nhost=elsewhere.example\n\n" | /.berth-agent/berth-agent git-credential get'
 	assert_equal "$output" ""
+	# the socket is the remote user's alone
+	as "$tok" exec "$name" -- sh -c 'stat -c "%a %U" /.berth/ide/credentials.sock; id -un'
+	assert_equal "$(sed -n 1p <<<"$output")" "600 $(sed -n 2p <<<"$output")"
 	id=$(BERTH_TOKEN=$tok ws_field "$name" id)
 	! grep -rqa "git-pass-456" "$BERTH_DATA/workspaces/$id" "$BERTH_DATA/berth.db"
 	# another user's clone of the same URL does not get them
