@@ -237,3 +237,77 @@ setup() {
 	assert_output_contains "sock=none"
 	assert_output_contains 0
 }
+
+@test "a stalled handshake and a 1 MB banner are cut off, and logins go on meanwhile" {
+	port=$(cat "$BATS_FILE_TMPDIR/ssh.port")
+	# a client that connects and says nothing, one that sends a 1 MB banner line
+	python3 - "$port" >"$BATS_TEST_TMPDIR/abuse.out" 2>&1 <<'PY' &
+import socket, sys, time
+port = int(sys.argv[1])
+stall = socket.create_connection(("127.0.0.1", port))
+big = socket.create_connection(("127.0.0.1", port))
+big.settimeout(60)
+t0 = time.monotonic()
+try:
+    big.sendall(b"SSH-2.0-" + b"A" * (1024 * 1024) + b"\r\n")
+except OSError:
+    pass
+try:
+    while big.recv(65536):
+        pass
+except OSError:
+    pass
+print("banner closed after %.1fs" % (time.monotonic() - t0), flush=True)
+stall.settimeout(120)
+t0 = time.monotonic()
+try:
+    while stall.recv(65536):
+        pass
+    print("stall closed after %.1fs" % (time.monotonic() - t0), flush=True)
+except socket.timeout:
+    print("stall still open", flush=True)
+PY
+	pid=$!
+	run wssh "$KEY" sshws 'echo still-serving'
+	assert_success
+	assert_output_contains still-serving
+	wait "$pid"
+	cat "$BATS_TEST_TMPDIR/abuse.out"
+	grep -q "banner closed" "$BATS_TEST_TMPDIR/abuse.out"
+	grep -q "stall closed" "$BATS_TEST_TMPDIR/abuse.out"
+}
+
+@test "a connection that opens too many channels is refused the extra ones and others are unaffected" {
+	ctl=$BATS_TEST_TMPDIR/ctl
+	timeout 120 ssh $(ssh_opts) -i "$KEY" -o ControlMaster=yes -o ControlPath="$ctl" -N -f sshws@127.0.0.1
+	pids=()
+	for i in $(seq 1 40); do
+		timeout 90 ssh -o ControlPath="$ctl" -o BatchMode=yes sshws@127.0.0.1 'sleep 15; echo done' \
+			>"$BATS_TEST_TMPDIR/ch.$i" 2>&1 &
+		pids+=($!)
+	done
+	ok=0 refused=0
+	for i in $(seq 1 40); do
+		if wait "${pids[$((i - 1))]}"; then ok=$((ok + 1)); else refused=$((refused + 1)); fi
+	done
+	ssh -o ControlPath="$ctl" -O exit sshws@127.0.0.1 2>/dev/null || true
+	echo "ok=$ok refused=$refused" >&2
+	[ "$ok" -ge 1 ] && [ "$ok" -le 32 ] && [ "$refused" -ge 8 ]
+	run wssh "$KEY" sshws 'echo fresh-connection'
+	assert_success
+	assert_output_contains fresh-connection
+}
+
+# last: it blocks 127.0.0.1 for a minute
+@test "repeated failures from one address block it for a while; the HTTP API is unaffected" {
+	for i in $(seq 1 10); do
+		wssh "$BATS_FILE_TMPDIR/other.key" sshws true 2>/dev/null || true
+	done
+	run wssh "$KEY" sshws 'echo should-not-run'
+	assert_equal "$status" 255
+	[[ "$output" != *should-not-run* ]]
+	grep -q "ssh: refused 127.0.0.1: too many failed logins" "$BATS_FILE_TMPDIR/berthd.log"
+	run curl -sf -H "Authorization: Bearer $ALICE" "$BERTH_SERVER/api/v1/workspaces"
+	assert_success
+	assert_output_contains sshws
+}
