@@ -21,7 +21,7 @@ APT_PACKAGES="
 	libjansson-dev libsqlite3-dev libsodium-dev libssh-dev openssh-client openssh-sftp-server libcmocka-dev libyaml-dev
 	bats sqlite3 jq python3 clang clang-format libclang-rt-14-dev procps chromium
 	docker-registry
-	wrk
+	wrk tmux
 "
 
 # Written only when its content changes. Podman 4.3 reads drop-ins from

@@ -79,8 +79,31 @@ setup() {
 	assert_output_contains /dev/pts
 }
 
-@test "scp copies a file both ways intact" {
-	head -c 20000000 /dev/urandom >"$BATS_FILE_TMPDIR/big"
+@test "ssh -t under tmux: an interactive shell that follows the window's size" {
+	sock=berth-ssh-$$
+	pane() { tmux -L "$sock" capture-pane -p -t t; }
+	wait_pane() { # wait_pane TEXT: until the pane shows it (60 s)
+		local i
+		for i in $(seq 1 300); do
+			pane | grep -q "$1" && return 0
+			sleep 0.2
+		done
+		pane >&2
+		return 1
+	}
+	tmux -L "$sock" new-session -d -s t -x 100 -y 30 \
+		"ssh $(ssh_opts) -t -i '$KEY' sshws@127.0.0.1"
+	tmux -L "$sock" send-keys -t t 'PS1=ready\$\ ; stty size | sed s/^/size:/' Enter
+	wait_pane "size:30 100" || { tmux -L "$sock" kill-server; return 1; }
+	tmux -L "$sock" resize-window -t t -x 120 -y 40
+	tmux -L "$sock" send-keys -t t 'stty size | sed s/^/size:/' Enter
+	wait_pane "size:40 120" || { tmux -L "$sock" kill-server; return 1; }
+	tmux -L "$sock" send-keys -t t 'exit' Enter
+	tmux -L "$sock" kill-server 2>/dev/null || true
+}
+
+@test "scp copies a 100 MB file both ways intact" {
+	head -c 100000000 /dev/urandom >"$BATS_FILE_TMPDIR/big"
 	run timeout 120 scp $(ssh_opts | sed 's/-p /-P /') -i "$KEY" "$BATS_FILE_TMPDIR/big" sshws@127.0.0.1:/tmp/big
 	assert_success
 	run wssh "$KEY" sshws 'sha256sum /tmp/big'
