@@ -50,7 +50,7 @@
 
   function again(pb, button) {
     button.disabled = true;
-    B.api('prebuilds', { method: 'POST', body: JSON.stringify({ repo: pb.repo, branch: pb.branch }) }).then(function (p) {
+    B.api('prebuilds', { method: 'POST', body: { repo: pb.repo, branch: pb.branch } }).then(function (p) {
       B.announce('Prebuild ' + p.id + ' of ' + (pb.branch || 'the default branch') + ' started');
       refresh();
     }, function (e) {

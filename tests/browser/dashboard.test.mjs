@@ -633,9 +633,40 @@ describe('dashboard, terminal and VS Code in a browser', () => {
       await row.locator('details.pb-log summary').click();
       await row.locator('pre.log').filter({ hasText: /==> ready/ }).waitFor({ timeout: 15_000 });
       await shot(page, 'dashboard-prebuilds', true);
+      // "Prebuild again" starts a second one of the same branch
+      await row.getByRole('button', { name: /Prebuild again/ }).click();
+      await page.locator(`.pb-panel tr[data-id]:not([data-id="${id}"])`).first().waitFor({ timeout: 30_000 });
     } finally {
-      await api('DELETE', `/api/v1/prebuilds/${id}`, undefined, st.adminToken);
+      const all = await api('GET', '/api/v1/prebuilds', undefined, st.adminToken);
+      for (const pb of (all.json && all.json.prebuilds) || []) {
+        await api('DELETE', `/api/v1/prebuilds/${pb.id}`, undefined, st.adminToken);
+      }
     }
+  });
+
+  test('the SSH keys panel adds a key, refuses a malformed one with the reason, and removes it', STEP, async () => {
+    need('page');
+    const page = st.page;
+    const dir = join(ARTIFACTS, `sshkey-${NONCE}`);
+    mkdirSync(dir, { recursive: true });
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'browser@test', '-f', join(dir, 'k')]);
+    const pub = execFileSync('cat', [join(dir, 'k.pub')]).toString().trim();
+    const fp = execFileSync('ssh-keygen', ['-lf', join(dir, 'k.pub')]).toString().split(' ')[1];
+    const panel = page.locator('.sshkey-panel');
+    await panel.locator('#sshkey-how').filter({ hasText: /ssh -p|gateway is off/ }).waitFor({ timeout: 15_000 });
+    await panel.locator('#sshkey-key').fill('ssh-ed25519 AAAAnot-a-key');
+    await panel.locator('#sshkey-submit').click();
+    await panel.locator('#sshkey-error').filter({ hasText: /malformed|not taken/ }).waitFor({ timeout: 15_000 });
+    await panel.locator('#sshkey-key').fill(pub);
+    await panel.locator('#sshkey-name').fill('browser-key');
+    await panel.locator('#sshkey-submit').click();
+    const item = panel.locator('li.sshkey').filter({ hasText: fp });
+    await item.waitFor({ timeout: 15_000 });
+    assert.ok((await item.innerText()).includes('browser-key'), 'the key shows its name');
+    assert.ok(await panel.locator('#sshkey-error').isHidden(), 'the earlier error is gone');
+    await shot(page, 'dashboard-ssh-keys', true);
+    await item.getByRole('button', { name: /Remove/ }).click();
+    await item.waitFor({ state: 'detached', timeout: 15_000 });
   });
 
   test('delete asks for confirmation, then the workspace goes', STEP, async () => {
