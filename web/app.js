@@ -131,6 +131,11 @@
       b.setAttribute('data-action', ['start', 'stop', 'rebuild', 'delete'][i]);
     });
 
+    c.tasksList = el('ul', { class: 'tasks-list' });
+    c.tasksEl = el('section', { class: 'ws-tasks', 'aria-label': 'Tasks of ' + ws.name, hidden: true },
+      el('h4', { text: 'Tasks' }), c.tasksList);
+    c.tasksKey = '';
+
     c.portsList = el('ul', { class: 'ports-list' });
     c.portsEl = el('section', { class: 'ws-ports', 'aria-label': 'Ports of ' + ws.name, hidden: true },
       el('h4', { text: 'Ports' }), c.portsList);
@@ -156,6 +161,7 @@
       c.readyEl,
       el('div', { class: 'ws-actions' }, c.ideBtn, c.termBtn, c.startBtn, c.stopBtn, c.rebuildBtn, c.deleteBtn),
       c.actionErr,
+      c.tasksEl,
       c.portsEl,
       c.settingsEl,
       c.logEl);
@@ -262,6 +268,7 @@
     if (focused && focused.hidden) c.nameEl.focus();
 
     renderError(c);
+    renderTasks(c);
     if (s === 'running' && c.portsFor !== 'running') loadPorts(c);
     if (s !== 'running') {
       c.portsFor = null;
@@ -557,6 +564,23 @@
    * stream's "ports" events. A port that appears later (a dev server was
    * started) is announced with a notification, unless its portsAttributes
    * say onAutoForward "silent" (or "ignore", which the server leaves out). */
+  /* The terminals the workspace's tasks run in (.gitpod.yml tasks,
+   * customizations.berth.tasks): a link to each while it runs. */
+  function renderTasks(c) {
+    var tasks = c.ws.state === 'running' && Array.isArray(c.ws.tasks) ? c.ws.tasks : [];
+    var key = tasks.join('\n');
+    if (key === c.tasksKey) return;
+    c.tasksKey = key;
+    c.tasksList.textContent = '';
+    tasks.forEach(function (name) {
+      var href = '/terminal.html?ws=' + encodeURIComponent(c.id) + '&task=' + encodeURIComponent(name);
+      c.tasksList.appendChild(el('li', { 'data-task': name },
+        el('a', { href: href, target: '_blank', rel: 'noopener' }, name,
+          el('span', { class: 'visually-hidden', text: ' (task terminal, opens in a new tab)' }))));
+    });
+    hidden(c.tasksEl, !tasks.length);
+  }
+
   function loadPorts(c, attempt) {
     attempt = attempt || 0;
     c.portsFor = 'running';

@@ -5,6 +5,8 @@
  * page, or coming back to it, reattaches to the same shell and shows its
  * recent output again. A page without a session in the hash starts a new
  * shell: several terminals per workspace are several tabs.
+ * terminal.html?ws=ID&task=NAME attaches to the terminal a task of the
+ * workspace runs in (berthd started it; it has no session in the hash).
  *
  * Frames (docs/api.md): a type character then the payload. Client: '0'
  * input bytes, '1' {"cols","rows"}; server: '0' output, '1' {"session"},
@@ -17,6 +19,7 @@
 
   var params = new URLSearchParams(location.search);
   var wsId = params.get('ws') || '';
+  var task = params.get('task') || '';
   var statusEl = document.getElementById('term-status');
   var titleEl = document.getElementById('term-title');
   var reconnectBtn = document.getElementById('term-reconnect');
@@ -144,7 +147,7 @@
   window.addEventListener('resize', queueFit);
 
   function setTitle() {
-    titleEl.textContent = wsName;
+    titleEl.textContent = task ? 'task ' + task + ' · ' + wsName : wsName;
     document.title = (shellTitle ? shellTitle + ' · ' : '') + wsName + ' · Terminal · Berth';
   }
 
@@ -181,7 +184,8 @@
     reconnectBtn.hidden = true;
     exited = false;
     var asked = session;
-    var q = 'cols=' + term.cols + '&rows=' + term.rows + (asked ? '&session=' + encodeURIComponent(asked) : '');
+    var q = 'cols=' + term.cols + '&rows=' + term.rows +
+      (task ? '&task=' + encodeURIComponent(task) : asked ? '&session=' + encodeURIComponent(asked) : '');
     var url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host +
       B.API + '/workspaces/' + encodeURIComponent(wsId) + '/terminal?' + q;
     status('connecting', asked ? 'Reattaching…' : 'Connecting…');
@@ -212,7 +216,11 @@
       } catch (e) {
         return;
       }
-      if (type === T_CONTROL && msg.session) {
+      if (type === T_CONTROL && msg.session && task) {
+        if (everAttached) term.reset();
+        everAttached = true;
+        status('live', 'Connected to task ' + task);
+      } else if (type === T_CONTROL && msg.session) {
         // A reattach replays the shell's recent output: start clean.
         if (everAttached) term.reset();
         if (asked && msg.session !== asked) {
@@ -225,6 +233,12 @@
         exited = true;
         var code = typeof msg.exit === 'number' ? msg.exit : '?';
         term.write('\r\n\x1b[2m[the shell exited' + (code ? ' with status ' + code : '') + ']\x1b[0m\r\n');
+        if (task) {
+          // the task's terminal is gone: what the button opens is a plain shell
+          task = '';
+          history.replaceState(null, '', '/terminal.html?ws=' + encodeURIComponent(wsId));
+          setTitle();
+        }
         setSession('');
         status('down', 'Shell exited');
         reconnectBtn.textContent = 'New shell';

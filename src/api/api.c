@@ -538,7 +538,9 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
     }
 
     if (!*action && get) {
-        http_respond_json(c, 200, ws_json(a->m, &rec));
+        json_t *j = ws_json(a->m, &rec);
+        json_object_set_new(j, "task_terminals", terminals_tasks_json(a->terms, &rec));
+        http_respond_json(c, 200, j);
         return;
     }
     if (strcmp(action, "settings") == 0) {

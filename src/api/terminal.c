@@ -6,6 +6,14 @@
  * goes, the shell keeps running; a linger timer ends it after ten minutes
  * unless someone reattaches with its id. Reading from the agent pauses while
  * the browser's queue is over 1 MiB, so `yes` cannot grow berthd's memory.
+ *
+ * Tasks (customizations.berth.tasks, or a .gitpod.yml's before + command) each
+ * get a terminal of their own, opened by berthd when the workspace is ready
+ * (ws_manager_on_ready) and attached to by name (?task=NAME). A task's
+ * terminal does not linger out: it lasts as long as its shell, which follows
+ * the task's command so that the terminal stays usable, as Gitpod's do. Its
+ * output counts as activity only while someone watches it: a dev server's
+ * log that nobody reads does not keep a workspace running.
  */
 #include "api/terminal.h"
 
@@ -27,6 +35,10 @@
 #include "workspace/workspace.h"
 
 #define TERM_HIGH_WATER (1024 * 1024)
+/* Runs a task's argv ("$@"), then a login shell in its terminal. */
+#define TASK_WRAPPER                                                                               \
+    "\"$@\"; s=$?; printf '\\r\\nberth: the task ended with status %s; this terminal is a "        \
+    "shell now\\r\\n' \"$s\"; exec \"${SHELL:-/bin/sh}\" -l"
 
 struct term {
     struct term *next;
@@ -34,6 +46,8 @@ struct term {
     char id[33];
     char *ws_id;
     char *user;
+    char *task;      /* the task's name, or NULL for a shell someone opened */
+    char *container; /* a task's: the container it was started in */
     uv_pipe_t pipe;
     bool pipe_open;
     bool reading;
@@ -51,6 +65,7 @@ struct terminals {
 };
 
 static void send_frame(struct term *t, char kind, const void *data, size_t len);
+static void on_ready(const char *ws_id, void *data);
 
 /* An idle warning is shown in each open terminal of the workspace: as
  * output of berthd's own (not the shell's, so it is no activity), kept out
@@ -69,6 +84,7 @@ struct terminals *terminals_new(struct ws_manager *m)
     struct terminals *t = xcalloc(1, sizeof(*t));
     t->m = m;
     ws_manager_on_idle_warning(m, idle_warning, t);
+    ws_manager_on_ready(m, on_ready, t);
     return t;
 }
 
@@ -101,6 +117,8 @@ static void term_free_cb(uv_handle_t *h)
     urlscan_release(&t->urls);
     free(t->ws_id);
     free(t->user);
+    free(t->task);
+    free(t->container);
     free(t);
 }
 
@@ -193,7 +211,8 @@ static void on_agent_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         const char *p = (const char *)f.payload;
         size_t len = f.len;
         if (f.type == AGENT_STDOUT || f.type == AGENT_STDERR) {
-            ws_activity(t->owner_set->m, t->ws_id, WS_ACT_TERMINAL_OUTPUT);
+            if (t->ws || !t->task)
+                ws_activity(t->owner_set->m, t->ws_id, WS_ACT_TERMINAL_OUTPUT);
             keep_scrollback(t, p, len);
             send_frame(t, '0', p, len);
             ws_scan_output(t->owner_set->m, t->ws_id, &t->urls, p, len);
@@ -270,7 +289,7 @@ static void on_ws_close(struct wsock *w, void *ud)
         return;
     t->ws = NULL;
     resume_agent(t); /* keep draining into the scrollback */
-    if (!t->ended)
+    if (!t->ended && !t->task)
         uv_timer_start(&t->linger, on_linger, TERMINAL_LINGER_MS, 0);
 }
 
@@ -296,7 +315,7 @@ static void attach(struct term *t, struct http_conn *c, const struct http_reques
 {
     struct wsock *w = NULL;
     if (wsock_accept(c, req, on_ws_message, on_ws_close, t, &w) < 0) {
-        if (!t->ws && !t->ended)
+        if (!t->ws && !t->ended && !t->task)
             uv_timer_start(&t->linger, on_linger, TERMINAL_LINGER_MS, 0);
         return;
     }
@@ -309,10 +328,133 @@ static void attach(struct term *t, struct http_conn *c, const struct http_reques
     t->ws = w;
     wsock_on_drain(w, on_ws_drain);
     uv_timer_stop(&t->linger);
-    _cleanup_free_ char *hello = xasprintf("{\"session\":\"%s\"}", t->id);
+    json_t *hj = json_pack("{s:s}", "session", t->id);
+    if (t->task)
+        json_object_set_new(hj, "task", json_string(t->task));
+    _cleanup_free_ char *hello = json_dumps(hj, JSON_COMPACT);
+    json_decref(hj);
     send_frame(t, '1', hello, strlen(hello));
     if (t->scroll.len)
         send_frame(t, '0', t->scroll.buf, t->scroll.len);
+}
+
+/* Opens a terminal running argv in a PTY of rec's agent, for user. NULL when
+ * the agent cannot be reached (*ret_err: -errno). */
+static struct term *term_open(struct terminals *set, const struct ws_record *rec, const char *user,
+                              const struct strv *argv, unsigned cols, unsigned rows, int *ret_err)
+{
+    _cleanup_free_ char *run = ws_run_dir(set->m, rec->id);
+    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
+    if (fd < 0) {
+        *ret_err = fd;
+        return NULL;
+    }
+    struct term *t = xcalloc(1, sizeof(*t));
+    t->owner_set = set;
+    unsigned char raw[16];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(t->id, sizeof(t->id), raw, sizeof(raw));
+    t->ws_id = xstrdup(rec->id);
+    t->user = xstrdup(user);
+    t->in = (struct buf)BUF_INIT;
+    t->scroll = (struct buf)BUF_INIT;
+    t->urls = (struct urlscan)URLSCAN_INIT;
+    uv_loop_t *loop = uv_default_loop();
+    uv_pipe_init(loop, &t->pipe, 0);
+    t->pipe.data = t;
+    uv_timer_init(loop, &t->linger);
+    t->linger.data = t;
+    if (uv_pipe_open(&t->pipe, fd) < 0) {
+        close(fd);
+        t->ended = true;
+        uv_close((uv_handle_t *)&t->pipe, pipe_closed_cb);
+        *ret_err = -EIO;
+        return NULL;
+    }
+    t->next = set->list;
+    set->list = t;
+
+    _cleanup_strv_ struct strv env = STRV_INIT;
+    (void)ws_owner_env(set->m, rec, &env, NULL);
+    struct agentc_exec ex = {.argv = argv,
+                             .env = &env,
+                             .cwd = rec->workspace_folder,
+                             .user = rec->remote_user,
+                             .tty = true,
+                             .cols = cols,
+                             .rows = rows};
+    agentc_send_exec((uv_stream_t *)&t->pipe, &ex);
+    t->reading = true;
+    uv_read_start((uv_stream_t *)&t->pipe, on_alloc, on_agent_read);
+    return t;
+}
+
+static struct term *task_find(struct terminals *set, const char *ws_id, const char *task)
+{
+    for (struct term *t = set->list; t; t = t->next)
+        if (t->task && !t->ended && strcmp(t->ws_id, ws_id) == 0 && strcmp(t->task, task) == 0)
+            return t;
+    return NULL;
+}
+
+/* The workspace is ready: its tasks' terminals start (again). */
+static void on_ready(const char *ws_id, void *data)
+{
+    struct terminals *set = data;
+    _cleanup_ws_record_ struct ws_record rec = {0};
+    if (store_ws_get(ws_manager_store(set->m), ws_id, &rec, NULL) < 0 ||
+        strcmp(rec.state, "running") != 0 || !rec.owner)
+        return;
+    json_t *rt = rec.runtime ? json_loads(rec.runtime, 0, NULL) : NULL;
+    json_t *tasks = json_object_get(rt, "tasks");
+    /* a task runs on in the container it started in; those of a container
+     * before (a rebuild) end with it, and one no longer configured ends */
+    for (struct term *t = set->list, *next; t; t = next) {
+        next = t->next;
+        if (!t->task || t->ended || strcmp(t->ws_id, ws_id) != 0)
+            continue;
+        bool same = t->container && rec.container_id && strcmp(t->container, rec.container_id) == 0;
+        if (!same || !json_object_get(tasks, t->task))
+            term_end(t);
+    }
+    const char *name;
+    json_t *cmd;
+    json_object_foreach (tasks, name, cmd) {
+        if (task_find(set, ws_id, name))
+            continue;
+        _cleanup_strv_ struct strv argv = STRV_INIT;
+        strv_pushl(&argv, "/bin/sh", "-c", TASK_WRAPPER, "berth-task", NULL);
+        size_t i;
+        json_t *a;
+        json_array_foreach (cmd, i, a)
+            if (json_is_string(a))
+                strv_push(&argv, json_string_value(a));
+        int err = 0;
+        struct term *t = term_open(set, &rec, rec.owner, &argv, 120, 30, &err);
+        if (!t) {
+            log_warn("workspace '%s': cannot start task '%s': %s", rec.name, name, strerror(-err));
+            continue;
+        }
+        t->task = xstrdup(name);
+        t->container = rec.container_id ? xstrdup(rec.container_id) : NULL;
+        log_info("workspace '%s': task '%s' started in terminal %.8s", rec.name, name, t->id);
+    }
+    json_decref(rt);
+}
+
+json_t *terminals_tasks_json(struct terminals *set, const struct ws_record *rec)
+{
+    json_t *out = json_array();
+    json_t *rt = rec->runtime ? json_loads(rec->runtime, 0, NULL) : NULL;
+    const char *name;
+    json_t *cmd;
+    json_object_foreach (json_object_get(rt, "tasks"), name, cmd) {
+        struct term *t = task_find(set, rec->id, name);
+        json_array_append_new(out, json_pack("{s:s, s:b, s:b}", "name", name, "running", t != NULL,
+                                             "attached", t && t->ws));
+    }
+    json_decref(rt);
+    return out;
 }
 
 void terminal_route(struct terminals *set, struct http_conn *c, struct http_request *req,
@@ -320,6 +462,27 @@ void terminal_route(struct terminals *set, struct http_conn *c, struct http_requ
 {
     if (strcmp(rec->state, "running") != 0) {
         http_respond_error(c, 409, "workspace '%s' is %s, not running", rec->name, rec->state);
+        return;
+    }
+    _cleanup_free_ char *task = http_request_query(req, "task");
+    if (task) {
+        struct term *t = task_find(set, rec->id, task);
+        if (t) {
+            attach(t, c, req);
+            return;
+        }
+        json_t *tasks = terminals_tasks_json(set, rec);
+        _cleanup_buf_ struct buf names = BUF_INIT;
+        size_t i;
+        json_t *o;
+        json_array_foreach (tasks, i, o)
+            buf_addf(&names, "%s%s", i ? ", " : "", json_string_value(json_object_get(o, "name")));
+        json_decref(tasks);
+        if (names.len)
+            http_respond_error(c, 404, "workspace '%s' has no running task '%s' (its tasks: %s)",
+                               rec->name, task, names.buf);
+        else
+            http_respond_error(c, 404, "workspace '%s' has no tasks", rec->name);
         return;
     }
     _cleanup_free_ char *session = http_request_query(req, "session");
@@ -331,50 +494,15 @@ void terminal_route(struct terminals *set, struct http_conn *c, struct http_requ
         }
         /* an unknown or ended session: start a new terminal */
     }
-    _cleanup_free_ char *run = ws_run_dir(set->m, rec->id);
-    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
-    if (fd < 0) {
-        http_respond_error(c, 502, "cannot reach the workspace agent: %s", strerror(-fd));
-        return;
-    }
-    struct term *t = xcalloc(1, sizeof(*t));
-    t->owner_set = set;
-    unsigned char raw[16];
-    randombytes_buf(raw, sizeof(raw));
-    sodium_bin2hex(t->id, sizeof(t->id), raw, sizeof(raw));
-    t->ws_id = xstrdup(rec->id);
-    t->user = xstrdup(user->name);
-    t->in = (struct buf)BUF_INIT;
-    t->scroll = (struct buf)BUF_INIT;
-    uv_loop_t *loop = uv_default_loop();
-    uv_pipe_init(loop, &t->pipe, 0);
-    t->pipe.data = t;
-    uv_timer_init(loop, &t->linger);
-    t->linger.data = t;
-    if (uv_pipe_open(&t->pipe, fd) < 0) {
-        close(fd);
-        t->ended = true;
-        uv_close((uv_handle_t *)&t->pipe, pipe_closed_cb);
-        http_respond_error(c, 502, "cannot reach the workspace agent");
-        return;
-    }
-    t->next = set->list;
-    set->list = t;
-
     _cleanup_strv_ struct strv argv = STRV_INIT;
     strv_pushl(&argv, "/bin/sh", "-c", "exec \"${SHELL:-/bin/sh}\" -l", NULL);
-    _cleanup_strv_ struct strv env = STRV_INIT;
-    (void)ws_owner_env(set->m, rec, &env, NULL);
-    struct agentc_exec ex = {.argv = &argv,
-                             .env = &env,
-                             .cwd = rec->workspace_folder,
-                             .user = rec->remote_user,
-                             .tty = true,
-                             .cols = query_uint(req, "cols", 80),
-                             .rows = query_uint(req, "rows", 24)};
-    agentc_send_exec((uv_stream_t *)&t->pipe, &ex);
-    t->reading = true;
-    uv_read_start((uv_stream_t *)&t->pipe, on_alloc, on_agent_read);
+    int err = 0;
+    struct term *t = term_open(set, rec, user->name, &argv, query_uint(req, "cols", 80),
+                               query_uint(req, "rows", 24), &err);
+    if (!t) {
+        http_respond_error(c, 502, "cannot reach the workspace agent: %s", strerror(-err));
+        return;
+    }
     log_info("workspace '%s': terminal %.8s opened by '%s'", rec->name, t->id, user->name);
     ws_attached(set->m, rec->id);
     attach(t, c, req);

@@ -4,6 +4,8 @@
 #ifndef BERTH_TERMINAL_H
 #define BERTH_TERMINAL_H
 
+#include <jansson.h>
+
 #include "api/auth.h"
 #include "http/server.h"
 #include "store/store.h"
@@ -21,5 +23,8 @@ void terminals_free(struct terminals *t);
 /* GET /api/v1/workspaces/{ws}/terminal for a caller who owns rec. */
 void terminal_route(struct terminals *t, struct http_conn *c, struct http_request *req,
                     const struct auth_user *user, const struct ws_record *rec);
+
+/* The workspace's tasks: [{"name", "running", "attached"}]. */
+json_t *terminals_tasks_json(struct terminals *t, const struct ws_record *rec);
 
 #endif

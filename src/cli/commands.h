@@ -54,6 +54,7 @@ struct cli_args {
     const char *max_cpus;
     const char *max_memory; /* a size: "8gb", "512mb" */
     const char *session;
+    const char *task;     /* shell: a task's terminal */
     const char *branches; /* prebuild config: "main,release-1.x" */
     const char *poll;     /* a duration: "5m", "30s", "1h", "off" */
     const char *keep;

@@ -60,6 +60,7 @@ enum flag_kind { FLAG_BOOL, FLAG_STRING, FLAG_LIST };
     X(REPO, "--repo", NULL, FLAG_STRING, repo)                                                     \
     X(VALUE_STDIN, "--value-stdin", NULL, FLAG_BOOL, value_stdin)                                  \
     X(SESSION, "--session", NULL, FLAG_STRING, session)                                            \
+    X(TASK, "--task", NULL, FLAG_STRING, task)                                                     \
     X(VERBOSE, "--verbose", "-v", FLAG_BOOL, verbose)                                              \
     X(NO_PREBUILD, "--no-prebuild", NULL, FLAG_BOOL, no_prebuild)                                  \
     X(BRANCHES, "--branches", NULL, FLAG_STRING, branches)                                         \
@@ -220,11 +221,12 @@ static const struct command commands[] = {
     {.name = "shell",
      .alias = "ssh",
      .run = cmd_shell,
-     .flags = REMOTE | F(SESSION) | F(VERBOSE),
+     .flags = REMOTE | F(SESSION) | F(TASK) | F(VERBOSE),
      ONE_WS,
-     .synopsis = "WS [--session ID] [-v|--verbose]",
+     .synopsis = "WS [--session ID | --task NAME] [-v|--verbose]",
      .summary = "open a login shell in a running workspace; exits with its status (-v prints "
-                "the session id that --session attaches to again)"},
+                "the session id that --session attaches to again; --task attaches to the "
+                "terminal a task runs in)"},
     {.name = "ports",
      .run = cmd_ports,
      .flags = REMOTE | F(JSON),

@@ -283,7 +283,10 @@ static char *shell_path(const struct cli_args *a, unsigned cols, unsigned rows)
         buf_addf(&q, "?cols=%u&rows=%u", cols, rows);
         sep = '&';
     }
-    if (a->session) {
+    if (a->task) {
+        _cleanup_free_ char *name = cmd_api_path("", a->task, "");
+        buf_addf(&q, "%ctask=%s", sep, name);
+    } else if (a->session) {
         _cleanup_free_ char *id = cmd_api_path("", a->session, "");
         buf_addf(&q, "%csession=%s", sep, id);
     }
@@ -327,7 +330,7 @@ int cmd_shell(struct client *c, const struct cli_args *a, struct berr **reterr)
     int r = wsc_connect(client_url(c), path, client_token(c), shell_message_cb, &sh, &w, reterr);
     if (r < 0)
         return r; /* berthd's own words: "workspace 'x' is stopped, not running" */
-    if (a->session && sh.cols) {
+    if ((a->session || a->task) && sh.cols) {
         /* a terminal attached to again keeps the size it had: make it this one's */
         sh.cols = sh.rows = 0;
         r = shell_resize(&sh, w, reterr);
@@ -353,7 +356,9 @@ int cmd_shell(struct client *c, const struct cli_args *a, struct berr **reterr)
         shell_note(&sh, "the terminal was attached elsewhere");
     else
         shell_note(&sh, "berthd closed the terminal without the shell's exit status");
-    if (sh.session && wsc_close_code(w) != SHELL_CLOSE_TAKEN_OVER)
+    if (a->task && wsc_close_code(w) != SHELL_CLOSE_TAKEN_OVER)
+        shell_note(&sh, "the task runs on: 'berth shell %s --task %s'", sh.ws, a->task);
+    else if (sh.session && wsc_close_code(w) != SHELL_CLOSE_TAKEN_OVER)
         shell_note(&sh, "the shell may still run for 10 minutes: 'berth shell %s --session %s'",
                    sh.ws, sh.session);
     return SHELL_EXIT_LOST;

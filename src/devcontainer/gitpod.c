@@ -402,7 +402,7 @@ struct tr {
     struct berr **reterr;
     json_t *out;
     json_t *update_content; /* per task label, its init */
-    json_t *post_start;     /* per task label, its before and command */
+    json_t *post_start;     /* per task label, its before and command (a Berth task) */
 };
 
 /* "'.gitpod.yml' line 3, column 5" for a path that was parsed, else "'.gitpod.yml'". */
@@ -782,8 +782,10 @@ static int tr_vscode(struct tr *t, json_t *v)
             _cleanup_free_ char *p = xasprintf("vscode.extensions[%zu]", i);
             return fail(t, p, "\"%s\" must be an extension id such as ms-python.python", p);
         }
-    json_object_set_new(t->out, "customizations",
-                        json_pack("{s:{s:O}}", "vscode", "extensions", exts));
+    json_t *cust = json_object_get(t->out, "customizations");
+    if (!cust)
+        json_object_set_new(t->out, "customizations", cust = json_object());
+    json_object_set_new(cust, "vscode", json_pack("{s:O}", "extensions", exts));
     return 0;
 }
 
@@ -912,11 +914,16 @@ int gitpod_load(const char *text, size_t len, const char *name, json_t **ret, st
     }
     if ((r = tr_locations(&t, yml)) < 0)
         return r;
-    /* the tasks run side by side, as Gitpod's terminals do */
+    /* init: side by side, before the workspace is ready; before + command: at
+     * each start, each in a terminal of its own (Berth's tasks), as Gitpod's are */
     if (json_object_size(update_content))
         json_object_set(out, "updateContentCommand", update_content);
-    if (json_object_size(post_start))
-        json_object_set(out, "postStartCommand", post_start);
+    if (json_object_size(post_start)) {
+        json_t *cust = json_object_get(out, "customizations");
+        if (!cust)
+            json_object_set_new(out, "customizations", cust = json_object());
+        json_object_set_new(cust, "berth", json_pack("{s:O}", "tasks", post_start));
+    }
     *ret = TAKE_PTR(out);
     return 0;
 }

@@ -9,7 +9,7 @@
  *   image: NAME                   "image": NAME
  *   image: {file, context}        "build": {"dockerfile": file, "context": context}
  *   tasks[].init (after before)   updateContentCommand, one named entry per task
- *   tasks[].before + command      postStartCommand, one named entry per task
+ *   tasks[].before + command      customizations.berth.tasks, one named terminal per task
  *   tasks[].env                   exported at the top of that task's commands
  *   ports[]                       forwardPorts + portsAttributes
  *   vscode.extensions             customizations.vscode.extensions

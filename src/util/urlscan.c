@@ -61,7 +61,7 @@ void urlscan_feed(struct urlscan *s, const char *data, size_t len, urlscan_cb cb
             continue;
         }
         if (c == '\n') {
-            scan_line(s->line.buf, cb, data_);
+            scan_line(s->line.buf ? s->line.buf : "", cb, data_); /* a zeroed struct too */
             buf_reset(&s->line);
             continue;
         }

@@ -297,6 +297,10 @@ static void job_done(uv_work_t *w, int status)
     if (!j->background)
         busy_release(j->m, j->id);
     int next = j->background ? -1 : after_job(j->m, j->id, -1);
+    bool readies = j->action == WS_ACTION_CREATE || j->action == WS_ACTION_START ||
+                   j->action == WS_ACTION_REBUILD;
+    if (next < 0 && readies && j->m->ready_cb)
+        j->m->ready_cb(j->id, j->m->ready_data);
     if (next >= 0) {
         /* the stop or delete that interrupted this job */
         struct ws_record rec;

@@ -224,6 +224,53 @@ static void resolve_remote_env(const struct dc_config *cfg, json_t *image, json_
     }
 }
 
+/* A task's name: printable, at most 64 bytes (a query parameter and a label). */
+static bool task_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 64)
+        return false;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+/* customizations.berth.tasks of every entry, as {name: argv}: a string is a
+ * command for sh -c, an array an argv. What is neither is logged and left out. */
+static json_t *berth_tasks(struct job_ctx *x, const struct dc_config *cfg)
+{
+    json_t *out = json_object();
+    json_t *entries = cfg->customizations ? json_object_get(cfg->customizations, "berth") : NULL;
+    size_t i;
+    json_t *entry;
+    json_array_foreach (entries, i, entry) {
+        const char *name;
+        json_t *v;
+        json_object_foreach (json_object_get(entry, "tasks"), name, v) {
+            json_t *argv = NULL;
+            if (json_is_string(v) && *json_string_value(v)) {
+                argv = json_pack("[s, s, O]", "/bin/sh", "-c", v);
+            } else if (json_is_array(v) && json_array_size(v)) {
+                bool strings = true;
+                for (size_t k = 0; k < json_array_size(v); k++)
+                    strings = strings && json_is_string(json_array_get(v, k));
+                argv = strings ? json_deep_copy(v) : NULL;
+            }
+            if (!argv || !task_name_ok(name)) {
+                jlog(x,
+                     "warning: task '%s' is left out: a task is a name (at most 64 printable "
+                     "bytes) and a command (a string or an array of strings)",
+                     name);
+                json_decref(argv);
+                continue;
+            }
+            json_object_set_new(out, name, argv);
+        }
+    }
+    return out;
+}
+
 /* Records what later sessions need from the configuration and puts its
  * environment into this job's too. */
 void step_runtime(struct job_ctx *x, const struct dc_config *cfg, json_t *image)
@@ -240,6 +287,13 @@ void step_runtime(struct job_ctx *x, const struct dc_config *cfg, json_t *image)
     json_object_set_new(rt, "postAttachCommand",
                         cfg->hooks[DC_POST_ATTACH] ? json_deep_copy(cfg->hooks[DC_POST_ATTACH])
                                                    : json_array());
+    json_t *tasks = berth_tasks(x, cfg);
+    if (json_object_size(tasks))
+        jlog(x,
+             "tasks: %zu, each in a terminal of its own once the workspace is ready "
+             "(berth shell WS --task NAME)",
+             json_object_size(tasks));
+    json_object_set_new(rt, "tasks", tasks);
     json_t *ports[][2] = {{json_string("forwardPorts"), cfg->forward_ports},
                           {json_string("portsAttributes"), cfg->ports_attributes},
                           {json_string("otherPortsAttributes"), cfg->other_ports_attributes}};

@@ -90,6 +90,8 @@ void ws_manager_reconcile(struct ws_manager *m)
                                               : copy.error);
                 log_info("reconcile: workspace '%s' is now %s", copy.name, copy.state);
                 ws_record_release(&copy);
+            } else if (rc == 0 && m->ready_cb) {
+                m->ready_cb(r->id, m->ready_data);
             }
             break;
         }

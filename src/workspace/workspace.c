@@ -88,6 +88,12 @@ void ws_scan_output(struct ws_manager *m, const char *ws_id, struct urlscan *s, 
     urlscan_feed(s, data, len, url_found, &u);
 }
 
+void ws_manager_on_ready(struct ws_manager *m, ws_ready_cb cb, void *data)
+{
+    m->ready_cb = cb;
+    m->ready_data = data;
+}
+
 void ws_manager_on_change(struct ws_manager *m, ws_change_cb cb, void *data)
 {
     m->change_cb = cb;
@@ -713,6 +719,13 @@ json_t *ws_record_json(const struct ws_record *r)
     json_object_set(j, "lifecycle", lifecycle ? lifecycle : json_null());
     json_t *pb = json_object_get(rt, "prebuild");
     json_object_set(j, "prebuild", pb ? pb : json_null());
+    /* "tasks": the names of the terminals its tasks run in */
+    json_t *names = json_array();
+    const char *name;
+    json_t *v;
+    json_object_foreach (json_object_get(rt, "tasks"), name, v)
+        json_array_append_new(names, json_string(name));
+    json_object_set_new(j, "tasks", names);
     json_decref(rt);
     return j;
 }

@@ -249,6 +249,11 @@ int ws_set_idle_timeout(struct ws_manager *m, const char *id, int64_t minutes,
 /* Told on the loop when a workspace is about to stop for idleness. */
 typedef void (*ws_idle_warn_cb)(const char *ws_id, const char *message, void *data);
 void ws_manager_on_idle_warning(struct ws_manager *m, ws_idle_warn_cb cb, void *data);
+/* Told on the loop when a workspace's container runs with its lifecycle
+ * commands done: after a create, start or rebuild, and at reconcile for one
+ * that ran on while berthd was down (its tasks' terminals start then). */
+typedef void (*ws_ready_cb)(const char *ws_id, void *data);
+void ws_manager_on_ready(struct ws_manager *m, ws_ready_cb cb, void *data);
 /* What the last sweep took (microseconds) over how many workspaces. */
 void ws_idle_stats(struct ws_manager *m, int64_t *ret_us, size_t *ret_n);
 /* Admin settings: the longest idle timeout (minutes), whether "never" is

@@ -66,6 +66,8 @@ struct ws_manager {
     uv_timer_t idle_timer;
     ws_idle_warn_cb idle_warn_cb;
     void *idle_warn_data;
+    ws_ready_cb ready_cb;
+    void *ready_data;
     int64_t sweep_us;
     size_t sweep_n;
 };

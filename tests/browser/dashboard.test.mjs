@@ -242,6 +242,25 @@ describe('dashboard, terminal and VS Code in a browser', () => {
     await shot(st.page, 'dashboard-1280x800');
   });
 
+  test("a task's terminal is linked from the card and shows the task's output", STEP, async () => {
+    need('running');
+    const link = card().locator('.ws-tasks li[data-task="hello"] a');
+    await link.waitFor({ timeout: 15_000 });
+    const [page] = await Promise.all([st.ctx.waitForEvent('page', { timeout: 15_000 }), link.click()]);
+    watchErrors(page, 'task terminal');
+    try {
+      await page.waitForURL(/task=hello/);
+      await page.locator('#term-status[data-state="live"]').waitFor({ state: 'attached', timeout: 30_000 });
+      assert.match(await page.locator('#term-title').textContent(), /task hello/);
+      await waitTerm(page, /hello-from-task-42/);
+      await waitTerm(page, /the task ended with status 0/);
+      await run(page, 'echo still-a-shell-$((1+1))');
+      await waitTerm(page, /^still-a-shell-2$/m);
+    } finally {
+      await page.close();
+    }
+  });
+
   test('the dashboard fits a 390x844 (mobile) screen', STEP, async () => {
     need('id');
     const ctx = await st.browser.newContext({

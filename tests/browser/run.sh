@@ -78,13 +78,16 @@ remove_workspaces() {
 	echo "browser: some workspaces were not deleted in 60 s" >&2
 }
 
-# The repository the test opens: README.md on main.
+# The repository the test opens: README.md on main, and a task (a terminal
+# of its own that the dashboard links to).
 if [ -z "${BERTH_TEST_REPO:-}" ]; then
 	export BERTH_TEST_REPO="$WORK/repo"
-	mkdir -p "$BERTH_TEST_REPO"
+	mkdir -p "$BERTH_TEST_REPO/.devcontainer"
 	printf '# Browser test repository\n\nOpened by tests/browser/dashboard.test.mjs.\n' >"$BERTH_TEST_REPO/README.md"
+	printf '{"image": "localhost/berth/base:bookworm",\n "customizations": {"berth": {"tasks": {"hello": "echo hello-from-task-$((6*7))"}}}}\n' \
+		>"$BERTH_TEST_REPO/.devcontainer/devcontainer.json"
 	if ! { git -C "$BERTH_TEST_REPO" init -q -b main &&
-		git -C "$BERTH_TEST_REPO" add README.md &&
+		git -C "$BERTH_TEST_REPO" add README.md .devcontainer &&
 		git -C "$BERTH_TEST_REPO" -c user.name=berth -c user.email=berth@localhost commit -qm 'README'; }; then
 		fail "cannot make the test repository"
 	fi

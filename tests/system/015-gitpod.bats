@@ -42,8 +42,8 @@ setup_file() {
 	cp "$BATS_TEST_DIRNAME/fixtures/httpd.pl" "$repo/"
 	git -C "$repo" add -A
 	git -C "$repo" -c user.name=T -c user.email=t@t commit -qm gitpod
-	# the task's command serves for ever: berth create would follow it
-	"$BERTH" create "$repo" --name gitpod-ws --no-wait >/dev/null
+	# the server task serves for ever, in its terminal: create does not wait for it
+	timeout 300 "$BERTH" create "$repo" --name gitpod-ws >/dev/null
 }
 
 teardown_file() {
@@ -82,7 +82,6 @@ wait_for_port() { # wait_for_port JQ_FILTER: until the ports answer satisfies it
 }
 
 @test "a task's command runs at start with its env, and its port has the .gitpod.yml name" {
-	wait_lifecycle gitpod-ws "running postStartCommand"
 	wait_for_port '.ports[] | select(.port == 8301) | .listening == true and .label == "web"'
 	assert_equal "$(ports | jq -r '.ports[] | select(.port == 8301) | .on_auto_forward')" silent
 	# ignore-completely: not offered before anything listens
@@ -97,6 +96,24 @@ wait_for_port() { # wait_for_port JQ_FILTER: until the ports answer satisfies it
 	assert_output_contains hello
 }
 
+@test "each task runs in a named terminal that berth shell --task attaches to; it stays a shell" {
+	run_berth show gitpod-ws --json
+	jq -e '[.task_terminals[] | select(.running) | .name] | sort == ["env", "server"]' <<<"$output"
+	# env's command is done: its terminal shows that, and is a shell now
+	run bash -c "echo 'echo in-task-\$((6*7)); exit 5' | timeout 60 '$BERTH' shell gitpod-ws --task env"
+	assert_equal "$status" 5
+	assert_output_contains "the task ended with status 0"
+	assert_output_contains in-task-42
+	run_berth shell gitpod-ws --task env </dev/null
+	assert_failure
+	assert_output_contains "no running task 'env' (its tasks: server, env)"
+	run_berth shell gitpod-ws --task nope </dev/null
+	assert_failure
+	assert_output_contains "no running task 'nope'"
+	run_berth show gitpod-ws --json
+	jq -e '[.task_terminals[] | select(.running) | .name] == ["server"]' <<<"$output"
+}
+
 @test "berth config prints a .gitpod.yml repository's translation and what it ignored" {
 	repo=$BATS_FILE_TMPDIR/repos/gitpod
 	run -0 --separate-stderr "$BERTH" config "$repo"
@@ -105,7 +122,8 @@ wait_for_port() { # wait_for_port JQ_FILTER: until the ports answer satisfies it
 	jq -e '.forwardPorts == [8301]' <<<"$output"
 	jq -e '.customizations.vscode == [{"extensions": ["ms-python.python"]}]' <<<"$output"
 	jq -e '.updateContentCommands[0].server[4] | contains("export GREETING=hello\necho")' <<<"$output"
-	jq -e '.postStartCommands[0] | keys == ["env", "server"]' <<<"$output"
+	jq -e '.customizations.berth[0].tasks | keys == ["env", "server"]' <<<"$output"
+	jq -e '(.postStartCommands // []) | length == 0' <<<"$output"
 	[[ "$stderr" == *"'.gitpod.yml' line 24, column 1: unknown key \"imgae\" ignored"* ]]
 	[[ "$stderr" == *"read from '.gitpod.yml'"* ]]
 	run -0 --separate-stderr "$BERTH" config "$repo" --json
@@ -128,6 +146,30 @@ wait_for_port() { # wait_for_port JQ_FILTER: until the ports answer satisfies it
 hello
 hello"
 	wait_for_port '.ports[] | select(.port == 8301) | .listening == true'
+}
+
+@test "after berthd is killed, the tasks' terminals are started again (and only once)" {
+	wait_for_port '.ports[] | select(.port == 8301) | .listening == true'
+	old=$("$BERTH" exec gitpod-ws -- pgrep -x perl)
+	[ -n "$old" ]
+	restart_berthd
+	load_berthd_env
+	local i out=
+	for i in $(seq 1 150); do
+		out=$(curl -s -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/api/v1/workspaces/gitpod-ws")
+		jq -e '[.task_terminals[] | select(.running)] | length == 2' <<<"$out" >/dev/null && break
+		sleep 0.2
+	done
+	jq -e '[.task_terminals[] | select(.running) | .name] | sort == ["env", "server"]' <<<"$out"
+	wait_for_port '.ports[] | select(.port == 8301) | .listening == true'
+	id=$(ws_field gitpod-ws id)
+	run curl -s -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/$id/ports/8301/hello"
+	assert_output_contains hello
+	# the server the task ran before berthd died went with its terminal: the
+	# one that answers is the new task's
+	run_berth exec gitpod-ws -- pgrep -x perl
+	assert_success
+	[ "$output" != "$old" ] && [ "$(wc -l <<<"$output")" -eq 1 ]
 }
 
 @test "a broken .gitpod.yml fails the create, naming line and column" {

@@ -50,9 +50,17 @@ static bool has_warning(const struct strv *w, const char *part)
 }
 
 /* The script of one task's command (the argv's last element). */
+/* The tasks' terminals are Berth's: customizations.berth.tasks. */
+static json_t *berth_tasks(json_t *dc)
+{
+    return json_object_get(json_object_get(json_object_get(dc, "customizations"), "berth"),
+                           "tasks");
+}
+
 static const char *task_script(json_t *dc, const char *hook, const char *label)
 {
-    json_t *argv = json_object_get(json_object_get(dc, hook), label);
+    json_t *argv = json_object_get(
+        strcmp(hook, "tasks") == 0 ? berth_tasks(dc) : json_object_get(dc, hook), label);
     assert_true(json_is_array(argv));
     assert_string_equal(json_string_value(json_array_get(argv, 0)), "/bin/sh");
     return json_string_value(json_array_get(argv, json_array_size(argv) - 1));
@@ -144,16 +152,17 @@ static void test_gitpod__tasks_init_then_before_and_command_at_each_start(void *
     assert_string_equal(task_script(dc, "updateContentCommand", "deps"),
                         "export GREETING='it'\\''s here'\nexport PORT='3000'\n"
                         "export PATH=$HOME/bin:$PATH\nnpm ci\n");
-    assert_string_equal(task_script(dc, "postStartCommand", "deps"),
+    assert_string_equal(task_script(dc, "tasks", "deps"),
                         "export GREETING='it'\\''s here'\nexport PORT='3000'\n"
                         "export PATH=$HOME/bin:$PATH\nnpm run dev\n");
     /* an unnamed task is named for its place; a repeated name is made unique */
     assert_string_equal(task_script(dc, "updateContentCommand", "task-2"), "make\n");
-    assert_null(json_object_get(json_object_get(dc, "postStartCommand"), "task-2"));
-    assert_string_equal(task_script(dc, "postStartCommand", "deps-2"), "tail -f log\n");
-    /* the object form: the tasks run side by side */
+    assert_null(json_object_get(berth_tasks(dc), "task-2"));
+    assert_string_equal(task_script(dc, "tasks", "deps-2"), "tail -f log\n");
+    /* init: the object form, side by side; before + command: a terminal each */
     assert_int_equal(json_object_size(json_object_get(dc, "updateContentCommand")), 2);
-    assert_int_equal(json_object_size(json_object_get(dc, "postStartCommand")), 2);
+    assert_int_equal(json_object_size(berth_tasks(dc)), 2);
+    assert_null(json_object_get(dc, "postStartCommand"));
     assert_null(json_object_get(dc, "onCreateCommand"));
 
     /* through the loader's command forms: one group, labelled by task */
@@ -162,10 +171,10 @@ static void test_gitpod__tasks_init_then_before_and_command_at_each_start(void *
     c.raw = dc;
     dc_merge_image_metadata(&c, "[]");
     struct dc_command *cmds = NULL;
-    int n = dc_hook_commands(&c, DC_POST_START, &cmds, NULL);
+    int n = dc_hook_commands(&c, DC_UPDATE_CONTENT, &cmds, NULL);
     assert_int_equal(n, 2);
     assert_string_equal(cmds[0].label, "deps");
-    assert_string_equal(cmds[1].label, "deps-2");
+    assert_string_equal(cmds[1].label, "task-2");
     assert_int_equal(cmds[0].group, cmds[1].group);
     assert_string_equal(cmds[0].argv.v[3], "gitpod-task");
     dc_commands_free(cmds, (size_t)n);
@@ -451,8 +460,12 @@ static void test_gitpod__loader_falls_back_to_gitpod_yml(void **state)
     assert_true(c.gitpod);
     assert_int_equal(c.warnings.n, 1);
     assert_string_equal(c.remote_user, "dev");
-    assert_int_equal(json_array_size(c.hooks[DC_POST_START]), 2);
+    /* the image's postStartCommand only: the task's command is a terminal of its own */
+    assert_int_equal(json_array_size(c.hooks[DC_POST_START]), 1);
     assert_int_equal(json_array_size(c.hooks[DC_UPDATE_CONTENT]), 1);
+    json_t *tasks =
+        json_object_get(json_array_get(json_object_get(c.customizations, "berth"), 0), "tasks");
+    assert_int_equal(json_object_size(tasks), 1);
     dc_config_release(&c);
     (void)rm_rf(dir);
 
