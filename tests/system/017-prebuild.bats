@@ -199,6 +199,46 @@ last_prebuild() { # the newest prebuild's id
 	assert_output_contains "400"
 }
 
+@test "a prebuild removed while a workspace is being made from it: the workspace is whole either way" {
+	repo=$(make_repo pbrace "$SLOW_CONFIG")
+	run_berth prebuild "$repo" --branch main
+	assert_success
+	id=$(last_prebuild)
+	name=$(ws_name)
+	run_berth create "$repo" --branch main --name "$name" --no-wait
+	assert_success
+	run_berth prebuild rm "$id"
+	assert_success
+	wait_state "$name" running
+	# it started from the prebuild (which waits for it) or, removed first, made its own
+	used=$(ws_field "$name" prebuild)
+	run_berth exec "$name" -- sh -c 'stat -c %s node_modules/blob; ls postcreate.done'
+	assert_success
+	assert_equal "${lines[0]}" 20000000
+	if [ "$used" = "$id" ]; then
+		assert_equal "$(pb_json "$id" state)" removed
+		run podman image exists "localhost/berth/prebuild-$id:latest"
+		assert_success
+	else
+		[ -z "$(pb_json "$id" id)" ]
+	fi
+	# a new create never picks the removed one
+	other=$(ws_name)
+	run_berth create "$repo" --branch main --name "$other"
+	assert_success
+	[ "$(ws_field "$other" prebuild)" != "$id" ]
+	run_berth rm "$other"
+	run_berth rm "$name"
+	assert_success
+	for i in $(seq 1 150); do
+		[ -z "$(pb_json "$id" id)" ] && break
+		sleep 0.2
+	done
+	[ -z "$(pb_json "$id" id)" ]
+	run podman image exists "localhost/berth/prebuild-$id:latest"
+	assert_failure
+}
+
 @test "rm of a prebuild in use waits for its last workspace; then its image and files go" {
 	id=$(cat "$BATS_FILE_TMPDIR/pb1")
 	ws1=$(cat "$BATS_FILE_TMPDIR/ws1")
