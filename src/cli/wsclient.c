@@ -3,28 +3,28 @@
  * The handshake is a state machine on a non-blocking socket, driven by
  * wsc_process() like the open connection (wsc_connect() just runs it in a poll()
  * loop of its own): url_parse() takes the server URL apart and wsc_open()
- * resolves the host; then each address of the host is tried in turn (CONNECTING);
- * the connected socket becomes a stream (stream.h), plain or, for https://, TLS
- * whose handshake comes next (TLS); then the request is written (SENDING), the
- * answer's head read (HEAD, up to
- * WSC_MAX_HEAD bytes) and checked by check_upgrade(); a refusal's body (REFUSED,
- * up to WSC_MAX_ERROR_BODY) becomes the error through client_status_error(), as
- * for every other request. Each step is bounded by a deadline: a connection
- * attempt by WSC_CONNECT_TIMEOUT_MS, the exchange after it by
- * WSC_HANDSHAKE_TIMEOUT_MS. Bytes that arrive right behind the head already
- * belong to the WebSocket stream (berthd sends its first frame at once), so they
- * are kept in `in`, and wslay's recv callback hands them out before it reads the
- * socket.
+ * resolves the host; then each address of the host is tried in turn
+ * (CONNECTING); the connected socket becomes a stream (stream.h), plain or, for
+ * https://, TLS with its handshake next (TLS); the request is written (SENDING),
+ * the answer's head read (HEAD, up to WSC_MAX_HEAD bytes) and checked by
+ * check_upgrade(); a refusal's body (REFUSED, up to WSC_MAX_ERROR_BODY) becomes
+ * the error through client_status_error(), as for every other request. Each step
+ * is bounded by a deadline: a connection attempt by WSC_CONNECT_TIMEOUT_MS, the
+ * exchange after it (TLS included) by WSC_HANDSHAKE_TIMEOUT_MS. Bytes that
+ * arrive right behind the head already belong to the WebSocket stream (berthd
+ * sends its first frame at once), so they are kept in `in`, and wslay's recv
+ * callback hands them out before it reads the stream.
  *
  * After that (OPEN), wslay does the framing; its callbacks read and write the
  * stream without blocking, and the caller's poll() loop drives it through
  * wsc_process(). What to poll for is what the stream says its reads and writes
- * wait for (TLS may have to write to read), and bytes TLS has decrypted but not
- * handed out count as buffered, since poll() will not announce them. The wslay context exists from
- * wsc_open() on, so messages can be queued before the connection is open. Pausing the reading makes
- * the recv callback answer "would block" and remember that it did (`stalled`): wslay may still hold
- * frames it read, so after the pause wsc_has_buffered() asks for a wsc_process() that does not wait
- * for the socket.
+ * wait for (TLS may have to write before it can read), and bytes TLS has
+ * decrypted but not handed out count as buffered, since poll() will not announce
+ * them. The wslay context exists from wsc_open() on, so messages can be queued
+ * before the connection is open. Pausing the reading makes the recv callback
+ * answer "would block" and remember that it did (`stalled`): wslay may still
+ * hold frames it read, so after the pause wsc_has_buffered() asks for a
+ * wsc_process() that does not wait for the socket.
  */
 #include "cli/wsclient.h"
 
