@@ -2,7 +2,9 @@
 # berthd over HTTPS (--tls-cert, --tls-key) with a test CA: the API, the CLI
 # (which trusts the CA named by $BERTH_CACERT), a terminal over wss://, the
 # port subdomains under a wildcard name, a new certificate on SIGHUP, the
-# redirecting listener; and behind a TLS-terminating proxy (--behind-proxy).
+# redirecting listener; the CLI's own WebSocket client over https:// (berth
+# shell, port-forward, ssh-proxy); and behind a TLS-terminating proxy
+# (--behind-proxy).
 
 load helpers
 
@@ -49,6 +51,7 @@ setup_file() {
 }
 
 teardown_file() {
+	kill_bg
 	stop_berthd
 }
 
@@ -136,6 +139,84 @@ jar_cookie() {
 	run_berth exec tls-ws -- sh -c 'echo "over-tls $(pwd)"'
 	assert_success
 	assert_equal "$output" "over-tls /workspaces/tls"
+}
+
+@test "berth shell over https relays a session without a terminal and gives its exit status" {
+	run timeout 120 "$BERTH" shell tls-ws <<<'echo "shell-over-tls $((40+2))"; exit 3'
+	assert_equal "$status" 3
+	assert_output_contains "shell-over-tls 42"
+}
+
+@test "berth shell over https carries a large output whole" {
+	run timeout 120 "$BERTH" shell tls-ws <<<'head -c 3000000 /dev/zero | tr "\0" y; echo; exit 0'
+	assert_success
+	assert_equal "$(tr -cd y <<<"$output" | wc -c)" 3000000
+}
+
+# other_ca: a CA berthd's certificate does not come from; prints its file.
+other_ca() {
+	local d=$BATS_FILE_TMPDIR
+	[ -f "$d/other-ca.pem" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+		-subj /CN=berth-other-ca -keyout "$d/other-ca.key" -out "$d/other-ca.pem" 2>/dev/null
+	echo "$d/other-ca.pem"
+}
+
+@test "berth shell refuses an https server whose certificate another CA signed, and says so" {
+	BERTH_CACERT=$(other_ca) run timeout 60 "$BERTH" shell tls-ws <<<'echo not-run'
+	assert_failure
+	assert_output_contains "certificate verify failed"
+	assert_output_contains "$BERTH_SERVER"
+	[[ $output != *not-run* ]]
+}
+
+@test "berth shell checks that the certificate names the host it was asked for" {
+	# the test certificate names 127.0.0.1 and localhost, not 127.0.0.2
+	local port=${BERTH_SERVER##*:}
+	run timeout 60 "$BERTH" shell --server "https://127.0.0.2:$port" tls-ws <<<'echo not-run'
+	assert_failure
+	assert_output_contains "certificate verify failed"
+	assert_output_contains "IP address mismatch"
+	# a DNS name the certificate has works, sent as SNI
+	run timeout 120 "$BERTH" shell --server "https://localhost:$port" tls-ws <<<'echo by-name; exit 0'
+	assert_success
+	assert_output_contains "by-name"
+}
+
+@test "berth shell names a BERTH_CACERT file that does not load" {
+	BERTH_CACERT=$BATS_FILE_TMPDIR/nonexistent.pem run timeout 60 "$BERTH" shell tls-ws </dev/null
+	assert_failure
+	assert_output_contains "nonexistent.pem"
+}
+
+@test "berth port-forward relays a local port over https, uploads and downloads included" {
+	"$BERTH" exec tls-ws -- sh -c "setsid perl proxy-echo.pl 8205 127.0.0.1 </dev/null >/dev/null 2>&1 &"
+	for i in $(seq 1 100); do
+		curl -sf -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/tls-ws/ports/8205/" >/dev/null && break
+		sleep 0.2
+	done
+	bg_on_free_port 'curl -sf -o /dev/null http://127.0.0.1:{port}/' "$BERTH" port-forward tls-ws '{port}:8205'
+	run curl -sS "http://127.0.0.1:$PORT/forwarded"
+	assert_equal "$output" "hello from port 8205 at /forwarded"
+	head -c 8000000 /dev/urandom >"$BATS_TEST_TMPDIR/up"
+	run timeout 60 curl -sS --data-binary "@$BATS_TEST_TMPDIR/up" "http://127.0.0.1:$PORT/sum"
+	assert_equal "$output" "bytes 8000000 sha1 $(sha1sum <"$BATS_TEST_TMPDIR/up" | cut -d' ' -f1)"
+	run timeout 60 curl -sS -o /dev/null -w '%{size_download}' "http://127.0.0.1:$PORT/big/32"
+	assert_equal "$output" $((32 * 1024 * 1024))
+	# several connections at once, each its own tunnel
+	for i in 1 2 3 4; do
+		curl -sS -o "$BATS_TEST_TMPDIR/big.$i" "http://127.0.0.1:$PORT/big/4" &
+	done
+	wait
+	for i in 1 2 3 4; do
+		assert_equal "$(stat -c %s "$BATS_TEST_TMPDIR/big.$i")" $((4 * 1024 * 1024))
+	done
+	kill_bg
+}
+
+@test "berth port-forward refuses an https server whose certificate another CA signed" {
+	BERTH_CACERT=$(other_ca) run timeout 60 "$BERTH" port-forward tls-ws "$((12000 + RANDOM % 8000)):8205"
+	assert_failure
+	assert_output_contains "certificate"
 }
 
 @test "a large output streams whole over https" {
