@@ -15,6 +15,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -68,6 +69,11 @@ int stream_tls_init(struct berr **reterr)
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     const char *cacert = client_cacert();
     if (cacert) {
+        /* OpenSSL's reason for a file it cannot open names no cause */
+        _cleanup_close_ int fd = open(cacert, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return berr_make(reterr, errno, "cannot read the CA file '%s' (BERTH_CACERT): %s",
+                             cacert, strerror(errno));
         if (SSL_CTX_load_verify_locations(ctx, cacert, NULL) != 1)
             return berr_make(reterr, EINVAL,
                              "cannot load the CA certificates in '%s' (BERTH_CACERT): %s", cacert,

@@ -41,7 +41,7 @@ setup_file() {
 	export CURL_CA_BUNDLE=$d/ca.pem BERTH_CACERT=$d/ca.pem NODE_EXTRA_CA_CERTS=$d/ca.pem
 	free_port >"$d/redirect.port"
 	start_berthd --tls-cert "$d/cert.pem" --tls-key "$d/key.pem" --base-domain berth.localhost \
-		--http-redirect "127.0.0.1:$(cat "$d/redirect.port")"
+		--http-redirect "127.0.0.1:$(cat "$d/redirect.port")" --ssh-listen "127.0.0.1:$(free_port)"
 	load_berthd_env
 	repo=$(make_repo tls)
 	cp "$BATS_TEST_DIRNAME/fixtures/proxy-echo.pl" "$repo/"
@@ -148,9 +148,10 @@ jar_cookie() {
 }
 
 @test "berth shell over https carries a large output whole" {
-	run timeout 120 "$BERTH" shell tls-ws <<<'head -c 3000000 /dev/zero | tr "\0" y; echo; exit 0'
+	# Z (octal 132) is not in the command, which the terminal echoes
+	run timeout 120 "$BERTH" shell tls-ws <<<'head -c 3000000 /dev/zero | tr "\0" "\132"; echo; exit 0'
 	assert_success
-	assert_equal "$(tr -cd y <<<"$output" | wc -c)" 3000000
+	assert_equal "$(tr -cd Z <<<"$output" | wc -c)" 3000000
 }
 
 # other_ca: a CA berthd's certificate does not come from; prints its file.
@@ -170,14 +171,23 @@ other_ca() {
 }
 
 @test "berth shell checks that the certificate names the host it was asked for" {
-	# the test certificate names 127.0.0.1 and localhost, not 127.0.0.2
-	local port=${BERTH_SERVER##*:}
-	run timeout 60 "$BERTH" shell --server "https://127.0.0.2:$port" tls-ws <<<'echo not-run'
+	local d=$BATS_FILE_TMPDIR
+	# a certificate from the test CA for another name only, served by openssl
+	openssl req -newkey rsa:2048 -nodes -subj /CN=other.example \
+		-keyout "$d/other.key" -out "$d/other.csr" 2>/dev/null
+	printf 'subjectAltName=DNS:other.example\n' >"$d/other.ext"
+	openssl x509 -req -in "$d/other.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+		-CAcreateserial -days 2 -extfile "$d/other.ext" -out "$d/other.pem" 2>/dev/null
+	bg_on_free_port 'bash -c "echo >/dev/tcp/127.0.0.1/{port}"' \
+		openssl s_server -quiet -accept '127.0.0.1:{port}' -cert "$d/other.pem" -key "$d/other.key"
+	run timeout 60 "$BERTH" shell --server "https://127.0.0.1:$PORT" tls-ws <<<'echo not-run'
+	kill_bg
 	assert_failure
-	assert_output_contains "certificate verify failed"
-	assert_output_contains "IP address mismatch"
-	# a DNS name the certificate has works, sent as SNI
-	run timeout 120 "$BERTH" shell --server "https://localhost:$port" tls-ws <<<'echo by-name; exit 0'
+	assert_output_contains "certificate verify failed: IP address mismatch"
+	assert_output_contains "https://127.0.0.1:$PORT"
+	# berthd's certificate names localhost: by that name (sent as SNI) it works
+	run timeout 120 "$BERTH" shell --server "https://localhost:${BERTH_SERVER##*:}" tls-ws \
+		<<<'echo by-name; exit 0'
 	assert_success
 	assert_output_contains "by-name"
 }
@@ -203,10 +213,12 @@ other_ca() {
 	run timeout 60 curl -sS -o /dev/null -w '%{size_download}' "http://127.0.0.1:$PORT/big/32"
 	assert_equal "$output" $((32 * 1024 * 1024))
 	# several connections at once, each its own tunnel
+	local pids=()
 	for i in 1 2 3 4; do
 		curl -sS -o "$BATS_TEST_TMPDIR/big.$i" "http://127.0.0.1:$PORT/big/4" &
+		pids+=($!)
 	done
-	wait
+	wait "${pids[@]}"
 	for i in 1 2 3 4; do
 		assert_equal "$(stat -c %s "$BATS_TEST_TMPDIR/big.$i")" $((4 * 1024 * 1024))
 	done
@@ -217,6 +229,18 @@ other_ca() {
 	BERTH_CACERT=$(other_ca) run timeout 60 "$BERTH" port-forward tls-ws "$((12000 + RANDOM % 8000)):8205"
 	assert_failure
 	assert_output_contains "certificate"
+}
+
+@test "berth ssh-proxy carries ssh over https" {
+	ssh-keygen -q -t ed25519 -N '' -C tls@test -f "$BATS_TEST_TMPDIR/key"
+	curl -sf -X POST -H "Authorization: Bearer $BERTH_TOKEN" -H 'Content-Type: application/json' \
+		--data-binary "$(jq -cn --rawfile k "$BATS_TEST_TMPDIR/key.pub" '{key: $k}')" \
+		"$BERTH_SERVER/api/v1/ssh-keys" >/dev/null
+	run timeout 60 ssh -F /dev/null -o ProxyCommand="'$BERTH' ssh-proxy --server '$BERTH_SERVER' tls-ws" \
+		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes \
+		-o BatchMode=yes -i "$BATS_TEST_TMPDIR/key" tls-ws@berth 'echo via-tls-proxy; exit 4'
+	assert_equal "$status" 4
+	assert_output_contains via-tls-proxy
 }
 
 @test "a large output streams whole over https" {
