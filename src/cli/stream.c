@@ -62,9 +62,9 @@ int stream_tls_init(struct berr **reterr)
     /* an end without close_notify reads as the end: the WebSocket's close
      * frame, not TLS, tells a clean end from a cut one */
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
-    /* a write may take part of the buffer, and its retry may come from a
-     * buffer at another address with the same bytes (wslay masks a frame into a
-     * buffer on its stack) */
+    /* a write may take part of the buffer, and its retry may come from
+     * another buffer with the same bytes (wslay masks client frames into a
+     * scratch buffer of its own) */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     const char *cacert = client_cacert();
