@@ -81,6 +81,12 @@ const char *client_url(const struct client *c)
     return c->url;
 }
 
+const char *client_cacert(void)
+{
+    const char *cacert = getenv("BERTH_CACERT");
+    return cacert && *cacert ? cacert : NULL;
+}
+
 void client_set_token(struct client *c, const char *token)
 {
     if (c->token)
@@ -181,8 +187,8 @@ static int client_perform(struct client *c, const char *method, const char *path
     /* https:// is verified against the system's CAs; a server whose
      * certificate comes from a private CA names that CA's file here. Peer and
      * host verification stay on either way (curl's default). */
-    const char *cacert = getenv("BERTH_CACERT");
-    if (cacert && *cacert)
+    const char *cacert = client_cacert();
+    if (cacert)
         (void)curl_easy_setopt(curl, CURLOPT_CAINFO, cacert);
     if (!t->cb)
         (void)curl_easy_setopt(curl, CURLOPT_TIMEOUT, CLIENT_REQUEST_TIMEOUT_S);

@@ -46,6 +46,11 @@ void client_set_token(struct client *c, const char *token);
  * curl (the terminal's WebSocket, wsclient.h). */
 const char *client_token(const struct client *c);
 
+/* The file of CA certificates that https:// servers are verified against
+ * ($BERTH_CACERT), or NULL for the system's. One rule for curl and for the
+ * WebSocket client's TLS (stream.h). */
+const char *client_cacert(void);
+
 /* Turns an HTTP error status and its body into *reterr, with the codes listed
  * above and the server's {"error": …} message when the body has one. Returns the
  * negative code. Shared with wsclient.c, whose upgrade can be refused. */

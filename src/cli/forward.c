@@ -494,12 +494,6 @@ int cmd_port_forward(struct client *c, const struct cli_args *a, struct berr **r
             return r;
     }
 
-    if (strncmp(client_url(c), "http://", 7) != 0)
-        return berr_make(reterr, EINVAL,
-                         "cannot forward ports through %s: berth speaks only plain http:// "
-                         "WebSockets for now",
-                         client_url(c));
-
     /* the workspace must exist; its id names it in the tunnels' paths */
     _cleanup_free_ char *ws_path = cmd_ws_path(pf.ws, "");
     _cleanup_(json_decrefp) json_t *ws = NULL;

@@ -1,25 +1,29 @@
-/* wsclient.c - the CLI's WebSocket client: TCP connect, upgrade handshake, wslay framing.
+/* wsclient.c - the CLI's WebSocket client: TCP connect, TLS, upgrade handshake, wslay framing.
  *
  * The handshake is a state machine on a non-blocking socket, driven by
  * wsc_process() like the open connection (wsc_connect() just runs it in a poll()
  * loop of its own): url_parse() takes the server URL apart and wsc_open()
- * resolves the host; then each address of the host is tried in turn (CONNECTING),
- * the request is written (SENDING), the answer's head read (HEAD, up to
- * WSC_MAX_HEAD bytes) and checked by check_upgrade(); a refusal's body (REFUSED,
- * up to WSC_MAX_ERROR_BODY) becomes the error through client_status_error(), as
- * for every other request. Each step is bounded by a deadline: a connection
- * attempt by WSC_CONNECT_TIMEOUT_MS, the exchange after it by
- * WSC_HANDSHAKE_TIMEOUT_MS. Bytes that arrive right behind the head already
- * belong to the WebSocket stream (berthd sends its first frame at once), so they
- * are kept in `in`, and wslay's recv callback hands them out before it reads the
- * socket.
+ * resolves the host; then each address of the host is tried in turn
+ * (CONNECTING); the connected socket becomes a stream (stream.h), plain or, for
+ * https://, TLS with its handshake next (TLS); the request is written (SENDING),
+ * the answer's head read (HEAD, up to WSC_MAX_HEAD bytes) and checked by
+ * check_upgrade(); a refusal's body (REFUSED, up to WSC_MAX_ERROR_BODY) becomes
+ * the error through client_status_error(), as for every other request. Each step
+ * is bounded by a deadline: a connection attempt by WSC_CONNECT_TIMEOUT_MS, the
+ * exchange after it (TLS included) by WSC_HANDSHAKE_TIMEOUT_MS. Bytes that
+ * arrive right behind the head already belong to the WebSocket stream (berthd
+ * sends its first frame at once), so they are kept in `in`, and wslay's recv
+ * callback hands them out before it reads the stream.
  *
  * After that (OPEN), wslay does the framing; its callbacks read and write the
- * socket without blocking, and the caller's poll() loop drives it through
- * wsc_process(). The wslay context exists from wsc_open() on, so messages can be
- * queued before the connection is open. Pausing the reading makes the recv
- * callback answer "would block" and remember that it did (`stalled`): wslay may
- * still hold frames it read, so after the pause wsc_has_buffered() asks for a
+ * stream without blocking, and the caller's poll() loop drives it through
+ * wsc_process(). What to poll for is what the stream says its reads and writes
+ * wait for (TLS may have to write before it can read), and bytes TLS has
+ * decrypted but not handed out count as buffered, since poll() will not announce
+ * them. The wslay context exists from wsc_open() on, so messages can be queued
+ * before the connection is open. Pausing the reading makes the recv callback
+ * answer "would block" and remember that it did (`stalled`): wslay may still
+ * hold frames it read, so after the pause wsc_has_buffered() asks for a
  * wsc_process() that does not wait for the socket.
  */
 #include "cli/wsclient.h"
@@ -38,6 +42,7 @@
 #include <wslay/wslay.h>
 
 #include "cli/client.h"
+#include "cli/stream.h"
 #include "util/buf.h"
 #include "util/xalloc.h"
 
@@ -48,8 +53,9 @@
 #define WSC_MAX_ERROR_BODY (64u * 1024)
 #define WSC_READ_CHUNK 4096
 
-/* The parts of http://HOST[:PORT][/PREFIX]. */
+/* The parts of http[s]://HOST[:PORT][/PREFIX]. */
 struct wsc_url {
+    bool tls;   /* https:// */
     char *host; /* without the brackets of an IPv6 literal */
     char *port;
     char *authority; /* HOST[:PORT] as written: the Host header */
@@ -58,6 +64,7 @@ struct wsc_url {
 
 enum wsc_state {
     WSC_CONNECTING, /* connect() to `addr` is under way */
+    WSC_TLS,        /* the TLS handshake is under way */
     WSC_SENDING,    /* the request is being written */
     WSC_HEAD,       /* the answer's head is being read */
     WSC_REFUSED,    /* the body of an answer other than 101 is being read */
@@ -66,7 +73,8 @@ enum wsc_state {
 };
 
 struct wsc {
-    int fd;
+    int fd;           /* while connecting; then the stream's */
+    struct stream *s; /* from the connection on */
     enum wsc_state state;
     wslay_event_context_ptr ctx;
     wsc_message_cb on_message;
@@ -74,6 +82,7 @@ struct wsc {
 
     /* the handshake */
     char *url;                     /* as given, for messages */
+    char *tls_host;                /* https://: the host the certificate must name */
     struct addrinfo *addrs, *addr; /* the host's addresses; the one tried */
     int connect_errno;             /* why the last address failed */
     int64_t deadline;              /* of the current step */
@@ -90,8 +99,8 @@ struct wsc {
     size_t in_off;
     bool paused;         /* wsc_pause_read() */
     bool stalled;        /* the recv callback refused to read during a pause */
-    bool eof;            /* the peer closed the TCP connection */
-    int sock_errno;      /* why a recv or send failed */
+    bool eof;            /* the peer closed the connection */
+    struct berr *io_err; /* why a read or write failed */
     bool finished;       /* the peer closed after its close frame */
     struct berr *cb_err; /* on_message failed */
 };
@@ -110,15 +119,10 @@ static void wsc_url_release(struct wsc_url *u)
 
 static int url_parse(const char *url, struct wsc_url *ret, struct berr **reterr)
 {
-    if (strncmp(url, "https://", 8) == 0)
-        return berr_make(reterr, EINVAL,
-                         "cannot open a WebSocket through https:// ('%s'): berth speaks only "
-                         "plain http:// WebSockets for now; use an http:// URL (e.g. through "
-                         "an SSH tunnel)",
-                         url);
-    if (strncmp(url, "http://", 7) != 0)
-        return berr_make(reterr, EINVAL, "server URL '%s' is not http://", url);
-    const char *auth = url + 7;
+    bool tls = strncmp(url, "https://", 8) == 0;
+    if (!tls && strncmp(url, "http://", 7) != 0)
+        return berr_make(reterr, EINVAL, "server URL '%s' is not http:// or https://", url);
+    const char *auth = url + (tls ? 8 : 7);
     size_t auth_len = strcspn(auth, "/?#");
     const char *rest = auth + auth_len;
     if (*rest && *rest != '/')
@@ -156,8 +160,9 @@ static int url_parse(const char *url, struct wsc_url *ret, struct berr **reterr)
     size_t prefix_len = strlen(rest);
     while (prefix_len > 0 && rest[prefix_len - 1] == '/')
         prefix_len--;
+    ret->tls = tls;
     ret->host = xstrndup(host, (size_t)(host_end - host));
-    ret->port = port ? xstrndup(port, (size_t)(rest - port)) : xstrdup("80");
+    ret->port = port ? xstrndup(port, (size_t)(rest - port)) : xstrdup(tls ? "443" : "80");
     ret->authority = xstrndup(auth, auth_len);
     ret->prefix = xstrndup(rest, prefix_len);
     return 0;
@@ -185,9 +190,24 @@ static int random_bytes(void *p, size_t len)
     return 0;
 }
 
+/* The socket is connected: it becomes the stream, and the exchange's time limit
+ * starts. */
+static int connected(struct wsc *w, struct berr **reterr)
+{
+    /* keystrokes are small and must not wait for Nagle's algorithm */
+    int one = 1;
+    (void)setsockopt(w->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int r = stream_new(TAKE_FD(w->fd), w->tls_host, &w->s, reterr);
+    if (r < 0)
+        return r;
+    w->state = w->tls_host ? WSC_TLS : WSC_SENDING;
+    w->deadline = now_ms() + WSC_HANDSHAKE_TIMEOUT_MS;
+    return 0;
+}
+
 /* Starts connecting to w->addr, or to the addresses after it when that fails
- * at once. Returns 0 (w->state is CONNECTING, or SENDING when connect() was done
- * at once), or the error when no address is left. */
+ * at once. Returns 0 (w->state is CONNECTING, or on from there when connect()
+ * was done at once), or the error when no address is left. */
 static int connect_next(struct wsc *w, struct berr **reterr)
 {
     for (; w->addr; w->addr = w->addr->ai_next) {
@@ -199,11 +219,8 @@ static int connect_next(struct wsc *w, struct berr **reterr)
             w->connect_errno = errno;
             continue;
         }
-        if (connect(w->fd, ai->ai_addr, ai->ai_addrlen) == 0) {
-            w->state = WSC_SENDING;
-            w->deadline = now_ms() + WSC_HANDSHAKE_TIMEOUT_MS;
-            return 0;
-        }
+        if (connect(w->fd, ai->ai_addr, ai->ai_addrlen) == 0)
+            return connected(w, reterr);
         if (errno == EINPROGRESS) {
             w->state = WSC_CONNECTING;
             w->deadline = now_ms() + WSC_CONNECT_TIMEOUT_MS;
@@ -339,22 +356,16 @@ static int refused(struct wsc *w, struct berr **reterr)
     return client_status_error(w->status, body, len, reterr);
 }
 
-/* Reads what the socket has into w->head, up to `max` bytes in all. Returns the
- * number of bytes read, 0 at the end of the stream, -EAGAIN, or a negative
- * errno. */
-static ssize_t read_head(struct wsc *w, size_t max)
+/* Reads what the stream has into w->head, up to `max` bytes in all. Returns the
+ * number of bytes read, 0 at the end of the stream, -EAGAIN, or the error. */
+static ssize_t read_head(struct wsc *w, size_t max, struct berr **reterr)
 {
     char chunk[WSC_READ_CHUNK];
     size_t want = max - w->head.len < sizeof(chunk) ? max - w->head.len : sizeof(chunk);
-    for (;;) {
-        ssize_t n = recv(w->fd, chunk, want, 0);
-        if (n >= 0) {
-            buf_add(&w->head, chunk, (size_t)n);
-            return n;
-        }
-        if (errno != EINTR)
-            return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    }
+    ssize_t n = stream_read(w->s, chunk, want, reterr);
+    if (n > 0)
+        buf_add(&w->head, chunk, (size_t)n);
+    return n;
 }
 
 /* Moves the handshake on as far as it goes without blocking. Returns 0 (it goes
@@ -386,29 +397,42 @@ static int handshake_step(struct wsc *w, short revents, struct berr **reterr)
                 expired = false;
                 continue;
             }
-            w->state = WSC_SENDING;
-            w->deadline = now_ms() + WSC_HANDSHAKE_TIMEOUT_MS;
+            int r = connected(w, reterr);
+            if (r < 0)
+                return r;
             expired = false;
             continue;
         }
+        case WSC_TLS: {
+            _cleanup_berr_ struct berr *err = NULL;
+            int r = stream_handshake(w->s, &err);
+            if (r == -EAGAIN && !expired)
+                return 0;
+            if (r == -EAGAIN)
+                return berr_make(reterr, ETIMEDOUT,
+                                 "cannot connect to berthd at %s: the TLS handshake took too long",
+                                 w->url);
+            if (r < 0)
+                return berr_make(reterr, -r, "cannot connect to berthd at %s: %s", w->url,
+                                 berr_msg(err));
+            w->state = WSC_SENDING;
+            continue;
+        }
         case WSC_SENDING: {
-            /* keystrokes are small and must not wait for Nagle's algorithm */
-            int one = 1;
-            (void)setsockopt(w->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
             while (w->req_off < w->req.len) {
-                ssize_t n =
-                    send(w->fd, w->req.buf + w->req_off, w->req.len - w->req_off, MSG_NOSIGNAL);
-                if (n < 0 && errno == EINTR)
-                    continue;
-                if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                    if (!expired)
-                        return 0;
-                    errno = ETIMEDOUT;
-                }
-                if (n < 0)
-                    return berr_make(reterr, errno == ETIMEDOUT ? ETIMEDOUT : ECONNRESET,
+                _cleanup_berr_ struct berr *err = NULL;
+                ssize_t n = stream_write(w->s, w->req.buf + w->req_off, w->req.len - w->req_off,
+                                         false, &err);
+                if (n == -EAGAIN && !expired)
+                    return 0;
+                if (n == -EAGAIN)
+                    return berr_make(reterr, ETIMEDOUT,
                                      "cannot send the WebSocket request to berthd: %s",
-                                     strerror(errno));
+                                     strerror(ETIMEDOUT));
+                if (n < 0)
+                    return berr_make(reterr, ECONNRESET,
+                                     "cannot send the WebSocket request to berthd: %s",
+                                     berr_msg(err));
                 w->req_off += (size_t)n;
             }
             explicit_bzero(w->req.buf, w->req.len); /* it holds the token */
@@ -430,18 +454,22 @@ static int handshake_step(struct wsc *w, short revents, struct berr **reterr)
             if (w->head.len >= WSC_MAX_HEAD)
                 return berr_make(reterr, EPROTO, "berthd's answer has a head over %u bytes",
                                  WSC_MAX_HEAD);
-            ssize_t n = read_head(w, WSC_MAX_HEAD);
+            _cleanup_berr_ struct berr *err = NULL;
+            ssize_t n = read_head(w, WSC_MAX_HEAD, &err);
             if (n == -EAGAIN && !expired)
                 return 0;
             if (n == 0)
                 return berr_make(reterr, ECONNRESET,
                                  "berthd closed the connection without answering the WebSocket "
                                  "request");
-            if (n < 0) {
-                int e = n == -EAGAIN ? ETIMEDOUT : (int)-n;
-                return berr_make(reterr, e == ETIMEDOUT ? ETIMEDOUT : ECONNRESET,
-                                 "no answer from berthd to the WebSocket request: %s", strerror(e));
-            }
+            if (n == -EAGAIN)
+                return berr_make(reterr, ETIMEDOUT,
+                                 "no answer from berthd to the WebSocket request: %s",
+                                 strerror(ETIMEDOUT));
+            if (n < 0)
+                return berr_make(reterr, ECONNRESET,
+                                 "no answer from berthd to the WebSocket request: %s",
+                                 berr_msg(err));
             continue;
         }
         case WSC_REFUSED: {
@@ -449,7 +477,7 @@ static int handshake_step(struct wsc *w, short revents, struct berr **reterr)
              * to the end works without a Content-Length too; at the time limit
              * what has come is used */
             while (w->head.len - w->head_len < w->body_want) {
-                ssize_t n = read_head(w, w->head_len + w->body_want);
+                ssize_t n = read_head(w, w->head_len + w->body_want, NULL);
                 if (n == -EAGAIN && !expired)
                     return 0;
                 if (n <= 0)
@@ -512,45 +540,23 @@ static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *out, size_t len, in
         }
         return (ssize_t)n;
     }
-    for (;;) {
-        ssize_t n = recv(w->fd, out, len, 0);
-        if (n > 0)
-            return n;
-        if (n == 0) {
-            w->eof = true;
-            wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-            return -1;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-            return -1;
-        }
-        w->sock_errno = errno;
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
+    ssize_t n = stream_read(w->s, out, len, &w->io_err);
+    if (n > 0)
+        return n;
+    if (n == 0)
+        w->eof = true;
+    wslay_event_set_error(ctx, n == -EAGAIN ? WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
 }
 static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
                        void *user)
 {
     struct wsc *w = user;
-    int sflags = MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0);
-    for (;;) {
-        ssize_t n = send(w->fd, data, len, sflags);
-        if (n >= 0)
-            return n;
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-            return -1;
-        }
-        w->sock_errno = errno;
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
+    ssize_t n = stream_write(w->s, data, len, flags & WSLAY_MSG_MORE, &w->io_err);
+    if (n >= 0)
+        return n;
+    wslay_event_set_error(ctx, n == -EAGAIN ? WSLAY_ERR_WOULDBLOCK : WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
 }
 
 /* Client frames are masked with a fresh random key each (RFC 6455, 5.3). */
@@ -587,9 +593,17 @@ int wsc_open(const char *url, const char *path, const char *token, wsc_message_c
         if ((unsigned char)*p < 0x21 || *p == 0x7f)
             return berr_make(reterr, EINVAL, "the token has a space or a control character");
 
+    if (u.tls) {
+        /* a CA file that does not load fails before any connection */
+        r = stream_tls_init(reterr);
+        if (r < 0)
+            return r;
+    }
+
     _cleanup_(wsc_freep) struct wsc *w = xcalloc(1, sizeof(*w));
     w->fd = -1;
     w->url = xstrdup(url);
+    w->tls_host = u.tls ? xstrdup(u.host) : NULL;
     w->req = (struct buf)BUF_INIT;
     w->head = (struct buf)BUF_INIT;
     w->in = (struct buf)BUF_INIT;
@@ -649,6 +663,7 @@ struct wsc *wsc_free(struct wsc *w)
         return NULL;
     if (w->ctx)
         wslay_event_context_free(w->ctx);
+    w->s = stream_free(w->s);
     closep(&w->fd);
     if (w->addrs)
         freeaddrinfo(w->addrs);
@@ -658,14 +673,16 @@ struct wsc *wsc_free(struct wsc *w)
     buf_release(&w->head);
     buf_release(&w->in);
     berr_free(w->cb_err);
+    berr_free(w->io_err);
     free(w->url);
+    free(w->tls_host);
     free(w);
     return NULL;
 }
 
 int wsc_fd(const struct wsc *w)
 {
-    return w->fd;
+    return w->s ? stream_fd(w->s) : w->fd;
 }
 
 bool wsc_is_open(const struct wsc *w)
@@ -692,22 +709,31 @@ bool wsc_done(const struct wsc *w)
 
 short wsc_events(const struct wsc *w)
 {
-    if (w->state == WSC_CONNECTING || w->state == WSC_SENDING)
+    switch (w->state) {
+    case WSC_CONNECTING:
         return POLLOUT;
-    if (w->state == WSC_HEAD || w->state == WSC_REFUSED)
-        return POLLIN;
-    if (w->state == WSC_FAILED)
+    case WSC_TLS:
+        return stream_events(w->s, false, false);
+    case WSC_SENDING:
+        return stream_events(w->s, false, true);
+    case WSC_HEAD:
+    case WSC_REFUSED:
+        return stream_events(w->s, true, false);
+    case WSC_OPEN:
+        if (w->finished)
+            return 0;
+        return stream_events(w->s, !w->paused && wslay_event_want_read(w->ctx),
+                             wslay_event_want_write(w->ctx));
+    case WSC_FAILED:
+    default:
         return 0;
-    if (w->finished)
-        return 0;
-    return (short)((!w->paused && wslay_event_want_read(w->ctx) ? POLLIN : 0) |
-                   (wslay_event_want_write(w->ctx) ? POLLOUT : 0));
+    }
 }
 
 bool wsc_has_buffered(const struct wsc *w)
 {
-    return w->state == WSC_OPEN && (w->in_off < w->in.len || w->stalled) && !w->paused &&
-           !w->finished && wslay_event_want_read(w->ctx);
+    return w->state == WSC_OPEN && (w->in_off < w->in.len || w->stalled || stream_pending(w->s)) &&
+           !w->paused && !w->finished && wslay_event_want_read(w->ctx);
 }
 
 void wsc_pause_read(struct wsc *w, bool pause)
@@ -724,9 +750,8 @@ static int wsc_failed(struct wsc *w, struct berr **reterr)
         return 0;
     }
     w->finished = true;
-    if (w->sock_errno)
-        return berr_make(reterr, ECONNRESET, "connection to berthd lost: %s",
-                         strerror(w->sock_errno));
+    if (w->io_err)
+        return berr_make(reterr, ECONNRESET, "connection to berthd lost: %s", berr_msg(w->io_err));
     if (w->eof)
         return berr_make(reterr, ECONNRESET, "berthd closed the connection");
     return berr_make(reterr, EPROTO, "the WebSocket connection to berthd failed");
@@ -738,6 +763,7 @@ int wsc_process(struct wsc *w, short revents, struct berr **reterr)
         int r = handshake_step(w, revents, reterr);
         if (r < 0) {
             w->state = WSC_FAILED;
+            w->s = stream_free(w->s);
             closep(&w->fd);
             return r;
         }
@@ -747,7 +773,9 @@ int wsc_process(struct wsc *w, short revents, struct berr **reterr)
     }
     if (w->finished)
         return 0;
-    if (((revents & (POLLIN | POLLHUP | POLLERR)) || wsc_has_buffered(w)) && !w->paused &&
+    /* what a read waits for: POLLIN, or POLLOUT when TLS must write first */
+    short read_wants = stream_events(w->s, true, false);
+    if (((revents & (read_wants | POLLHUP | POLLERR)) || wsc_has_buffered(w)) && !w->paused &&
         wslay_event_want_read(w->ctx)) {
         w->stalled = false;
         if (wslay_event_recv(w->ctx) != 0)

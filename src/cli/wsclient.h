@@ -1,4 +1,4 @@
-/* wsclient.h - a WebSocket (RFC 6455) client for the CLI, on wslay, over plain TCP.
+/* wsclient.h - a WebSocket (RFC 6455) client for the CLI, on wslay, over TCP or TLS.
  *
  * A connection is opened in one of two ways. wsc_connect() blocks, with time
  * limits, until the connection is open (berth shell). wsc_open() only starts it
@@ -9,21 +9,29 @@
  * wsc_timeout_ms() how long poll() may wait before the handshake's time limit
  * must be checked.
  *
- * Either way the client connects to the host and port of an http:// server URL,
- * sends the upgrade request itself (with the bearer token) and checks the 101
- * answer and its Sec-WebSocket-Accept. The caller runs the connection from its
- * own poll() loop: poll wsc_fd() for wsc_events(), hand the result to
- * wsc_process(), which reads and writes what it can without blocking and
- * delivers each whole message to the message callback. wsc_send() only queues
- * (also before the handshake is over); wsc_process() writes. The frames the
- * client sends are masked with random keys from getrandom(), as clients must.
+ * Either way the client connects to the host and port of an http:// or https://
+ * server URL (ws:// or wss://), sends the upgrade request itself (with the
+ * bearer token) and checks the 101 answer and its Sec-WebSocket-Accept. Over
+ * https:// it speaks TLS first (stream.h): the server's certificate is verified
+ * against the CAs curl trusts in client.c ($BERTH_CACERT, else the system's) and
+ * must name the URL's host; that is never turned off.
+ *
+ * The caller runs the connection from its own poll() loop: poll wsc_fd() for
+ * wsc_events(), hand the result to wsc_process(), which reads and writes what it
+ * can without blocking and delivers each whole message to the message callback. wsc_send() only
+ * queues (also before the handshake is over); wsc_process() writes. The frames the client sends are
+ * masked with random keys from getrandom(), as clients must. The caller ignores SIGPIPE: over TLS,
+ * OpenSSL writes the socket itself.
  *
  * Errors follow err.h:
- *   -EINVAL          a server URL that is not http:// (https:// is refused with a
- *                    message: there is no TLS here)
+ *   -EINVAL          a server URL that is not http:// or https://, or a CA file in
+ *                    $BERTH_CACERT that does not load (the message names it)
  *   -ECONNREFUSED    berthd could not be reached
- *   -ETIMEDOUT       the connection or the handshake took too long
- *   -EPROTO          the answer was not a valid WebSocket upgrade
+ *   -ETIMEDOUT       the connection or the handshake (TLS's too) took too long
+ *   -EPROTO          TLS failed: "certificate verify failed: REASON …" for a
+ *                    certificate the CAs do not vouch for or that names another
+ *                    host, OpenSSL's reason otherwise; or the answer was not a
+ *                    valid WebSocket upgrade
  *   HTTP errors      the server refused the upgrade: its {"error": …} message and
  *                    the code client_status_error() gives (404 -ENOENT, 409 -EBUSY,
  *                    401 -EKEYREJECTED, 502 -EIO, …)
@@ -53,7 +61,7 @@ typedef int (*wsc_message_cb)(struct wsc *w, int opcode, const unsigned char *ms
                               void *data, struct berr **reterr);
 
 /* Opens a WebSocket to `path` (starting with '/', query included) on the server
- * at `url` (http://HOST[:PORT][/PREFIX]; PREFIX goes before path). `token`, when
+ * at `url` (http[s]://HOST[:PORT][/PREFIX]; PREFIX goes before path). `token`, when
  * not NULL, is sent as "Authorization: Bearer TOKEN". Messages go to on_message
  * with `data`. On success the connection is open and *ret_w owns the socket. */
 int wsc_connect(const char *url, const char *path, const char *token, wsc_message_cb on_message,
@@ -75,11 +83,12 @@ struct wsc *wsc_free(struct wsc *w);
  * connection tries one address of the host after another. */
 int wsc_fd(const struct wsc *w);
 /* What to poll the socket for now: POLLIN and/or POLLOUT, or 0 when done (or
- * when reading is paused and there is nothing to write). */
+ * when reading is paused and there is nothing to write). Over TLS a read may
+ * wait for POLLOUT, and a write for POLLIN. */
 short wsc_events(const struct wsc *w);
 /* Whether received bytes are waiting in memory (read along with the handshake,
- * or left when reading was paused): then call wsc_process() without waiting for
- * poll() (use a timeout of 0). */
+ * left when reading was paused, or decrypted by TLS and not yet handed out):
+ * then call wsc_process() without waiting for poll() (use a timeout of 0). */
 bool wsc_has_buffered(const struct wsc *w);
 /* Stops (true) or resumes (false) reading messages, for backpressure: while
  * paused, wsc_events() leaves out POLLIN and wsc_process() only writes. A few

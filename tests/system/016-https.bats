@@ -2,7 +2,9 @@
 # berthd over HTTPS (--tls-cert, --tls-key) with a test CA: the API, the CLI
 # (which trusts the CA named by $BERTH_CACERT), a terminal over wss://, the
 # port subdomains under a wildcard name, a new certificate on SIGHUP, the
-# redirecting listener; and behind a TLS-terminating proxy (--behind-proxy).
+# redirecting listener; the CLI's own WebSocket client over https:// (berth
+# shell, port-forward, ssh-proxy); and behind a TLS-terminating proxy
+# (--behind-proxy).
 
 load helpers
 
@@ -39,7 +41,7 @@ setup_file() {
 	export CURL_CA_BUNDLE=$d/ca.pem BERTH_CACERT=$d/ca.pem NODE_EXTRA_CA_CERTS=$d/ca.pem
 	free_port >"$d/redirect.port"
 	start_berthd --tls-cert "$d/cert.pem" --tls-key "$d/key.pem" --base-domain berth.localhost \
-		--http-redirect "127.0.0.1:$(cat "$d/redirect.port")"
+		--http-redirect "127.0.0.1:$(cat "$d/redirect.port")" --ssh-listen "127.0.0.1:$(free_port)"
 	load_berthd_env
 	repo=$(make_repo tls)
 	cp "$BATS_TEST_DIRNAME/fixtures/proxy-echo.pl" "$repo/"
@@ -49,6 +51,7 @@ setup_file() {
 }
 
 teardown_file() {
+	kill_bg
 	stop_berthd
 }
 
@@ -136,6 +139,108 @@ jar_cookie() {
 	run_berth exec tls-ws -- sh -c 'echo "over-tls $(pwd)"'
 	assert_success
 	assert_equal "$output" "over-tls /workspaces/tls"
+}
+
+@test "berth shell over https relays a session without a terminal and gives its exit status" {
+	run timeout 120 "$BERTH" shell tls-ws <<<'echo "shell-over-tls $((40+2))"; exit 3'
+	assert_equal "$status" 3
+	assert_output_contains "shell-over-tls 42"
+}
+
+@test "berth shell over https carries a large output whole" {
+	# Z (octal 132) is not in the command, which the terminal echoes
+	run timeout 120 "$BERTH" shell tls-ws <<<'head -c 3000000 /dev/zero | tr "\0" "\132"; echo; exit 0'
+	assert_success
+	assert_equal "$(tr -cd Z <<<"$output" | wc -c)" 3000000
+}
+
+# other_ca: a CA berthd's certificate does not come from; prints its file.
+other_ca() {
+	local d=$BATS_FILE_TMPDIR
+	[ -f "$d/other-ca.pem" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+		-subj /CN=berth-other-ca -keyout "$d/other-ca.key" -out "$d/other-ca.pem" 2>/dev/null
+	echo "$d/other-ca.pem"
+}
+
+@test "berth shell refuses an https server whose certificate another CA signed, and says so" {
+	BERTH_CACERT=$(other_ca) run timeout 60 "$BERTH" shell tls-ws <<<'echo not-run'
+	assert_failure
+	assert_output_contains "certificate verify failed"
+	assert_output_contains "$BERTH_SERVER"
+	[[ $output != *not-run* ]]
+}
+
+@test "berth shell checks that the certificate names the host it was asked for" {
+	local d=$BATS_FILE_TMPDIR
+	# a certificate from the test CA for another name only, served by openssl
+	openssl req -newkey rsa:2048 -nodes -subj /CN=other.example \
+		-keyout "$d/other.key" -out "$d/other.csr" 2>/dev/null
+	printf 'subjectAltName=DNS:other.example\n' >"$d/other.ext"
+	openssl x509 -req -in "$d/other.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+		-CAcreateserial -days 2 -extfile "$d/other.ext" -out "$d/other.pem" 2>/dev/null
+	bg_on_free_port 'bash -c "echo >/dev/tcp/127.0.0.1/{port}"' \
+		openssl s_server -quiet -accept '127.0.0.1:{port}' -cert "$d/other.pem" -key "$d/other.key"
+	run timeout 60 "$BERTH" shell --server "https://127.0.0.1:$PORT" tls-ws <<<'echo not-run'
+	kill_bg
+	assert_failure
+	assert_output_contains "certificate verify failed: IP address mismatch"
+	assert_output_contains "https://127.0.0.1:$PORT"
+	# berthd's certificate names localhost: by that name (sent as SNI) it works
+	run timeout 120 "$BERTH" shell --server "https://localhost:${BERTH_SERVER##*:}" tls-ws \
+		<<<'echo by-name; exit 0'
+	assert_success
+	assert_output_contains "by-name"
+}
+
+@test "berth shell names a BERTH_CACERT file that does not load" {
+	BERTH_CACERT=$BATS_FILE_TMPDIR/nonexistent.pem run timeout 60 "$BERTH" shell tls-ws </dev/null
+	assert_failure
+	assert_output_contains "nonexistent.pem"
+}
+
+@test "berth port-forward relays a local port over https, uploads and downloads included" {
+	"$BERTH" exec tls-ws -- sh -c "setsid perl proxy-echo.pl 8205 127.0.0.1 </dev/null >/dev/null 2>&1 &"
+	for i in $(seq 1 100); do
+		curl -sf -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/tls-ws/ports/8205/" >/dev/null && break
+		sleep 0.2
+	done
+	bg_on_free_port 'curl -sf -o /dev/null http://127.0.0.1:{port}/' "$BERTH" port-forward tls-ws '{port}:8205'
+	run curl -sS "http://127.0.0.1:$PORT/forwarded"
+	assert_equal "$output" "hello from port 8205 at /forwarded"
+	head -c 8000000 /dev/urandom >"$BATS_TEST_TMPDIR/up"
+	run timeout 60 curl -sS --data-binary "@$BATS_TEST_TMPDIR/up" "http://127.0.0.1:$PORT/sum"
+	assert_equal "$output" "bytes 8000000 sha1 $(sha1sum <"$BATS_TEST_TMPDIR/up" | cut -d' ' -f1)"
+	run timeout 60 curl -sS -o /dev/null -w '%{size_download}' "http://127.0.0.1:$PORT/big/32"
+	assert_equal "$output" $((32 * 1024 * 1024))
+	# several connections at once, each its own tunnel
+	local pids=()
+	for i in 1 2 3 4; do
+		curl -sS -o "$BATS_TEST_TMPDIR/big.$i" "http://127.0.0.1:$PORT/big/4" &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	for i in 1 2 3 4; do
+		assert_equal "$(stat -c %s "$BATS_TEST_TMPDIR/big.$i")" $((4 * 1024 * 1024))
+	done
+	kill_bg
+}
+
+@test "berth port-forward refuses an https server whose certificate another CA signed" {
+	BERTH_CACERT=$(other_ca) run timeout 60 "$BERTH" port-forward tls-ws "$((12000 + RANDOM % 8000)):8205"
+	assert_failure
+	assert_output_contains "certificate"
+}
+
+@test "berth ssh-proxy carries ssh over https" {
+	ssh-keygen -q -t ed25519 -N '' -C tls@test -f "$BATS_TEST_TMPDIR/key"
+	curl -sf -X POST -H "Authorization: Bearer $BERTH_TOKEN" -H 'Content-Type: application/json' \
+		--data-binary "$(jq -cn --rawfile k "$BATS_TEST_TMPDIR/key.pub" '{key: $k}')" \
+		"$BERTH_SERVER/api/v1/ssh-keys" >/dev/null
+	run timeout 60 ssh -F /dev/null -o ProxyCommand="'$BERTH' ssh-proxy --server '$BERTH_SERVER' tls-ws" \
+		-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes \
+		-o BatchMode=yes -i "$BATS_TEST_TMPDIR/key" tls-ws@berth 'echo via-tls-proxy; exit 4'
+	assert_equal "$status" 4
+	assert_output_contains via-tls-proxy
 }
 
 @test "a large output streams whole over https" {
