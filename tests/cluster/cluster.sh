@@ -49,7 +49,7 @@ SUBNET=10.77.0
 RUN=${BERTH_CLUSTER_RUN:-/run/berth-cluster}
 VARLIB=${BERTH_CLUSTER_VARLIB:-/var/lib/berth-cluster}
 DOCKER=${BERTH_CLUSTER_DOCKER:-/usr/bin/docker}
-DOCKERD=/usr/sbin/dockerd
+DOCKERD=${BERTH_CLUSTER_DOCKERD:-/usr/sbin/dockerd}
 IMAGE=localhost/berth/base:bookworm
 # Overlay networks get their subnets here, clear of the bridge and of Podman's 10.88/16.
 ADDR_POOL=10.78.0.0/16
@@ -83,12 +83,21 @@ dk() {
 	"$DOCKER" -H "unix://$(sock "$n")" "$@"
 }
 
-# wait_for SECONDS WHAT CMD...: runs CMD until it succeeds or SECONDS pass.
+# wait_for SECONDS WHAT CMD...: runs CMD until it succeeds or SECONDS pass; a CMD
+# that exits 2 says it never will.
 wait_for() {
 	local limit=$1 what=$2 t0
 	shift 2
 	t0=$(now)
-	while ! "$@" >/dev/null 2>&1; do
+	local rc=0
+	while :; do
+		rc=0
+		"$@" >/dev/null 2>&1 || rc=$?
+		[ "$rc" = 0 ] && return 0
+		if [ "$rc" = 2 ]; then
+			say "gave up waiting for $what"
+			return 1
+		fi
 		if awk -v a="$t0" -v b="$(now)" -v l="$limit" 'BEGIN { exit !(b - a > l) }'; then
 			say "timed out after ${limit}s waiting for $what"
 			return 1
@@ -201,8 +210,16 @@ node_exec() {
 		--pidfile "$d/dockerd.pid" -H "unix://$d/docker.sock"
 }
 
+# node_answers N LAUNCHER: node N's dockerd answers; gives up (exit 2, which ends
+# wait_for at once) when the process that runs it has ended.
+node_answers() {
+	dk "$1" version >/dev/null 2>&1 && return 0
+	[ -e "/proc/$2" ] || return 2
+	return 1
+}
+
 node_start() {
-	local n=$1 d t0
+	local n=$1 d t0 launcher
 	d=$(ndir "$n")
 	if dockerd_pid "$n" >/dev/null; then
 		return 0
@@ -219,10 +236,12 @@ node_start() {
 		}
 	EOF
 	t0=$(now)
-	setsid nsenter --net="/run/netns/$(ns "$n")" \
+	# setsid -w: the launcher's pid lives exactly as long as dockerd does.
+	setsid -w nsenter --net="/run/netns/$(ns "$n")" \
 		unshare --mount --uts --propagation private \
-		"$HERE/cluster.sh" _node "$n" </dev/null >>"$d/dockerd.log" 2>&1 &
-	if ! wait_for 60 "node$n dockerd" dk "$n" version; then
+		"$HERE/cluster.sh" _node "$n" </dev/null >>"$d/dockerd.log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+	launcher=$!
+	if ! wait_for 60 "node$n dockerd" node_answers "$n" "$launcher"; then
 		tail -n 15 "$d/dockerd.log" >&2
 		die "node$n: dockerd did not start (log: $d/dockerd.log)"
 	fi
