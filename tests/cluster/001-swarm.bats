@@ -23,8 +23,7 @@ teardown_file() {
 	for n in 1 2 3; do dk 1 service rm "$NET-svc$n" >/dev/null 2>&1 || true; done
 	dk 1 rm -f "$NET-client" >/dev/null 2>&1 || true
 	# The network goes once no task uses it; tasks take a moment to go.
-	local i
-	for i in $(seq 1 40); do
+	for _ in $(seq 1 40); do
 		dk 1 network rm "$NET" >/dev/null 2>&1 && break
 		sleep 0.5
 	done

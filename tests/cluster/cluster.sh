@@ -9,6 +9,7 @@
 #                          between a container on node1 and one on node3
 #   cluster.sh sock N      print node N's socket path (for docker -H unix://…)
 #   cluster.sh overlay-opts  print the `network create` options the overlays get here
+#   cluster.sh registry    print the nodes' registry (host:port) when it runs
 #   cluster.sh node-stop N [--kill]   stop node N's dockerd (SIGTERM, or SIGKILL)
 #   cluster.sh node-start N           start it again on its old state
 #
@@ -20,6 +21,9 @@
 #                                   exec/ (--exec-root; its containerd too)
 #   /var/lib/berth-cluster/nodeN/   --data-root (images, volumes, swarm state)
 #   cgroup /berth-cluster-nodeN     every container of the node (cgroup-parent)
+#   10.77.0.1:5077                  a registry for the nodes (Debian docker-registry,
+#                                   files in /var/lib/berth-cluster/registry; every
+#                                   node lists it in insecure-registries)
 #
 # dockerd runs in its own mount and UTS namespaces too: a fresh sysfs so it sees
 # its own network devices (with the host's cgroup tree moved back under it; `ip
@@ -53,6 +57,7 @@ DOCKERD=${BERTH_CLUSTER_DOCKERD:-/usr/sbin/dockerd}
 IMAGE=localhost/berth/base:bookworm
 # Overlay networks get their subnets here, clear of the bridge and of Podman's 10.88/16.
 ADDR_POOL=10.78.0.0/16
+REGISTRY=$SUBNET.1:5077
 # A TCP server on port 7000 that answers each connection with its argument (the
 # image has perl, not nc).
 # shellcheck disable=SC2016 # perl's variables
@@ -232,7 +237,8 @@ node_start() {
 		  "cgroup-parent": "/$(cgname "$n")",
 		  "storage-driver": "overlay2",
 		  "log-driver": "json-file",
-		  "iptables": ${BERTH_CLUSTER_IPTABLES:-true}
+		  "iptables": ${BERTH_CLUSTER_IPTABLES:-true},
+		  "insecure-registries": ["$REGISTRY"]
 		}
 	EOF
 	t0=$(now)
@@ -299,6 +305,52 @@ overlay_opts() {
 	esac
 }
 
+# --------------------------------------------------------------- registry ---
+
+registry_pid() {
+	local pid
+	pid=$(cat "$RUN/registry.pid" 2>/dev/null) || return 1
+	case "$pid" in '' | *[!0-9]*) return 1 ;; esac
+	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = docker-registry ] || return 1
+	tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$RUN/registry.yml" || return 1
+	printf '%s\n' "$pid"
+}
+
+registry_up() {
+	local pid
+	registry_pid >/dev/null && return 0
+	if ! command -v docker-registry >/dev/null; then
+		say "no docker-registry (Debian docker-registry): the nodes get no registry"
+		return 0
+	fi
+	mkdir -p "$VARLIB/registry"
+	cat >"$RUN/registry.yml" <<-EOF
+		version: 0.1
+		log:
+		  level: warn
+		storage:
+		  filesystem:
+		    rootdirectory: $VARLIB/registry
+		  delete:
+		    enabled: true
+		http:
+		  addr: $REGISTRY
+	EOF
+	setsid docker-registry serve "$RUN/registry.yml" </dev/null >>"$RUN/registry.log" 2>&1 \
+		3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+	pid=$!
+	echo "$pid" >"$RUN/registry.pid"
+	wait_for 20 "the registry on $REGISTRY" curl -fsS "http://$REGISTRY/v2/" ||
+		die "the registry did not start (log: $RUN/registry.log)"
+}
+
+registry_down() {
+	local pid
+	pid=$(registry_pid) || return 0
+	kill "$pid"
+	wait_for 10 "the registry to exit" test ! -e "/proc/$pid" || kill -s KILL "$pid" 2>/dev/null || true
+}
+
 # ------------------------------------------------------------------ swarm ---
 
 swarm_state() { dk "$1" info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null; }
@@ -347,7 +399,8 @@ cmd_up() {
 	probe_encryption
 	make_bridge
 	for n in $(seq 1 "$NODES"); do make_netns "$n"; done
-	say "network ready ($(since "$t")s)"
+	registry_up
+	say "network and registry ready ($(since "$t")s)"
 	for n in $(seq 1 "$NODES"); do node_start "$n"; done
 	t=$(now)
 	for n in $(seq 1 "$NODES"); do
@@ -371,6 +424,7 @@ cmd_down() {
 		pids+=($!)
 	done
 	for pid in "${pids[@]}"; do wait "$pid" || true; done
+	registry_down
 	for n in $(seq 1 "$NODES"); do
 		kill_node_cgroups "$n"
 		name=$(ns "$n")
@@ -402,6 +456,7 @@ cmd_status() {
 		printf 'node%s %s netns=%s dockerd=%s swarm=%s\n' "$n" "$(addr "$n")" \
 			"$([ -e "/run/netns/$(ns "$n")" ] && echo yes || echo no)" "$pid" "${state:-unreachable}"
 	done
+	printf 'registry %s pid=%s\n' "$REGISTRY" "$(registry_pid || echo -)"
 	dk 1 node ls 2>/dev/null || true
 }
 
@@ -446,11 +501,12 @@ status) cmd_status ;;
 smoke) cmd_smoke ;;
 sock) sock "${2:?node number}" && echo ;;
 overlay-opts) overlay_opts ;;
+registry) registry_pid >/dev/null && echo "$REGISTRY" ;;
 node-stop) node_stop "${2:?node number}" "${3:-}" ;;
 node-start) node_start "${2:?node number}" ;;
 _node) node_exec "${2:?}" ;;
 *)
-	sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2
+	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
 	exit 2
 	;;
 esac

@@ -62,6 +62,7 @@ runs_on() { [ "$(running_on "$1")" = "$2" ]; }
 
 # ask CONTAINER-NODE CONTAINER HOST: what HOST:7000 answers, from inside CONTAINER.
 ask() {
+	# shellcheck disable=SC2016 # $1 is the inner bash's
 	timeout 10 "$DOCKER" -H "unix://$("$CLUSTER" sock "$1")" exec "$2" \
 		bash -c 'exec 3<>"/dev/tcp/$1/7000" && cat <&3' _ "$3"
 }
