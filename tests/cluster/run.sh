@@ -30,7 +30,7 @@ skip() {
 # ---- can this machine host it? ----
 [ "$(id -u)" = 0 ] || skip "needs root (network namespaces, dockerd)"
 command -v bats >/dev/null || skip "bats is not installed"
-for t in ip nsenter unshare iptables setsid; do
+for t in ip nsenter unshare iptables setsid flock; do
 	command -v "$t" >/dev/null || skip "'$t' is missing"
 done
 probe=berth-swprobe$$
@@ -40,6 +40,12 @@ fi
 ip netns del "$probe"
 if ! out=$(unshare --mount --uts --net true 2>&1); then
 	skip "cannot make mount, UTS and network namespaces: $out"
+fi
+# One harness per machine (one bridge, one set of names): a second run waits
+# for the first, up to 15 minutes. The lock goes with this process.
+exec 9>/run/berth-cluster.lock
+if ! flock -w 900 9; then
+	skip "another 'make test-cluster' has held /run/berth-cluster.lock for 15 minutes"
 fi
 archive=${BERTH_CLUSTER_IMAGE_TAR:-$HERE/../../.berth-data/images/base-bookworm.tar}
 [ -f "$archive" ] || skip "no default image archive at $archive (run 'make setup')"
