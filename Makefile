@@ -5,7 +5,7 @@
 DATA ?= $(CURDIR)/.berth-data
 LISTEN ?= 127.0.0.1:7878
 
-.PHONY: all setup build build-asan run test unit system bench bench-ports format clean
+.PHONY: all setup build build-asan run test unit system bench bench-ports format clean test-cluster
 
 all: build
 
@@ -28,6 +28,12 @@ test: setup build build-asan
 
 unit: build-asan
 	bash scripts/test.sh --unit-only
+
+# A three-node Docker Swarm on this machine and the tests against it
+# (tests/cluster/); prints "cluster tests skipped: REASON" where it cannot run.
+# Not part of `make test` yet.
+test-cluster:
+	bash tests/cluster/run.sh
 
 bench: setup build
 	bash bench/create.sh
