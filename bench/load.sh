@@ -75,7 +75,7 @@ rss1=$(rss)
 end=$(($(date +%s) + SECONDS_RUN))
 # the terminals: each streams lines until the run ends
 for t in $(seq 1 "$TERMS"); do
-	(printf 'while :; do seq 1 200; sleep 0.05; done\n'; sleep "$SECONDS_RUN"; printf 'exit\n') |
+	(printf 'while :; do seq 1 2000; sleep 0.05; done\n'; sleep "$SECONDS_RUN"; printf 'exit\n') |
 		"$BERTH" shell "load-$t" >"$WORK/term-$t.out" 2>"$WORK/term-$t.err" &
 	PIDS+=($!)
 done
@@ -126,5 +126,8 @@ for kind in list show exec; do
 		"$(pct "$kind" 100)" "$errors"
 done
 bytes=$(cat "$WORK"/term-*.out 2>/dev/null | wc -c)
-echo "terminal output received: $((bytes / 1024 / 1024)) MiB over $TERMS terminals"
+echo "terminal output received: $((bytes / 1024)) KiB over $TERMS terminals in $SECONDS_RUN s"
+for t in $(seq 1 "$TERMS"); do
+	[ -s "$WORK/term-$t.err" ] && echo "terminal $t said: $(head -c 300 "$WORK/term-$t.err")"
+done
 echo "berthd RSS: ${rss0} kB idle, ${rss1} kB with $N running, peak ${rss_peak} kB under load, ${rss2} kB after"
