@@ -120,6 +120,23 @@ if [ $UNIT_ONLY -eq 0 ]; then
 		failed=$((failed + ${f:-0}))
 	fi
 
+	# ---- cluster tests (a three-node Docker Swarm made here; skipped with the
+	# reason when the machine cannot host it, or with BERTH_CLUSTER_TESTS=0) ----
+	if [ -z "${BERTH_BATS:-}" ] && [ "${BERTH_CLUSTER_TESTS:-1}" != 0 ]; then
+		ctap="$SUITE/cluster.out"
+		bash tests/cluster/run.sh 2>&1 | tee "$ctap"
+		line=$(grep '^cluster: up .* passed, .* failed$' "$ctap" | tail -1)
+		if [ -n "$line" ]; then
+			p=$(sed 's/.*; \([0-9]*\) passed, \([0-9]*\) failed$/\1/' <<<"$line")
+			f=$(sed 's/.*; \([0-9]*\) passed, \([0-9]*\) failed$/\2/' <<<"$line")
+			passed=$((passed + p))
+			failed=$((failed + f))
+		elif ! grep -q '^cluster tests skipped: ' "$ctap"; then
+			echo "cluster: the tests reported nothing"
+			failed=$((failed + 1))
+		fi
+	fi
+
 	kill "$PODMAN_PID" 2>/dev/null
 	wait "$PODMAN_PID" 2>/dev/null
 	cp "$SUITE"/*.log "$ARTIFACTS"/ 2>/dev/null
