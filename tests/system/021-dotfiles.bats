@@ -156,6 +156,56 @@ $script")
 	done
 }
 
+@test "a private dotfiles repository: without credentials a clear failure and no prompt; with the user's own, it clones" {
+	dots=$(dot_repo d-private install.sh '#!/bin/sh
+echo private-dots-ran > ~/private-dots')
+	git -C "$dots" update-server-info
+	port=$((12000 + RANDOM % 8000))
+	cat >"$BATS_TEST_TMPDIR/authserver.py" <<'PY'
+import base64, http.server, os, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    def do_GET(self):
+        want = "Basic " + base64.b64encode(b"dotuser:dot-pass-789").decode()
+        if self.headers.get("Authorization") != want:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.end_headers()
+            return
+        super().do_GET()
+    def log_message(self, *a): pass
+os.chdir(sys.argv[2])
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+	bg python3 "$BATS_TEST_TMPDIR/authserver.py" $port "$BATS_FILE_TMPDIR/repos"
+	for i in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+	run_berth settings dotfiles "http://127.0.0.1:$port/d-private/.git"
+	assert_success
+	ws=$(ws_name)
+	start=$(date +%s)
+	run_berth create "$DOT_WS_REPO" --name "$ws"
+	assert_success
+	wait_lifecycle "$ws" done
+	# no credential prompt to hang on: it fails at once, and says why
+	[ $(($(date +%s) - start)) -lt 60 ]
+	assert_equal "$(ws_field "$ws" state)" running
+	run_berth events "$ws"
+	assert_output_contains "dotfiles failed:"
+	run_berth exec "$ws" -- sh -c 'test ! -e ~/private-dots && echo not-installed'
+	assert_output_contains not-installed
+	# the user's own git credentials for that host make it clone
+	run api POST /api/v1/git-credentials "{\"url\": \"http://127.0.0.1:$port\", \"username\": \"dotuser\", \"password\": \"dot-pass-789\"}"
+	assert_output_contains "201 "
+	ws=$(ws_name)
+	run_berth create "$DOT_WS_REPO" --name "$ws"
+	assert_success
+	wait_lifecycle "$ws" done
+	run_berth exec "$ws" -- cat ~/private-dots
+	assert_equal "$output" private-dots-ran
+	run_berth logs "$ws"
+	[[ "$output" != *dot-pass-789* ]]
+	run_berth settings dotfiles --off
+}
+
 @test "dotfiles settings are checked: the URL as a repository, the target as a folder; --off removes them" {
 	run api PUT /api/v1/settings '{"dotfiles": {"url": "ftp://example.com/dots"}}'
 	assert_output_contains "400 "
