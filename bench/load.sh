@@ -9,7 +9,7 @@
 # `berth exec` in a random one, while T (default 10) `berth shell` terminals
 # stream output (a few thousand lines a second each). It prints the API's
 # p50/p99/max per kind, how many requests failed, the exec round trip, and
-# berthd's RSS before and after. Then it deletes the workspaces.
+# berthd's RSS before and after. Its cleanup removes the workspaces' containers.
 set -uo pipefail
 BENCH_NAME=load
 # shellcheck source=bench/lib.sh
@@ -26,19 +26,11 @@ while [ $# -gt 0 ]; do
 done
 [ -x "$BERTHD" ] || die "build first (make build)"
 PIDS=()
+# the clients and terminals first; bench_cleanup stops berthd and removes its
+# containers (never a bare `wait`: berthd is a child too)
 load_cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	if [ -n "${BERTH_TOKEN:-}" ] && alive; then
-		for i in $(seq 1 "$N"); do "$BERTH" rm "load-$i" --no-wait >/dev/null 2>&1; done
-		for _ in $(seq 1 300); do
-			left=$(curl -sf -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/api/v1/workspaces" |
-				jq '.workspaces | length')
-			[ "$left" = 0 ] && break
-			sleep 1
-		done
-	fi
 	bench_cleanup
 }
 trap load_cleanup EXIT
@@ -109,7 +101,6 @@ done
 for p in "${PIDS[@]:$TERMS}"; do wait "$p" 2>/dev/null; done
 sleep 2
 for p in "${PIDS[@]:0:$TERMS}"; do kill "$p" 2>/dev/null; done
-PIDS=()
 rss2=$(rss)
 
 cat "$WORK"/client-*.log >"$WORK/all.log"
@@ -128,6 +119,6 @@ done
 bytes=$(cat "$WORK"/term-*.out 2>/dev/null | wc -c)
 echo "terminal output received: $((bytes / 1024)) KiB over $TERMS terminals in $SECONDS_RUN s"
 for t in $(seq 1 "$TERMS"); do
-	[ -s "$WORK/term-$t.err" ] && echo "terminal $t said: $(head -c 300 "$WORK/term-$t.err")"
+	if [ -s "$WORK/term-$t.err" ]; then echo "terminal $t said: $(head -c 300 "$WORK/term-$t.err")"; fi
 done
 echo "berthd RSS: ${rss0} kB idle, ${rss1} kB with $N running, peak ${rss_peak} kB under load, ${rss2} kB after"

@@ -199,7 +199,7 @@ PY
 	run_berth create "$DOT_WS_REPO" --name "$ws"
 	assert_success
 	wait_lifecycle "$ws" done
-	run_berth exec "$ws" -- cat ~/private-dots
+	run_berth exec "$ws" -- sh -c 'cat ~/private-dots'
 	assert_equal "$output" private-dots-ran
 	run_berth logs "$ws"
 	[[ "$output" != *dot-pass-789* ]]
