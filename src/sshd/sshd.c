@@ -361,7 +361,7 @@ static int agent_readable(socket_t fd, int revents, void *userdata)
 
 /* ---- agent forwarding ---- */
 
-static struct chan *chan_new(struct conn *c, ssh_channel sch);
+static struct chan *chan_new_raw(struct conn *c, ssh_channel sch, int fd);
 
 /* A process in the workspace connected to the forwarded agent's socket: it
  * gets an auth-agent@openssh.com channel to the client, relayed raw. */
@@ -378,16 +378,8 @@ static int agent_accept(socket_t lfd, int revents, void *userdata)
         close(fd);
         return 0;
     }
-    struct chan *ch = chan_new(c, sch);
-    if (!ch) {
+    if (!chan_new_raw(c, sch, fd))
         ssh_channel_free(sch);
-        close(fd);
-        return 0;
-    }
-    ch->raw = true;
-    ch->fd = fd;
-    if (ssh_event_add_fd(c->ev, fd, POLLIN, agent_readable, ch) != SSH_OK)
-        ch->fd_dead = true;
     return 0;
 }
 
@@ -637,6 +629,23 @@ static struct chan *chan_new(struct conn *c, ssh_channel sch)
     return ch;
 }
 
+/* A channel whose bytes go to and from fd unframed (direct-tcpip, a forwarded
+ * agent's connection); fd is the channel's from here on. NULL when no channel
+ * could be made (fd is closed; sch is the caller's still). */
+static struct chan *chan_new_raw(struct conn *c, ssh_channel sch, int fd)
+{
+    struct chan *ch = chan_new(c, sch);
+    if (!ch) {
+        close(fd);
+        return NULL;
+    }
+    ch->raw = true;
+    ch->fd = fd;
+    if (ssh_event_add_fd(c->ev, fd, POLLIN, agent_readable, ch) != SSH_OK)
+        ch->fd_dead = true;
+    return ch;
+}
+
 static ssh_channel open_session(ssh_session s, void *userdata)
 {
     struct conn *c = userdata;
@@ -717,15 +726,10 @@ static int on_message(ssh_session s, ssh_message msg, void *userdata)
     if (fd < 0)
         return 1;
     ssh_channel sch = ssh_message_channel_request_open_reply_accept(msg);
-    struct chan *ch = sch ? chan_new(c, sch) : NULL;
-    if (!ch) {
+    if (!sch)
         close(fd);
-        return 0;
-    }
-    ch->raw = true;
-    ch->fd = fd;
-    if (ssh_event_add_fd(c->ev, fd, POLLIN, agent_readable, ch) != SSH_OK)
-        ch->fd_dead = true;
+    else
+        (void)chan_new_raw(c, sch, fd);
     return 0;
 }
 
