@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli/client.h"
+#include "util/ssl-reason.h"
 #include "util/xalloc.h"
 
 struct stream {
@@ -40,15 +41,6 @@ struct stream {
 static SSL_CTX *tls_ctx;
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(SSL_CTX *, SSL_CTX_free);
-
-/* OpenSSL's first reason in the thread's queue (the cause), and an empty queue. */
-static const char *ssl_reason(void)
-{
-    unsigned long e = ERR_peek_error();
-    const char *s = e ? ERR_reason_error_string(e) : NULL;
-    ERR_clear_error();
-    return s ? s : "unknown error";
-}
 
 int stream_tls_init(struct berr **reterr)
 {

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "util/macro.h"
+#include "util/ssl-reason.h"
 #include "util/xalloc.h"
 
 struct tls_ctx {
@@ -41,15 +42,6 @@ struct tls_conn {
 };
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(SSL_CTX *, SSL_CTX_free);
-
-/* OpenSSL's first reason in the thread's queue (the cause), and an empty queue. */
-static const char *ssl_reason(void)
-{
-    unsigned long e = ERR_peek_error();
-    const char *s = e ? ERR_reason_error_string(e) : NULL;
-    ERR_clear_error();
-    return s ? s : "unknown error";
-}
 
 static int load(const char *cert_file, const char *key_file, SSL_CTX **ret, char *ret_fingerprint,
                 struct berr **reterr)
