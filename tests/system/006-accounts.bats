@@ -328,22 +328,7 @@ status_of() { # status_of TOKEN METHOD PATH [BODY]: just the HTTP status
 	repo=$(make_repo private)
 	git -C "$repo" update-server-info
 	port=$((12000 + RANDOM % 8000))
-	cat >"$BATS_TEST_TMPDIR/authserver.py" <<'PY'
-import base64, http.server, os, sys
-class H(http.server.SimpleHTTPRequestHandler):
-    def do_GET(self):
-        want = "Basic " + base64.b64encode(b"grace:git-pass-456").decode()
-        if self.headers.get("Authorization") != want:
-            self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Basic realm="git"')
-            self.end_headers()
-            return
-        super().do_GET()
-    def log_message(self, *a): pass
-os.chdir(sys.argv[2])
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-PY
-	bg python3 "$BATS_TEST_TMPDIR/authserver.py" $port "$BATS_FILE_TMPDIR/repos"
+	bg python3 "$BATS_TEST_DIRNAME/fixtures/authserver.py" $port "$BATS_FILE_TMPDIR/repos" grace:git-pass-456
 	for i in $(seq 1 300); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
 	url="http://127.0.0.1:$port/private/.git"
 	name=$(ws_name)
