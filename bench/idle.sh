@@ -32,21 +32,8 @@ bench_start_berthd --max-running "$N" --max-workspaces "$N" --ssh-listen none --
 BERTH_TOKEN=$(bench_login_token)
 [ -n "$BERTH_TOKEN" ] || die "cannot log in"
 export BERTH_SERVER BERTH_TOKEN
-curl -sf -X PUT -H "Authorization: Bearer $BERTH_TOKEN" -H 'Content-Type: application/json' \
-	--data-binary '{"idle_allow_never": 1}' "$BERTH_SERVER/api/v1/admin/settings" >/dev/null
-"$BERTH" settings idle never >/dev/null || die "cannot set the idle timeout"
-t0=$(date +%s.%N)
-for i in $(seq 1 "$N"); do
-	"$BERTH" create "$repo" --name "idle-$i" --no-wait >/dev/null || die "create $i failed"
-done
-for _ in $(seq 1 600); do
-	running=$(curl -sf -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/api/v1/workspaces" |
-		jq '[.workspaces[] | select(.state == "running")] | length')
-	[ "$running" = "$N" ] && break
-	sleep 1
-done
-t1=$(date +%s.%N)
-echo "workspaces running: $running of $N (created in $(echo "$t1 - $t0" | bc) s)"
+bench_idle_never
+bench_create_running idle "$N" "$repo" 600
 sleep 2
 sweeps=()
 for _ in $(seq 1 20); do

@@ -11,6 +11,12 @@
 #                           on a free loopback port with --data DATA and ARGS;
 #                           sets BERTHD_PID, SERVICE_PID, BERTH_SERVER, BERTH_PORT
 #   bench_login_token       an API token of berthd's first admin (BERTH_TOKEN)
+#   bench_idle_never        lets "never" be an idle timeout and makes it the
+#                           admin's own, so that no workspace stops mid-run
+#   bench_create_running PREFIX N REPO WAIT_S
+#                           creates PREFIX-1..N of REPO (--no-wait) and waits
+#                           up to WAIT_S for all to run; prints how long that
+#                           took and sets RUNNING (how many run)
 #   bench_cleanup           stops CHILD (a measured command cut short, with its
 #                           process group), BENCH_PIDS (other servers a bench
 #                           started), berthd and its podman service, removes the
@@ -100,6 +106,29 @@ bench_login_token() {
 	curl -sf --max-time 30 -X POST -H 'Content-Type: application/json' \
 		--data-binary "{\"username\":\"admin\",\"password\":\"$ADMIN_PASSWORD\",\"mode\":\"token\",\"token_name\":\"bench\"}" \
 		"$BERTH_SERVER/api/v1/auth/login" | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p'
+}
+
+bench_idle_never() {
+	curl -sf -X PUT -H "Authorization: Bearer $BERTH_TOKEN" -H 'Content-Type: application/json' \
+		--data-binary '{"idle_allow_never": 1}' "$BERTH_SERVER/api/v1/admin/settings" >/dev/null
+	"$BERTH" settings idle never >/dev/null || die "cannot set the idle timeout"
+}
+
+bench_create_running() {
+	local prefix=$1 n=$2 repo=$3 wait_s=$4 i t0 t1
+	t0=$(date +%s.%N)
+	for i in $(seq 1 "$n"); do
+		"$BERTH" create "$repo" --name "$prefix-$i" --no-wait >/dev/null || die "create $i failed"
+	done
+	RUNNING=0
+	for _ in $(seq 1 "$wait_s"); do
+		RUNNING=$(curl -sf -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/api/v1/workspaces" |
+			jq '[.workspaces[] | select(.state == "running")] | length')
+		[ "$RUNNING" = "$n" ] && break
+		sleep 1
+	done
+	t1=$(date +%s.%N)
+	echo "workspaces running: $RUNNING of $n (created in $(echo "$t1 - $t0" | bc) s)"
 }
 
 bench_cleanup() {

@@ -29,8 +29,9 @@ PIDS=()
 # the clients and terminals first; bench_cleanup stops berthd and removes its
 # containers (never a bare `wait`: berthd is a child too)
 load_cleanup() {
-	local p
+	local rc=$? p
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+	(exit "$rc") # bench_cleanup exits with the status the script ended with
 	bench_cleanup
 }
 trap load_cleanup EXIT
@@ -42,26 +43,12 @@ bench_start_berthd --max-running "$N" --max-workspaces "$N" --ssh-listen none
 BERTH_TOKEN=$(bench_login_token)
 [ -n "$BERTH_TOKEN" ] || die "cannot log in"
 export BERTH_SERVER BERTH_TOKEN
-curl -sf -X PUT -H "Authorization: Bearer $BERTH_TOKEN" -H 'Content-Type: application/json' \
-	--data-binary '{"idle_allow_never": 1}' "$BERTH_SERVER/api/v1/admin/settings" >/dev/null
-"$BERTH" settings idle never >/dev/null || die "cannot set the idle timeout"
+bench_idle_never
 rss() { awk '/VmRSS/ {print $2}' "/proc/$BERTHD_PID/status"; }
 rss0=$(rss)
 
-t0=$(date +%s.%N)
-for i in $(seq 1 "$N"); do
-	"$BERTH" create "$repo" --name "load-$i" --no-wait >/dev/null || die "create $i failed"
-done
-running=0
-for _ in $(seq 1 900); do
-	running=$(curl -sf -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/api/v1/workspaces" |
-		jq '[.workspaces[] | select(.state == "running")] | length')
-	[ "$running" = "$N" ] && break
-	sleep 1
-done
-t1=$(date +%s.%N)
-echo "workspaces running: $running of $N (created in $(echo "$t1 - $t0" | bc) s)"
-[ "$running" = "$N" ] || die "not every workspace runs"
+bench_create_running load "$N" "$repo" 900
+[ "$RUNNING" = "$N" ] || die "not every workspace runs"
 rss1=$(rss)
 
 end=$(($(date +%s) + SECONDS_RUN))
