@@ -95,7 +95,7 @@ if [ $UNIT_ONLY -eq 0 ]; then
 
 	tap="$SUITE/bats.tap"
 	# shellcheck disable=SC2086 # BERTH_BATS may name several files
-	bats --tap ${BERTH_BATS:-tests/system} 2>&1 | tee "$tap"
+	bats --tap ${BERTH_BATS_FILTER:+-f "$BERTH_BATS_FILTER"} ${BERTH_BATS:-tests/system} 2>&1 | tee "$tap"
 	p=$(grep -c '^ok ' "$tap")
 	f=$(grep -c '^not ok ' "$tap")
 	passed=$((passed + p))

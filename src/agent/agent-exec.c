@@ -424,6 +424,9 @@ static int session_spawn(struct conn *c, const struct exec_req *req)
         (void)fcntl(master, F_SETFD, FD_CLOEXEC);
         (void)fcntl(slave, F_SETFD, FD_CLOEXEC);
         set_nonblock(master);
+        struct stat st;
+        if (fstat(slave, &st) == 0)
+            c->pty_rdev = st.st_rdev;
     } else {
         if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
             goto fail;

@@ -251,7 +251,7 @@ static void conn_handle_frame(struct conn *c, int64_t now)
         return;
     }
     if (c->state == CONN_WATCH) {
-        conn_fail(c, now, "unexpected frame type %u in a ports watch", type);
+        conn_fail(c, now, "unexpected frame type %u in a watch", type);
         return;
     }
     if (c->state != CONN_REQUEST)
@@ -269,6 +269,11 @@ static void conn_handle_frame(struct conn *c, int64_t now)
         break;
     case AGENT_PORTS_WATCH:
         c->state = CONN_WATCH; /* the next turn's ports_tick() sends the list */
+        c->deadline = NEVER;
+        break;
+    case AGENT_TTY_WATCH:
+        c->state = CONN_WATCH; /* the next turn's ttys_tick() sends the first time */
+        c->watch_ttys = true;
         c->deadline = NEVER;
         break;
     default:

@@ -5,6 +5,7 @@
  *   agent-exec.c    EXEC: the request, the child between fork() and execve(), the session;
  *   agent-tunnel.c  TCP_CONNECT: the connect() and the relay, or the socket handed over;
  *   agent-ports.c   PORTS_WATCH: the listeners in /proc/net/tcp{,6} and their owners;
+ *   agent-ttys.c    TTY_WATCH: when the container's other terminals last printed;
  *   agent.c         the loop, PID 1's duties, main() and the git credential helper.
  * Every connection is a struct conn in agent.conns; the loop polls its fds and calls into the
  * part its state belongs to. Nothing here is thread-safe, and nothing needs to be.
@@ -39,6 +40,7 @@
 #define AGENT_CONNECT_MS 10000            /* per address; loopback only waits on a full backlog */
 #define AGENT_PORTS_SCAN_MS 500           /* "about a second" for a change to reach the client */
 #define AGENT_PORTS_MAX 4096              /* listeners tracked; a frame of them stays < 1 MiB */
+#define AGENT_TTYS_SCAN_MS 5000           /* the kernel's own stamp is only good to 8 s */
 
 #define NEVER INT64_MAX
 #define _printf_(a, b) __attribute__((format(printf, a, b)))
@@ -77,7 +79,7 @@ enum conn_state {
     CONN_SESSION,    /* an EXEC is running */
     CONN_CONNECTING, /* TCP_CONNECT: connect() in progress; client bytes are queued raw */
     CONN_RELAY,      /* TCP_CONNECT: connected; raw bytes both ways, no frames */
-    CONN_WATCH,      /* PORTS_WATCH: PORTS frames go out; only the client's close comes in */
+    CONN_WATCH,      /* PORTS_WATCH or TTY_WATCH: frames go out; only the client's close comes in */
     CONN_CLOSING,    /* last frames queued; close once they are sent */
 };
 
@@ -106,12 +108,13 @@ struct conn {
     bool stdin_eof;
     bool wr_shut; /* CONN_CLOSING: everything sent, waiting for the client to close */
     int status;
-    int in_fd;     /* pipe to the command's stdin */
-    int out_fd;    /* pipe from its stdout, or pty_fd until the pty reports EOF */
-    int pty_fd;    /* tty mode: the master; takes input, resizes, and closes last */
-    int err_fd;    /* pipe from its stderr */
-    int report_fd; /* setup errors from the child; EOF once execve() succeeded */
-    struct buf in; /* client input not yet taken by the command */
+    int in_fd;      /* pipe to the command's stdin */
+    int out_fd;     /* pipe from its stdout, or pty_fd until the pty reports EOF */
+    int pty_fd;     /* tty mode: the master; takes input, resizes, and closes last */
+    dev_t pty_rdev; /* tty mode: the terminal's device, which TTY_WATCH leaves out */
+    int err_fd;     /* pipe from its stderr */
+    int report_fd;  /* setup errors from the child; EOF once execve() succeeded */
+    struct buf in;  /* client input not yet taken by the command */
     struct buf report;
     int64_t drain_deadline; /* after exit: give up waiting for EOF on the output */
     int64_t kill_deadline;  /* after a hangup: SIGKILL if it is still running */
@@ -131,8 +134,10 @@ struct conn {
     bool tcp_failed;     /* it failed: close the client once out drains, without its EOF */
     bool client_wr_shut; /* the server's EOF was passed on */
 
-    /* The PORTS_WATCH session */
-    bool watch_listed; /* the initial list was sent; from now on only changes */
+    /* The PORTS_WATCH and TTY_WATCH sessions */
+    bool watch_ttys;   /* a TTY_WATCH (else a PORTS_WATCH) */
+    bool watch_listed; /* the initial list (or time) was sent; from now on only changes */
+    int64_t ttys_sent; /* TTY_WATCH: the newest output time sent */
 };
 
 /* A listening TCP socket as PORTS_WATCH reports it. */
@@ -163,6 +168,7 @@ struct agent_state {
     struct port *ports; /* the last look at the listeners, sorted by port_cmp() */
     size_t nports;
     int64_t ports_next_scan;
+    int64_t ttys_next_scan;
 };
 
 extern struct agent_state agent;
@@ -231,3 +237,9 @@ void relay_settle(struct conn *c, int64_t now);
 /* Looks at the listeners when it is time and someone watches; lowers *next to the time of
  * the next look. */
 void ports_tick(int64_t now, int64_t *next);
+
+/* ---- agent-ttys.c: TTY_WATCH ---- */
+
+/* Looks at the terminals when it is time and someone watches; lowers *next to the time of the
+ * next look. */
+void ttys_tick(int64_t now, int64_t *next);

@@ -364,7 +364,7 @@ void ports_tick(int64_t now, int64_t *next)
 
     for (size_t i = 0; i < agent.nconns; i++) {
         const struct conn *c = agent.conns[i];
-        if (c->state == CONN_WATCH && c->fd >= 0) {
+        if (c->state == CONN_WATCH && !c->watch_ttys && c->fd >= 0) {
             watched = true;
             fresh |= !c->watch_listed;
         }
@@ -388,7 +388,7 @@ void ports_tick(int64_t now, int64_t *next)
         }
         for (size_t i = 0; i < agent.nconns; i++) {
             struct conn *c = agent.conns[i];
-            if (c->state != CONN_WATCH || c->fd < 0)
+            if (c->state != CONN_WATCH || c->watch_ttys || c->fd < 0)
                 continue;
             if (r < 0) {
                 conn_fail(c, now, "cannot read '/proc/net/tcp': %s", strerror(-r));

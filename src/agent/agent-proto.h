@@ -140,6 +140,21 @@
  *           reading (more than 4 MiB queued) is closed; reconnecting gives a
  *           fresh list.
  *
+ *   TTY_WATCH
+ *           client sends TTY_WATCH (empty; a payload is ignored) and nothing else;
+ *           any frame from the client yields ERROR and close. The watch ends when the
+ *           client closes (or half-closes) the connection.
+ *           Agent -> client: TTYS frames, 8 bytes each: the unix time in seconds
+ *           (u64 BE) of the newest output written to a terminal of the container
+ *           that the agent did not open itself (VS Code's terminals, a tmux under
+ *           an SSH session), 0 when there is none. The first TTYS comes at once, as
+ *           the starting point; later ones only when that time moved forward.
+ *           What agent.c does with the details: it looks at the mtime of each
+ *           /dev/pts/N (the kernel stamps it when output is written, at a
+ *           granularity of 8 s) every 5 s while at least one watch is open, and
+ *           not at all otherwise. The terminals of its own EXEC sessions (berth
+ *           terminals, SSH sessions) are left out: berthd counts those itself.
+ *
  * DATA (13) is reserved and unused: a relay carries raw bytes after CONNECTED.
  */
 #ifndef BERTH_AGENT_PROTO_H
@@ -169,6 +184,8 @@ enum agent_frame_type {
     AGENT_DATA = 13, /* reserved, unused */
     AGENT_CONNECTED = 14,
     AGENT_PORTS = 15,
+    AGENT_TTY_WATCH = 16,
+    AGENT_TTYS = 17,
 };
 
 enum agent_field_tag {

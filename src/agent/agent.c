@@ -15,6 +15,7 @@
  *   - agent-tunnel.c: TCP_CONNECT, a non-blocking connect() to a port inside the container,
  *     then the socket handed over (PASS_FD) or raw bytes relayed both ways;
  *   - agent-ports.c: PORTS_WATCH, the listeners in /proc/net/tcp{,6} as they change;
+ *   - agent-ttys.c: TTY_WATCH, when terminals the agent did not open last printed;
  *   - this file: the loop, one poll() over the listening socket, a signalfd and every
  *     connection's fds. As PID 1 it reaps every orphan, forwards signals to the image's own
  *     command, and on SIGTERM stops everything within about two seconds so a container stop
@@ -223,6 +224,7 @@ static int64_t agent_tick(int64_t now)
     if (agent.accept_resume > now && agent.accept_resume < next)
         next = agent.accept_resume;
     ports_tick(now, &next);
+    ttys_tick(now, &next);
 
     for (size_t i = 0; i < agent.nconns;) {
         struct conn *c = agent.conns[i];

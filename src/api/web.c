@@ -25,6 +25,7 @@
 
 #include "agent/agent-proto.h"
 #include "api/ide-activity.h"
+#include "api/ide-ttys.h"
 #include "proxy/proxy.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -62,6 +63,7 @@ struct web {
     char *vendor_dir;
     struct sse *clients;
     struct ide *ides;
+    struct ide_ttys *ttys; /* VS Code terminal output, while VS Code is open */
     uv_timer_t keepalive;
 };
 
@@ -74,6 +76,7 @@ struct web *web_new(struct ws_manager *m, const char *web_dir, const char *vendo
     w->store = ws_manager_store(m);
     w->web_dir = web_dir ? xstrdup(web_dir) : NULL;
     w->vendor_dir = vendor_dir ? xstrdup(vendor_dir) : NULL;
+    w->ttys = ide_ttys_new(m);
     uv_timer_init(uv_default_loop(), &w->keepalive);
     w->keepalive.data = w;
     uv_timer_start(&w->keepalive, on_keepalive, 15000, 15000);
@@ -420,12 +423,21 @@ static int ide_start(struct web *w, const struct ws_record *rec)
 }
 
 /* What the browser sends VS Code: its Regular messages are activity in the
- * workspace, its keep-alives are not (ide-activity.h). */
+ * workspace, its keep-alives are not (ide-activity.h). While it is open, the
+ * output of VS Code's terminals is activity too (ide-ttys.h). */
 struct ide_tap {
     struct ws_manager *m;
+    struct ide_ttys *ttys;
     char ws_id[25];
     struct ide_activity a;
 };
+
+static void ide_tap_free(void *data)
+{
+    struct ide_tap *t = data;
+    ide_ttys_release(t->ttys, t->ws_id);
+    free(t);
+}
 
 static void ide_tap_bytes(void *data, const char *bytes, size_t len)
 {
@@ -486,8 +498,10 @@ void web_ide(struct web *w, struct http_conn *c, struct http_request *req,
         }
         struct ide_tap *t = xcalloc(1, sizeof(*t));
         t->m = w->m;
+        t->ttys = w->ttys;
         snprintf(t->ws_id, sizeof(t->ws_id), "%s", rec->id);
-        proxy_forward_tapped(c, req, fd, q ? q + 4 : "/", ide_tap_bytes, free, t);
+        ide_ttys_hold(t->ttys, t->ws_id);
+        proxy_forward_tapped(c, req, fd, q ? q + 4 : "/", ide_tap_bytes, ide_tap_free, t);
         return;
     }
     if (!i) {

@@ -219,6 +219,7 @@ json_t *ws_json(struct ws_manager *m, const struct ws_record *r);
     X(WS_ACT_TERMINAL_INPUT, "terminal input")                                                     \
     X(WS_ACT_TERMINAL_OUTPUT, "terminal output")                                                   \
     X(WS_ACT_IDE, "VS Code")                                                                       \
+    X(WS_ACT_IDE_TERMINAL, "VS Code terminal output")                                              \
     X(WS_ACT_SSH, "SSH")                                                                           \
     X(WS_ACT_PORT, "a forwarded port")                                                             \
     X(WS_ACT_EXEC, "berth exec")                                                                   \

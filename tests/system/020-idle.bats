@@ -135,6 +135,59 @@ db() {
 	[ "$(jq -r .last_activity_kind <<<"$output")" = "a forwarded port" ]
 }
 
+# pty_printer WS SECONDS: a terminal that berth did not open (as VS Code's,
+# which code-server's node-pty makes), printing a line every second.
+pty_printer() {
+	"$BERTH" exec "$1" -- sh -c "setsid script -qfc 'for i in \$(seq $2); do echo out\$i; sleep 1; done' /dev/null </dev/null >/dev/null 2>&1 &"
+}
+
+@test "VS Code's terminal output keeps a workspace running while VS Code is open, and only then" {
+	ws=$(ws_name)
+	run_berth create "$IDLE_REPO" --name "$ws"
+	assert_success
+	id=$(ws_field "$ws" id)
+	# 30 s here: the kernel stamps a terminal's output time only every 8 s
+	run_berth idle "$ws" 30m
+	assert_success
+	# VS Code closed: output in a terminal nobody looks at keeps nothing alive
+	pty_printer "$ws" 300
+	wait_state "$ws" stopped stopping
+	run_berth events "$ws"
+	assert_output_contains "idle 30 min: stopping (last activity: berth exec"
+	wait_state "$ws" stopped
+	run_berth start "$ws"
+	assert_success
+	code=
+	for i in $(seq 1 120); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/$id/ide/")
+		[ "$code" = 200 ] || [ "$code" = 302 ] && break
+		sleep 0.5
+	done
+	echo "VS Code: $code"
+	[ "$code" = 200 ] || [ "$code" = 302 ]
+	# VS Code open, untouched, for longer than all that follows
+	node --experimental-websocket --no-warnings "$BATS_TEST_DIRNAME/ide-hold.mjs" \
+		"ws://${BERTH_SERVER#http://}/w/$id/ide/?reconnectionToken=t$RANDOM&reconnection=false&skipWebSocketFrames=false" \
+		"$BERTH_TOKEN" 200000 >"$BATS_TEST_TMPDIR/hold" 2>&1 &
+	hold=$!
+	# its terminal prints for 50 s, much longer than the timeout
+	pty_printer "$ws" 50
+	t0=$(date +%s)
+	while [ $(($(date +%s) - t0)) -lt 50 ]; do
+		assert_equal "$(ws_field "$ws" state)" running
+		sleep 2
+	done
+	run idle_json "$ws"
+	echo "$output"
+	[ "$(jq -r .last_activity_kind <<<"$output")" = "VS Code terminal output" ]
+	# the terminal is quiet now: the open tab does not keep the workspace
+	wait_state "$ws" stopped stopping
+	kill "$hold" 2>/dev/null || true
+	grep -q OPEN "$BATS_TEST_TMPDIR/hold"
+	run_berth events "$ws"
+	assert_output_contains "idle 30 min: stopping (last activity: VS Code terminal output"
+}
+
 @test "idle settings: the range, never only where the admin allows it, the user's default, the admin's maximum" {
 	ws=$(ws_name)
 	run_berth create "$IDLE_REPO" --name "$ws"
