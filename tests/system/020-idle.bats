@@ -3,15 +3,23 @@
 # idle "minute" lasts one second, so a 5-minute timeout is 5 s and its
 # warning comes 2.5 s after the last activity. What counts as activity is
 # what a person does or sees: terminal input and output, berth exec, a
-# forwarded port's requests (and VS Code's messages: the browser test). An
-# open terminal that shows nothing, and the clock of a berthd that restarted,
-# must not keep a workspace alive or stop it at once.
+# forwarded port's requests, SSH channel data, VS Code's terminal output
+# while VS Code is open (and VS Code's messages: the browser test). An open
+# terminal that shows nothing, an SSH client's keep-alives, and the clock of
+# a berthd that restarted must not keep a workspace alive or stop it at once.
 
 load helpers
 
 setup_file() {
-	start_berthd --test-idle-minute 1000
+	local port
+	port=$((33100 + RANDOM % 1000))
+	echo "$port" >"$BATS_FILE_TMPDIR/ssh.port"
+	start_berthd --test-idle-minute 1000 --ssh-listen "127.0.0.1:$port"
 	load_berthd_env
+	ssh-keygen -q -t ed25519 -N '' -C idle@test -f "$BATS_FILE_TMPDIR/id.key"
+	curl -sf -X POST -H "Authorization: Bearer $BERTH_TOKEN" -H 'Content-Type: application/json' \
+		--data-binary "$(jq -cn --rawfile k "$BATS_FILE_TMPDIR/id.key.pub" '{key: $k}')" \
+		"$BERTH_SERVER/api/v1/ssh-keys" >/dev/null
 	export IDLE_REPO
 	IDLE_REPO=$(make_repo idle)
 	cp "$BATS_TEST_DIRNAME/fixtures/proxy-echo.pl" "$IDLE_REPO/"
@@ -35,6 +43,16 @@ idle_json() {
 # term_url WS: the terminal WebSocket of a workspace.
 term_url() {
 	echo "ws://${BERTH_SERVER#http://}/api/v1/workspaces/$1/terminal?cols=80&rows=24"
+}
+
+# wssh WS COMMAND [SSH-OPTIONS...]: runs COMMAND in WS through the gateway,
+# with the admin's key.
+wssh() {
+	local ws=$1 cmd=$2
+	shift 2
+	timeout 300 ssh -F /dev/null -p "$(cat "$BATS_FILE_TMPDIR/ssh.port")" -o StrictHostKeyChecking=no \
+		-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o IdentitiesOnly=yes -o BatchMode=yes \
+		-i "$BATS_FILE_TMPDIR/id.key" "$@" "$ws@127.0.0.1" "$cmd"
 }
 
 db() {
@@ -133,6 +151,38 @@ db() {
 	assert_equal "$(ws_field "$ws" state)" running
 	run idle_json "$ws"
 	[ "$(jq -r .last_activity_kind <<<"$output")" = "a forwarded port" ]
+}
+
+@test "data on SSH channels keeps a workspace running; a quiet session's keep-alives do not" {
+	ws=$(ws_name)
+	run_berth create "$IDLE_REPO" --name "$ws"
+	assert_success
+	run_berth idle "$ws" 5m
+	assert_success
+	run wssh "$ws" 'for i in $(seq 12); do echo s$i; sleep 1; done'
+	assert_success
+	assert_output_contains s12
+	assert_equal "$(ws_field "$ws" state)" running
+	run idle_json "$ws"
+	[ "$(jq -r .last_activity_kind <<<"$output")" = SSH ]
+	# a session that shows nothing while its client sends a keep-alive every
+	# second (Remote-SSH sets ServerAliveInterval): it holds the connection,
+	# not the workspace. Two unanswered keep-alives would end the connection:
+	# the gateway answers them.
+	t0=$(date +%s)
+	wssh "$ws" 'sleep 200' -o ServerAliveInterval=1 -o ServerAliveCountMax=2 &
+	pid=$!
+	wait_state "$ws" stopped stopping
+	wait "$pid" || true
+	t1=$(date +%s)
+	ev=$("$BERTH" events "$ws" --json | jq -r '[.[] | select(.type == "idle")] | last | .time')
+	ev_s=$(date -d "$ev" +%s)
+	echo "ssh from $t0 to $t1, idle stop at $ev_s"
+	# the connection lasted until the stop: its keep-alives went on all along
+	[ "$t1" -ge "$ev_s" ]
+	[ $((ev_s - t0)) -ge 4 ]
+	run_berth events "$ws"
+	assert_output_contains "idle 5 min: stopping (last activity: SSH"
 }
 
 # pty_printer WS SECONDS: a terminal that berth did not open (as VS Code's,
