@@ -183,7 +183,8 @@ void conn_start_closing(struct conn *c, int64_t now)
  * reading the last frames. */
 bool conn_timed(const struct conn *c)
 {
-    return c->state == CONN_REQUEST || c->state == CONN_CONNECTING || c->state == CONN_CLOSING;
+    return c->state == CONN_AUTH || c->state == CONN_REQUEST || c->state == CONN_CONNECTING ||
+           c->state == CONN_CLOSING;
 }
 
 void conn_drop_client(struct conn *c, int64_t now)
@@ -252,6 +253,10 @@ static void conn_handle_frame(struct conn *c, int64_t now)
     }
     if (c->state == CONN_WATCH) {
         conn_fail(c, now, "unexpected frame type %u in a watch", type);
+        return;
+    }
+    if (c->state == CONN_AUTH) {
+        auth_handle_frame(c, type, c->payload, c->payload_len, now);
         return;
     }
     if (c->state != CONN_REQUEST)

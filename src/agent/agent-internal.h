@@ -6,6 +6,7 @@
  *   agent-tunnel.c  TCP_CONNECT: the connect() and the relay, or the socket handed over;
  *   agent-ports.c   PORTS_WATCH: the listeners in /proc/net/tcp{,6} and their owners;
  *   agent-ttys.c    TTY_WATCH: when the container's other terminals last printed;
+ *   agent-auth.c    the TCP listener and its handshake (AUTH);
  *   agent.c         the loop, PID 1's duties, main() and the git credential helper.
  * Every connection is a struct conn in agent.conns; the loop polls its fds and calls into the
  * part its state belongs to. Nothing here is thread-safe, and nothing needs to be.
@@ -75,6 +76,7 @@ void buf_consume(struct buf *b, size_t n);
 /* ---- connections ---- */
 
 enum conn_state {
+    CONN_AUTH,       /* TCP listener: waiting for the client's AUTH */
     CONN_REQUEST,    /* waiting for the request frame */
     CONN_SESSION,    /* an EXEC is running */
     CONN_CONNECTING, /* TCP_CONNECT: connect() in progress; client bytes are queued raw */
@@ -92,7 +94,8 @@ union inet_addr {
 struct conn {
     int fd; /* client socket, -1 once closed */
     enum conn_state state;
-    int64_t deadline; /* CONN_REQUEST: request timeout; CONN_CLOSING: stall timeout */
+    int64_t deadline; /* CONN_AUTH, CONN_REQUEST: request timeout; CONN_CLOSING: stall timeout */
+    unsigned char auth_nonce[32]; /* CONN_AUTH: the challenge sent */
 
     unsigned char hdr[AGENT_HEADER_SIZE]; /* frame being received */
     size_t hdr_got;
@@ -155,6 +158,9 @@ struct port {
 struct agent_state {
     const char *socket_path;
     int listen_fd;
+    int tcp_listen_fd;          /* --tcp: -1 without */
+    unsigned char auth_key[32]; /* --key: the workspace's secret */
+    const char *auth_id;        /* --id: the workspace's id */
     int signal_fd;
     struct conn **conns;
     size_t nconns, conns_cap;
@@ -243,3 +249,14 @@ void ports_tick(int64_t now, int64_t *next);
 /* Looks at the terminals when it is time and someone watches; lowers *next to the time of the
  * next look. */
 void ttys_tick(int64_t now, int64_t *next);
+
+/* ---- agent-auth.c: the TCP listener (AUTH) ---- */
+
+/* Reads the key (exactly 32 bytes) and listens on ADDR:PORT (IPv4, or [IPv6]:PORT); dies on
+ * failure. */
+void auth_setup(const char *tcp, const char *key_file, const char *id);
+/* A connection accepted on the TCP listener: AUTH_CHALLENGE goes out. */
+void auth_begin(struct conn *c, int64_t now);
+/* A frame of a connection in CONN_AUTH. */
+void auth_handle_frame(struct conn *c, unsigned type, const unsigned char *p, size_t n,
+                       int64_t now);

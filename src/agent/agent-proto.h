@@ -155,6 +155,23 @@
  *           not at all otherwise. The terminals of its own EXEC sessions (berth
  *           terminals, SSH sessions) are left out: berthd counts those itself.
  *
+ *   AUTH    only on the TCP listener (berth-agent --tcp ADDR:PORT --key FILE --id ID,
+ *           for workspaces that berthd reaches over a network, as on a cluster;
+ *           the unix socket, reachable only through berthd's own run directory,
+ *           has no handshake). Before any request:
+ *           agent -> client: AUTH_CHALLENGE, 32 bytes: a random nonce Na.
+ *           client -> agent: AUTH, 64 bytes: mac("berthd", Na, Nb) then its own
+ *           random nonce Nb.
+ *           agent -> client: AUTH_OK, 32 bytes: mac("agent", Nb, Na); or ERROR
+ *           ("authentication failed") and close.
+ *           mac() is agent-auth.h's keyed hash under the workspace's secret and
+ *           binds the workspace id, so a relay between the two, or another
+ *           workspace, can neither drive the agent nor pose as it. A client checks
+ *           AUTH_OK before it sends its request; then the session goes on as on
+ *           the unix socket. Any other frame before AUTH yields ERROR and close.
+ *           The handshake authenticates; it does not encrypt (the network's
+ *           encryption is the engine's: an encrypted overlay).
+ *
  * DATA (13) is reserved and unused: a relay carries raw bytes after CONNECTED.
  */
 #ifndef BERTH_AGENT_PROTO_H
@@ -186,6 +203,9 @@ enum agent_frame_type {
     AGENT_PORTS = 15,
     AGENT_TTY_WATCH = 16,
     AGENT_TTYS = 17,
+    AGENT_AUTH_CHALLENGE = 18,
+    AGENT_AUTH = 19,
+    AGENT_AUTH_OK = 20,
 };
 
 enum agent_field_tag {

@@ -16,6 +16,7 @@
  *     then the socket handed over (PASS_FD) or raw bytes relayed both ways;
  *   - agent-ports.c: PORTS_WATCH, the listeners in /proc/net/tcp{,6} as they change;
  *   - agent-ttys.c: TTY_WATCH, when terminals the agent did not open last printed;
+ *   - agent-auth.c: the TCP listener for berthd on another host, and its handshake;
  *   - this file: the loop, one poll() over the listening socket, a signalfd and every
  *     connection's fds. As PID 1 it reaps every orphan, forwards signals to the image's own
  *     command, and on SIGTERM stops everything within about two seconds so a container stop
@@ -45,7 +46,7 @@
 
 #include "agent-internal.h"
 
-struct agent_state agent = {.listen_fd = -1, .signal_fd = -1};
+struct agent_state agent = {.listen_fd = -1, .tcp_listen_fd = -1, .signal_fd = -1};
 
 /* ---- processes ---- */
 
@@ -185,10 +186,11 @@ static void agent_read_signals(int64_t now)
     }
 }
 
-static void agent_accept(int64_t now)
+/* Accepts on listen_fd; connections from the TCP listener (tcp) start with the handshake. */
+static void agent_accept(int listen_fd, bool tcp, int64_t now)
 {
     while (agent.nconns < AGENT_MAX_CONNS) {
-        int fd = accept4(agent.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
             /* Out of fds, the pending connection stays readable: without a pause the loop
              * would spin until some session ends. */
@@ -213,6 +215,8 @@ static void agent_accept(int64_t now)
             agent.conns = xrealloc(agent.conns, agent.conns_cap * sizeof(*agent.conns));
         }
         agent.conns[agent.nconns++] = c;
+        if (tcp)
+            auth_begin(c, now);
     }
 }
 
@@ -260,6 +264,7 @@ static int64_t agent_tick(int64_t now)
 
 enum watch_kind {
     WATCH_LISTEN,
+    WATCH_LISTEN_TCP,
     WATCH_SIGNAL,
     WATCH_CLIENT,
     WATCH_IN,
@@ -296,8 +301,10 @@ static void agent_build_watches(int64_t now)
 {
     nwatches = 0;
     watch(NULL, WATCH_SIGNAL, agent.signal_fd, POLLIN);
-    if (agent.nconns < AGENT_MAX_CONNS && now >= agent.accept_resume)
+    if (agent.nconns < AGENT_MAX_CONNS && now >= agent.accept_resume) {
         watch(NULL, WATCH_LISTEN, agent.listen_fd, POLLIN);
+        watch(NULL, WATCH_LISTEN_TCP, agent.tcp_listen_fd, POLLIN);
+    }
     for (size_t i = 0; i < agent.nconns; i++) {
         struct conn *c = agent.conns[i];
         /* A closing connection moves on (half-close, then linger for the client's EOF) in
@@ -309,8 +316,8 @@ static void agent_build_watches(int64_t now)
         short ev = flush ? POLLOUT : 0;
         /* A closing connection reads (and discards) only once all is sent: an EOF from a
          * client that half-closed must not cut off its EXIT. */
-        if (c->state == CONN_REQUEST || c->state == CONN_WATCH || c->wr_shut ||
-            (c->state == CONN_SESSION && buf_pending(&c->in) < AGENT_IN_LIMIT))
+        if (c->state == CONN_AUTH || c->state == CONN_REQUEST || c->state == CONN_WATCH ||
+            c->wr_shut || (c->state == CONN_SESSION && buf_pending(&c->in) < AGENT_IN_LIMIT))
             ev |= POLLIN;
         /* A relay stops reading a side whose bytes the other side does not take; once the
          * server's side broke, the client's bytes are read only to be dropped. */
@@ -353,7 +360,11 @@ static void agent_dispatch(size_t i, int64_t now)
         break;
     case WATCH_LISTEN:
         if (agent.listen_fd == w->fd)
-            agent_accept(now);
+            agent_accept(w->fd, false, now);
+        break;
+    case WATCH_LISTEN_TCP:
+        if (agent.tcp_listen_fd == w->fd)
+            agent_accept(w->fd, true, now);
         break;
     case WATCH_CLIENT:
         if (c->fd != w->fd)
@@ -479,7 +490,9 @@ static void agent_raise_nofile(void)
 
 static _noreturn_ void usage(void)
 {
-    fputs("usage: berth-agent [--socket PATH] [-- CMD ARGS...]\n", stderr);
+    fputs("usage: berth-agent [--socket PATH] [--tcp ADDR:PORT --key FILE --id ID] "
+          "[-- CMD ARGS...]\n",
+          stderr);
     exit(2);
 }
 
@@ -540,6 +553,7 @@ static int git_credential(int argc, char **argv)
 int main(int argc, char **argv)
 {
     const char *path = AGENT_DEFAULT_SOCKET;
+    const char *tcp = NULL, *key_file = NULL, *id = NULL;
     char **cmd = NULL;
 
     if (argc >= 2 && strcmp(argv[1], "git-credential") == 0)
@@ -552,6 +566,12 @@ int main(int argc, char **argv)
             break;
         } else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc) {
             path = argv[++i];
+        } else if (strcmp(argv[i], "--tcp") == 0 && i + 1 < argc) {
+            tcp = argv[++i];
+        } else if (strcmp(argv[i], "--key") == 0 && i + 1 < argc) {
+            key_file = argv[++i];
+        } else if (strcmp(argv[i], "--id") == 0 && i + 1 < argc) {
+            id = argv[++i];
         } else {
             usage();
         }
@@ -568,7 +588,11 @@ int main(int argc, char **argv)
     /* Outside a PID namespace (tests, other runtimes) orphans of sessions still come here. */
     if (getpid() != 1)
         (void)prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+    if ((tcp != NULL) != (key_file != NULL) || (tcp != NULL) != (id != NULL))
+        usage(); /* a TCP listener without its handshake is never what anyone wants */
     agent_listen(path);
+    if (tcp)
+        auth_setup(tcp, key_file, id);
     if (cmd)
         agent_start_command(cmd);
     agent_cloexec_inherited();

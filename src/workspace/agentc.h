@@ -42,6 +42,13 @@ void agentc_build_exec(struct buf *out, const struct agentc_exec *x);
 /* On the loop: writes an EXEC request to an agent connection. */
 void agentc_send_exec(uv_stream_t *s, const struct agentc_exec *x);
 
+/* The handshake of an agent's TCP listener (agent-proto.h, AUTH) on a
+ * connected fd: proves that berthd holds the workspace's key and checks the
+ * agent's proof, each read within timeout_ms. 0, or -errno with *reterr
+ * saying why; afterwards fd takes a request as on the unix socket. */
+int agentc_auth(int fd, const unsigned char key[32], const char *id, int timeout_ms,
+                struct berr **reterr);
+
 /* Connects to the agent in run_dir and checks it answers HELLO. */
 int agentc_hello(const char *run_dir, struct berr **reterr);
 
