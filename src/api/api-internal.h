@@ -22,6 +22,7 @@ struct api {
     struct auth *auth;
     struct sshd *sshd; /* NULL: the SSH gateway is off */
     bool engine_ok;
+    bool swarm; /* the engine is a Swarm manager: the cluster's nodes (nodes.c) */
 };
 
 /* The HTTP status for a -errno from a lower layer. */
@@ -45,6 +46,11 @@ bool api_accounts_route(struct api *a, struct http_conn *c, struct http_request 
 /* Routes under /ssh-keys and /ssh-host (sshkeys.c). Returns true when it answered. */
 bool api_sshkeys_route(struct api *a, struct http_conn *c, struct http_request *req,
                        const struct auth_user *user, const char *path);
+
+/* GET /admin/nodes and PATCH /admin/nodes/{node}: the cluster's nodes, for
+ * admins (nodes.c). Returns true when it answered. */
+bool api_nodes_route(struct api *a, struct http_conn *c, struct http_request *req,
+                     const struct auth_user *user, const char *path);
 
 /* GET/PUT /settings: the caller's idle timeout and dotfiles (settings.c).
  * Returns true when it answered. */

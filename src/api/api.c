@@ -94,6 +94,11 @@ void api_audit(struct api *a, const struct auth_user *user, const struct http_re
                     req ? req->peer : NULL);
 }
 
+void api_set_swarm(struct api *a, bool swarm)
+{
+    a->swarm = swarm;
+}
+
 void api_set_base_domain(struct api *a, const char *domain)
 {
     portproxy_set_base_domain(a->portproxy, domain);
@@ -168,6 +173,15 @@ static json_t *with_offset(json_t *ws, int64_t offset)
 static void create_workspace(struct api *a, struct http_conn *c, struct http_request *req,
                              const struct auth_user *user)
 {
+    if (a->swarm) {
+        /* the runtime that makes a workspace a service pinned to a node is not
+         * built (docs/cluster.md): a container on the manager would be no
+         * cluster's workspace */
+        http_respond_error(c, 501,
+                           "workspaces on a Swarm cluster are not built yet: this berthd shows "
+                           "and labels the cluster's nodes only (docs/cluster.md)");
+        return;
+    }
     json_t *body = api_parse_body(c, req);
     if (!body)
         return;
@@ -784,7 +798,7 @@ void api_handle(struct http_conn *c, struct http_request *req, void *data)
         image_metadata(a, c, req);
     } else if (!api_prebuilds_route(a, c, req, &user, p) &&
                !api_accounts_route(a, c, req, &user, p) &&
-               !api_sshkeys_route(a, c, req, &user, p) &&
+               !api_sshkeys_route(a, c, req, &user, p) && !api_nodes_route(a, c, req, &user, p) &&
                !api_settings_route(a, c, req, &user, p)) {
         http_respond_error(c, 404, "no route for %s %s", req->method, req->path);
     }

@@ -21,6 +21,9 @@ struct auth *api_auth(struct api *a);
 /* Whether berthd's engine answered its last health check (set by the daemon). */
 void api_set_engine_ok(struct api *a, bool ok);
 
+/* The engine is a Swarm manager (berthd --engine swarm+unix://). */
+void api_set_swarm(struct api *a, bool swarm);
+
 /* The domain of port subdomains, {port}-{ws}.DOMAIN (default "localhost"). */
 void api_set_base_domain(struct api *a, const char *domain);
 /* The SSH gateway that GET /workspaces/{ws}/ssh hands its streams to (NULL, the

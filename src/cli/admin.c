@@ -212,3 +212,111 @@ int cmd_admin_settings(struct client *c, const struct cli_args *a, struct berr *
         cmd_print_fields(settings);
     return 0;
 }
+
+/* `berth admin nodes`: the cluster's nodes and their load. */
+int cmd_admin_nodes(struct client *c, const struct cli_args *a, struct berr **reterr)
+{
+    _cleanup_(json_decrefp) json_t *resp = NULL;
+    int r = client_json(c, "GET", "/api/v1/admin/nodes", NULL, &resp, reterr);
+    if (r < 0)
+        return r;
+    if (a->json) {
+        cmd_print_json(resp);
+        return 0;
+    }
+    if (!json_is_true(json_object_get(resp, "cluster"))) {
+        printf("this berthd runs workspaces on one engine: no cluster, no nodes\n");
+        return 0;
+    }
+    const json_t *list = json_object_get(resp, "nodes");
+    _cleanup_strv_ struct strv cells = STRV_INIT;
+    strv_pushl(&cells, "NAME", "STATE", "AVAILABILITY", "ROLE", "ADDRESS", "CPUS", "MEMORY",
+               "TASKS", "LABELS", NULL);
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *n = json_array_get(list, i);
+        strv_push_owned(&cells, cmd_json_text(n, "name"));
+        strv_push_owned(&cells, cmd_json_text(n, "state"));
+        strv_push_owned(&cells, cmd_json_text(n, "availability"));
+        const char *role = cmd_json_str(n, "role", "-");
+        bool leader = json_is_true(json_object_get(n, "leader"));
+        strv_push_owned(&cells, xasprintf("%s%s", role, leader ? " (leader)" : ""));
+        strv_push_owned(&cells, cmd_json_text(n, "address"));
+        strv_push_owned(&cells, xasprintf("%g", json_number_value(json_object_get(n, "cpus"))));
+        json_int_t mem = json_integer_value(json_object_get(n, "memory_bytes"));
+        strv_push_owned(&cells, xasprintf("%.1f GiB", (double)mem / (1024.0 * 1024 * 1024)));
+        strv_push_owned(
+            &cells, xasprintf("%lld", (long long)json_integer_value(json_object_get(n, "tasks"))));
+        struct buf l = BUF_INIT;
+        const char *key;
+        json_t *value;
+        json_object_foreach (json_object_get(n, "labels"), key, value) {
+            if (l.len)
+                buf_add(&l, ",", 1);
+            buf_addf(&l, "%s=%s", key, json_string_value(value) ? json_string_value(value) : "");
+        }
+        strv_push_owned(&cells, l.len ? buf_detach(&l, NULL) : xstrdup("-"));
+        buf_release(&l);
+    }
+    cmd_print_table(&cells, 9);
+    return 0;
+}
+
+/* PATCH /admin/nodes/{node} with body; prints what the node is now. */
+static int node_patch(struct client *c, const struct cli_args *a, const char *node, json_t *body,
+                      struct berr **reterr)
+{
+    _cleanup_free_ char *path = xasprintf("/api/v1/admin/nodes/%s", node);
+    _cleanup_(json_decrefp) json_t *resp = NULL;
+    int r = client_json(c, "PATCH", path, body, &resp, reterr);
+    if (r < 0)
+        return r;
+    if (a->json) {
+        cmd_print_json(resp);
+        return 0;
+    }
+    cmd_print_fields(resp);
+    return 0;
+}
+
+/* `berth admin node label NODE key=value... key-...` */
+static int node_label(struct client *c, const struct cli_args *a, struct berr **reterr)
+{
+    const char *node = a->pos.v[1];
+    _cleanup_(json_decrefp) json_t *labels = json_object();
+    if (a->pos.n < 3)
+        return berr_make(reterr, EINVAL, "give the labels: KEY=VALUE to set, KEY- to remove");
+    for (size_t i = 2; i < a->pos.n; i++) {
+        const char *arg = a->pos.v[i];
+        const char *eq = strchr(arg, '=');
+        size_t len = strlen(arg);
+        if (eq && eq > arg) {
+            _cleanup_free_ char *key = xstrndup(arg, (size_t)(eq - arg));
+            json_object_set_new(labels, key, json_string(eq + 1));
+        } else if (!eq && len > 1 && arg[len - 1] == '-') {
+            _cleanup_free_ char *key = xstrndup(arg, len - 1);
+            json_object_set_new(labels, key, json_null());
+        } else {
+            return berr_make(reterr, EINVAL,
+                             "'%s': give KEY=VALUE to set a label or KEY- to remove it", arg);
+        }
+    }
+    _cleanup_(json_decrefp) json_t *body = json_pack("{s:O}", "labels", labels);
+    return node_patch(c, a, node, body, reterr);
+}
+
+/* `berth admin node label|drain|activate NODE ...` */
+int cmd_admin_node(struct client *c, const struct cli_args *a, struct berr **reterr)
+{
+    const char *verb = a->pos.v[0];
+    if (strcmp(verb, "label") == 0)
+        return node_label(c, a, reterr);
+    const char *availability = strcmp(verb, "drain") == 0      ? "drain"
+                               : strcmp(verb, "activate") == 0 ? "active"
+                                                               : NULL;
+    if (!availability)
+        return berr_make(reterr, EINVAL, "'%s': use label, drain or activate", verb);
+    if (a->pos.n != 2)
+        return berr_make(reterr, EINVAL, "give one node: berth admin node %s NODE", verb);
+    _cleanup_(json_decrefp) json_t *body = json_pack("{s:s}", "availability", availability);
+    return node_patch(c, a, a->pos.v[1], body, reterr);
+}

@@ -123,6 +123,8 @@ int cmd_admin_disable_user(struct client *c, const struct cli_args *a, struct be
 int cmd_admin_enable_user(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_admin_audit(struct client *c, const struct cli_args *a, struct berr **reterr);
 int cmd_admin_settings(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_admin_nodes(struct client *c, const struct cli_args *a, struct berr **reterr);
+int cmd_admin_node(struct client *c, const struct cli_args *a, struct berr **reterr);
 
 /* secrets.c */
 int cmd_gitcred_add(struct client *c, const struct cli_args *a, struct berr **reterr);

@@ -464,6 +464,19 @@ static const struct command commands[] = {
      .summary = "print the limits and what devcontainer.json may ask for, or change them "
                 "(ENTRY: privileged, capAdd:NAME, securityOpt:VALUE, network:NAME, "
                 "device:/PATH, bind:/PATH)"},
+    {.name = "admin nodes",
+     .run = cmd_admin_nodes,
+     .flags = REMOTE | F(JSON),
+     .synopsis = "[--json]",
+     .summary = "list the cluster's nodes: state, availability, resources, running tasks, labels"},
+    {.name = "admin node",
+     .run = cmd_admin_node,
+     .flags = REMOTE | F(JSON),
+     .min_args = 2,
+     .max_args = 34,
+     .synopsis = "label NODE KEY=VALUE|KEY-... | drain NODE | activate NODE [--json]",
+     .summary = "set (KEY=VALUE) or remove (KEY-) a cluster node's labels; drain it (no new "
+                "workspaces) or make it active again"},
 
     {.name = "version",
      .section = "berth",

@@ -24,6 +24,7 @@
 #include "util/seal.h"
 #include "daemon/supervise.h"
 #include "engine/engine.h"
+#include "engine/swarm.h"
 #include "http/server.h"
 #include "http/tls.h"
 #include "sshd/sshd.h"
@@ -69,6 +70,7 @@ struct daemon {
     long idle_timeout;   /* seconds; 0: the server's default */
     long idle_minute_ms; /* --test-idle-minute; 0: a real minute */
     bool embedded;       /* --engine embedded: always run our own podman service */
+    bool swarm;          /* --engine swarm+unix://: a Swarm manager's socket */
     bool reconciled;
     bool checking;
 };
@@ -101,7 +103,8 @@ static void usage(FILE *f)
                "  --engine URL         the Docker Engine API socket; default: DOCKER_HOST,\n"
                "                       /var/run/docker.sock, /run/podman/podman.sock, else a\n"
                "                       podman service that berthd runs itself ('embedded'\n"
-               "                       forces that)\n"
+               "                       forces that); swarm+unix:///PATH: a Swarm manager's\n"
+               "                       (its nodes only so far: docs/cluster.md)\n"
                "  --agent PATH         the berth-agent binary (default: beside berthd)\n"
                "  --default-image IMG  image for repositories without devcontainer.json\n"
                "                       (default " WS_DEFAULT_IMAGE ")\n"
@@ -452,8 +455,12 @@ int main(int argc, char **argv)
                 d.embedded = true;
             } else if (strncmp(v, "unix://", 7) == 0) {
                 d.engine_socket = xstrdup(v + 7);
+            } else if (strncmp(v, "swarm+unix://", 13) == 0) {
+                d.engine_socket = xstrdup(v + 13);
+                d.swarm = true;
             } else {
-                fprintf(stderr, "berthd: --engine must be unix:///path or 'embedded'\n");
+                fprintf(stderr, "berthd: --engine must be unix:///path, swarm+unix:///path (a "
+                                "Swarm manager's socket) or 'embedded'\n");
                 return 2;
             }
             i++;
@@ -567,6 +574,10 @@ int main(int argc, char **argv)
     if (choose_engine(&d) < 0)
         return 1;
     d.engine = engine_new(d.engine_socket);
+    if (d.swarm && swarm_check_manager(d.engine, &e) < 0) {
+        log_error("%s", berr_msg(e));
+        return 1;
+    }
     struct ws_manager_config mc = {.data_dir = d.data_dir,
                                    .agent_binary = d.agent_binary,
                                    .default_image = d.default_image,
@@ -586,6 +597,7 @@ int main(int argc, char **argv)
     d.api = api_new(d.manager, d.engine, d.web_dir, d.vendor_dir);
     if (d.base_domain)
         api_set_base_domain(d.api, d.base_domain);
+    api_set_swarm(d.api, d.swarm);
     _cleanup_free_ char *generated = NULL;
     r = auth_bootstrap(api_auth(d.api), &generated, &e);
     if (r < 0) {

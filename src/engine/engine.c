@@ -201,6 +201,12 @@ static int request_json(struct engine *e, const char *method, const char *path, 
     return 0;
 }
 
+int engine_call(struct engine *e, const char *method, const char *path, json_t *body, json_t **ret,
+                const char *what, struct berr **reterr)
+{
+    return request_json(e, method, path, body, ret, what, reterr);
+}
+
 static char *escape(const char *s)
 {
     CURL *c = curl_easy_init();

@@ -28,6 +28,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct engine *, engine_free)
 const char *engine_socket(const struct engine *e);
 
 int engine_ping(struct engine *e, struct berr **reterr);
+/* One request with a JSON body (may be NULL) and a JSON answer (ret may be
+ * NULL); a non-2xx answer is an error "what: the engine's message", with
+ * ENOENT for 404, EBUSY for 409, EINVAL for 400. For the API's other parts
+ * (swarm.c). */
+int engine_call(struct engine *e, const char *method, const char *path, json_t *body, json_t **ret,
+                const char *what, struct berr **reterr);
 
 /* -ENOENT when the image does not exist locally. *ret is the inspect JSON. */
 int engine_image_inspect(struct engine *e, const char *image, json_t **ret, struct berr **reterr);

@@ -1,0 +1,119 @@
+#!/usr/bin/env bats
+# berthd against the harness's Swarm (berthd --engine swarm+unix://): it takes a
+# manager's socket and nothing else, lists the nodes with their state and load
+# for admins, and changes their labels and availability in the Swarm itself.
+# Workspaces on the cluster are not built yet (docs/cluster.md): a create says so
+# and leaves nothing behind on the manager.
+
+load helpers
+
+ROOT=$(cd "$CLUSTER_DIR/../.." && pwd)
+BERTHD=${BERTHD:-$ROOT/build/src/daemon/berthd}
+BERTH=${BERTH:-$ROOT/build/src/cli/berth}
+
+setup_file() {
+	all_ready || "$CLUSTER" up >&3 2>&1
+	export RUN_ID="t$$"
+	export WORK="$BATS_FILE_TMPDIR"
+	local port i
+	for i in $(seq 1 20); do
+		port=$((20000 + RANDOM % 12000))
+		BERTH_ADMIN_PASSWORD=cluster-admin-pass "$BERTHD" --data "$WORK/data" \
+			--listen "127.0.0.1:$port" --ssh-listen "127.0.0.1:$((port + 1))" \
+			--engine "swarm+unix://$("$CLUSTER" sock 1)" >>"$WORK/berthd.log" 2>&1 3>&- &
+		echo $! >"$WORK/berthd.pid"
+		export BERTH_SERVER="http://127.0.0.1:$port"
+		for _ in $(seq 1 100); do
+			curl -sf "$BERTH_SERVER/api/v1/health" >/dev/null 2>&1 && break 2
+			kill -0 "$(cat "$WORK/berthd.pid")" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
+	done
+	curl -sf "$BERTH_SERVER/api/v1/health" >/dev/null
+	echo "$BERTH_SERVER" >"$WORK/url"
+	curl -sf -X POST -H 'Content-Type: application/json' \
+		--data-binary '{"username":"admin","password":"cluster-admin-pass","mode":"token","token_name":"t"}' \
+		"$BERTH_SERVER/api/v1/auth/login" | jq -r .token >"$WORK/token"
+}
+
+teardown_file() {
+	kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
+	dk 1 service rm "berth-test-$RUN_ID-load" >/dev/null 2>&1 || true
+	dk 1 node update --label-rm "berth-test-$RUN_ID" berth-node2 >/dev/null 2>&1 || true
+	dk 1 node update --availability active berth-node3 >/dev/null 2>&1 || true
+}
+
+setup() {
+	export BERTH_SERVER BERTH_TOKEN
+	BERTH_SERVER=$(cat "$WORK/url")
+	BERTH_TOKEN=$(cat "$WORK/token")
+}
+
+nodes_json() { "$BERTH" admin nodes --json; }
+
+@test "berthd takes a Swarm manager's socket only, and says what to use instead" {
+	run timeout 60 "$BERTHD" --data "$WORK/worker" --listen 127.0.0.1:$((20000 + RANDOM % 12000)) --ssh-listen none \
+		--engine "swarm+unix://$("$CLUSTER" sock 2)"
+	[ "$status" -ne 0 ]
+	[[ $output == *"is a Swarm worker: berthd needs a manager's socket"* ]]
+	run timeout 60 "$BERTHD" --data "$WORK/bad" --listen 127.0.0.1:1 --engine "swarm+tcp://x"
+	[ "$status" -eq 2 ]
+	[[ $output == *"swarm+unix:///path"* ]]
+}
+
+@test "berth admin nodes lists the three nodes with state, role, resources and load; for admins only" {
+	run "$BERTH" admin nodes
+	[ "$status" -eq 0 ]
+	echo "$output"
+	[[ $output == *"berth-node1  ready  active        manager (leader)  10.77.0.11"* ]]
+	[[ $output == *"berth-node2  ready  active        worker            10.77.0.12"* ]]
+	[[ $output == *"berth-node3  ready  active        worker            10.77.0.13"* ]]
+	[ "$(nodes_json | jq '[.nodes[] | select(.cpus > 0 and .memory_bytes > 0)] | length')" = 3 ]
+	# a task pinned to node2 shows as its load
+	before=$(nodes_json | jq '.nodes[] | select(.name == "berth-node2") | .tasks')
+	service_pinned "berth-test-$RUN_ID-load" berth-node2 bridge load
+	wait_until 90 "node2 counts the task" \
+		sh -c "[ \$('$BERTH' admin nodes --json | jq '.nodes[] | select(.name == \"berth-node2\") | .tasks') -gt $before ]"
+	# another user sees nothing of it
+	pw=$("$BERTH" admin create-user "cl$RUN_ID" | sed -n 's/^password: //p')
+	tok=$(curl -sf -X POST -H 'Content-Type: application/json' \
+		--data-binary "{\"username\":\"cl$RUN_ID\",\"password\":\"$pw\",\"mode\":\"token\",\"token_name\":\"t\"}" \
+		"$BERTH_SERVER/api/v1/auth/login" | jq -r .token)
+	run curl -s -w ' %{http_code}' -H "Authorization: Bearer $tok" "$BERTH_SERVER/api/v1/admin/nodes"
+	[[ $output == *"only admins"*" 403" ]]
+}
+
+@test "labels and availability set with berth admin node reach the Swarm" {
+	key="berth-test-$RUN_ID"
+	run "$BERTH" admin node label berth-node2 "$key=yes"
+	[ "$status" -eq 0 ]
+	[ "$(dk 1 node inspect --format "{{index .Spec.Labels \"$key\"}}" berth-node2)" = yes ]
+	run "$BERTH" admin node label berth-node2 "$key-"
+	[ "$status" -eq 0 ]
+	[ -z "$(dk 1 node inspect --format "{{index .Spec.Labels \"$key\"}}" berth-node2)" ]
+	run "$BERTH" admin node drain berth-node3
+	[ "$status" -eq 0 ]
+	[ "$(dk 1 node inspect --format '{{.Spec.Availability}}' berth-node3)" = drain ]
+	[ "$(nodes_json | jq -r '.nodes[] | select(.name == "berth-node3") | .availability')" = drain ]
+	run "$BERTH" admin node activate berth-node3
+	[ "$status" -eq 0 ]
+	[ "$(dk 1 node inspect --format '{{.Spec.Availability}}' berth-node3)" = active ]
+	# bad input: a clear message, nothing changed
+	run "$BERTH" admin node label nosuch a=b
+	[ "$status" -ne 0 ]
+	[[ $output == *"no node 'nosuch' in the Swarm"* ]]
+	run "$BERTH" admin node label berth-node2 "=x"
+	[ "$status" -ne 0 ]
+	[[ $output == *"KEY=VALUE"* ]]
+	run "$BERTH" admin audit
+	[[ $output == *"admin.node.update"* ]]
+}
+
+@test "a workspace create says that workspaces on the cluster are not built yet, and makes nothing" {
+	before=$(dk 1 ps -aq | wc -l)
+	run "$BERTH" create /nonexistent/repo --name cl-ws
+	[ "$status" -ne 0 ]
+	[[ $output == *"workspaces on a Swarm cluster are not built yet"* ]]
+	[ "$(dk 1 ps -aq | wc -l)" = "$before" ]
+}
