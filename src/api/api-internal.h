@@ -18,7 +18,7 @@ struct api {
     struct portproxy *portproxy;
     struct creds *creds;
     struct store *store;
-    struct engine *engine;
+    struct runtime *rt;
     struct auth *auth;
     struct sshd *sshd; /* NULL: the SSH gateway is off */
     bool engine_ok;

@@ -50,13 +50,13 @@ static void on_ports_change(const char *ws_id, void *data)
     web_ports_changed(a->web, rec.owner, rec.id, ports_list_json(a->ports, &rec));
 }
 
-struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web_dir,
+struct api *api_new(struct ws_manager *m, struct runtime *rt, const char *web_dir,
                     const char *vendor_dir)
 {
     struct api *a = xcalloc(1, sizeof(*a));
     a->m = m;
     a->store = ws_manager_store(m);
-    a->engine = engine;
+    a->rt = rt;
     a->auth = auth_new(a->store);
     a->terms = terminals_new(m);
     a->web = web_new(m, web_dir, vendor_dir);
@@ -625,7 +625,7 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
 
 struct image_job {
     uv_work_t work;
-    struct engine *engine;
+    struct runtime *rt;
     struct http_conn *conn; /* NULL once the client hung up */
     char *image;
     json_t *answer;
@@ -637,7 +637,7 @@ static void image_job_run(uv_work_t *w)
 {
     struct image_job *j = (struct image_job *)w;
     json_t *info = NULL;
-    j->r = engine_image_inspect(j->engine, j->image, &info, &j->e);
+    j->r = rt_image_inspect(j->rt, j->image, &info, &j->e);
     if (j->r < 0)
         return;
     json_t *cfg = json_object_get(info, "Config");
@@ -685,7 +685,7 @@ static void image_metadata(struct api *a, struct http_conn *c, struct http_reque
         return;
     }
     struct image_job *j = xcalloc(1, sizeof(*j));
-    j->engine = a->engine;
+    j->rt = a->rt;
     j->conn = c;
     j->image = TAKE_PTR(image);
     http_conn_on_close(c, image_job_conn_closed, j);

@@ -4,14 +4,14 @@
 
 #include <stdbool.h>
 
-#include "engine/engine.h"
+#include "engine/runtime.h"
 #include "http/server.h"
 #include "workspace/workspace.h"
 
 struct api;
 
 /* web_dir and vendor_dir: see web_new(); may be NULL. */
-struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web_dir,
+struct api *api_new(struct ws_manager *m, struct runtime *rt, const char *web_dir,
                     const char *vendor_dir);
 void api_free(struct api *a);
 

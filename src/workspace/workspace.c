@@ -120,14 +120,14 @@ char *ws_files_dir(struct ws_manager *m, const char *id)
     return xasprintf("%s/workspaces/%s", m->data_dir, id);
 }
 
-int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
+int ws_manager_new(uv_loop_t *loop, struct store *store, struct runtime *rt,
                    const struct ws_manager_config *cfg, struct ws_manager **ret,
                    struct berr **reterr)
 {
     struct ws_manager *m = xcalloc(1, sizeof(*m));
     m->loop = loop;
     m->store = store;
-    m->engine = engine;
+    m->rt = rt;
     m->data_dir = xstrdup(cfg->data_dir);
     m->agent_dir = xasprintf("%s/agent", cfg->data_dir);
     m->default_image = xstrdup(cfg->default_image ? cfg->default_image : WS_DEFAULT_IMAGE);

@@ -20,14 +20,14 @@
 #include <stdbool.h>
 #include <uv.h>
 
-#include "engine/engine.h"
+#include "engine/runtime.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/strv.h"
 
 #define WS_DEFAULT_IMAGE "localhost/berth/base:bookworm"
-#define WS_LABEL_MANAGED "berth.managed"
-#define WS_LABEL_ID "berth.workspace"
+#define WS_LABEL_MANAGED RT_LABEL_MANAGED
+#define WS_LABEL_ID RT_LABEL_ID
 
 #define WS_STATES(X)                                                                               \
     X(WS_CREATING, "creating", true)                                                               \
@@ -70,7 +70,7 @@ struct ws_manager_config {
     int64_t idle_minute_ms;
 };
 
-int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
+int ws_manager_new(uv_loop_t *loop, struct store *store, struct runtime *rt,
                    const struct ws_manager_config *cfg, struct ws_manager **ret,
                    struct berr **reterr);
 /* Stops accepting jobs; running jobs finish on their own. */
