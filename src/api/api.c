@@ -420,11 +420,11 @@ static void exec_command(struct api *a, struct http_conn *c, struct http_request
         http_respond_error(c, 409, "workspace '%s' is %s, not running", rec->name, rec->state);
         return;
     }
-    _cleanup_free_ char *run = ws_run_dir(a->m, rec->id);
-    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
-    if (fd < 0) {
+    int fd = -1;
+    int r = ws_agent_connect(a->m, rec->id, &fd, NULL);
+    if (r < 0) {
         json_decref(body);
-        http_respond_error(c, 502, "cannot reach the workspace agent: %s", strerror(-fd));
+        http_respond_error(c, 502, "cannot reach the workspace agent: %s", strerror(-r));
         return;
     }
     /* the owner's secrets first, so the request's env can override them */

@@ -11,6 +11,7 @@
 #include "util/clock.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
+#include "workspace/workspace.h"
 
 static void put_field(struct buf *b, enum agent_field_tag tag, const void *data, size_t len)
 {
@@ -72,17 +73,16 @@ static int read_full(int fd, void *data, size_t len, int timeout_ms)
     return 0;
 }
 
-static int connect_agent(const char *run_dir, struct berr **reterr)
+static int connect_agent(struct ws_manager *m, const char *id, struct berr **reterr)
 {
-    int fd = unix_connect_nofollow(run_dir, AGENT_SOCKET_NAME);
-    if (fd < 0)
-        return berr_make(reterr, -fd, "cannot connect to the workspace agent: %s", strerror(-fd));
-    return fd;
+    int fd = -1;
+    int r = ws_agent_connect(m, id, &fd, reterr);
+    return r < 0 ? r : fd;
 }
 
-int agentc_hello(const char *run_dir, struct berr **reterr)
+int agentc_hello(struct ws_manager *m, const char *id, struct berr **reterr)
 {
-    _cleanup_close_ int fd = connect_agent(run_dir, reterr);
+    _cleanup_close_ int fd = connect_agent(m, id, reterr);
     if (fd < 0)
         return fd;
     unsigned char h[AGENT_HEADER_SIZE];
@@ -97,12 +97,12 @@ int agentc_hello(const char *run_dir, struct berr **reterr)
     return 0;
 }
 
-int agentc_wait_ready(const char *run_dir, int timeout_ms, struct berr **reterr)
+int agentc_wait_ready(struct ws_manager *m, const char *id, int timeout_ms, struct berr **reterr)
 {
     long long deadline = mono_ms() + timeout_ms;
     for (;;) {
         struct berr *e = NULL;
-        int r = agentc_hello(run_dir, &e);
+        int r = agentc_hello(m, id, &e);
         if (r == 0)
             return 0;
         if (mono_ms() >= deadline) {
@@ -118,10 +118,10 @@ int agentc_wait_ready(const char *run_dir, int timeout_ms, struct berr **reterr)
     }
 }
 
-int agentc_run(const char *run_dir, const struct agentc_exec *x, agentc_output_cb cb,
-               void *userdata, int *ret_status, struct berr **reterr)
+int agentc_run(struct ws_manager *m, const char *id, const struct agentc_exec *x,
+               agentc_output_cb cb, void *userdata, int *ret_status, struct berr **reterr)
 {
-    _cleanup_close_ int fd = connect_agent(run_dir, reterr);
+    _cleanup_close_ int fd = connect_agent(m, id, reterr);
     if (fd < 0)
         return fd;
     _cleanup_buf_ struct buf req = BUF_INIT;

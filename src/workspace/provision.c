@@ -325,8 +325,7 @@ int step_start_container(struct job_ctx *x, struct berr **reterr)
     r = rt_ws_start(x->m->rt, x->rec.container_id, reterr);
     if (r < 0)
         return r;
-    _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
-    r = agentc_wait_ready(run, WS_AGENT_TIMEOUT_MS, reterr);
+    r = agentc_wait_ready(x->m, x->rec.id, WS_AGENT_TIMEOUT_MS, reterr);
     if (r < 0) {
         struct rt_ws_info info = {0};
         if (rt_ws_inspect(x->m->rt, x->rec.container_id, &info, NULL) == 0) {

@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "agent/agent-proto.h"
 #include "git/git.h"
 #include "store/accounts.h"
 #include "util/fs.h"
@@ -118,6 +119,16 @@ char *ws_run_dir(struct ws_manager *m, const char *id)
 char *ws_files_dir(struct ws_manager *m, const char *id)
 {
     return xasprintf("%s/workspaces/%s", m->data_dir, id);
+}
+
+int ws_agent_connect(struct ws_manager *m, const char *id, int *ret_fd, struct berr **reterr)
+{
+    _cleanup_free_ char *run = ws_run_dir(m, id);
+    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
+    if (fd < 0)
+        return berr_make(reterr, -fd, "cannot connect to the workspace agent: %s", strerror(-fd));
+    *ret_fd = fd;
+    return 0;
 }
 
 int ws_manager_new(uv_loop_t *loop, struct store *store, struct runtime *rt,

@@ -129,6 +129,10 @@ bool ws_is_busy(struct ws_manager *m, const char *id);
 
 /* The host path of the workspace's run dir (agent socket); newly allocated. */
 char *ws_run_dir(struct ws_manager *m, const char *id);
+/* Connects to the agent of workspace id: *ret_fd is a stream that speaks
+ * agent/agent-proto.h, the caller's to close. On one host that is the
+ * agent's socket in the run dir. -errno when the agent cannot be reached. */
+int ws_agent_connect(struct ws_manager *m, const char *id, int *ret_fd, struct berr **reterr);
 
 /* Brings the store and the engine into agreement after a restart. */
 void ws_manager_reconcile(struct ws_manager *m);
