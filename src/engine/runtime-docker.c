@@ -92,7 +92,7 @@ static void host_options(const struct rt_ws_spec *s, json_t *host)
     json_object_set_new(host, "Tmpfs", tmpfs);
 }
 
-static json_t *container_body(const struct rt_ws_spec *s)
+json_t *runtime_docker_body(const struct rt_ws_spec *s)
 {
     /* berth-agent is the container's init (it reaps and forwards signals), so
      * "init": true needs no second one */
@@ -111,7 +111,7 @@ static json_t *container_body(const struct rt_ws_spec *s)
 static int docker_ws_create(void *data, const struct rt_ws_spec *spec, char **ret_id,
                             struct berr **reterr)
 {
-    json_t *body = container_body(spec);
+    json_t *body = runtime_docker_body(spec);
     int r = engine_container_create(data, spec->name, body, ret_id, reterr);
     json_decref(body);
     return r;

@@ -141,6 +141,9 @@ struct runtime {
 /* The runtime of one host's engine, which it borrows (e outlives it). */
 struct runtime *runtime_docker_new(struct engine *e);
 struct runtime *runtime_free(struct runtime *rt);
+/* The Docker API ContainerConfig that the docker runtime's ws_create sends
+ * for spec (new reference); for tests. */
+json_t *runtime_docker_body(const struct rt_ws_spec *spec);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct runtime *, runtime_free)
 
 static inline int rt_ws_create(struct runtime *rt, const struct rt_ws_spec *spec, char **ret_id,
