@@ -18,11 +18,12 @@ struct api {
     struct portproxy *portproxy;
     struct creds *creds;
     struct store *store;
-    struct engine *engine;
+    struct runtime *rt;
     struct auth *auth;
     struct sshd *sshd; /* NULL: the SSH gateway is off */
     bool engine_ok;
-    bool swarm; /* the engine is a Swarm manager: the cluster's nodes (nodes.c) */
+    struct engine
+        *swarm; /* a Swarm manager's engine: the cluster's nodes (nodes.c); NULL on one engine */
 };
 
 /* The HTTP status for a -errno from a lower layer. */

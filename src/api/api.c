@@ -50,13 +50,13 @@ static void on_ports_change(const char *ws_id, void *data)
     web_ports_changed(a->web, rec.owner, rec.id, ports_list_json(a->ports, &rec));
 }
 
-struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web_dir,
+struct api *api_new(struct ws_manager *m, struct runtime *rt, const char *web_dir,
                     const char *vendor_dir)
 {
     struct api *a = xcalloc(1, sizeof(*a));
     a->m = m;
     a->store = ws_manager_store(m);
-    a->engine = engine;
+    a->rt = rt;
     a->auth = auth_new(a->store);
     a->terms = terminals_new(m);
     a->web = web_new(m, web_dir, vendor_dir);
@@ -94,9 +94,9 @@ void api_audit(struct api *a, const struct auth_user *user, const struct http_re
                     req ? req->peer : NULL);
 }
 
-void api_set_swarm(struct api *a, bool swarm)
+void api_set_swarm(struct api *a, struct engine *manager)
 {
-    a->swarm = swarm;
+    a->swarm = manager;
 }
 
 void api_set_base_domain(struct api *a, const char *domain)
@@ -434,11 +434,11 @@ static void exec_command(struct api *a, struct http_conn *c, struct http_request
         http_respond_error(c, 409, "workspace '%s' is %s, not running", rec->name, rec->state);
         return;
     }
-    _cleanup_free_ char *run = ws_run_dir(a->m, rec->id);
-    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
-    if (fd < 0) {
+    int fd = -1;
+    int r = ws_agent_connect(a->m, rec->id, &fd, NULL);
+    if (r < 0) {
         json_decref(body);
-        http_respond_error(c, 502, "cannot reach the workspace agent: %s", strerror(-fd));
+        http_respond_error(c, 502, "cannot reach the workspace agent: %s", strerror(-r));
         return;
     }
     /* the owner's secrets first, so the request's env can override them */
@@ -639,7 +639,7 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
 
 struct image_job {
     uv_work_t work;
-    struct engine *engine;
+    struct runtime *rt;
     struct http_conn *conn; /* NULL once the client hung up */
     char *image;
     json_t *answer;
@@ -651,7 +651,7 @@ static void image_job_run(uv_work_t *w)
 {
     struct image_job *j = (struct image_job *)w;
     json_t *info = NULL;
-    j->r = engine_image_inspect(j->engine, j->image, &info, &j->e);
+    j->r = rt_image_inspect(j->rt, j->image, &info, &j->e);
     if (j->r < 0)
         return;
     json_t *cfg = json_object_get(info, "Config");
@@ -699,7 +699,7 @@ static void image_metadata(struct api *a, struct http_conn *c, struct http_reque
         return;
     }
     struct image_job *j = xcalloc(1, sizeof(*j));
-    j->engine = a->engine;
+    j->rt = a->rt;
     j->conn = c;
     j->image = TAKE_PTR(image);
     http_conn_on_close(c, image_job_conn_closed, j);

@@ -4,14 +4,14 @@
 
 #include <stdbool.h>
 
-#include "engine/engine.h"
+#include "engine/runtime.h"
 #include "http/server.h"
 #include "workspace/workspace.h"
 
 struct api;
 
 /* web_dir and vendor_dir: see web_new(); may be NULL. */
-struct api *api_new(struct ws_manager *m, struct engine *engine, const char *web_dir,
+struct api *api_new(struct ws_manager *m, struct runtime *rt, const char *web_dir,
                     const char *vendor_dir);
 void api_free(struct api *a);
 
@@ -21,8 +21,9 @@ struct auth *api_auth(struct api *a);
 /* Whether berthd's engine answered its last health check (set by the daemon). */
 void api_set_engine_ok(struct api *a, bool ok);
 
-/* The engine is a Swarm manager (berthd --engine swarm+unix://). */
-void api_set_swarm(struct api *a, bool swarm);
+/* The engine is a Swarm manager (berthd --engine swarm+unix://); NULL: one engine. */
+struct engine;
+void api_set_swarm(struct api *a, struct engine *manager);
 
 /* The domain of port subdomains, {port}-{ws}.DOMAIN (default "localhost"). */
 void api_set_base_domain(struct api *a, const char *domain);

@@ -114,10 +114,10 @@ static void request_written(uv_write_t *wr, int status)
 
 static void session_open(struct tty_watch *w)
 {
-    _cleanup_free_ char *run = ws_run_dir(w->owner->m, w->ws_id);
-    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
-    if (fd < 0) {
-        log_debug("workspace %s: no terminal watch: the agent does not answer", w->ws_id);
+    int fd = -1;
+    _cleanup_berr_ struct berr *e = NULL;
+    if (ws_agent_connect(w->owner->m, w->ws_id, &fd, &e) < 0) {
+        log_debug("workspace %s: no terminal watch: %s", w->ws_id, berr_msg(e));
         return;
     }
     struct tty_session *s = xcalloc(1, sizeof(*s));

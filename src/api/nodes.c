@@ -85,7 +85,7 @@ static void nodes_job_done(uv_work_t *w, int status)
 
 static void nodes_job_start(struct api *a, struct http_conn *c, struct nodes_job *j)
 {
-    j->engine = a->engine;
+    j->engine = a->swarm;
     j->conn = c;
     http_conn_on_close(c, nodes_job_conn_closed, j);
     uv_queue_work(uv_default_loop(), &j->work, nodes_job_run, nodes_job_done);

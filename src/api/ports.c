@@ -303,9 +303,8 @@ static void watch_written(uv_write_t *wr, int status)
 
 static void watch_start(struct ports *p, const struct ws_record *r)
 {
-    _cleanup_free_ char *run = ws_run_dir(p->m, r->id);
-    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
-    if (fd < 0)
+    int fd = -1;
+    if (ws_agent_connect(p->m, r->id, &fd, NULL) < 0)
         return;
     struct watch *w = xcalloc(1, sizeof(*w));
     w->owner = p;
@@ -872,8 +871,8 @@ static char *bound_elsewhere(const struct watch *w, int port)
 
 void ports_connect(struct ports *p, const char *ws_id, int port, ports_connected_cb cb, void *data)
 {
-    _cleanup_free_ char *run = ws_run_dir(p->m, ws_id);
-    _cleanup_close_ int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
+    _cleanup_close_ int fd = -1;
+    (void)ws_agent_connect(p->m, ws_id, &fd, NULL);
     /* the port, then the field PASS_FD (empty): the socket itself, no relay */
     unsigned char frame[AGENT_HEADER_SIZE + 2 + 5] = {0};
     agent_put_header(frame, AGENT_TCP_CONNECT, 2 + 5);

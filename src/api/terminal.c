@@ -343,10 +343,10 @@ static void attach(struct term *t, struct http_conn *c, const struct http_reques
 static struct term *term_open(struct terminals *set, const struct ws_record *rec, const char *user,
                               const struct strv *argv, unsigned cols, unsigned rows, int *ret_err)
 {
-    _cleanup_free_ char *run = ws_run_dir(set->m, rec->id);
-    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
-    if (fd < 0) {
-        *ret_err = fd;
+    int fd = -1;
+    int r = ws_agent_connect(set->m, rec->id, &fd, NULL);
+    if (r < 0) {
+        *ret_err = r;
         return NULL;
     }
     struct term *t = xcalloc(1, sizeof(*t));

@@ -389,9 +389,10 @@ static int ide_start(struct web *w, const struct ws_record *rec)
         return -errno;
     (void)unlinkat(dfd, IDE_SOCKET, 0);
     close(dfd);
-    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
-    if (fd < 0)
-        return fd;
+    int fd = -1;
+    int r = ws_agent_connect(w->m, rec->id, &fd, NULL);
+    if (r < 0)
+        return r;
     struct ide *i = xcalloc(1, sizeof(*i));
     i->web = w;
     i->ws_id = xstrdup(rec->id);

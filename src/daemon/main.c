@@ -25,6 +25,7 @@
 #include "daemon/supervise.h"
 #include "engine/engine.h"
 #include "engine/swarm.h"
+#include "engine/runtime.h"
 #include "http/server.h"
 #include "http/tls.h"
 #include "sshd/sshd.h"
@@ -52,6 +53,7 @@ struct daemon {
     struct sshd *sshd;
     struct store *store;
     struct engine *engine;
+    struct runtime *rt; /* the engine's: where workspaces run */
     struct supervisor *supervisor;
     struct ws_manager *manager;
     struct api *api;
@@ -578,12 +580,13 @@ int main(int argc, char **argv)
         log_error("%s", berr_msg(e));
         return 1;
     }
+    d.rt = runtime_docker_new(d.engine);
     struct ws_manager_config mc = {.data_dir = d.data_dir,
                                    .agent_binary = d.agent_binary,
                                    .default_image = d.default_image,
                                    .ide_dir = d.ide_dir,
                                    .idle_minute_ms = d.idle_minute_ms};
-    if (ws_manager_new(d.loop, d.store, d.engine, &mc, &d.manager, &e) < 0) {
+    if (ws_manager_new(d.loop, d.store, d.rt, &mc, &d.manager, &e) < 0) {
         log_error("%s", berr_msg(e));
         return 1;
     }
@@ -594,10 +597,10 @@ int main(int argc, char **argv)
         d.web_dir = find_web_dir();
     if (!d.vendor_dir)
         d.vendor_dir = xasprintf("%s/web-vendor/node_modules", d.data_dir);
-    d.api = api_new(d.manager, d.engine, d.web_dir, d.vendor_dir);
+    d.api = api_new(d.manager, d.rt, d.web_dir, d.vendor_dir);
     if (d.base_domain)
         api_set_base_domain(d.api, d.base_domain);
-    api_set_swarm(d.api, d.swarm);
+    api_set_swarm(d.api, d.swarm ? d.engine : NULL);
     _cleanup_free_ char *generated = NULL;
     r = auth_bootstrap(api_auth(d.api), &generated, &e);
     if (r < 0) {

@@ -453,9 +453,8 @@ static int start_exec(struct chan *ch, const char *command, bool sftp)
     _cleanup_ws_record_ struct ws_record rec = {0};
     if (ensure_running(c, ch, &rec) < 0)
         return SSH_ERROR;
-    _cleanup_free_ char *run = ws_run_dir(c->d->m, rec.id);
-    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
-    if (fd < 0) {
+    int fd = -1;
+    if (ws_agent_connect(c->d->m, rec.id, &fd, NULL) < 0) {
         write_stderr(ch, "berth: cannot reach the workspace agent\r\n");
         return SSH_ERROR;
     }
@@ -666,9 +665,8 @@ static int agent_tcp_connect(struct conn *c, const char *host, int port)
     bool numeric = inet_pton(AF_INET, host, a6) == 1 || inet_pton(AF_INET6, host, a6) == 1;
     if (!numeric && strcmp(host, "localhost") != 0)
         return -1;
-    _cleanup_free_ char *run = ws_run_dir(c->d->m, rec.id);
-    _cleanup_close_ int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
-    if (fd < 0)
+    _cleanup_close_ int fd = -1;
+    if (ws_agent_connect(c->d->m, rec.id, &fd, NULL) < 0)
         return -1;
     _cleanup_buf_ struct buf p = BUF_INIT;
     unsigned char pb[2] = {(unsigned char)(port >> 8), (unsigned char)port};

@@ -4,6 +4,7 @@
 #include "util/fs.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
@@ -93,6 +94,31 @@ int64_t disk_usage(const char *path)
     int64_t total = du_total;
     pthread_mutex_unlock(&lock);
     return r < 0 ? -errno : total;
+}
+
+int read_full(int fd, void *data, size_t len, int timeout_ms)
+{
+    char *p = data;
+    while (len) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int r = poll(&pf, 1, timeout_ms);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            return -ETIMEDOUT;
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -errno;
+        if (n == 0)
+            return -EPIPE;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 int write_all(int fd, const void *data, size_t len)

@@ -18,6 +18,9 @@ int chown_r(const char *path, uid_t uid, gid_t gid);
 /* The bytes path and everything below it take on disk (not crossing mount
  * points), or -errno. */
 int64_t disk_usage(const char *path);
+/* Reads exactly len bytes, waiting at most timeout_ms in total (-1: forever).
+ * 0, -EPIPE at EOF, -ETIMEDOUT or -errno. */
+int read_full(int fd, void *data, size_t len, int timeout_ms);
 /* Writes all of data to fd, retrying short writes and EINTR. 0 or -errno. */
 int write_all(int fd, const void *data, size_t len);
 /* Reads a whole file of at most max bytes into out. -EFBIG past the limit. */

@@ -127,7 +127,7 @@ void do_start(struct job_ctx *x)
     r = step_config(x, x->rec.devcontainer_path, &cfg, &e);
     if (r == 0) {
         json_t *image = NULL;
-        if (engine_image_inspect(x->m->engine, x->rec.image, &image, NULL) == 0)
+        if (rt_image_inspect(x->m->rt, x->rec.image, &image, NULL) == 0)
             dc_merge_image_metadata(&cfg, image_label(image, "devcontainer.metadata"));
         json_decref(image);
         /* the create-time commands a stop cut short, from the one it cut,
@@ -181,7 +181,7 @@ void do_interrupt(struct job_ctx *x)
     if (!x->rec.container_id)
         return;
     _cleanup_berr_ struct berr *e = NULL;
-    if (engine_container_stop(x->m->engine, x->rec.container_id, WS_STOP_TIMEOUT_S, &e) < 0)
+    if (rt_ws_stop(x->m->rt, x->rec.container_id, WS_STOP_TIMEOUT_S, &e) < 0)
         log_error("workspace '%s': cannot stop the container to interrupt its lifecycle "
                   "commands: %s",
                   x->rec.name, berr_msg(e));
@@ -192,7 +192,7 @@ void do_stop(struct job_ctx *x)
     _cleanup_berr_ struct berr *e = NULL;
     if (x->rec.container_id) {
         jevent(x, "container", "stopping container");
-        int r = engine_container_stop(x->m->engine, x->rec.container_id, WS_STOP_TIMEOUT_S, &e);
+        int r = rt_ws_stop(x->m->rt, x->rec.container_id, WS_STOP_TIMEOUT_S, &e);
         if (r < 0 && r != -ENOENT) {
             job_set_state(x, WS_FAILED, berr_msg(e));
             return;
@@ -230,7 +230,7 @@ void do_rebuild(struct job_ctx *x)
             *fields[i] = TAKE_PTR(before[i]);
         }
         if (x->rec.container_id)
-            (void)engine_container_stop(x->m->engine, x->rec.container_id, WS_STOP_TIMEOUT_S, NULL);
+            (void)rt_ws_stop(x->m->rt, x->rec.container_id, WS_STOP_TIMEOUT_S, NULL);
         _cleanup_free_ char *msg =
             xasprintf("%s (the previous container is kept, stopped: start it as it was, or fix "
                       "this and rebuild)",

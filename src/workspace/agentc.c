@@ -8,10 +8,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "agent/agent-auth.h"
 #include "util/clock.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
+#include "workspace/workspace.h"
 
 static void put_field(struct buf *b, enum agent_field_tag tag, const void *data, size_t len)
 {
@@ -46,103 +46,16 @@ void agentc_build_exec(struct buf *out, const struct agentc_exec *x)
     buf_release(&p);
 }
 
-/* Reads exactly len bytes, waiting at most timeout_ms in total (-1: forever).
- * Returns 0, -EPIPE at EOF, -ETIMEDOUT or -errno. */
-static int read_full(int fd, void *data, size_t len, int timeout_ms)
+static int connect_agent(struct ws_manager *m, const char *id, struct berr **reterr)
 {
-    char *p = data;
-    while (len) {
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        int r = poll(&pf, 1, timeout_ms);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -errno;
-        if (r == 0)
-            return -ETIMEDOUT;
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -errno;
-        if (n == 0)
-            return -EPIPE;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    int fd = -1;
+    int r = ws_agent_connect(m, id, &fd, reterr);
+    return r < 0 ? r : fd;
 }
 
-static int connect_agent(const char *run_dir, struct berr **reterr)
+int agentc_hello(struct ws_manager *m, const char *id, struct berr **reterr)
 {
-    int fd = unix_connect_nofollow(run_dir, AGENT_SOCKET_NAME);
-    if (fd < 0)
-        return berr_make(reterr, -fd, "cannot connect to the workspace agent: %s", strerror(-fd));
-    return fd;
-}
-
-/* Reads one frame of at most max payload bytes into payload; its type and
- * length go to *ret_type and *ret_len. */
-static int read_frame(int fd, unsigned char *payload, size_t max, int timeout_ms,
-                      unsigned *ret_type, size_t *ret_len)
-{
-    unsigned char h[AGENT_HEADER_SIZE];
-    int r = read_full(fd, h, sizeof(h), timeout_ms);
-    if (r < 0)
-        return r;
-    uint32_t len = agent_get_u32(h + 4);
-    if (len > max)
-        return -EPROTO;
-    r = read_full(fd, payload, len, timeout_ms);
-    if (r < 0)
-        return r;
-    *ret_type = h[0];
-    *ret_len = len;
-    return 0;
-}
-
-int agentc_auth(int fd, const unsigned char key[32], const char *id, int timeout_ms,
-                struct berr **reterr)
-{
-    unsigned char challenge[256], mine[AGENT_NONCE_SIZE];
-    unsigned type;
-    size_t len;
-    int r = read_frame(fd, challenge, sizeof(challenge), timeout_ms, &type, &len);
-    if (r < 0)
-        return berr_make(reterr, -r, "the workspace agent sent no challenge: %s", strerror(-r));
-    if (type != AGENT_AUTH_CHALLENGE || len != AGENT_NONCE_SIZE)
-        return berr_make(reterr, EPROTO, "the workspace agent sent frame type %u, not a challenge",
-                         type);
-    unsigned char msg[AGENT_HEADER_SIZE + AGENT_MAC_SIZE + AGENT_NONCE_SIZE];
-    randombytes_buf(mine, sizeof(mine));
-    agent_put_header(msg, AGENT_AUTH, AGENT_MAC_SIZE + AGENT_NONCE_SIZE);
-    agent_auth_mac(msg + AGENT_HEADER_SIZE, key, "berthd", id, challenge, mine);
-    memcpy(msg + AGENT_HEADER_SIZE + AGENT_MAC_SIZE, mine, sizeof(mine));
-    r = write_all(fd, msg, sizeof(msg));
-    unsigned char answer[1024];
-    if (r == 0)
-        r = read_frame(fd, answer, sizeof(answer) - 1, timeout_ms, &type, &len);
-    if (r < 0)
-        return berr_make(reterr, -r, "the workspace agent did not answer the handshake: %s",
-                         strerror(-r));
-    if (type == AGENT_ERROR) {
-        answer[len] = 0;
-        return berr_make(reterr, EACCES, "the workspace agent refused the handshake: %s",
-                         (const char *)answer);
-    }
-    unsigned char want[AGENT_MAC_SIZE];
-    agent_auth_mac(want, key, "agent", id, mine, challenge);
-    if (type != AGENT_AUTH_OK || len != AGENT_MAC_SIZE || crypto_verify_32(want, answer) != 0)
-        return berr_make(reterr, EACCES,
-                         "the workspace agent's proof is wrong: it is not the agent of "
-                         "workspace %s",
-                         id);
-    return 0;
-}
-
-int agentc_hello(const char *run_dir, struct berr **reterr)
-{
-    _cleanup_close_ int fd = connect_agent(run_dir, reterr);
+    _cleanup_close_ int fd = connect_agent(m, id, reterr);
     if (fd < 0)
         return fd;
     unsigned char h[AGENT_HEADER_SIZE];
@@ -157,12 +70,12 @@ int agentc_hello(const char *run_dir, struct berr **reterr)
     return 0;
 }
 
-int agentc_wait_ready(const char *run_dir, int timeout_ms, struct berr **reterr)
+int agentc_wait_ready(struct ws_manager *m, const char *id, int timeout_ms, struct berr **reterr)
 {
     long long deadline = mono_ms() + timeout_ms;
     for (;;) {
         struct berr *e = NULL;
-        int r = agentc_hello(run_dir, &e);
+        int r = agentc_hello(m, id, &e);
         if (r == 0)
             return 0;
         if (mono_ms() >= deadline) {
@@ -178,10 +91,10 @@ int agentc_wait_ready(const char *run_dir, int timeout_ms, struct berr **reterr)
     }
 }
 
-int agentc_run(const char *run_dir, const struct agentc_exec *x, agentc_output_cb cb,
-               void *userdata, int *ret_status, struct berr **reterr)
+int agentc_run(struct ws_manager *m, const char *id, const struct agentc_exec *x,
+               agentc_output_cb cb, void *userdata, int *ret_status, struct berr **reterr)
 {
-    _cleanup_close_ int fd = connect_agent(run_dir, reterr);
+    _cleanup_close_ int fd = connect_agent(m, id, reterr);
     if (fd < 0)
         return fd;
     _cleanup_buf_ struct buf req = BUF_INIT;

@@ -49,14 +49,16 @@ void agentc_send_exec(uv_stream_t *s, const struct agentc_exec *x);
 int agentc_auth(int fd, const unsigned char key[32], const char *id, int timeout_ms,
                 struct berr **reterr);
 
-/* Connects to the agent in run_dir and checks it answers HELLO. */
-int agentc_hello(const char *run_dir, struct berr **reterr);
+struct ws_manager;
+
+/* Connects to workspace id's agent (ws_agent_connect) and checks it answers HELLO. */
+int agentc_hello(struct ws_manager *m, const char *id, struct berr **reterr);
 
 /* Waits until the agent answers, for up to timeout_ms. */
-int agentc_wait_ready(const char *run_dir, int timeout_ms, struct berr **reterr);
+int agentc_wait_ready(struct ws_manager *m, const char *id, int timeout_ms, struct berr **reterr);
 
 /* Runs a command and waits for it; *ret_status is its exit status. */
-int agentc_run(const char *run_dir, const struct agentc_exec *x, agentc_output_cb cb,
-               void *userdata, int *ret_status, struct berr **reterr);
+int agentc_run(struct ws_manager *m, const char *id, const struct agentc_exec *x,
+               agentc_output_cb cb, void *userdata, int *ret_status, struct berr **reterr);
 
 #endif

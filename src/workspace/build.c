@@ -128,7 +128,7 @@ static char *build_key(const char *tar, const char *const *parts, size_t n)
 static bool image_exists(const struct wsb *b, const char *tag)
 {
     json_t *info = NULL;
-    if (engine_image_inspect(b->engine, tag, &info, NULL) < 0)
+    if (rt_image_inspect(b->rt, tag, &info, NULL) < 0)
         return false;
     json_decref(info);
     return true;
@@ -211,7 +211,7 @@ int wsb_dockerfile(const struct wsb *b, json_t *build, char **ret_image, struct 
                                   .target = target,
                                   .buildargs = buildargs,
                                   .labels = labels};
-        r = engine_image_build(b->engine, tar, &eb, b->log, b->data, reterr);
+        r = rt_image_build(b->rt, tar, &eb, b->log, b->data, reterr);
         json_decref(labels);
     }
     json_decref(buildargs);
@@ -609,7 +609,7 @@ int wsb_features(const struct wsb *b, json_t *features, json_t *override_order,
         r = dc_feature_order(ids, after, override_order, &order, reterr);
     if (r < 0)
         goto out;
-    if (engine_image_inspect(b->engine, base_image, &base, reterr) < 0) {
+    if (rt_image_inspect(b->rt, base_image, &base, reterr) < 0) {
         r = -ENOENT;
         goto out;
     }
@@ -685,7 +685,7 @@ int wsb_features(const struct wsb *b, json_t *features, json_t *override_order,
         json_t *labels =
             json_pack("{s:s, s:s}", "berth.managed", "1", "devcontainer.metadata", meta_text);
         struct engine_build eb = {.tag = tag, .dockerfile = "Dockerfile", .labels = labels};
-        r = engine_image_build(b->engine, tar, &eb, b->log, b->data, reterr);
+        r = rt_image_build(b->rt, tar, &eb, b->log, b->data, reterr);
         json_decref(labels);
         if (r < 0)
             berr_wrap(reterr, "installing the features failed");

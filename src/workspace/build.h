@@ -17,11 +17,11 @@
 
 #include <jansson.h>
 
-#include "engine/engine.h"
+#include "engine/runtime.h"
 #include "util/err.h"
 
 struct wsb {
-    struct engine *engine;
+    struct runtime *rt;
     const char *repo_dir;   /* the checkout on the host */
     const char *config_rel; /* the devcontainer.json, relative to repo_dir */
     const char *work_dir;   /* scratch space, removed by the caller */

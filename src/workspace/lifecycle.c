@@ -76,7 +76,6 @@ static int exec_in_env(struct job_ctx *x, const struct strv *argv, const struct 
                        const char *user, const char *prefix, struct buf *capture, int *ret_status,
                        struct berr **reterr)
 {
-    _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
     struct out_ctx o = {.x = x,
                         .prefix = prefix,
                         .partial = BUF_INIT,
@@ -89,7 +88,7 @@ static int exec_in_env(struct job_ctx *x, const struct strv *argv, const struct 
                              .user = user,
                              .timeout_ms = x->limits.timeout_ms,
                              .input = x->limits.input};
-    int r = agentc_run(run, &ex, exec_output_cb, &o, ret_status, reterr);
+    int r = agentc_run(x->m, x->rec.id, &ex, exec_output_cb, &o, ret_status, reterr);
     if (prefix)
         flush_lines(&o, true);
     if (capture)

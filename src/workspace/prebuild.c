@@ -314,9 +314,9 @@ static void prebuild_discard(struct ws_manager *m, struct ws_record *pb)
     if (used)
         return;
     _cleanup_free_ char *img = image_name(pb->id);
-    (void)engine_image_remove(m->engine, img, NULL);
+    (void)rt_image_remove(m->rt, img, NULL);
     _cleanup_free_ char *cname = xasprintf("berth-%s", pb->id);
-    (void)engine_container_remove(m->engine, cname, true, NULL);
+    (void)rt_ws_remove(m->rt, cname, NULL);
     _cleanup_free_ char *files = ws_files_dir(m, pb->id);
     _cleanup_free_ char *run = ws_run_dir(m, pb->id);
     (void)rm_rf(files);
@@ -469,12 +469,12 @@ void do_prebuild(struct job_ctx *x)
     if (r == 0) {
         runtime_set(x, "base_image", json_string(x->rec.image));
         jevent(x, "prebuild", "saving the container's filesystem as '%s'", img);
-        r = engine_container_stop(x->m->engine, x->rec.container_id, WS_STOP_TIMEOUT_S, &e);
+        r = rt_ws_stop(x->m->rt, x->rec.container_id, WS_STOP_TIMEOUT_S, &e);
         _cleanup_free_ char *tag = xstrdup(img);
         char *colon = strrchr(tag, ':');
         *colon = 0;
         if (r == 0)
-            r = engine_container_commit(x->m->engine, x->rec.container_id, tag, colon + 1, &e);
+            r = rt_ws_commit(x->m->rt, x->rec.container_id, tag, colon + 1, &e);
     }
     remove_container(x);
     remove_volumes(x);
@@ -490,12 +490,12 @@ void do_prebuild(struct job_ctx *x)
     _cleanup_free_ char *files = ws_files_dir(x->m, x->rec.id);
     int64_t size = disk_usage(files);
     json_t *info = NULL;
-    if (engine_image_inspect(x->m->engine, img, &info, NULL) == 0) {
+    if (rt_image_inspect(x->m->rt, img, &info, NULL) == 0) {
         json_t *base = NULL;
         _cleanup_free_ char *base_name = rt_string(&x->rec, "base_image");
         int64_t total = json_integer_value(json_object_get(info, "Size"));
         int64_t below = 0;
-        if (base_name && engine_image_inspect(x->m->engine, base_name, &base, NULL) == 0)
+        if (base_name && rt_image_inspect(x->m->rt, base_name, &base, NULL) == 0)
             below = json_integer_value(json_object_get(base, "Size"));
         if (total > below)
             size += total - below;
@@ -629,7 +629,7 @@ void prebuild_reconcile(struct ws_manager *m)
         if (strcmp(p->state, "building") == 0) {
             log_info("reconcile: prebuild '%s' was cut short by a restart: discarded", p->id);
             _cleanup_free_ char *cname = xasprintf("berth-%s", p->id);
-            (void)engine_container_remove(m->engine, cname, true, NULL);
+            (void)rt_ws_remove(m->rt, cname, NULL);
             _cleanup_free_ char *files = ws_files_dir(m, p->id);
             _cleanup_free_ char *run = ws_run_dir(m, p->id);
             (void)rm_rf(files);

@@ -176,7 +176,7 @@ static int step_image(struct job_ctx *x, json_t **ret, struct berr **reterr)
 {
     const char *image = x->rec.image;
     struct berr *e = NULL;
-    int r = engine_image_inspect(x->m->engine, image, ret, &e);
+    int r = rt_image_inspect(x->m->rt, image, ret, &e);
     if (r == 0)
         return 0;
     if (r != -ENOENT) {
@@ -189,9 +189,9 @@ static int step_image(struct job_ctx *x, json_t **ret, struct berr **reterr)
     berr_free(e);
     e = NULL;
     jevent(x, "image", "pulling image '%s'", image);
-    r = engine_image_pull(x->m->engine, image, pull_line_cb, x, &e);
+    r = rt_image_pull(x->m->rt, image, pull_line_cb, x, &e);
     if (r == 0)
-        r = engine_image_inspect(x->m->engine, image, ret, &e);
+        r = rt_image_inspect(x->m->rt, image, ret, &e);
     if (r < 0) {
         int code = berr_make(reterr, ENOENT, "image '%s' not found and could not be pulled: %s",
                              image, berr_msg(e));
@@ -241,7 +241,7 @@ static int builder_open(struct job_ctx *x, struct wsb *b, char **ret_work, char 
     int r = mkdir_p(*ret_work, 0700);
     if (r < 0)
         return berr_make(reterr, -r, "cannot create '%s'", *ret_work);
-    *b = (struct wsb){.engine = x->m->engine,
+    *b = (struct wsb){.rt = x->m->rt,
                       .repo_dir = *ret_repo,
                       .config_rel = x->rec.devcontainer_path,
                       .work_dir = *ret_work,
@@ -311,7 +311,7 @@ static int step_features(struct job_ctx *x, struct dc_config *cfg, json_t **imag
     adopt_image(x, tag);
     json_decref(*image);
     *image = NULL;
-    return engine_image_inspect(x->m->engine, x->rec.image, image, reterr);
+    return rt_image_inspect(x->m->rt, x->rec.image, image, reterr);
 }
 
 /* Starts the container and waits for its agent. */
@@ -322,19 +322,16 @@ int step_start_container(struct job_ctx *x, struct berr **reterr)
     int r = prebuild_mount(x, reterr);
     if (r < 0)
         return r;
-    r = engine_container_start(x->m->engine, x->rec.container_id, reterr);
+    r = rt_ws_start(x->m->rt, x->rec.container_id, reterr);
     if (r < 0)
         return r;
-    _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
-    r = agentc_wait_ready(run, WS_AGENT_TIMEOUT_MS, reterr);
+    r = agentc_wait_ready(x->m, x->rec.id, WS_AGENT_TIMEOUT_MS, reterr);
     if (r < 0) {
-        json_t *info = NULL;
-        if (engine_container_inspect(x->m->engine, x->rec.container_id, &info, NULL) == 0) {
-            const char *status = NULL;
-            (void)json_unpack(info, "{s:{s:s}}", "State", "Status", &status);
-            if (status && strcmp(status, "running") != 0)
-                berr_wrap(reterr, "the container is '%s'", status);
-            json_decref(info);
+        struct rt_ws_info info = {0};
+        if (rt_ws_inspect(x->m->rt, x->rec.container_id, &info, NULL) == 0) {
+            if (info.status && strcmp(info.status, "running") != 0)
+                berr_wrap(reterr, "the container is '%s'", info.status);
+            rt_ws_info_release(&info);
         }
         return r;
     }
@@ -391,7 +388,6 @@ int provision(struct job_ctx *x, const char *requested_path, struct berr **reter
     struct dc_run_options opts = {0};
     json_t *image = NULL;
     _cleanup_free_ char *run = ws_run_dir(x->m, x->rec.id);
-    _cleanup_free_ char *name = xasprintf("berth-%s", x->rec.id);
     _cleanup_free_ char *failure = NULL;
     int r = step_config(x, requested_path, &cfg, reterr);
     if (r < 0)
@@ -446,11 +442,9 @@ int provision(struct job_ctx *x, const char *requested_path, struct berr **reter
     /* from a prebuild: its committed image, with what onCreateCommand wrote */
     if (x->from)
         set_field(&x->rec.image, x->from->image);
-    json_t *config = container_config(x, &cfg, &opts, image);
     char *cid = NULL;
     jevent(x, "container", "creating container from '%s'", x->rec.image);
-    r = engine_container_create(x->m->engine, name, config, &cid, reterr);
-    json_decref(config);
+    r = container_create(x, &cfg, &opts, image, &cid, reterr);
     if (r < 0)
         goto out;
     set_field(&x->rec.container_id, cid);

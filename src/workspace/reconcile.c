@@ -65,15 +65,11 @@ void ws_manager_reconcile(struct ws_manager *m)
             break;
         case WS_RUNNING: {
             do_resume = false;
-            json_t *info = NULL;
+            struct rt_ws_info info = {0};
             struct berr *ce = NULL;
-            int rc = r->container_id
-                         ? engine_container_inspect(m->engine, r->container_id, &info, &ce)
-                         : -ENOENT;
-            int running = 0;
-            if (rc == 0)
-                (void)json_unpack(info, "{s:{s:b}}", "State", "Running", &running);
-            json_decref(info);
+            int rc = r->container_id ? rt_ws_inspect(m->rt, r->container_id, &info, &ce) : -ENOENT;
+            bool running = rc == 0 && info.running;
+            rt_ws_info_release(&info);
             berr_free(ce);
             if (rc == -ENOENT || (rc == 0 && !running)) {
                 struct ws_record copy;
@@ -113,19 +109,15 @@ void ws_manager_reconcile(struct ws_manager *m)
     }
 
     /* containers labelled as Berth's that no workspace owns */
-    json_t *containers = NULL;
+    struct rt_ws_entry *containers = NULL;
+    size_t n_containers = 0;
     _cleanup_berr_ struct berr *le = NULL;
-    if (engine_container_list(m->engine, WS_LABEL_MANAGED "=1", &containers, &le) < 0) {
+    if (rt_ws_list(m->rt, WS_LABEL_MANAGED "=1", &containers, &n_containers, &le) < 0) {
         log_error("reconcile: %s", berr_msg(le));
     } else {
-        size_t ci;
-        json_t *c;
-        json_array_foreach (containers, ci, c) {
-            const char *cid = json_string_value(json_object_get(c, "Id"));
-            const char *wid =
-                json_string_value(json_object_get(json_object_get(c, "Labels"), WS_LABEL_ID));
-            if (!cid)
-                continue;
+        for (size_t ci = 0; ci < n_containers; ci++) {
+            const char *cid = containers[ci].id;
+            const char *wid = containers[ci].ws_id;
             /* only this data dir's containers: the run dir bind tells */
             bool known = false;
             for (size_t i = 0; wid && i < n; i++)
@@ -133,22 +125,18 @@ void ws_manager_reconcile(struct ws_manager *m)
                     known = true;
             _cleanup_free_ char *run = wid ? ws_run_dir(m, wid) : NULL;
             bool ours = false;
-            json_t *mounts = json_object_get(c, "Mounts");
-            size_t mi;
-            json_t *mt;
-            json_array_foreach (mounts, mi, mt) {
-                const char *src = json_string_value(json_object_get(mt, "Source"));
-                if (src && run && strcmp(src, run) == 0)
+            const struct strv *sources = &containers[ci].mount_sources;
+            for (size_t mi = 0; run && mi < sources->n; mi++)
+                if (strcmp(sources->v[mi], run) == 0)
                     ours = true;
-            }
             if (!known && ours) {
                 log_info("reconcile: removing container %.12s of unknown workspace '%s'", cid,
                          wid ? wid : "?");
-                (void)engine_container_remove(m->engine, cid, true, NULL);
+                (void)rt_ws_remove(m->rt, cid, NULL);
             }
         }
     }
-    json_decref(containers);
+    rt_ws_entries_free(containers, n_containers);
     for (size_t i = 0; i < n; i++)
         ws_record_release(&list[i]);
     free(list);

@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "agent/agent-proto.h"
 #include "git/git.h"
 #include "store/accounts.h"
 #include "util/fs.h"
@@ -120,14 +121,24 @@ char *ws_files_dir(struct ws_manager *m, const char *id)
     return xasprintf("%s/workspaces/%s", m->data_dir, id);
 }
 
-int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
+int ws_agent_connect(struct ws_manager *m, const char *id, int *ret_fd, struct berr **reterr)
+{
+    _cleanup_free_ char *run = ws_run_dir(m, id);
+    int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
+    if (fd < 0)
+        return berr_make(reterr, -fd, "cannot connect to the workspace agent: %s", strerror(-fd));
+    *ret_fd = fd;
+    return 0;
+}
+
+int ws_manager_new(uv_loop_t *loop, struct store *store, struct runtime *rt,
                    const struct ws_manager_config *cfg, struct ws_manager **ret,
                    struct berr **reterr)
 {
     struct ws_manager *m = xcalloc(1, sizeof(*m));
     m->loop = loop;
     m->store = store;
-    m->engine = engine;
+    m->rt = rt;
     m->data_dir = xstrdup(cfg->data_dir);
     m->agent_dir = xasprintf("%s/agent", cfg->data_dir);
     m->default_image = xstrdup(cfg->default_image ? cfg->default_image : WS_DEFAULT_IMAGE);

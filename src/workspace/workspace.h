@@ -20,14 +20,14 @@
 #include <stdbool.h>
 #include <uv.h>
 
-#include "engine/engine.h"
+#include "engine/runtime.h"
 #include "store/store.h"
 #include "util/err.h"
 #include "util/strv.h"
 
 #define WS_DEFAULT_IMAGE "localhost/berth/base:bookworm"
-#define WS_LABEL_MANAGED "berth.managed"
-#define WS_LABEL_ID "berth.workspace"
+#define WS_LABEL_MANAGED RT_LABEL_MANAGED
+#define WS_LABEL_ID RT_LABEL_ID
 
 #define WS_STATES(X)                                                                               \
     X(WS_CREATING, "creating", true)                                                               \
@@ -70,7 +70,7 @@ struct ws_manager_config {
     int64_t idle_minute_ms;
 };
 
-int ws_manager_new(uv_loop_t *loop, struct store *store, struct engine *engine,
+int ws_manager_new(uv_loop_t *loop, struct store *store, struct runtime *rt,
                    const struct ws_manager_config *cfg, struct ws_manager **ret,
                    struct berr **reterr);
 /* Stops accepting jobs; running jobs finish on their own. */
@@ -129,6 +129,10 @@ bool ws_is_busy(struct ws_manager *m, const char *id);
 
 /* The host path of the workspace's run dir (agent socket); newly allocated. */
 char *ws_run_dir(struct ws_manager *m, const char *id);
+/* Connects to the agent of workspace id: *ret_fd is a stream that speaks
+ * agent/agent-proto.h, the caller's to close. On one host that is the
+ * agent's socket in the run dir. -errno when the agent cannot be reached. */
+int ws_agent_connect(struct ws_manager *m, const char *id, int *ret_fd, struct berr **reterr);
 
 /* Brings the store and the engine into agreement after a restart. */
 void ws_manager_reconcile(struct ws_manager *m);

@@ -8,7 +8,7 @@
  *   actions.c    what each action does (create, start, stop, rebuild, delete);
  *   provision.c  the pipeline a create or rebuild runs: clone, config, image
  *                (pull, build, features), container, agent, files, lifecycle;
- *   container.c  the server's policy and the engine's container spec;
+ *   container.c  the server's policy and the runtime's workspace spec;
  *   lifecycle.c  running commands in the container: exec through the agent,
  *                the remote environment, lifecycle hooks, extensions;
  *   reconcile.c  bringing the store and the engine together after a restart;
@@ -37,7 +37,7 @@ struct ws_log_follower;
 struct ws_manager {
     uv_loop_t *loop;
     struct store *store;
-    struct engine *engine;
+    struct runtime *rt; /* borrowed */
     char *data_dir;
     char *agent_dir; /* holds berth-agent; mounted read-only */
     char *default_image;
@@ -173,8 +173,10 @@ void policy_release(struct policy *pol);
  * deleting the workspace finds and removes them. */
 int create_volumes(struct job_ctx *x, const struct dc_run_options *o, struct berr **reterr);
 void remove_volumes(struct job_ctx *x);
-json_t *container_config(struct job_ctx *x, const struct dc_config *cfg,
-                         const struct dc_run_options *opts, json_t *image);
+/* Creates the workspace's container through the runtime (*ret_id: its id). */
+int container_create(struct job_ctx *x, const struct dc_config *cfg,
+                     const struct dc_run_options *opts, json_t *image, char **ret_id,
+                     struct berr **reterr);
 void remove_container(struct job_ctx *x);
 
 /* ---- lifecycle.c ---- */
