@@ -123,7 +123,7 @@ if [ $UNIT_ONLY -eq 0 ]; then
 	# ---- cluster tests (a three-node Docker Swarm made here; skipped with the
 	# reason when the machine cannot host it). Only with BERTH_CLUSTER_TESTS=1
 	# until a full CI run on a new machine has passed with them;
-	# them out; `make test-cluster` runs them on their own. ----
+	# `make test-cluster` runs them on their own. ----
 	if [ -z "${BERTH_BATS:-}" ] && [ "${BERTH_CLUSTER_TESTS:-0}" != 1 ]; then
 		echo "cluster tests skipped: BERTH_CLUSTER_TESTS=1 or make test-cluster runs them"
 	elif [ -z "${BERTH_BATS:-}" ]; then
