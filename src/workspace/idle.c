@@ -37,6 +37,7 @@ struct idle_entry {
     int64_t last_wall; /* the same in unix seconds, for the store and display */
     enum ws_activity_kind kind;
     int64_t saved_wall; /* what the store holds */
+    enum ws_activity_kind saved_kind;
     bool warned;
 };
 
@@ -144,7 +145,7 @@ static struct idle_entry clock_of(struct ws_manager *m, const char *id,
         e->last_mono = now - age_ms;
         e->last_wall = a->last_activity > 0 ? a->last_activity : wall;
         e->saved_wall = a->last_activity;
-        e->kind = kind_from_name(a->kind);
+        e->kind = e->saved_kind = kind_from_name(a->kind);
     }
     struct idle_entry copy = *e;
     pthread_mutex_unlock(&m->idle_lock);
@@ -152,13 +153,16 @@ static struct idle_entry clock_of(struct ws_manager *m, const char *id,
     return copy;
 }
 
-/* Notes that id's clock is in the store as wall. */
-static void entry_saved(struct ws_manager *m, const char *id, int64_t wall)
+/* Notes that id's clock is in the store as wall and kind. */
+static void entry_saved(struct ws_manager *m, const char *id, int64_t wall,
+                        enum ws_activity_kind kind)
 {
     pthread_mutex_lock(&m->idle_lock);
     struct idle_entry *e = entry_find(m, id);
-    if (e)
+    if (e) {
         e->saved_wall = wall;
+        e->saved_kind = kind;
+    }
     pthread_mutex_unlock(&m->idle_lock);
 }
 
@@ -357,9 +361,11 @@ static void sweep_running(struct ws_manager *m, const struct ws_idle_row *row,
     int64_t minutes = timeout_of(&row->a, row->user_idle, l, &source);
     int64_t timeout_ms = minutes * m->idle_minute_ms;
     struct idle_entry e = clock_of(m, r->id, &row->a, timeout_ms);
-    if (e.last_wall != e.saved_wall) {
+    /* a new kind within the same second is a change too (an exec just
+     * after the create's lifecycle commands) */
+    if (e.last_wall != e.saved_wall || e.kind != e.saved_kind) {
         (void)store_ws_set_activity(m->store, r->id, e.last_wall, ws_activity_name(e.kind));
-        entry_saved(m, r->id, e.last_wall);
+        entry_saved(m, r->id, e.last_wall, e.kind);
     }
     if (!minutes)
         return;

@@ -300,8 +300,12 @@ pty_printer() {
 	run_berth idle "$c" 30m
 	run_berth exec "$a" -- true
 	assert_success
-	# the sweep saves the clock (every 0.25 s here)
-	sleep 1
+	# the sweep saves the clock (every 0.25 s here): wait until the store has it
+	for _ in $(seq 1 240); do
+		[ "$(db "SELECT activity_kind FROM workspaces WHERE name = '$a';")" = "berth exec" ] && break
+		sleep 0.25
+	done
+	[ "$(db "SELECT activity_kind FROM workspaces WHERE name = '$a';")" = "berth exec" ]
 	before=$(idle_json "$a")
 	now=$(date +%s)
 	# b: idle for an hour (as if berthd had been away); c: its clock is ahead
