@@ -19,7 +19,7 @@ APT_PACKAGES="
 	meson ninja-build musl-tools pkg-config gcc git curl ca-certificates
 	libuv1-dev libhttp-parser-dev libwslay-dev libcurl4-openssl-dev libssl-dev
 	libjansson-dev libsqlite3-dev libsodium-dev libssh-dev openssh-client openssh-sftp-server libcmocka-dev libyaml-dev
-	bats sqlite3 jq python3 clang clang-format libclang-rt-14-dev procps chromium
+	bats sqlite3 jq python3 clang clang-format libclang-rt-14-dev procps chromium libnss3-tools
 	docker-registry
 	wrk tmux
 "

@@ -105,10 +105,12 @@ if [ $UNIT_ONLY -eq 0 ]; then
 		echo "system: only $((p + f)) of $planned tests reported"
 		failed=$((failed + planned - p - f))
 	fi
-	# ---- browser test (Playwright driving Debian's Chromium) ----
-	if [ -z "${BERTH_BATS:-}" ]; then
-		btap="$SUITE/browser.tap"
-		BERTH_BIN="$ROOT/build/src" BERTH_ARTIFACTS="$ARTIFACTS" \
+	# ---- browser tests (Playwright driving Debian's Chromium): over HTTP,
+	# then over HTTPS with a test CA the browser trusts ----
+	for tls in 0 1; do
+		[ -z "${BERTH_BATS:-}" ] || break
+		btap="$SUITE/browser-$tls.tap"
+		BERTH_BIN="$ROOT/build/src" BERTH_ARTIFACTS="$ARTIFACTS" BERTH_BROWSER_TLS=$tls \
 			bash tests/browser/run.sh 2>&1 | tee "$btap"
 		p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$btap" | tail -1)
 		f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$btap" | tail -1)
@@ -118,7 +120,7 @@ if [ $UNIT_ONLY -eq 0 ]; then
 		fi
 		passed=$((passed + ${p:-0}))
 		failed=$((failed + ${f:-0}))
-	fi
+	done
 
 	# ---- cluster tests (a three-node Docker Swarm made here; skipped with the
 	# reason when the machine cannot host it). Only with BERTH_CLUSTER_TESTS=1

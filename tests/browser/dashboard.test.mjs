@@ -14,18 +14,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
-import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { ARTIFACTS, apiClient, launch, log, login as loginAt, openTerminal, run, shot, waitTerm, watchErrors as watch } from './lib.mjs';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
 const SERVER = (process.env.BERTH_SERVER || 'http://127.0.0.1:7878').replace(/\/+$/, '');
 const ADMIN_PASSWORD = process.env.BERTH_ADMIN_PASSWORD || '';
 const REPO = process.env.BERTH_TEST_REPO || '';
-const ARTIFACTS = resolve(process.env.BERTH_ARTIFACTS || join(HERE, '..', 'artifacts'));
-const CHROMIUM = process.env.BERTH_CHROMIUM || '/usr/bin/chromium';
 const NONCE = randomBytes(3).toString('hex');
 const RUNNING_TIMEOUT = 120_000;
 const IDE_TIMEOUT = 120_000;
@@ -47,93 +43,12 @@ const st = {
   errors: [] // uncaught page errors: a broken script fails the run
 };
 
+const api = apiClient(SERVER);
+const login = (page, user, password) => loginAt(page, SERVER, user, password);
+const watchErrors = (page, who) => watch(st.errors, page, who);
+
 function need(...keys) {
   for (const k of keys) if (!st[k]) throw new Error(`skipped: an earlier step failed (no ${k})`);
-}
-
-function log(msg) {
-  // node --test shows what a test file prints as TAP comments ("# ...").
-  console.log(msg);
-}
-
-async function shot(page, name, fullPage = false) {
-  mkdirSync(ARTIFACTS, { recursive: true });
-  const path = join(ARTIFACTS, `browser-${name}.png`);
-  await page.screenshot({ path, fullPage, timeout: 15_000 });
-  log(`screenshot: ${path}`);
-}
-
-function watchErrors(page, who) {
-  page.on('pageerror', (e) => st.errors.push(`${who}: ${e.message}`));
-}
-
-async function api(method, path, body, token) {
-  const headers = { Accept: 'application/json' };
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  if (token) headers.Authorization = `Bearer ${token}`;
-  const res = await fetch(SERVER + path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body)
-  });
-  const text = await res.text();
-  let json = null;
-  try {
-    json = text ? JSON.parse(text) : null;
-  } catch {
-    json = null;
-  }
-  return { status: res.status, json, text };
-}
-
-async function login(page, user, password) {
-  await page.goto(SERVER + '/');
-  await page.waitForURL(/\/login\.html\?next=/, { timeout: 15_000 });
-  await page.getByLabel('Username').fill(user);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.waitForURL(SERVER + '/', { timeout: 15_000 });
-  await page.locator('#live[data-state="live"]').waitFor({ timeout: 15_000 });
-}
-
-// The terminal's whole buffer as text (wrapped lines joined).
-async function termText(page) {
-  return page.evaluate(() => {
-    const t = window.berthTerminal;
-    if (!t) return '';
-    const b = t.buffer.active;
-    let out = '';
-    for (let i = 0; i < b.length; i++) {
-      const l = b.getLine(i);
-      if (!l) continue;
-      out += (l.isWrapped || i === 0 ? '' : '\n') + l.translateToString(true);
-    }
-    return out;
-  });
-}
-
-async function waitTerm(page, re, timeout = 15_000) {
-  const deadline = Date.now() + timeout;
-  let text = '';
-  while (Date.now() < deadline) {
-    text = await termText(page);
-    const m = re.exec(text);
-    if (m) return m;
-    await page.waitForTimeout(100);
-  }
-  throw new Error(`terminal never showed ${re}; it shows:\n${text.trimEnd().split('\n').slice(-15).join('\n')}`);
-}
-
-async function run(page, command) {
-  await page.locator('.xterm').click();
-  await page.keyboard.type(command);
-  await page.keyboard.press('Enter');
-}
-
-async function openTerminal(page) {
-  await page.locator('#term-status[data-state="live"]').waitFor({ state: 'attached', timeout: 30_000 });
-  await page.waitForFunction(() => location.hash.includes('session='), null, { timeout: 15_000 });
-  return page.evaluate(() => decodeURIComponent(/session=([^&]*)/.exec(location.hash)[1]));
 }
 
 async function shellPid(page, tag) {
@@ -150,11 +65,7 @@ describe('dashboard, terminal and VS Code in a browser', () => {
   before(async () => {
     assert.ok(ADMIN_PASSWORD, 'BERTH_ADMIN_PASSWORD is not set');
     assert.ok(REPO, 'BERTH_TEST_REPO is not set');
-    st.browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
-        '--disable-component-update', '--disable-sync', '--disable-quic', '--no-first-run']
-    });
+    st.browser = await launch();
     st.ctx = await st.browser.newContext({ viewport: { width: 1280, height: 800 } });
     st.page = await st.ctx.newPage();
     watchErrors(st.page, 'dashboard');
