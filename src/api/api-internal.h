@@ -33,6 +33,13 @@ void api_respond_berr(struct http_conn *c, int r, struct berr *e);
 /* Parses the body as a JSON object; answers 400 and returns NULL on failure. */
 json_t *api_parse_body(struct http_conn *c, struct http_request *req);
 
+/* A job's work, on a worker thread: fills *ret_answer (the 200's JSON) or
+ * returns a -errno with *e. */
+typedef int (*api_job_fn)(void *data, json_t **ret_answer, struct berr **e);
+/* Answers c from run(data) on libuv's pool (api-job.c); free_data (may be
+ * NULL) frees data afterwards, also when the client has left. */
+void api_job_start(struct http_conn *c, api_job_fn run, void *data, void (*free_data)(void *data));
+
 /* Records an audit event for the request's caller (user may be NULL). */
 void api_audit(struct api *a, const struct auth_user *user, const struct http_request *req,
                const char *action, const char *target, const char *detail);

@@ -637,54 +637,34 @@ static void workspace_route(struct api *a, struct http_conn *c, struct http_requ
 
 /* ---- GET /images/metadata?image=REF: what `berth config` merges ---- */
 
-struct image_job {
-    uv_work_t work;
+struct image_query {
     struct runtime *rt;
-    struct http_conn *conn; /* NULL once the client hung up */
     char *image;
-    json_t *answer;
-    int r;
-    struct berr *e;
 };
 
-static void image_job_run(uv_work_t *w)
+static int image_query_run(void *data, json_t **ret_answer, struct berr **e)
 {
-    struct image_job *j = (struct image_job *)w;
+    struct image_query *q = data;
     json_t *info = NULL;
-    j->r = rt_image_inspect(j->rt, j->image, &info, &j->e);
-    if (j->r < 0)
-        return;
+    int r = rt_image_inspect(q->rt, q->image, &info, e);
+    if (r < 0)
+        return r;
     json_t *cfg = json_object_get(info, "Config");
     const char *label =
         json_string_value(json_object_get(json_object_get(cfg, "Labels"), "devcontainer.metadata"));
     const char *user = json_string_value(json_object_get(cfg, "User"));
-    j->answer = json_pack("{s:s, s:o, s:o}", "image", j->image, "metadata",
-                          label ? json_string(label) : json_null(), "user",
-                          user && *user ? json_string(user) : json_null());
+    *ret_answer = json_pack("{s:s, s:o, s:o}", "image", q->image, "metadata",
+                            label ? json_string(label) : json_null(), "user",
+                            user && *user ? json_string(user) : json_null());
     json_decref(info);
+    return 0;
 }
 
-static void image_job_conn_closed(struct http_conn *c, void *data)
+static void image_query_free(void *data)
 {
-    (void)c;
-    ((struct image_job *)data)->conn = NULL;
-}
-
-static void image_job_done(uv_work_t *w, int status)
-{
-    (void)status;
-    struct image_job *j = (struct image_job *)w;
-    if (j->conn) {
-        http_conn_on_close(j->conn, NULL, NULL);
-        if (j->r < 0)
-            api_respond_berr(j->conn, j->r, j->e);
-        else
-            http_respond_json(j->conn, 200, TAKE_PTR(j->answer));
-    }
-    json_decref(j->answer);
-    berr_free(j->e);
-    free(j->image);
-    free(j);
+    struct image_query *q = data;
+    free(q->image);
+    free(q);
 }
 
 static void image_metadata(struct api *a, struct http_conn *c, struct http_request *req)
@@ -698,12 +678,10 @@ static void image_metadata(struct api *a, struct http_conn *c, struct http_reque
         http_respond_error(c, 403, "image '%s' is Berth's build cache or an id", image);
         return;
     }
-    struct image_job *j = xcalloc(1, sizeof(*j));
-    j->rt = a->rt;
-    j->conn = c;
-    j->image = TAKE_PTR(image);
-    http_conn_on_close(c, image_job_conn_closed, j);
-    uv_queue_work(uv_default_loop(), &j->work, image_job_run, image_job_done);
+    struct image_query *q = xcalloc(1, sizeof(*q));
+    q->rt = a->rt;
+    q->image = TAKE_PTR(image);
+    api_job_start(c, image_query_run, q, image_query_free);
 }
 
 /* Browser routes under /w/{ws}/: the IDE. */

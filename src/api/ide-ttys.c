@@ -19,6 +19,7 @@
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/xalloc.h"
+#include "workspace/agentc.h"
 #include "workspace/workspace.h"
 
 struct tty_session;
@@ -67,14 +68,6 @@ static void session_close(struct tty_session *s)
     uv_close((uv_handle_t *)&s->pipe, session_freed);
 }
 
-static void session_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
-{
-    (void)h;
-    (void)suggested;
-    b->base = xmalloc(4096);
-    b->len = 4096;
-}
-
 static void session_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
 {
     struct tty_session *s = st->data;
@@ -105,13 +98,6 @@ static void session_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
     buf_remove_front(&s->in, off);
 }
 
-static void request_written(uv_write_t *wr, int status)
-{
-    (void)status;
-    free(wr->data);
-    free(wr);
-}
-
 static void session_open(struct tty_watch *w)
 {
     int fd = -1;
@@ -131,13 +117,8 @@ static void session_open(struct tty_watch *w)
     }
     s->w = w;
     w->sess = s;
-    uv_write_t *wr = xmalloc(sizeof(*wr));
-    unsigned char *frame = xmalloc(AGENT_HEADER_SIZE);
-    agent_put_header(frame, AGENT_TTY_WATCH, 0);
-    wr->data = frame;
-    uv_buf_t b = uv_buf_init((char *)frame, AGENT_HEADER_SIZE);
-    uv_write(wr, (uv_stream_t *)&s->pipe, &b, 1, request_written);
-    uv_read_start((uv_stream_t *)&s->pipe, session_alloc, session_read);
+    agentc_send_frame((uv_stream_t *)&s->pipe, AGENT_TTY_WATCH, NULL, 0);
+    uv_read_start((uv_stream_t *)&s->pipe, agentc_read_alloc, session_read);
 }
 
 static struct tty_watch **watch_slot(struct ide_ttys *t, const char *ws_id)

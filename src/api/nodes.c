@@ -9,86 +9,61 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
 #include "api/api-internal.h"
 #include "engine/swarm.h"
 #include "util/xalloc.h"
 
-struct nodes_job {
-    uv_work_t work;
+struct nodes_query {
     struct engine *engine;
-    struct http_conn *conn; /* NULL once the client left */
-    char *node;             /* PATCH: the node; NULL for the list */
-    json_t *labels;         /* PATCH */
-    char *availability;     /* PATCH, may be NULL */
-    int r;
-    struct berr *e;
-    json_t *answer;
+    char *node;         /* PATCH: the node; NULL for the list */
+    json_t *labels;     /* PATCH */
+    char *availability; /* PATCH, may be NULL */
 };
 
-static void nodes_job_run(uv_work_t *w)
+static int nodes_query_run(void *data, json_t **ret_answer, struct berr **e)
 {
-    struct nodes_job *j = (struct nodes_job *)w;
-    if (j->node) {
-        j->r = swarm_node_update(j->engine, j->node, j->labels, j->availability, &j->e);
-        if (j->r < 0)
-            return;
+    struct nodes_query *q = data;
+    if (q->node) {
+        int r = swarm_node_update(q->engine, q->node, q->labels, q->availability, e);
+        if (r < 0)
+            return r;
     }
     json_t *list = NULL;
-    j->r = swarm_nodes(j->engine, &list, &j->e);
-    if (j->r < 0)
-        return;
-    if (!j->node) {
-        j->answer = json_pack("{s:b, s:o}", "cluster", 1, "nodes", list);
-        return;
+    int r = swarm_nodes(q->engine, &list, e);
+    if (r < 0)
+        return r;
+    if (!q->node) {
+        *ret_answer = json_pack("{s:b, s:o}", "cluster", 1, "nodes", list);
+        return 0;
     }
     size_t i;
     json_t *n;
     json_array_foreach (list, i, n) {
         const char *id = json_string_value(json_object_get(n, "id"));
         const char *name = json_string_value(json_object_get(n, "name"));
-        if ((id && strcmp(id, j->node) == 0) || (name && strcmp(name, j->node) == 0)) {
-            j->answer = json_incref(n);
+        if ((id && strcmp(id, q->node) == 0) || (name && strcmp(name, q->node) == 0)) {
+            *ret_answer = json_incref(n);
             break;
         }
     }
     json_decref(list);
-    if (!j->answer)
-        j->r = berr_make(&j->e, ENOENT, "node '%s' is gone", j->node);
+    return *ret_answer ? 0 : berr_make(e, ENOENT, "node '%s' is gone", q->node);
 }
 
-static void nodes_job_conn_closed(struct http_conn *c, void *data)
+static void nodes_query_free(void *data)
 {
-    (void)c;
-    ((struct nodes_job *)data)->conn = NULL;
+    struct nodes_query *q = data;
+    json_decref(q->labels);
+    free(q->node);
+    free(q->availability);
+    free(q);
 }
 
-static void nodes_job_done(uv_work_t *w, int status)
+static void nodes_query_start(struct api *a, struct http_conn *c, struct nodes_query *q)
 {
-    (void)status;
-    struct nodes_job *j = (struct nodes_job *)w;
-    if (j->conn) {
-        http_conn_on_close(j->conn, NULL, NULL);
-        if (j->r < 0)
-            api_respond_berr(j->conn, j->r, j->e);
-        else
-            http_respond_json(j->conn, 200, TAKE_PTR(j->answer));
-    }
-    json_decref(j->answer);
-    json_decref(j->labels);
-    berr_free(j->e);
-    free(j->node);
-    free(j->availability);
-    free(j);
-}
-
-static void nodes_job_start(struct api *a, struct http_conn *c, struct nodes_job *j)
-{
-    j->engine = a->swarm;
-    j->conn = c;
-    http_conn_on_close(c, nodes_job_conn_closed, j);
-    uv_queue_work(uv_default_loop(), &j->work, nodes_job_run, nodes_job_done);
+    q->engine = a->swarm;
+    api_job_start(c, nodes_query_run, q, nodes_query_free);
 }
 
 static void node_patch(struct api *a, struct http_conn *c, struct http_request *req,
@@ -105,13 +80,13 @@ static void node_patch(struct api *a, struct http_conn *c, struct http_request *
                            "\"active\"|\"drain\"|\"pause\"}");
         return;
     }
-    struct nodes_job *j = xcalloc(1, sizeof(*j));
-    j->node = xstrdup(node);
-    j->labels = labels ? json_incref(labels) : json_object();
-    j->availability = avail ? xstrdup(json_string_value(avail)) : NULL;
+    struct nodes_query *q = xcalloc(1, sizeof(*q));
+    q->node = xstrdup(node);
+    q->labels = labels ? json_incref(labels) : json_object();
+    q->availability = avail ? xstrdup(json_string_value(avail)) : NULL;
     _cleanup_free_ char *detail = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
     api_audit(a, user, req, "admin.node.update", node, detail);
-    nodes_job_start(a, c, j);
+    nodes_query_start(a, c, q);
 }
 
 bool api_nodes_route(struct api *a, struct http_conn *c, struct http_request *req,
@@ -145,6 +120,6 @@ bool api_nodes_route(struct api *a, struct http_conn *c, struct http_request *re
     if (node)
         node_patch(a, c, req, user, node);
     else
-        nodes_job_start(a, c, xcalloc(1, sizeof(struct nodes_job)));
+        nodes_query_start(a, c, xcalloc(1, sizeof(struct nodes_query)));
     return true;
 }

@@ -30,6 +30,7 @@
 #include "util/fs.h"
 #include "util/log.h"
 #include "util/xalloc.h"
+#include "workspace/agentc.h"
 #include "workspace/workspace.h"
 
 /* URLs seen in output: kept per workspace, and queued from other threads */
@@ -246,14 +247,6 @@ static void apply_line(struct watch *w, const char *line)
     }
 }
 
-static void watch_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
-{
-    (void)h;
-    (void)suggested;
-    b->base = xmalloc(65536);
-    b->len = 65536;
-}
-
 static void watch_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct watch *w = s->data;
@@ -294,13 +287,6 @@ static struct watch *watch_find(struct ports *p, const char *ws_id)
     return NULL;
 }
 
-static void watch_written(uv_write_t *wr, int status)
-{
-    (void)status;
-    free(wr->data);
-    free(wr);
-}
-
 static void watch_start(struct ports *p, const struct ws_record *r)
 {
     int fd = -1;
@@ -321,13 +307,8 @@ static void watch_start(struct ports *p, const struct ws_record *r)
         watch_close(w);
         return;
     }
-    uv_write_t *wr = xmalloc(sizeof(*wr));
-    unsigned char *frame = xmalloc(AGENT_HEADER_SIZE);
-    agent_put_header(frame, AGENT_PORTS_WATCH, 0);
-    wr->data = frame;
-    uv_buf_t b = uv_buf_init((char *)frame, AGENT_HEADER_SIZE);
-    uv_write(wr, (uv_stream_t *)&w->pipe, &b, 1, watch_written);
-    uv_read_start((uv_stream_t *)&w->pipe, watch_alloc, watch_read);
+    agentc_send_frame((uv_stream_t *)&w->pipe, AGENT_PORTS_WATCH, NULL, 0);
+    uv_read_start((uv_stream_t *)&w->pipe, agentc_read_alloc, watch_read);
 }
 
 void ports_sync(struct ports *p)

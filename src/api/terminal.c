@@ -156,27 +156,10 @@ static void send_frame(struct term *t, char kind, const void *data, size_t len)
     buf_release(&b);
 }
 
-static void agent_written(uv_write_t *w, int status)
-{
-    (void)status;
-    free(w->data);
-    free(w);
-}
-
 static void agent_send(struct term *t, enum agent_frame_type type, const void *data, size_t len)
 {
-    if (t->ended)
-        return;
-    uv_write_t *w = xmalloc(sizeof(*w));
-    char *frame = xmalloc(AGENT_HEADER_SIZE + len);
-    agent_put_header((unsigned char *)frame, type, (uint32_t)len);
-    memcpy(frame + AGENT_HEADER_SIZE, data, len);
-    w->data = frame;
-    uv_buf_t b = uv_buf_init(frame, (unsigned)(AGENT_HEADER_SIZE + len));
-    if (uv_write(w, (uv_stream_t *)&t->pipe, &b, 1, agent_written) < 0) {
-        free(frame);
-        free(w);
-    }
+    if (!t->ended)
+        agentc_send_frame((uv_stream_t *)&t->pipe, type, data, len);
 }
 
 static void keep_scrollback(struct term *t, const char *data, size_t len)
@@ -184,14 +167,6 @@ static void keep_scrollback(struct term *t, const char *data, size_t len)
     buf_add(&t->scroll, data, len);
     if (t->scroll.len > TERMINAL_SCROLLBACK)
         buf_remove_front(&t->scroll, t->scroll.len - TERMINAL_SCROLLBACK);
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
-{
-    (void)h;
-    (void)suggested;
-    b->base = xmalloc(65536);
-    b->len = 65536;
 }
 
 static void on_agent_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
@@ -243,7 +218,7 @@ static void resume_agent(struct term *t)
 {
     if (!t->reading && !t->ended) {
         t->reading = true;
-        uv_read_start((uv_stream_t *)&t->pipe, on_alloc, on_agent_read);
+        uv_read_start((uv_stream_t *)&t->pipe, agentc_read_alloc, on_agent_read);
     }
 }
 
@@ -385,7 +360,7 @@ static struct term *term_open(struct terminals *set, const struct ws_record *rec
                              .rows = rows};
     agentc_send_exec((uv_stream_t *)&t->pipe, &ex);
     t->reading = true;
-    uv_read_start((uv_stream_t *)&t->pipe, on_alloc, on_agent_read);
+    uv_read_start((uv_stream_t *)&t->pipe, agentc_read_alloc, on_agent_read);
     return t;
 }
 

@@ -157,21 +157,44 @@ int agentc_run(struct ws_manager *m, const char *id, const struct agentc_exec *x
     }
 }
 
-static void exec_written(uv_write_t *w, int status)
+static void frame_written(uv_write_t *w, int status)
 {
     (void)status;
     free(w->data);
     free(w);
 }
 
+static void send_bytes(uv_stream_t *s, char *bytes, size_t len)
+{
+    uv_write_t *w = xmalloc(sizeof(*w));
+    w->data = bytes;
+    uv_buf_t b = uv_buf_init(bytes, (unsigned)len);
+    if (uv_write(w, s, &b, 1, frame_written) < 0)
+        frame_written(w, UV_EPIPE);
+}
+
+void agentc_send_frame(uv_stream_t *s, enum agent_frame_type type, const void *payload, size_t len)
+{
+    char *frame = xmalloc(AGENT_HEADER_SIZE + len);
+    agent_put_header((unsigned char *)frame, type, (uint32_t)len);
+    if (len)
+        memcpy(frame + AGENT_HEADER_SIZE, payload, len);
+    send_bytes(s, frame, AGENT_HEADER_SIZE + len);
+}
+
+void agentc_read_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
+{
+    (void)h;
+    (void)suggested;
+    b->base = xmalloc(65536);
+    b->len = 65536;
+}
+
 void agentc_send_exec(uv_stream_t *s, const struct agentc_exec *x)
 {
     struct buf frame = BUF_INIT;
     agentc_build_exec(&frame, x);
-    uv_write_t *w = xmalloc(sizeof(*w));
     size_t len;
-    w->data = buf_detach(&frame, &len);
-    uv_buf_t b = uv_buf_init(w->data, (unsigned)len);
-    if (uv_write(w, s, &b, 1, exec_written) < 0)
-        exec_written(w, UV_EPIPE);
+    char *bytes = buf_detach(&frame, &len);
+    send_bytes(s, bytes, len);
 }
