@@ -125,6 +125,11 @@ static int ports_read(const char *path, struct port **v, size_t *n, size_t *cap)
         struct port p;
         if (*n >= AGENT_PORTS_MAX || !port_parse_line(line, &p))
             continue;
+        /* Docker's embedded DNS server listens in the container on 127.0.0.11 (a
+         * Swarm's workspaces have it): the engine's, not the user's */
+        static const unsigned char docker_dns[4] = {127, 0, 0, 11};
+        if (p.family == AF_INET && memcmp(p.addr, docker_dns, 4) == 0)
+            continue;
         if (*n == *cap) {
             *cap = *cap ? *cap * 2 : 32;
             *v = xrealloc(*v, *cap * sizeof(**v));

@@ -198,6 +198,12 @@ static bool relay_pass_fd(struct conn *c, int64_t now)
 
     if (buf_pending(&c->in) > 0 || buf_pending(&c->out) > 0)
         return false; /* bytes already on their way: keep them in order through the relay */
+    /* only a unix socket carries a descriptor: TCP ignores SCM_RIGHTS without
+     * an error (a client on the TCP listener would get CONNECTED and no socket) */
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getsockname(c->fd, (struct sockaddr *)&ss, &sl) < 0 || ss.ss_family != AF_UNIX)
+        return false;
     agent_put_header(h, AGENT_CONNECTED, 0);
     memset(&u, 0, sizeof(u));
     struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);

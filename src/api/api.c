@@ -173,15 +173,6 @@ static json_t *with_offset(json_t *ws, int64_t offset)
 static void create_workspace(struct api *a, struct http_conn *c, struct http_request *req,
                              const struct auth_user *user)
 {
-    if (a->swarm) {
-        /* the runtime that makes a workspace a service pinned to a node is not
-         * built (docs/cluster.md): a container on the manager would be no
-         * cluster's workspace */
-        http_respond_error(c, 501,
-                           "workspaces on a Swarm cluster are not built yet: this berthd shows "
-                           "and labels the cluster's nodes only (docs/cluster.md)");
-        return;
-    }
     json_t *body = api_parse_body(c, req);
     if (!body)
         return;

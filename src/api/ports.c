@@ -708,38 +708,6 @@ void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
     json_decref(body);
 }
 
-/* read() that also takes a stream socket passed along (SCM_RIGHTS) into
- * *ret_fd when ret_fd is given; anything else passed is closed. */
-static ssize_t read_with_fd(int fd, void *data, size_t len, int *ret_fd)
-{
-    union {
-        struct cmsghdr align;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } u;
-    struct iovec iov = {.iov_base = data, .iov_len = len};
-    struct msghdr msg = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
-    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0)
-        return n;
-    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
-            cm->cmsg_len != CMSG_LEN(sizeof(int)))
-            continue;
-        int got;
-        memcpy(&got, CMSG_DATA(cm), sizeof(int));
-        int type = 0;
-        socklen_t tl = sizeof(type);
-        /* only a stream socket is any use; the container chose what to send */
-        if (ret_fd && *ret_fd < 0 && getsockopt(got, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
-            type == SOCK_STREAM)
-            *ret_fd = got;
-        else
-            close(got);
-    }
-    return n;
-}
-
 /* A connection to a port under way: the agent's answer is awaited on the loop. */
 struct connecting {
     uv_poll_t poll;
@@ -805,7 +773,7 @@ static void connecting_readable(uv_poll_t *h, int status, int events)
         connecting_end(k, "the workspace agent does not answer");
         return;
     }
-    ssize_t n = read_with_fd(k->fd, k->h + k->got, sizeof(k->h) - k->got,
+    ssize_t n = recv_with_fd(k->fd, k->h + k->got, sizeof(k->h) - k->got,
                              k->passed < 0 ? &k->passed : NULL);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;

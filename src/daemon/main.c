@@ -580,7 +580,21 @@ int main(int argc, char **argv)
         log_error("%s", berr_msg(e));
         return 1;
     }
-    d.rt = runtime_docker_new(d.engine);
+    if (d.swarm) {
+        /* workspaces as services on the cluster's nodes (runtime-swarm.c) */
+        _cleanup_free_ char *cluster = xasprintf("%s/cluster", d.data_dir);
+        _cleanup_free_ char *agents = xasprintf("%s/agent", d.data_dir);
+        if (mkdir_p(cluster, 0700) < 0) {
+            log_error("cannot create '%s'", cluster);
+            return 1;
+        }
+        d.rt = runtime_swarm_new(d.engine, cluster, agents,
+                                 d.default_image ? d.default_image : WS_DEFAULT_IMAGE);
+        log_warn("workspaces run on the Swarm's nodes; their overlays are not encrypted and "
+                 "builds, prebuilds and the IDE are not available there yet (docs/cluster.md)");
+    } else {
+        d.rt = runtime_docker_new(d.engine);
+    }
     struct ws_manager_config mc = {.data_dir = d.data_dir,
                                    .agent_binary = d.agent_binary,
                                    .default_image = d.default_image,

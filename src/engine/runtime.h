@@ -79,7 +79,13 @@ struct rt_ws_spec {
     int64_t shm_size;    /* bytes, 0: default */
     int64_t nano_cpus;   /* 0: no limit */
     int64_t memory;      /* bytes, 0: no limit */
+    /* a remote runtime's agent listens on TCP (RT_AGENT_PORT) and proves
+     * itself with this key (32 bytes; agent-auth.h); NULL on one host */
+    const unsigned char *agent_key;
 };
+
+/* Where a remote runtime's agents listen, on the workspace's own network. */
+#define RT_AGENT_PORT 7880
 
 /* What inspecting a workspace's container tells. */
 struct rt_ws_info {
@@ -130,6 +136,11 @@ struct runtime_ops {
     int (*image_remove)(void *data, const char *image, struct berr **reterr);
     /* Adds the host paths no workspace's bind may reach: the runtime's own. */
     void (*host_paths)(void *data, struct strv *ret);
+    /* A remote runtime (NULL on one host, whose agents are on the run dir's
+     * socket): *ret_host is the address of id's agent, which the relay's
+     * unix socket (*ret_relay, a path on this host) connects to. */
+    int (*agent_address)(void *data, const char *id, char **ret_host, char **ret_relay,
+                         struct berr **reterr);
     void (*free)(void *data);
 };
 
@@ -140,6 +151,18 @@ struct runtime {
 
 /* The runtime of one host's engine, which it borrows (e outlives it). */
 struct runtime *runtime_docker_new(struct engine *e);
+/* The runtime of a Docker Swarm, through a manager's engine, which it borrows
+ * (runtime-swarm.c, docs/cluster.md): a workspace is a one-replica service
+ * pinned to a node, with its files in a volume there. cluster_dir (on this
+ * host) holds the relay's socket; image is the relay's image. */
+struct runtime *runtime_swarm_new(struct engine *manager, const char *cluster_dir,
+                                  const char *agent_dir, const char *image);
+/* True when workspaces do not run on this host (their files and run dir are
+ * not here). */
+static inline bool rt_is_remote(const struct runtime *rt)
+{
+    return rt->ops->agent_address != NULL;
+}
 struct runtime *runtime_free(struct runtime *rt);
 /* The Docker API ContainerConfig that the docker runtime's ws_create sends
  * for spec (new reference); for tests. */
@@ -216,6 +239,11 @@ static inline int rt_image_remove(struct runtime *rt, const char *image, struct 
 static inline void rt_host_paths(struct runtime *rt, struct strv *ret)
 {
     rt->ops->host_paths(rt->data, ret);
+}
+static inline int rt_agent_address(struct runtime *rt, const char *id, char **ret_host,
+                                   char **ret_relay, struct berr **reterr)
+{
+    return rt->ops->agent_address(rt->data, id, ret_host, ret_relay, reterr);
 }
 
 #endif

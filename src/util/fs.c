@@ -210,3 +210,35 @@ int unix_connect_nofollow(const char *dir, const char *name)
         return -errno;
     return TAKE_FD(fd);
 }
+
+/* read() that also takes a stream socket passed along (SCM_RIGHTS) into
+ * *ret_fd when ret_fd is given; anything else passed is closed. */
+ssize_t recv_with_fd(int fd, void *data, size_t len, int *ret_fd)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } u;
+    struct iovec iov = {.iov_base = data, .iov_len = len};
+    struct msghdr msg = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return n;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+            cm->cmsg_len != CMSG_LEN(sizeof(int)))
+            continue;
+        int got;
+        memcpy(&got, CMSG_DATA(cm), sizeof(int));
+        int type = 0;
+        socklen_t tl = sizeof(type);
+        /* only a stream socket is any use; the container chose what to send */
+        if (ret_fd && *ret_fd < 0 && getsockopt(got, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 &&
+            type == SOCK_STREAM)
+            *ret_fd = got;
+        else
+            close(got);
+    }
+    return n;
+}

@@ -21,6 +21,9 @@ int64_t disk_usage(const char *path);
 /* Reads exactly len bytes, waiting at most timeout_ms in total (-1: forever).
  * 0, -EPIPE at EOF, -ETIMEDOUT or -errno. */
 int read_full(int fd, void *data, size_t len, int timeout_ms);
+/* read() that also takes a stream socket passed along (SCM_RIGHTS) into
+ * *ret_fd when ret_fd is given and *ret_fd < 0; anything else passed is closed. */
+ssize_t recv_with_fd(int fd, void *data, size_t len, int *ret_fd);
 /* Writes all of data to fd, retrying short writes and EINTR. 0 or -errno. */
 int write_all(int fd, const void *data, size_t len);
 /* Reads a whole file of at most max bytes into out. -EFBIG past the limit. */

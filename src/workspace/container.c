@@ -12,7 +12,10 @@
 #include <sys/sysinfo.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "store/accounts.h"
+
 #include "workspace/ws-internal.h"
 
 void policy_load(struct ws_manager *m, struct policy *pol)
@@ -191,7 +194,18 @@ int container_create(struct job_ctx *x, const struct dc_config *cfg,
         .nano_cpus = opts->nano_cpus,
         .memory = opts->memory,
     };
+    unsigned char key[32];
+    if (rt_is_remote(x->m->rt)) {
+        int kr = agent_key_make(x->m, x->rec.id, key, reterr);
+        if (kr < 0) {
+            json_decref(labels);
+            free(mounts);
+            return kr;
+        }
+        spec.agent_key = key;
+    }
     int r = rt_ws_create(x->m->rt, &spec, ret_id, reterr);
+    sodium_memzero(key, sizeof(key));
     json_decref(labels);
     free(mounts);
     return r;

@@ -17,6 +17,7 @@
 #include "git/git.h"
 #include "store/accounts.h"
 #include "util/fs.h"
+#include "util/run.h"
 #include "util/seal.h"
 #include "workspace/agentc.h"
 #include "workspace/build.h"
@@ -338,6 +339,40 @@ int step_start_container(struct job_ctx *x, struct berr **reterr)
     return 0;
 }
 
+/* On a remote runtime the checkout made here goes into the workspace's files
+ * volume on its node: a tar of it as the stdin of tar in the container, which
+ * then gives it to the remote user. */
+static int ship_files(struct job_ctx *x, const char *dest, struct berr **reterr)
+{
+    _cleanup_(run_cmd_releasep) struct run_cmd tar = RUN_CMD_INIT;
+    strv_pushl(&tar.args, "tar", "-C", dest, "-cf", "-", ".", NULL);
+    tar.capture = true;
+    tar.max_output = 512u << 20;
+    tar.timeout_ms = 300000;
+    int r = run_cmd(&tar, reterr);
+    if (r != 0)
+        return r < 0 ? r : berr_make(reterr, EIO, "cannot pack the checkout '%s'", dest);
+    _cleanup_free_ char *dir = repo_dir_name(x->rec.repo);
+    _cleanup_free_ char *target = xasprintf("/workspaces/%s", dir);
+    _cleanup_free_ char *uid = xasprintf("%lld", (long long)x->rec.uid);
+    _cleanup_free_ char *gid = xasprintf("%lld", (long long)x->rec.gid);
+    _cleanup_strv_ struct strv argv = STRV_INIT;
+    strv_pushl(&argv, "/bin/sh", "-c",
+               "mkdir -p \"$1\" && tar -xf - -C \"$1\" && chown -R \"$2:$3\" \"$1\"", "sh", target,
+               uid, gid, NULL);
+    jlog(x, "copying the checkout (%zu kB) to the workspace's node", tar.output.len / 1024);
+    x->limits.input = &tar.output;
+    int status = -1;
+    r = exec_in(x, &argv, "root", "files: ", NULL, &status, reterr);
+    x->limits.input = NULL;
+    if (r < 0)
+        return r;
+    if (status != 0)
+        return berr_make(reterr, EIO, "cannot unpack the checkout into %s on the node (exit %d)",
+                         target, status);
+    return 0;
+}
+
 /* Finds the remote user's uid and gid, and gives them the checkout. */
 static int step_own_files(struct job_ctx *x, struct berr **reterr)
 {
@@ -363,6 +398,8 @@ static int step_own_files(struct job_ctx *x, struct berr **reterr)
     x->rec.uid = ids[0];
     x->rec.gid = ids[1];
     _cleanup_free_ char *dest = clone_path(x);
+    if (rt_is_remote(x->m->rt))
+        return ship_files(x, dest, reterr);
     /* a prebuild's files are the user's already (a chown would copy every
      * one of them up into this workspace's layer) */
     bool owned = x->from && x->from->uid == ids[0] && x->from->gid == ids[1];

@@ -123,6 +123,8 @@ char *ws_files_dir(struct ws_manager *m, const char *id)
 
 int ws_agent_connect(struct ws_manager *m, const char *id, int *ret_fd, struct berr **reterr)
 {
+    if (rt_is_remote(m->rt))
+        return agentc_connect_remote(m, id, ret_fd, reterr);
     _cleanup_free_ char *run = ws_run_dir(m, id);
     int fd = unix_connect_nofollow(run, AGENT_SOCKET_NAME);
     if (fd < 0)

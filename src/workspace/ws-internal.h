@@ -277,4 +277,11 @@ void idle_sweeper_start(struct ws_manager *m);
 #define WS_LIFECYCLE_HOOKS 4
 extern const enum dc_hook lifecycle_hooks[WS_LIFECYCLE_HOOKS];
 
+/* A remote runtime's agent (agentc-remote.c): a new key for id's agent, in
+ * its run dir (0600), into key; and a connection to the agent through the
+ * relay, after the handshake. */
+int agent_key_make(struct ws_manager *m, const char *id, unsigned char key[32],
+                   struct berr **reterr);
+int agentc_connect_remote(struct ws_manager *m, const char *id, int *ret_fd, struct berr **reterr);
+
 #endif

@@ -2,8 +2,7 @@
 # berthd against the harness's Swarm (berthd --engine swarm+unix://): it takes a
 # manager's socket and nothing else, lists the nodes with their state and load
 # for admins, and changes their labels and availability in the Swarm itself.
-# Workspaces on the cluster are not built yet (docs/cluster.md): a create says so
-# and leaves nothing behind on the manager.
+# Workspaces on the cluster are 005-workspaces.bats'.
 
 load helpers
 
@@ -108,12 +107,4 @@ nodes_json() { "$BERTH" admin nodes --json; }
 	[[ $output == *"KEY=VALUE"* ]]
 	run "$BERTH" admin audit
 	[[ $output == *"admin.node.update"* ]]
-}
-
-@test "a workspace create says that workspaces on the cluster are not built yet, and makes nothing" {
-	before=$(dk 1 ps -aq | wc -l)
-	run "$BERTH" create /nonexistent/repo --name cl-ws
-	[ "$status" -ne 0 ]
-	[[ $output == *"workspaces on a Swarm cluster are not built yet"* ]]
-	[ "$(dk 1 ps -aq | wc -l)" = "$before" ]
 }

@@ -1,0 +1,648 @@
+/* runtime-swarm.c - the workspace runtime of a Docker Swarm (docs/cluster.md).
+ *
+ * A workspace <id> is:
+ * - a service berth-<id>: one replica at most (stop is 0 replicas, start 1),
+ *   pinned by node.id to the node placement chose at create, endpoint mode
+ *   dnsrr (no IPVS), restart-condition any, berth-agent as its command with
+ *   its TCP listener on;
+ * - a volume berth-<id>-files on that node at the checkout's path (Swarm makes
+ *   it when the first task starts; it stays on the node, so a new task there
+ *   has the same files), and the configuration's named volumes likewise;
+ * - a secret berth-<id>-agent: the agent's key, given to this service only;
+ * - an attachable overlay berth-ws-<id> holding the workspace and the relay.
+ *
+ * The relay is one more berth-agent, in a container berth-relay on the
+ * manager with the cluster dir's relay/ bound in: berthd connects to its unix
+ * socket and asks it for TCP_CONNECT with PASS_FD to the task's address on
+ * the overlay (agent_address gives both), then runs the handshake itself.
+ *
+ * What is not here yet (the create says so rather than half-do it): builds
+ * (the manager's engine cannot build on a node), devices, privileged, binds
+ * and host networks, and commits (prebuilds). The agent binary reaches the
+ * tasks by a bind of the agent dir, which needs that path on every node (the
+ * test harness's nodes share one filesystem); the registry image is next.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "engine/runtime.h"
+#include "util/buf.h"
+#include "util/xalloc.h"
+
+#define SERVICE_PREFIX "berth-"
+#define RELAY_NAME "berth-relay"
+#define SECRET_FILE "berth-agent"
+
+struct swarm_rt {
+    struct engine *e; /* borrowed */
+    char *cluster_dir;
+    char *agent_dir;
+    char *relay_image;
+};
+
+/* "/PATH?filters=" with {"key": ["value"]} percent-encoded. */
+static char *filter_path(const char *base, const char *key, const char *value)
+{
+    _cleanup_free_ char *json = xasprintf("{\"%s\":[\"%s\"]}", key, value);
+    struct buf b = BUF_INIT;
+    buf_addf(&b, "%s?filters=", base);
+    for (const char *p = json; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '_' || c == '.')
+            buf_addch(&b, (char)c);
+        else
+            buf_addf(&b, "%%%02X", c);
+    }
+    size_t len;
+    return buf_detach(&b, &len);
+}
+
+/* The workspace id in a service name "berth-<id>", or in id itself. */
+static const char *ws_id_of(const char *name)
+{
+    return strncmp(name, SERVICE_PREFIX, strlen(SERVICE_PREFIX)) == 0
+               ? name + strlen(SERVICE_PREFIX)
+               : name;
+}
+
+static json_t *strv_json(const struct strv *v)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; v && i < v->n; i++)
+        json_array_append_new(a, json_string(v->v[i]));
+    return a;
+}
+
+/* ---- placement ---- */
+
+/* The node for a new workspace: ready and active, then the fewest running
+ * Berth workspaces, then the most memory. */
+static int place(struct swarm_rt *s, char **ret_node, struct berr **reterr)
+{
+    _cleanup_(json_decrefp) json_t *nodes = NULL;
+    int r = engine_call(s->e, "GET", "/nodes", NULL, &nodes, "list the Swarm's nodes", reterr);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *tpath = filter_path("/tasks", "label", RT_LABEL_MANAGED "=1");
+    _cleanup_(json_decrefp) json_t *tasks = NULL;
+    r = engine_call(s->e, "GET", tpath, NULL, &tasks, "list the workspaces' tasks", reterr);
+    if (r < 0)
+        return r;
+    const char *best = NULL;
+    long best_n = 0;
+    json_int_t best_mem = 0;
+    size_t i, k;
+    json_t *n, *t;
+    json_array_foreach (nodes, i, n) {
+        const char *id = json_string_value(json_object_get(n, "ID"));
+        const char *state =
+            json_string_value(json_object_get(json_object_get(n, "Status"), "State"));
+        const char *avail =
+            json_string_value(json_object_get(json_object_get(n, "Spec"), "Availability"));
+        if (!id || !state || strcmp(state, "ready") != 0 || !avail || strcmp(avail, "active") != 0)
+            continue;
+        long count = 0;
+        json_array_foreach (tasks, k, t) {
+            const char *tn = json_string_value(json_object_get(t, "NodeID"));
+            const char *want = json_string_value(json_object_get(t, "DesiredState"));
+            if (tn && strcmp(tn, id) == 0 && want && strcmp(want, "running") == 0)
+                count++;
+        }
+        json_int_t mem = json_integer_value(json_object_get(
+            json_object_get(json_object_get(n, "Description"), "Resources"), "MemoryBytes"));
+        if (!best || count < best_n || (count == best_n && mem > best_mem)) {
+            best = id;
+            best_n = count;
+            best_mem = mem;
+        }
+    }
+    if (!best)
+        return berr_make(reterr, EAGAIN,
+                         "no node of the Swarm takes workspaces now (none is ready and active: "
+                         "'berth admin nodes' shows them)");
+    *ret_node = xstrdup(best);
+    return 0;
+}
+
+/* ---- the relay ---- */
+
+/* The relay container runs on the manager and is attached to net. */
+static int relay_attach(struct swarm_rt *s, const char *net, struct berr **reterr)
+{
+    _cleanup_(json_decrefp) json_t *info = NULL;
+    int r = engine_container_inspect(s->e, RELAY_NAME, &info, NULL);
+    if (r == -ENOENT) {
+        _cleanup_free_ char *relay_dir = xasprintf("%s/relay", s->cluster_dir);
+        if (mkdir(relay_dir, 0700) < 0 && errno != EEXIST)
+            return berr_make(reterr, errno, "cannot create '%s': %s", relay_dir, strerror(errno));
+        json_t *binds = json_array();
+        json_array_append_new(binds, json_sprintf("%s:/relay", relay_dir));
+        json_array_append_new(binds, json_sprintf("%s:/.berth-agent:ro", s->agent_dir));
+        json_t *body = json_pack("{s:s, s:[s], s:[s, s], s:{s:s}, s:{s:o, s:{s:s}}}", "Image",
+                                 s->relay_image, "Entrypoint", "/.berth-agent/berth-agent", "Cmd",
+                                 "--socket", "/relay/agent.sock", "Labels", "berth.relay", "1",
+                                 "HostConfig", "Binds", binds, "RestartPolicy", "Name", "always");
+        _cleanup_free_ char *id = NULL;
+        r = engine_container_create(s->e, RELAY_NAME, body, &id, reterr);
+        json_decref(body);
+        if (r < 0 && r != -EBUSY) /* EBUSY: another create made it meanwhile */
+            return r;
+    } else if (r < 0) {
+        return berr_make(reterr, -r, "cannot inspect the relay container");
+    }
+    r = engine_container_start(s->e, RELAY_NAME, reterr);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *path = xasprintf("/networks/%s/connect", net);
+    json_t *body = json_pack("{s:s}", "Container", RELAY_NAME);
+    struct berr *ce = NULL;
+    r = engine_call(s->e, "POST", path, body, NULL, "attach the relay", &ce);
+    json_decref(body);
+    if (r < 0 && ce && strstr(berr_msg(ce), "already")) /* attached before */
+        r = 0;
+    if (r < 0 && reterr)
+        *reterr = ce;
+    else
+        berr_free(ce);
+    return r;
+}
+
+static void relay_detach(struct swarm_rt *s, const char *net)
+{
+    _cleanup_free_ char *path = xasprintf("/networks/%s/disconnect", net);
+    json_t *body = json_pack("{s:s, s:b}", "Container", RELAY_NAME, "Force", 1);
+    (void)engine_call(s->e, "POST", path, body, NULL, "detach the relay", NULL);
+    json_decref(body);
+}
+
+/* ---- the service ---- */
+
+static int refuse_unsupported(const struct rt_ws_spec *sp, struct berr **reterr)
+{
+    const char *what = sp->privileged                  ? "privileged"
+                       : sp->devices && sp->devices->n ? "devices"
+                       : sp->network                   ? "a network of the configuration's"
+                       : sp->security_opt && sp->security_opt->n ? "securityOpt"
+                                                                 : NULL;
+    for (size_t i = 0; !what && i < sp->n_mounts; i++)
+        if (sp->mounts[i].type == RT_MOUNT_BIND)
+            what = "a bind mount";
+    if (what)
+        return berr_make(reterr, ENOTSUP,
+                         "%s is not available for workspaces on a Swarm cluster yet "
+                         "(docs/cluster.md)",
+                         what);
+    if (!sp->agent_key)
+        return berr_make(reterr, EINVAL, "a workspace on a Swarm needs its agent's key");
+    return 0;
+}
+
+/* The mounts: the files volume at the checkout, the agent dir read-only, the
+ * configuration's volumes and tmpfs. The run dir, the IDE and the .vsix
+ * files are on this host only. */
+static json_t *service_mounts(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id)
+{
+    json_t *mounts = json_array();
+    for (size_t i = 0; i < sp->n_roles; i++) {
+        const struct rt_role_mount *rm = &sp->roles[i];
+        if (rm->role == RT_ROLE_FILES)
+            json_array_append_new(mounts,
+                                  json_pack("{s:s, s:o, s:s, s:{s:{s:s, s:s}}}", "Type", "volume",
+                                            "Source", json_sprintf("berth-%s-files", id), "Target",
+                                            rm->target, "VolumeOptions", "Labels", RT_LABEL_MANAGED,
+                                            "1", RT_LABEL_ID, id));
+        else if (rm->role == RT_ROLE_AGENT)
+            json_array_append_new(mounts,
+                                  json_pack("{s:s, s:s, s:s, s:b}", "Type", "bind", "Source",
+                                            s->agent_dir, "Target", rm->target, "ReadOnly", 1));
+    }
+    for (size_t i = 0; i < sp->n_mounts; i++) {
+        const struct rt_mount *mt = &sp->mounts[i];
+        json_t *jm =
+            json_pack("{s:s, s:s, s:b}", "Type", mt->type == RT_MOUNT_TMPFS ? "tmpfs" : "volume",
+                      "Target", mt->target, "ReadOnly", mt->readonly);
+        if (mt->source && mt->type == RT_MOUNT_VOLUME)
+            json_object_set_new(jm, "Source", json_string(mt->source));
+        json_array_append_new(mounts, jm);
+    }
+    return mounts;
+}
+
+static json_t *run_label(const struct rt_ws_spec *sp)
+{
+    for (size_t i = 0; i < sp->n_roles; i++)
+        if (sp->roles[i].role == RT_ROLE_RUN)
+            return json_string(sp->roles[i].source);
+    return json_string("");
+}
+
+static json_t *service_spec(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
+                            const char *node, const char *net_id, const char *secret_id)
+{
+    /* the unix socket too, as on one host (the run dir is not there: /run) */
+    json_t *args =
+        json_pack("[s, s, s, s, s, s, s, s]", "--socket", "/run/berth-agent.sock", "--tcp",
+                  "0.0.0.0:7880", "--key", "/run/secrets/" SECRET_FILE, "--id", id);
+    for (size_t i = 0; sp->cmd && i < sp->cmd->n; i++)
+        json_array_append_new(args, json_string(sp->cmd->v[i]));
+    json_t *labels = json_deep_copy(sp->labels);
+    /* reconcile tells this data dir's workspaces by their run dir */
+    json_object_set_new(labels, "berth.run", run_label(sp));
+    json_t *container = json_pack(
+        "{s:s, s:O, s:[s], s:o, s:o, s:s, s:s, s:s, s:o, s:b, s:I, s:[{s:{s:s, s:s, s:s, s:i}, "
+        "s:s, s:s}], s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}]}",
+        "Image", sp->image, "Labels", labels, "Command", sp->entrypoint, "Args", args, "Env",
+        strv_json(sp->env), "User", sp->user, "Dir", sp->working_dir ? sp->working_dir : "/",
+        "Hostname", sp->hostname, "Mounts", service_mounts(s, sp, id), "Init", 0, "StopGracePeriod",
+        (json_int_t)sp->stop_timeout_s * 1000000000, "Secrets", "File", "Name", SECRET_FILE, "UID",
+        "0", "GID", "0", "Mode", 0400, "SecretID", secret_id, "SecretName",
+        json_string_value(json_object_get(labels, "berth.secret")), "Ulimits", "Name", "nofile",
+        "Soft", RT_ULIMIT_NOFILE, "Hard", RT_ULIMIT_NOFILE, "Name", "nproc", "Soft",
+        RT_ULIMIT_NPROC, "Hard", RT_ULIMIT_NPROC);
+    if (sp->cap_add && sp->cap_add->n)
+        json_object_set_new(container, "CapabilityAdd", strv_json(sp->cap_add));
+    if (sp->cap_drop && sp->cap_drop->n)
+        json_object_set_new(container, "CapabilityDrop", strv_json(sp->cap_drop));
+    json_t *limits = json_object();
+    if (sp->nano_cpus)
+        json_object_set_new(limits, "NanoCPUs", json_integer(sp->nano_cpus));
+    if (sp->memory)
+        json_object_set_new(limits, "MemoryBytes", json_integer(sp->memory));
+    json_t *spec = json_pack(
+        "{s:s, s:o, s:{s:o, s:{s:o}, s:{s:s, s:I}, s:{s:[o]}, s:[{s:s}]}, s:{s:{s:i}}, "
+        "s:{s:s}}",
+        "Name", sp->name, "Labels", labels, "TaskTemplate", "ContainerSpec", container, "Resources",
+        "Limits", limits, "RestartPolicy", "Condition", "any", "Delay", (json_int_t)1000000000,
+        "Placement", "Constraints", json_sprintf("node.id==%s", node), "Networks", "Target", net_id,
+        "Mode", "Replicated", "Replicas", 0, "EndpointSpec", "Mode", "dnsrr");
+    return spec;
+}
+
+static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_id,
+                           struct berr **reterr)
+{
+    struct swarm_rt *s = data;
+    int r = refuse_unsupported(sp, reterr);
+    if (r < 0)
+        return r;
+    const char *id = json_string_value(json_object_get(sp->labels, RT_LABEL_ID));
+    if (!id)
+        return berr_make(reterr, EINVAL, "a workspace's spec carries its id");
+    _cleanup_free_ char *node = NULL;
+    r = place(s, &node, reterr);
+    if (r < 0)
+        return r;
+    /* the overlay, attachable so that the relay can join it */
+    _cleanup_free_ char *net = xasprintf("berth-ws-%s", id);
+    json_t *nbody = json_pack("{s:s, s:s, s:b, s:b, s:{s:s, s:s}}", "Name", net, "Driver",
+                              "overlay", "Attachable", 1, "CheckDuplicate", 1, "Labels",
+                              RT_LABEL_MANAGED, "1", RT_LABEL_ID, id);
+    _cleanup_(json_decrefp) json_t *nans = NULL;
+    r = engine_call(s->e, "POST", "/networks/create", nbody, &nans, "create the overlay", reterr);
+    json_decref(nbody);
+    if (r < 0)
+        return r;
+    const char *net_id = json_string_value(json_object_get(nans, "Id"));
+    /* the key, as a secret of this service's alone */
+    _cleanup_free_ char *secret = xasprintf("berth-%s-agent", id);
+    char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
+    sodium_bin2base64(b64, sizeof(b64), sp->agent_key, 32, sodium_base64_VARIANT_ORIGINAL);
+    json_t *sbody = json_pack("{s:s, s:s, s:{s:s, s:s}}", "Name", secret, "Data", b64, "Labels",
+                              RT_LABEL_MANAGED, "1", RT_LABEL_ID, id);
+    _cleanup_(json_decrefp) json_t *sans = NULL;
+    r = engine_call(s->e, "POST", "/secrets/create", sbody, &sans, "create the agent's secret",
+                    reterr);
+    json_decref(sbody);
+    if (r < 0)
+        return r;
+    r = relay_attach(s, net_id, reterr);
+    if (r < 0)
+        return r;
+    json_t *labels = json_deep_copy(sp->labels);
+    json_object_set_new(labels, "berth.secret", json_string(secret));
+    struct rt_ws_spec copy = *sp;
+    copy.labels = labels;
+    json_t *spec =
+        service_spec(s, &copy, id, node, net_id, json_string_value(json_object_get(sans, "ID")));
+    json_decref(labels);
+    _cleanup_(json_decrefp) json_t *ans = NULL;
+    r = engine_call(s->e, "POST", "/services/create", spec, &ans, "create the service", reterr);
+    json_decref(spec);
+    if (r < 0)
+        return r;
+    const char *sid = json_string_value(json_object_get(ans, "ID"));
+    *ret_id = xstrdup(sid ? sid : sp->name);
+    return 0;
+}
+
+/* Sets the service's replicas (read-modify-write at the version read). */
+static int set_replicas(struct swarm_rt *s, const char *id, int replicas, struct berr **reterr)
+{
+    for (int attempt = 0;; attempt++) {
+        _cleanup_free_ char *path = xasprintf("/services/%s", id);
+        _cleanup_(json_decrefp) json_t *svc = NULL;
+        int r = engine_call(s->e, "GET", path, NULL, &svc, "read the service", reterr);
+        if (r < 0)
+            return r;
+        json_t *spec = json_object_get(svc, "Spec");
+        json_object_set_new(json_object_get(json_object_get(spec, "Mode"), "Replicated"),
+                            "Replicas", json_integer(replicas));
+        json_int_t version =
+            json_integer_value(json_object_get(json_object_get(svc, "Version"), "Index"));
+        _cleanup_free_ char *upath =
+            xasprintf("/services/%s/update?version=%lld", id, (long long)version);
+        struct berr *ue = NULL;
+        r = engine_call(s->e, "POST", upath, spec, NULL, "update the service", &ue);
+        if (r < 0 && attempt < 2 && (r == -EINVAL || r == -EIO)) {
+            berr_free(ue); /* "update out of sequence": read again */
+            continue;
+        }
+        if (r < 0 && reterr)
+            *reterr = ue;
+        else
+            berr_free(ue);
+        return r;
+    }
+}
+
+/* The service's tasks that Swarm wants running, and whether one runs. */
+static int task_state(struct swarm_rt *s, const char *svc, char **ret_state, json_t **ret_task,
+                      struct berr **reterr)
+{
+    _cleanup_free_ char *path = filter_path("/tasks", "service", svc);
+    _cleanup_(json_decrefp) json_t *tasks = NULL;
+    int r = engine_call(s->e, "GET", path, NULL, &tasks, "list the service's tasks", reterr);
+    if (r < 0)
+        return r;
+    json_t *best = NULL;
+    const char *best_at = "";
+    size_t i;
+    json_t *t;
+    json_array_foreach (tasks, i, t) {
+        const char *want = json_string_value(json_object_get(t, "DesiredState"));
+        const char *at = json_string_value(json_object_get(t, "UpdatedAt"));
+        if (!want || strcmp(want, "running") != 0)
+            continue;
+        if (!best || (at && strcmp(at, best_at) > 0)) {
+            best = t;
+            best_at = at ? at : "";
+        }
+    }
+    const char *st =
+        best ? json_string_value(json_object_get(json_object_get(best, "Status"), "State")) : NULL;
+    if (ret_state)
+        *ret_state = xstrdup(st ? st : "exited");
+    if (ret_task)
+        *ret_task = best ? json_incref(best) : NULL;
+    return 0;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+static int swarm_ws_start(void *data, const char *id, struct berr **reterr)
+{
+    return set_replicas(data, id, 1, reterr);
+}
+
+static int swarm_ws_stop(void *data, const char *id, int timeout_s, struct berr **reterr)
+{
+    struct swarm_rt *s = data;
+    int r = set_replicas(s, id, 0, reterr);
+    if (r < 0)
+        return r;
+    /* done when no task of it runs (Swarm sends SIGTERM, SIGKILL after the
+     * grace period) */
+    for (long waited = 0; waited < (timeout_s + 30) * 1000L; waited += 250) {
+        _cleanup_free_ char *state = NULL;
+        if (task_state(s, id, &state, NULL, NULL) == 0 && strcmp(state, "exited") == 0)
+            return 0;
+        sleep_ms(250);
+    }
+    return berr_make(reterr, ETIMEDOUT, "the service's task did not stop in %d s", timeout_s + 30);
+}
+
+static int swarm_ws_remove(void *data, const char *name, struct berr **reterr)
+{
+    struct swarm_rt *s = data;
+    _cleanup_free_ char *path = xasprintf("/services/%s", name);
+    _cleanup_(json_decrefp) json_t *svc = NULL;
+    int r = engine_call(s->e, "GET", path, NULL, &svc, "read the service", reterr);
+    if (r < 0)
+        return r;
+    const char *id = json_string_value(
+        json_object_get(json_object_get(json_object_get(svc, "Spec"), "Labels"), RT_LABEL_ID));
+    _cleanup_free_ char *ws = xstrdup(id ? id : ws_id_of(name));
+    r = engine_call(s->e, "DELETE", path, NULL, NULL, "remove the service", reterr);
+    if (r < 0)
+        return r;
+    /* the network goes once the task has left it; the secret with the service */
+    _cleanup_free_ char *net = xasprintf("/networks/berth-ws-%s", ws);
+    _cleanup_free_ char *netname = xasprintf("berth-ws-%s", ws);
+    relay_detach(s, netname);
+    for (int i = 0; i < 120; i++) {
+        int nr = engine_call(s->e, "DELETE", net, NULL, NULL, "remove the overlay", NULL);
+        if (nr == 0 || nr == -ENOENT)
+            break;
+        sleep_ms(250);
+    }
+    _cleanup_free_ char *secret = xasprintf("/secrets/berth-%s-agent", ws);
+    (void)engine_call(s->e, "DELETE", secret, NULL, NULL, "remove the agent's secret", NULL);
+    return 0;
+}
+
+static int swarm_ws_inspect(void *data, const char *id, struct rt_ws_info *ret,
+                            struct berr **reterr)
+{
+    struct swarm_rt *s = data;
+    _cleanup_free_ char *path = xasprintf("/services/%s", id);
+    _cleanup_(json_decrefp) json_t *svc = NULL;
+    int r = engine_call(s->e, "GET", path, NULL, &svc, "read the service", reterr);
+    if (r < 0)
+        return r;
+    json_int_t replicas = json_integer_value(json_object_get(
+        json_object_get(json_object_get(json_object_get(svc, "Spec"), "Mode"), "Replicated"),
+        "Replicas"));
+    char *state = NULL;
+    r = task_state(s, id, &state, NULL, reterr);
+    if (r < 0)
+        return r;
+    if (!replicas) {
+        free(state);
+        state = xstrdup("exited");
+    }
+    ret->running = strcmp(state, "running") == 0;
+    ret->status = state;
+    return 0;
+}
+
+static int swarm_ws_list(void *data, const char *label, struct rt_ws_entry **ret, size_t *ret_n,
+                         struct berr **reterr)
+{
+    struct swarm_rt *s = data;
+    _cleanup_free_ char *path = filter_path("/services", "label", label);
+    _cleanup_(json_decrefp) json_t *list = NULL;
+    int r = engine_call(s->e, "GET", path, NULL, &list, "list the services", reterr);
+    if (r < 0)
+        return r;
+    size_t n = json_array_size(list);
+    struct rt_ws_entry *v = xcalloc(n ? n : 1, sizeof(*v));
+    size_t i;
+    json_t *svc;
+    json_array_foreach (list, i, svc) {
+        json_t *labels = json_object_get(json_object_get(svc, "Spec"), "Labels");
+        const char *id = json_string_value(json_object_get(svc, "ID"));
+        const char *ws = json_string_value(json_object_get(labels, RT_LABEL_ID));
+        const char *run = json_string_value(json_object_get(labels, "berth.run"));
+        v[i].id = xstrdup(id ? id : "");
+        v[i].ws_id = ws ? xstrdup(ws) : NULL;
+        v[i].mount_sources = (struct strv)STRV_INIT;
+        if (run)
+            strv_push(&v[i].mount_sources, run);
+    }
+    *ret = v;
+    *ret_n = n;
+    return 0;
+}
+
+static int swarm_ws_commit(void *data, const char *id, const char *repo, const char *tag,
+                           struct berr **reterr)
+{
+    (void)data, (void)id, (void)repo, (void)tag;
+    return berr_make(reterr, ENOTSUP, "prebuilds on a Swarm cluster are not built yet");
+}
+
+/* Swarm makes a service's volumes on its node when the task starts; the
+ * manager cannot make or remove them on another node. */
+static int swarm_volume_create(void *data, const char *name, json_t *labels, struct berr **reterr)
+{
+    (void)data, (void)name, (void)labels, (void)reterr;
+    return 0;
+}
+
+static int swarm_volume_remove(void *data, const char *name, struct berr **reterr)
+{
+    (void)data;
+    return berr_make(reterr, ENOTSUP, "volume '%s' is on its node: remove it there", name);
+}
+
+static int swarm_volume_list(void *data, const char *label, struct strv *ret, struct berr **reterr)
+{
+    (void)data, (void)label, (void)ret, (void)reterr;
+    return 0;
+}
+
+static int swarm_image_inspect(void *data, const char *image, json_t **ret, struct berr **reterr)
+{
+    return engine_image_inspect(((struct swarm_rt *)data)->e, image, ret, reterr);
+}
+
+static int swarm_image_pull(void *data, const char *image, engine_line_cb cb, void *cb_data,
+                            struct berr **reterr)
+{
+    return engine_image_pull(((struct swarm_rt *)data)->e, image, cb, cb_data, reterr);
+}
+
+static int swarm_image_build(void *data, const char *context_tar, const struct engine_build *b,
+                             engine_line_cb cb, void *cb_data, struct berr **reterr)
+{
+    (void)data, (void)context_tar, (void)b, (void)cb, (void)cb_data;
+    return berr_make(reterr, ENOTSUP,
+                     "building a devcontainer's image (build, Dockerfile, features) on a Swarm "
+                     "cluster is not built yet: use an image the nodes have");
+}
+
+static int swarm_image_remove(void *data, const char *image, struct berr **reterr)
+{
+    return engine_image_remove(((struct swarm_rt *)data)->e, image, reterr);
+}
+
+static void swarm_host_paths(void *data, struct strv *ret)
+{
+    struct swarm_rt *s = data;
+    _cleanup_free_ char *sock = xstrdup(engine_socket(s->e));
+    char *slash = strrchr(sock, '/');
+    if (slash && slash != sock)
+        *slash = 0;
+    strv_pushl(ret, sock, "/run/docker.sock", "/var/run/docker.sock", "/var/lib/docker",
+               s->cluster_dir, NULL);
+}
+
+static int swarm_agent_address(void *data, const char *id, char **ret_host, char **ret_relay,
+                               struct berr **reterr)
+{
+    struct swarm_rt *s = data;
+    _cleanup_free_ char *svc = xasprintf("berth-%s", id);
+    _cleanup_free_ char *state = NULL;
+    _cleanup_(json_decrefp) json_t *task = NULL;
+    int r = task_state(s, svc, &state, &task, reterr);
+    if (r < 0)
+        return r;
+    if (!task || strcmp(state, "running") != 0)
+        return berr_make(reterr, ENOTCONN, "the workspace's task is %s", state);
+    _cleanup_free_ char *net = xasprintf("berth-ws-%s", id);
+    size_t i;
+    json_t *att;
+    json_array_foreach (json_object_get(task, "NetworksAttachments"), i, att) {
+        const char *name = json_string_value(
+            json_object_get(json_object_get(json_object_get(att, "Network"), "Spec"), "Name"));
+        const char *addr = json_string_value(json_array_get(json_object_get(att, "Addresses"), 0));
+        if (!name || strcmp(name, net) != 0 || !addr)
+            continue;
+        *ret_host = xstrndup(addr, strcspn(addr, "/"));
+        *ret_relay = xasprintf("%s/relay/agent.sock", s->cluster_dir);
+        return 0;
+    }
+    return berr_make(reterr, ENOTCONN, "the workspace's task has no address on %s yet", net);
+}
+
+static void swarm_free(void *data)
+{
+    struct swarm_rt *s = data;
+    free(s->cluster_dir);
+    free(s->agent_dir);
+    free(s->relay_image);
+    free(s);
+}
+
+static const struct runtime_ops swarm_ops = {
+    .ws_create = swarm_ws_create,
+    .ws_start = swarm_ws_start,
+    .ws_stop = swarm_ws_stop,
+    .ws_remove = swarm_ws_remove,
+    .ws_inspect = swarm_ws_inspect,
+    .ws_list = swarm_ws_list,
+    .ws_commit = swarm_ws_commit,
+    .volume_create = swarm_volume_create,
+    .volume_remove = swarm_volume_remove,
+    .volume_list = swarm_volume_list,
+    .image_inspect = swarm_image_inspect,
+    .image_pull = swarm_image_pull,
+    .image_build = swarm_image_build,
+    .image_remove = swarm_image_remove,
+    .host_paths = swarm_host_paths,
+    .agent_address = swarm_agent_address,
+    .free = swarm_free,
+};
+
+struct runtime *runtime_swarm_new(struct engine *manager, const char *cluster_dir,
+                                  const char *agent_dir, const char *image)
+{
+    struct swarm_rt *s = xcalloc(1, sizeof(*s));
+    s->e = manager;
+    s->cluster_dir = xstrdup(cluster_dir);
+    s->agent_dir = xstrdup(agent_dir);
+    s->relay_image = xstrdup(image);
+    struct runtime *rt = xmalloc(sizeof(*rt));
+    *rt = (struct runtime){.ops = &swarm_ops, .data = s};
+    return rt;
+}

@@ -1,0 +1,170 @@
+#!/usr/bin/env bats
+# Workspaces on the harness's Swarm (berthd --engine swarm+unix://, the swarm
+# runtime): each is a one-replica service pinned to a node, spread over the
+# three, its files in a volume on its node, reached through the relay and the
+# per-workspace handshake. What a user does on one host (create, exec, a
+# terminal, a forwarded port, stop, start, rm) works the same; what is not
+# built on a cluster yet (builds) is refused with the reason.
+
+load helpers
+
+ROOT=$(cd "$CLUSTER_DIR/../.." && pwd)
+BERTHD=${BERTHD:-$ROOT/build/src/daemon/berthd}
+BERTH=${BERTH:-$ROOT/build/src/cli/berth}
+CLIENT=$CLUSTER_DIR/fixtures/agent-client.py
+
+start_berthd() {
+	local port i
+	for i in $(seq 1 20); do
+		port=$((20000 + RANDOM % 12000))
+		BERTH_ADMIN_PASSWORD=cluster-admin-pass "$BERTHD" --data "$WORK/data" \
+			--listen "127.0.0.1:$port" --ssh-listen none \
+			--engine "swarm+unix://$("$CLUSTER" sock 1)" >>"$WORK/berthd.log" 2>&1 3>&- &
+		echo $! >"$WORK/berthd.pid"
+		BERTH_SERVER="http://127.0.0.1:$port"
+		for _ in $(seq 1 100); do
+			curl -sf "$BERTH_SERVER/api/v1/health" >/dev/null 2>&1 && break 2
+			kill -0 "$(cat "$WORK/berthd.pid")" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
+	done
+	curl -sf "$BERTH_SERVER/api/v1/health" >/dev/null
+	echo "$BERTH_SERVER" >"$WORK/url"
+}
+
+setup_file() {
+	all_ready || "$CLUSTER" up >&3 2>&1
+	export WORK="$BATS_FILE_TMPDIR"
+	start_berthd
+	curl -sf -X POST -H 'Content-Type: application/json' \
+		--data-binary '{"username":"admin","password":"cluster-admin-pass","mode":"token","token_name":"t"}' \
+		"$(cat "$WORK/url")/api/v1/auth/login" | jq -r .token >"$WORK/token"
+	local repo=$WORK/repo
+	mkdir -p "$repo"
+	git -C "$repo" init -q -b main
+	echo "# on the cluster" >"$repo/README.md"
+	git -C "$repo" add -A
+	git -C "$repo" -c user.name=T -c user.email=t@t commit -qm init
+}
+
+teardown_file() {
+	export BERTH_SERVER BERTH_TOKEN
+	BERTH_SERVER=$(cat "$WORK/url")
+	BERTH_TOKEN=$(cat "$WORK/token")
+	local ws
+	for ws in cw1 cw2 cw3 cw-build; do "$BERTH" rm "$ws" >/dev/null 2>&1 || true; done
+	kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
+	dk 1 rm -f berth-relay >/dev/null 2>&1 || true
+}
+
+setup() {
+	export BERTH_SERVER BERTH_TOKEN
+	BERTH_SERVER=$(cat "$WORK/url")
+	BERTH_TOKEN=$(cat "$WORK/token")
+}
+
+ws_id() { "$BERTH" show "$1" --json | jq -r .id; }
+# the node where workspace WS's service runs now
+ws_node() { running_on "berth-$(ws_id "$1")"; }
+
+@test "three workspaces become services pinned to the three nodes, with the repository's files" {
+	for ws in cw1 cw2 cw3; do
+		run timeout 300 "$BERTH" create "$WORK/repo" --name "$ws"
+		echo "$output"
+		[ "$status" -eq 0 ]
+		[[ $output == *"copying the checkout"* ]]
+	done
+	nodes=$(for ws in cw1 cw2 cw3; do ws_node "$ws"; done | sort -u | wc -l)
+	[ "$nodes" = 3 ]
+	id=$(ws_id cw2)
+	[[ $(dk 1 service inspect -f '{{json .Spec.TaskTemplate.Placement.Constraints}}' "berth-$id") == *'node.id=='* ]]
+	[ "$(dk 1 service inspect -f '{{.Spec.EndpointSpec.Mode}}' "berth-$id")" = dnsrr ]
+	run "$BERTH" exec cw2 -- sh -c 'cat README.md; pwd; id -un; hostname'
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "# on the cluster" ]
+	[ "${lines[1]}" = /workspaces/repo ]
+	[ "${lines[2]}" = vscode ]
+	[ "${lines[3]}" = cw2 ]
+}
+
+@test "a terminal and a forwarded port work on a workspace on another node" {
+	run timeout 60 "$BERTH" shell cw3 <<<'echo from-the-node-$((6*7)); exit'
+	[[ $output == *"from-the-node-42"* ]]
+	"$BERTH" exec cw3 -- sh -c 'setsid perl -MIO::Socket::INET -e '\''my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => 8765, Listen => 5, ReuseAddr => 1) or die; while (my $c = $s->accept) { while (<$c>) { last if /^\r?$/ } print $c "HTTP/1.0 200 OK\r\n\r\nhello from " . `hostname`; close $c }'\'' </dev/null >/dev/null 2>&1 &'
+	wait_until 30 "port 8765 detected" sh -c "'$BERTH' ports cw3 | grep -q '^8765 '"
+	run "$BERTH" ports cw3
+	# Docker's embedded DNS listener is the engine's, not the user's
+	[[ $output != *"127.0.0.11"* ]]
+	run curl -sS -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/cw3/ports/8765/"
+	[ "$output" = "hello from cw3" ]
+}
+
+@test "stop leaves no task, start brings the workspace back on its node with its files" {
+	node=$(ws_node cw1)
+	"$BERTH" exec cw1 -- sh -c 'echo kept > notes.txt'
+	run "$BERTH" stop cw1
+	[ "$status" -eq 0 ]
+	[ -z "$(running_on "berth-$(ws_id cw1)")" ]
+	[ "$(dk 1 service inspect -f '{{.Spec.Mode.Replicated.Replicas}}' "berth-$(ws_id cw1)")" = 0 ]
+	run "$BERTH" start cw1
+	[ "$status" -eq 0 ]
+	[ "$(ws_node cw1)" = "$node" ]
+	run "$BERTH" exec cw1 -- cat notes.txt
+	[ "$output" = kept ]
+}
+
+@test "each agent takes only its own workspace's key, through the relay" {
+	a=$(ws_id cw1)
+	b=$(ws_id cw2)
+	task=$(dk 1 service ps -q --filter desired-state=running "berth-$a" | head -1)
+	ipa=$(dk 1 inspect -f '{{range .NetworksAttachments}}{{if eq .Network.Spec.Name "berth-ws-'"$a"'"}}{{index .Addresses 0}}{{end}}{{end}}' "$task")
+	ipa=${ipa%/*}
+	[ -n "$ipa" ]
+	relay=$WORK/data/cluster/relay/agent.sock
+	run timeout 60 python3 "$CLIENT" "$relay" "$ipa" "$WORK/data/run/$a/agent.key" "$a" true
+	[ "$status" -eq 0 ]
+	run timeout 60 python3 "$CLIENT" "$relay" "$ipa" "$WORK/data/run/$b/agent.key" "$a" true
+	[ "$status" -eq 3 ]
+	run timeout 60 python3 "$CLIENT" "$relay" "$ipa" "$WORK/data/run/$b/agent.key" "$b" true
+	[ "$status" -eq 3 ]
+	# the key is in that one service's task only
+	[[ $(dk 1 service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Secrets}}' "berth-$a") == *"berth-$a-agent"* ]]
+	[[ $(dk 1 service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Secrets}}' "berth-$b") != *"berth-$a-agent"* ]]
+}
+
+@test "a berthd restart finds its workspaces running and reachable" {
+	kill "$(cat "$WORK/berthd.pid")"
+	for _ in $(seq 1 100); do
+		kill -0 "$(cat "$WORK/berthd.pid")" 2>/dev/null || break
+		sleep 0.1
+	done
+	start_berthd
+	BERTH_SERVER=$(cat "$WORK/url")
+	[ "$("$BERTH" show cw2 --json | jq -r .state)" = running ]
+	run "$BERTH" exec cw2 -- cat README.md
+	[ "$output" = "# on the cluster" ]
+}
+
+@test "a configuration that needs an image built is refused with the reason" {
+	repo=$WORK/build-repo
+	mkdir -p "$repo/.devcontainer"
+	printf '{"build": {"dockerfile": "Dockerfile"}}\n' >"$repo/.devcontainer/devcontainer.json"
+	printf 'FROM localhost/berth/base:bookworm\n' >"$repo/.devcontainer/Dockerfile"
+	git -C "$repo" init -q -b main
+	git -C "$repo" add -A
+	git -C "$repo" -c user.name=T -c user.email=t@t commit -qm init
+	run timeout 300 "$BERTH" create "$repo" --name cw-build
+	[ "$status" -ne 0 ]
+	[[ $output == *"on a Swarm cluster is not built yet"* ]]
+}
+
+@test "rm removes the service, its secret and its overlay" {
+	id=$(ws_id cw3)
+	run "$BERTH" rm cw3
+	[ "$status" -eq 0 ]
+	! dk 1 service inspect "berth-$id" >/dev/null 2>&1
+	! dk 1 secret inspect "berth-$id-agent" >/dev/null 2>&1
+	wait_until 60 "overlay berth-ws-$id removed" sh -c "! docker -H unix://$("$CLUSTER" sock 1) network inspect berth-ws-$id"
+	[ ! -e "$WORK/data/run/$id" ]
+}
