@@ -31,7 +31,7 @@ unit: build-asan
 
 # A three-node Docker Swarm on this machine and the tests against it
 # (tests/cluster/); prints "cluster tests skipped: REASON" where it cannot run.
-# `make test` runs them with BERTH_CLUSTER_TESTS=1.
+# `make test` runs them too (BERTH_CLUSTER_TESTS=0 leaves them out).
 test-cluster:
 	bash tests/cluster/run.sh
 
