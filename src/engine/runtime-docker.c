@@ -16,6 +16,8 @@ void rt_ws_info_release(struct rt_ws_info *i)
 {
     free(i->status);
     i->status = NULL;
+    free(i->node);
+    i->node = NULL;
 }
 
 void rt_ws_entries_free(struct rt_ws_entry *list, size_t n)

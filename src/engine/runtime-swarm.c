@@ -473,12 +473,39 @@ static int swarm_ws_inspect(void *data, const char *id, struct rt_ws_info *ret,
         json_object_get(json_object_get(json_object_get(svc, "Spec"), "Mode"), "Replicated"),
         "Replicas"));
     char *state = NULL;
-    r = task_state(s, id, &state, NULL, reterr);
+    _cleanup_(json_decrefp) json_t *task = NULL;
+    r = task_state(s, id, &state, &task, reterr);
     if (r < 0)
         return r;
     if (!replicas) {
         free(state);
         state = xstrdup("exited");
+    }
+    /* the node is the constraint's (where the task runs or will run) */
+    const char *node_id = json_string_value(json_object_get(task, "NodeID"));
+    const char *c = json_string_value(json_array_get(
+        json_object_get(
+            json_object_get(json_object_get(json_object_get(svc, "Spec"), "TaskTemplate"),
+                            "Placement"),
+            "Constraints"),
+        0));
+    if (!node_id && c && strncmp(c, "node.id==", 9) == 0)
+        node_id = c + 9;
+    if (node_id) {
+        _cleanup_free_ char *npath = xasprintf("/nodes/%s", node_id);
+        _cleanup_(json_decrefp) json_t *node = NULL;
+        if (engine_call(s->e, "GET", npath, NULL, &node, "read the node", NULL) == 0) {
+            const char *host = json_string_value(
+                json_object_get(json_object_get(node, "Description"), "Hostname"));
+            const char *ns =
+                json_string_value(json_object_get(json_object_get(node, "Status"), "State"));
+            ret->node = xstrdup(host ? host : node_id);
+            /* a down node's tasks still show their last state */
+            if (replicas && ns && strcmp(ns, "ready") != 0) {
+                free(state);
+                state = xstrdup("unavailable");
+            }
+        }
     }
     ret->running = strcmp(state, "running") == 0;
     ret->status = state;

@@ -89,8 +89,9 @@ struct rt_ws_spec {
 
 /* What inspecting a workspace's container tells. */
 struct rt_ws_info {
-    char *status; /* "running", "exited", ... */
+    char *status; /* "running", "exited", ...; "unavailable": its node is down */
     bool running;
+    char *node; /* where it runs, on a cluster; NULL on one host */
 };
 void rt_ws_info_release(struct rt_ws_info *i);
 

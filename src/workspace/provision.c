@@ -336,6 +336,12 @@ int step_start_container(struct job_ctx *x, struct berr **reterr)
         }
         return r;
     }
+    /* on a cluster: the node it landed on, for berth show */
+    struct rt_ws_info info = {0};
+    if (rt_is_remote(x->m->rt) && rt_ws_inspect(x->m->rt, x->rec.container_id, &info, NULL) == 0 &&
+        info.node)
+        runtime_set(x, "node", json_string(info.node));
+    rt_ws_info_release(&info);
     return 0;
 }
 

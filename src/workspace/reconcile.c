@@ -69,9 +69,12 @@ void ws_manager_reconcile(struct ws_manager *m)
             struct berr *ce = NULL;
             int rc = r->container_id ? rt_ws_inspect(m->rt, r->container_id, &info, &ce) : -ENOENT;
             bool running = rc == 0 && info.running;
+            bool away = rc == 0 && info.status && strcmp(info.status, "unavailable") == 0;
             rt_ws_info_release(&info);
             berr_free(ce);
-            if (rc == -ENOENT || (rc == 0 && !running)) {
+            if (away) {
+                /* its node is down: nodewatch.c shows it and brings it back */
+            } else if (rc == -ENOENT || (rc == 0 && !running)) {
                 struct ws_record copy;
                 ws_record_copy(&copy, r);
                 free(copy.state);
@@ -93,6 +96,7 @@ void ws_manager_reconcile(struct ws_manager *m)
         }
         case WS_STOPPED:
         case WS_FAILED:
+        case WS_UNAVAILABLE:
         case _WS_STATE_MAX:
         case _WS_STATE_INVALID:
         default:

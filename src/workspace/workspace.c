@@ -191,6 +191,7 @@ int ws_manager_new(uv_loop_t *loop, struct store *store, struct runtime *rt,
     m->notify.data = m;
     prebuild_poller_start(m);
     idle_sweeper_start(m);
+    nodewatch_start(m);
     *ret = m;
     return 0;
 }
@@ -211,6 +212,8 @@ void ws_manager_free(struct ws_manager *m)
         uv_close((uv_handle_t *)&m->poll_timer, NULL);
     if (m->idle_timer.loop)
         uv_close((uv_handle_t *)&m->idle_timer, NULL);
+    if (m->nodewatch_timer.loop)
+        uv_close((uv_handle_t *)&m->nodewatch_timer, NULL);
     /* the manager itself is leaked on purpose when jobs may still run: berthd
      * exits right after this */
     free(m->data_dir);
@@ -527,6 +530,9 @@ int ws_act(struct ws_manager *m, const char *id_or_name, enum ws_action action,
         why = "unsupported action";
         break;
     }
+    if (s == WS_UNAVAILABLE && action != WS_ACTION_DELETE)
+        why = "its node is down; it comes back as it was when the node does ('berth admin "
+              "nodes' shows the nodes)";
     if (!why && (action == WS_ACTION_START || (action == WS_ACTION_REBUILD && s != WS_RUNNING))) {
         struct berr *le = NULL;
         if (check_limits(m, rec.owner, false, &le) < 0) {
@@ -730,6 +736,10 @@ json_t *ws_record_json(const struct ws_record *r)
     json_t *rt = runtime_get(r);
     json_t *lifecycle = json_object_get(rt, "lifecycle");
     json_object_set(j, "lifecycle", lifecycle ? lifecycle : json_null());
+    /* "node": where it runs, on a cluster */
+    json_t *node = json_object_get(rt, "node");
+    if (node)
+        json_object_set(j, "node", node);
     json_t *pb = json_object_get(rt, "prebuild");
     json_object_set(j, "prebuild", pb ? pb : json_null());
     /* "tasks": the names of the terminals its tasks run in */

@@ -37,7 +37,8 @@
     X(WS_STOPPED, "stopped", false)                                                                \
     X(WS_REBUILDING, "rebuilding", true)                                                           \
     X(WS_DELETING, "deleting", true)                                                               \
-    X(WS_FAILED, "failed", false)
+    X(WS_FAILED, "failed", false)                                                                  \
+    X(WS_UNAVAILABLE, "unavailable", false) /* its node is down (a cluster) */
 
 #define WS_STATE_ENUM(e, s, b) e,
 enum ws_state { WS_STATES(WS_STATE_ENUM) _WS_STATE_MAX, _WS_STATE_INVALID = -1 };

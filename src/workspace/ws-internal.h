@@ -64,6 +64,8 @@ struct ws_manager {
     size_t n_idle;
     int64_t idle_minute_ms;
     uv_timer_t idle_timer;
+    uv_timer_t nodewatch_timer; /* a remote runtime's nodes (nodewatch.c) */
+    bool nodewatch_busy;
     ws_idle_warn_cb idle_warn_cb;
     void *idle_warn_data;
     ws_ready_cb ready_cb;
@@ -271,6 +273,9 @@ void step_dotfiles(struct job_ctx *x);
 /* ---- idle.c ---- */
 
 void idle_sweeper_start(struct ws_manager *m);
+/* On a remote runtime: running workspaces whose node is down become
+ * unavailable, and running again when it is back (nodewatch.c). */
+void nodewatch_start(struct ws_manager *m);
 
 /* The lifecycle commands of a container, in order: the create-time ones
  * once, then postStartCommand at each start. */

@@ -146,6 +146,30 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	[ "$output" = "# on the cluster" ]
 }
 
+@test "a node that goes down shows its workspace unavailable; the others work on; it comes back with its files" {
+	ws=
+	for w in cw1 cw2 cw3; do [ "$(ws_node "$w")" = berth-node3 ] && ws=$w; done
+	[ -n "$ws" ]
+	other=$([ "$ws" = cw2 ] && echo cw1 || echo cw2)
+	[ "$("$BERTH" show "$ws" --json | jq -r .node)" = berth-node3 ]
+	"$BERTH" exec "$ws" -- sh -c 'echo kept-on-node3 > fault.txt'
+	"$CLUSTER" node-stop 3
+	wait_until 120 "$ws unavailable" sh -c "[ \"\$('$BERTH' show $ws --json | jq -r .state)\" = unavailable ]"
+	run "$BERTH" events "$ws"
+	[[ $output == *"its node berth-node3 is down"* ]]
+	run "$BERTH" exec "$other" -- cat README.md
+	[ "$output" = "# on the cluster" ]
+	run "$BERTH" start "$ws"
+	[ "$status" -ne 0 ]
+	[[ $output == *"its node is down"* ]]
+	"$CLUSTER" node-start 3
+	wait_until 240 "$ws running again" sh -c "[ \"\$('$BERTH' show $ws --json | jq -r .state)\" = running ]"
+	run "$BERTH" exec "$ws" -- cat fault.txt
+	[ "$output" = kept-on-node3 ]
+	run "$BERTH" events "$ws"
+	[[ $output == *"its node berth-node3 is back"* ]]
+}
+
 @test "a configuration that needs an image built is refused with the reason" {
 	repo=$WORK/build-repo
 	mkdir -p "$repo/.devcontainer"
