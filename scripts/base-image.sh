@@ -45,6 +45,12 @@ image_ok() {
 if [ "${BERTH_BASE_REBUILD:-0}" != 1 ]; then
 	if image_ok; then
 		say "image $IMAGE present"
+		# the cluster tests load the nodes from the archive
+		if [ ! -s "$ARCHIVE" ]; then
+			say "saving cache archive $ARCHIVE"
+			quiet podman save -q --format docker-archive -o "$ARCHIVE.tmp" "$IMAGE" &&
+				mv -f "$ARCHIVE.tmp" "$ARCHIVE"
+		fi
 		exit 0
 	fi
 	if [ -s "$ARCHIVE" ]; then

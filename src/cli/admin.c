@@ -304,17 +304,18 @@ static int node_label(struct client *c, const struct cli_args *a, struct berr **
     return node_patch(c, a, node, body, reterr);
 }
 
-/* `berth admin node label|drain|activate NODE ...` */
+/* `berth admin node label|pause|drain|activate NODE ...` */
 int cmd_admin_node(struct client *c, const struct cli_args *a, struct berr **reterr)
 {
     const char *verb = a->pos.v[0];
     if (strcmp(verb, "label") == 0)
         return node_label(c, a, reterr);
     const char *availability = strcmp(verb, "drain") == 0      ? "drain"
+                               : strcmp(verb, "pause") == 0    ? "pause"
                                : strcmp(verb, "activate") == 0 ? "active"
                                                                : NULL;
     if (!availability)
-        return berr_make(reterr, EINVAL, "'%s': use label, drain or activate", verb);
+        return berr_make(reterr, EINVAL, "'%s': use label, pause, drain or activate", verb);
     if (a->pos.n != 2)
         return berr_make(reterr, EINVAL, "give one node: berth admin node %s NODE", verb);
     _cleanup_(json_decrefp) json_t *body = json_pack("{s:s}", "availability", availability);

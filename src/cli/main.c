@@ -474,9 +474,10 @@ static const struct command commands[] = {
      .flags = REMOTE | F(JSON),
      .min_args = 2,
      .max_args = 34,
-     .synopsis = "label NODE KEY=VALUE|KEY-... | drain NODE | activate NODE [--json]",
-     .summary = "set (KEY=VALUE) or remove (KEY-) a cluster node's labels; drain it (no new "
-                "workspaces) or make it active again"},
+     .synopsis = "label NODE KEY=VALUE|KEY-... | drain NODE | pause NODE | activate NODE [--json]",
+     .summary = "set (KEY=VALUE) or remove (KEY-) a cluster node's labels; pause it (no new "
+                "workspaces), drain it (also its workspaces are unavailable until it is "
+                "active again) or make it active again"},
 
     {.name = "version",
      .section = "berth",

@@ -11,10 +11,10 @@
  * - a secret berth-<id>-agent: the agent's key, given to this service only;
  * - an attachable overlay berth-ws-<id> holding the workspace and the relay.
  *
- * The relay is one more berth-agent, in a container berth-relay on the
- * manager with the cluster dir's relay/ bound in: berthd connects to its unix
- * socket and asks it for TCP_CONNECT with PASS_FD to the task's address on
- * the overlay (agent_address gives both), then runs the handshake itself.
+ * The relay is one more berth-agent, in a container berth-relay-<hash> (one
+ * per data dir, labelled berth.relay=<cluster dir>) on the manager with the cluster dir's relay/
+ * bound in: berthd connects to its unix socket and asks it for TCP_CONNECT with PASS_FD to the
+ * task's address on the overlay (agent_address gives both), then runs the handshake itself.
  *
  * What is not here yet (the create says so rather than half-do it): builds
  * (the manager's engine cannot build on a node), devices, privileged, binds
@@ -35,11 +35,11 @@
 #include "util/xalloc.h"
 
 #define SERVICE_PREFIX "berth-"
-#define RELAY_NAME "berth-relay"
 #define SECRET_FILE "berth-agent"
 
 struct swarm_rt {
     struct engine *e; /* borrowed */
+    char *relay;      /* the relay container's name: berth-relay-<hash of cluster_dir> */
     char *cluster_dir;
     char *agent_dir;
     char *relay_image;
@@ -78,6 +78,8 @@ static json_t *strv_json(const struct strv *v)
         json_array_append_new(a, json_string(v->v[i]));
     return a;
 }
+
+static void sleep_ms(long ms);
 
 /* ---- placement ---- */
 
@@ -136,7 +138,7 @@ static int place(struct swarm_rt *s, char **ret_node, struct berr **reterr)
 static int relay_attach(struct swarm_rt *s, const char *net, struct berr **reterr)
 {
     _cleanup_(json_decrefp) json_t *info = NULL;
-    int r = engine_container_inspect(s->e, RELAY_NAME, &info, NULL);
+    int r = engine_container_inspect(s->e, s->relay, &info, NULL);
     if (r == -ENOENT) {
         _cleanup_free_ char *relay_dir = xasprintf("%s/relay", s->cluster_dir);
         if (mkdir(relay_dir, 0700) < 0 && errno != EEXIST)
@@ -144,23 +146,24 @@ static int relay_attach(struct swarm_rt *s, const char *net, struct berr **reter
         json_t *binds = json_array();
         json_array_append_new(binds, json_sprintf("%s:/relay", relay_dir));
         json_array_append_new(binds, json_sprintf("%s:/.berth-agent:ro", s->agent_dir));
-        json_t *body = json_pack("{s:s, s:[s], s:[s, s], s:{s:s}, s:{s:o, s:{s:s}}}", "Image",
-                                 s->relay_image, "Entrypoint", "/.berth-agent/berth-agent", "Cmd",
-                                 "--socket", "/relay/agent.sock", "Labels", "berth.relay", "1",
-                                 "HostConfig", "Binds", binds, "RestartPolicy", "Name", "always");
+        json_t *body =
+            json_pack("{s:s, s:[s], s:[s, s], s:{s:s}, s:{s:o, s:{s:s}}}", "Image", s->relay_image,
+                      "Entrypoint", "/.berth-agent/berth-agent", "Cmd", "--socket",
+                      "/relay/agent.sock", "Labels", "berth.relay", s->cluster_dir, "HostConfig",
+                      "Binds", binds, "RestartPolicy", "Name", "always");
         _cleanup_free_ char *id = NULL;
-        r = engine_container_create(s->e, RELAY_NAME, body, &id, reterr);
+        r = engine_container_create(s->e, s->relay, body, &id, reterr);
         json_decref(body);
         if (r < 0 && r != -EBUSY) /* EBUSY: another create made it meanwhile */
             return r;
     } else if (r < 0) {
         return berr_make(reterr, -r, "cannot inspect the relay container");
     }
-    r = engine_container_start(s->e, RELAY_NAME, reterr);
+    r = engine_container_start(s->e, s->relay, reterr);
     if (r < 0)
         return r;
     _cleanup_free_ char *path = xasprintf("/networks/%s/connect", net);
-    json_t *body = json_pack("{s:s}", "Container", RELAY_NAME);
+    json_t *body = json_pack("{s:s}", "Container", s->relay);
     struct berr *ce = NULL;
     r = engine_call(s->e, "POST", path, body, NULL, "attach the relay", &ce);
     json_decref(body);
@@ -176,7 +179,7 @@ static int relay_attach(struct swarm_rt *s, const char *net, struct berr **reter
 static void relay_detach(struct swarm_rt *s, const char *net)
 {
     _cleanup_free_ char *path = xasprintf("/networks/%s/disconnect", net);
-    json_t *body = json_pack("{s:s, s:b}", "Container", RELAY_NAME, "Force", 1);
+    json_t *body = json_pack("{s:s, s:b}", "Container", s->relay, "Force", 1);
     (void)engine_call(s->e, "POST", path, body, NULL, "detach the relay", NULL);
     json_decref(body);
 }
@@ -304,15 +307,30 @@ static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_i
                               "overlay", "Attachable", 1, "CheckDuplicate", 1, "Labels",
                               RT_LABEL_MANAGED, "1", RT_LABEL_ID, id);
     _cleanup_(json_decrefp) json_t *nans = NULL;
+    /* one a create cut short (berthd killed) left goes first: its removal
+     * may still be under way, and a network going away cannot be reused */
+    _cleanup_free_ char *npath = xasprintf("/networks/%s", net);
+    for (int i = 0; i < 120; i++) {
+        if (engine_call(s->e, "GET", npath, NULL, NULL, "read the overlay", NULL) == -ENOENT)
+            break;
+        relay_detach(s, net);
+        (void)engine_call(s->e, "DELETE", npath, NULL, NULL, "remove the old overlay", NULL);
+        sleep_ms(250);
+    }
     r = engine_call(s->e, "POST", "/networks/create", nbody, &nans, "create the overlay", reterr);
     json_decref(nbody);
     if (r < 0)
         return r;
     const char *net_id = json_string_value(json_object_get(nans, "Id"));
+    if (!net_id)
+        net_id = json_string_value(json_object_get(nans, "ID"));
     /* the key, as a secret of this service's alone */
     _cleanup_free_ char *secret = xasprintf("berth-%s-agent", id);
     char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
     sodium_bin2base64(b64, sizeof(b64), sp->agent_key, 32, sodium_base64_VARIANT_ORIGINAL);
+    /* a secret left by a create cut short holds an older key */
+    _cleanup_free_ char *spath = xasprintf("/secrets/%s", secret);
+    (void)engine_call(s->e, "DELETE", spath, NULL, NULL, "remove the old secret", NULL);
     json_t *sbody = json_pack("{s:s, s:s, s:{s:s, s:s}}", "Name", secret, "Data", b64, "Labels",
                               RT_LABEL_MANAGED, "1", RT_LABEL_ID, id);
     _cleanup_(json_decrefp) json_t *sans = NULL;
@@ -499,9 +517,13 @@ static int swarm_ws_inspect(void *data, const char *id, struct rt_ws_info *ret,
                 json_object_get(json_object_get(node, "Description"), "Hostname"));
             const char *ns =
                 json_string_value(json_object_get(json_object_get(node, "Status"), "State"));
+            const char *avail =
+                json_string_value(json_object_get(json_object_get(node, "Spec"), "Availability"));
             ret->node = xstrdup(host ? host : node_id);
-            /* a down node's tasks still show their last state */
-            if (replicas && ns && strcmp(ns, "ready") != 0) {
+            /* a down node's tasks still show their last state; a drained
+             * node's are shut down, and a pinned one cannot move */
+            if (replicas &&
+                ((ns && strcmp(ns, "ready") != 0) || (avail && strcmp(avail, "drain") == 0))) {
                 free(state);
                 state = xstrdup("unavailable");
             }
@@ -636,6 +658,7 @@ static void swarm_free(void *data)
 {
     struct swarm_rt *s = data;
     free(s->cluster_dir);
+    free(s->relay);
     free(s->agent_dir);
     free(s->relay_image);
     free(s);
@@ -667,6 +690,11 @@ struct runtime *runtime_swarm_new(struct engine *manager, const char *cluster_di
     struct swarm_rt *s = xcalloc(1, sizeof(*s));
     s->e = manager;
     s->cluster_dir = xstrdup(cluster_dir);
+    /* one relay per berthd (data dir): two berthds may share a Swarm */
+    uint32_t h = 2166136261u;
+    for (const char *p = cluster_dir; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    s->relay = xasprintf("berth-relay-%08x", h);
     s->agent_dir = xstrdup(agent_dir);
     s->relay_image = xstrdup(image);
     struct runtime *rt = xmalloc(sizeof(*rt));

@@ -162,8 +162,9 @@ int swarm_node_update(struct engine *e, const char *node, json_t *labels, const 
         return berr_make(reterr, EINVAL, "'%s' is not a node's id or name", node);
     if (availability && !availability_valid(availability))
         return berr_make(reterr, EINVAL,
-                         "availability '%s': use active, drain (no new workspaces, its tasks "
-                         "move) or pause (no new workspaces)",
+                         "availability '%s': use active, pause (no new workspaces) or drain (no "
+                         "new workspaces, and its running ones stop until it is active: they "
+                         "are pinned to it)",
                          availability);
     const char *key;
     json_t *value;

@@ -42,9 +42,9 @@ static void check_one(struct nodewatch_work *w, const struct ws_record *r)
     if (rt_ws_inspect(m->rt, r->container_id, &info, NULL) == 0) {
         bool away = info.status && strcmp(info.status, "unavailable") == 0;
         if (s == WS_RUNNING && away) {
-            _cleanup_free_ char *why =
-                xasprintf("its node %s is down: the workspace waits for it, with its files",
-                          info.node ? info.node : "?");
+            _cleanup_free_ char *why = xasprintf(
+                "its node %s is down or drained: the workspace waits for it, with its files",
+                info.node ? info.node : "?");
             move(m, r, WS_UNAVAILABLE, why);
             w->changed = true;
         } else if (s == WS_UNAVAILABLE && info.running && agentc_hello(m, r->id, NULL) == 0) {

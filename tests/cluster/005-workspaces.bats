@@ -53,9 +53,11 @@ teardown_file() {
 	BERTH_SERVER=$(cat "$WORK/url")
 	BERTH_TOKEN=$(cat "$WORK/token")
 	local ws
-	for ws in cw1 cw2 cw3 cw-build; do "$BERTH" rm "$ws" >/dev/null 2>&1 || true; done
+	for ws in cw1 cw2 cw3 cw5 cw6 cw-build; do "$BERTH" rm "$ws" >/dev/null 2>&1 || true; done
 	kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
-	dk 1 rm -f berth-relay >/dev/null 2>&1 || true
+	dk 1 ps -aq --filter "label=berth.relay=$WORK/data/cluster" | while read -r c; do dk 1 rm -f "$c"; done >/dev/null 2>&1 || true
+	dk 1 node update --availability active berth-node2 >/dev/null 2>&1 || true
+	dk 1 node update --availability active berth-node3 >/dev/null 2>&1 || true
 }
 
 setup() {
@@ -168,6 +170,41 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	[ "$output" = kept-on-node3 ]
 	run "$BERTH" events "$ws"
 	[[ $output == *"its node berth-node3 is back"* ]]
+}
+
+@test "a paused or drained node takes no new workspace; a drained node's workspaces wait for it" {
+	ws=
+	for w in cw1 cw2 cw3; do [ "$(ws_node "$w")" = berth-node3 ] && ws=$w; done
+	[ -n "$ws" ]
+	run "$BERTH" admin node pause berth-node2
+	[ "$status" -eq 0 ]
+	run "$BERTH" admin node drain berth-node3
+	[ "$status" -eq 0 ]
+	wait_until 120 "$ws unavailable on the drained node" sh -c "[ \"\$('$BERTH' show $ws --json | jq -r .state)\" = unavailable ]"
+	run timeout 300 "$BERTH" create "$WORK/repo" --name cw5
+	[ "$status" -eq 0 ]
+	[ "$("$BERTH" show cw5 --json | jq -r .node)" = berth-node1 ]
+	"$BERTH" admin node activate berth-node2
+	"$BERTH" admin node activate berth-node3
+	wait_until 240 "$ws running again" sh -c "[ \"\$('$BERTH' show $ws --json | jq -r .state)\" = running ]"
+	run "$BERTH" exec "$ws" -- cat README.md
+	[ "$output" = "# on the cluster" ]
+	"$BERTH" rm cw5
+}
+
+@test "berthd killed with SIGKILL in the middle of a create: restarted, it makes the workspace whole, once" {
+	"$BERTH" create "$WORK/repo" --name cw6 --no-wait >/dev/null
+	id=$(ws_id cw6)
+	wait_until 120 "cw6's service exists" dk 1 service inspect "berth-$id"
+	kill -9 "$(cat "$WORK/berthd.pid")"
+	start_berthd
+	BERTH_SERVER=$(cat "$WORK/url")
+	wait_until 240 "cw6 running after the restart" sh -c "[ \"\$('$BERTH' show cw6 --json | jq -r .state)\" = running ]"
+	run "$BERTH" exec cw6 -- cat README.md
+	[ "$output" = "# on the cluster" ]
+	[ "$(dk 1 service ls -q --filter "label=berth.workspace=$id" | wc -l)" = 1 ]
+	[ "$(dk 1 network ls -q --filter "name=berth-ws-$id" | wc -l)" = 1 ]
+	"$BERTH" rm cw6
 }
 
 @test "a configuration that needs an image built is refused with the reason" {
