@@ -88,6 +88,21 @@ run_side() {
 	echo "$name: API meanwhile: $(api_stats "$WORK/$name-api.txt")"
 }
 
+# ---- the floor: Swarm alone, a pinned one-replica service until its task runs ----
+: >"$WORK/swarm-floor.txt"
+node2=$(dk node inspect -f '{{.ID}}' berth-node2)
+for i in $(seq 1 "$SINGLES"); do
+	s=$(date +%s.%N)
+	dk service create -q --detach --no-resolve-image --name "berth-bench-$TAG-$i" --endpoint-mode dnsrr \
+		--constraint "node.id==$node2" "$IMAGE" sleep 600 >/dev/null || die "docker service create failed"
+	until [ "$(dk service ps -q --filter desired-state=running --format '{{.CurrentState}}' "berth-bench-$TAG-$i" |
+		grep -c '^Running')" -ge 1 ]; do sleep 0.02; done
+	e=$(date +%s.%N)
+	echo "$e - $s" | bc >>"$WORK/swarm-floor.txt"
+	dk service rm "berth-bench-$TAG-$i" >/dev/null
+done
+echo "swarm alone: docker service create of a pinned service until Running ($SINGLES): $(stats <"$WORK/swarm-floor.txt")"
+
 # ---- one host: Berth's embedded Podman ----
 bench_start_berthd --max-running 1000 --max-workspaces 1000 --ssh-listen none || die "berthd does not start"
 BERTH_TOKEN=$(bench_login_token)

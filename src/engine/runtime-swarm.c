@@ -1,7 +1,8 @@
 /* runtime-swarm.c - the workspace runtime of a Docker Swarm (docs/cluster.md).
  *
  * A workspace <id> is:
- * - a service berth-<id>: one replica at most (stop is 0 replicas, start 1),
+ * - a service berth-<id>: one replica at most (made with 1, so that its task
+ *   is scheduled at once; stop is 0 replicas, start 1),
  *   pinned by node.id to the node placement chose at create, endpoint mode
  *   dnsrr (no IPVS), restart-condition any, berth-agent as its command with
  *   its TCP listener on;
@@ -23,6 +24,7 @@
  * test harness's nodes share one filesystem); the registry image is next.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,7 +41,8 @@
 
 struct swarm_rt {
     struct engine *e; /* borrowed */
-    char *relay;      /* the relay container's name: berth-relay-<hash of cluster_dir> */
+    pthread_mutex_t place_lock;
+    char *relay; /* the relay container's name: berth-relay-<hash of cluster_dir> */
     char *cluster_dir;
     char *agent_dir;
     char *relay_image;
@@ -83,24 +86,47 @@ static void sleep_ms(long ms);
 
 /* ---- placement ---- */
 
-/* The node for a new workspace: ready and active, then the fewest running
- * Berth workspaces, then the most memory. */
+/* How many Berth workspaces (services, running or not: their files are
+ * there) are pinned to node id. */
+static long pinned_to(json_t *services, const char *id)
+{
+    long count = 0;
+    size_t i, k;
+    json_t *svc, *c;
+    json_array_foreach (services, i, svc) {
+        json_t *cs = json_object_get(
+            json_object_get(json_object_get(json_object_get(svc, "Spec"), "TaskTemplate"),
+                            "Placement"),
+            "Constraints");
+        json_array_foreach (cs, k, c) {
+            const char *v = json_string_value(c);
+            if (v && strncmp(v, "node.id==", 9) == 0 && strcmp(v + 9, id) == 0)
+                count++;
+        }
+    }
+    return count;
+}
+
+/* The node for a new workspace: ready and active, then the fewest Berth
+ * workspaces pinned there, then the most memory. The caller holds
+ * s->place_lock until the service exists, so that creates at once see each
+ * other. */
 static int place(struct swarm_rt *s, char **ret_node, struct berr **reterr)
 {
     _cleanup_(json_decrefp) json_t *nodes = NULL;
     int r = engine_call(s->e, "GET", "/nodes", NULL, &nodes, "list the Swarm's nodes", reterr);
     if (r < 0)
         return r;
-    _cleanup_free_ char *tpath = filter_path("/tasks", "label", RT_LABEL_MANAGED "=1");
-    _cleanup_(json_decrefp) json_t *tasks = NULL;
-    r = engine_call(s->e, "GET", tpath, NULL, &tasks, "list the workspaces' tasks", reterr);
+    _cleanup_free_ char *spath = filter_path("/services", "label", RT_LABEL_MANAGED "=1");
+    _cleanup_(json_decrefp) json_t *services = NULL;
+    r = engine_call(s->e, "GET", spath, NULL, &services, "list the workspaces' services", reterr);
     if (r < 0)
         return r;
     const char *best = NULL;
     long best_n = 0;
     json_int_t best_mem = 0;
-    size_t i, k;
-    json_t *n, *t;
+    size_t i;
+    json_t *n;
     json_array_foreach (nodes, i, n) {
         const char *id = json_string_value(json_object_get(n, "ID"));
         const char *state =
@@ -109,13 +135,7 @@ static int place(struct swarm_rt *s, char **ret_node, struct berr **reterr)
             json_string_value(json_object_get(json_object_get(n, "Spec"), "Availability"));
         if (!id || !state || strcmp(state, "ready") != 0 || !avail || strcmp(avail, "active") != 0)
             continue;
-        long count = 0;
-        json_array_foreach (tasks, k, t) {
-            const char *tn = json_string_value(json_object_get(t, "NodeID"));
-            const char *want = json_string_value(json_object_get(t, "DesiredState"));
-            if (tn && strcmp(tn, id) == 0 && want && strcmp(want, "running") == 0)
-                count++;
-        }
+        long count = pinned_to(services, id);
         json_int_t mem = json_integer_value(json_object_get(
             json_object_get(json_object_get(n, "Description"), "Resources"), "MemoryBytes"));
         if (!best || count < best_n || (count == best_n && mem > best_mem)) {
@@ -283,9 +303,15 @@ static json_t *service_spec(struct swarm_rt *s, const struct rt_ws_spec *sp, con
         "Name", sp->name, "Labels", labels, "TaskTemplate", "ContainerSpec", container, "Resources",
         "Limits", limits, "RestartPolicy", "Condition", "any", "Delay", (json_int_t)1000000000,
         "Placement", "Constraints", json_sprintf("node.id==%s", node), "Networks", "Target", net_id,
-        "Mode", "Replicated", "Replicas", 0, "EndpointSpec", "Mode", "dnsrr");
+        "Mode", "Replicated", "Replicas", 1, "EndpointSpec", "Mode", "dnsrr");
     return spec;
 }
+
+static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
+                        char **ret_id, struct berr **reterr);
+static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
+                            const char *net_id, const char *secret, const char *secret_id,
+                            char **ret_id, struct berr **reterr);
 
 static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_id,
                            struct berr **reterr)
@@ -297,10 +323,13 @@ static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_i
     const char *id = json_string_value(json_object_get(sp->labels, RT_LABEL_ID));
     if (!id)
         return berr_make(reterr, EINVAL, "a workspace's spec carries its id");
-    _cleanup_free_ char *node = NULL;
-    r = place(s, &node, reterr);
-    if (r < 0)
-        return r;
+    return create_parts(s, sp, id, ret_id, reterr);
+}
+
+static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
+                        char **ret_id, struct berr **reterr)
+{
+    int r;
     /* the overlay, attachable so that the relay can join it */
     _cleanup_free_ char *net = xasprintf("berth-ws-%s", id);
     json_t *nbody = json_pack("{s:s, s:s, s:b, s:b, s:{s:s, s:s}}", "Name", net, "Driver",
@@ -342,12 +371,28 @@ static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_i
     r = relay_attach(s, net_id, reterr);
     if (r < 0)
         return r;
+    /* placement and the service under one lock: creates at once see each
+     * other's services */
+    pthread_mutex_lock(&s->place_lock);
+    r = place_and_create(s, sp, id, net_id, secret, json_string_value(json_object_get(sans, "ID")),
+                         ret_id, reterr);
+    pthread_mutex_unlock(&s->place_lock);
+    return r;
+}
+
+static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
+                            const char *net_id, const char *secret, const char *secret_id,
+                            char **ret_id, struct berr **reterr)
+{
+    _cleanup_free_ char *node = NULL;
+    int r = place(s, &node, reterr);
+    if (r < 0)
+        return r;
     json_t *labels = json_deep_copy(sp->labels);
     json_object_set_new(labels, "berth.secret", json_string(secret));
     struct rt_ws_spec copy = *sp;
     copy.labels = labels;
-    json_t *spec =
-        service_spec(s, &copy, id, node, net_id, json_string_value(json_object_get(sans, "ID")));
+    json_t *spec = service_spec(s, &copy, id, node, net_id, secret_id);
     json_decref(labels);
     _cleanup_(json_decrefp) json_t *ans = NULL;
     r = engine_call(s->e, "POST", "/services/create", spec, &ans, "create the service", reterr);
@@ -369,6 +414,10 @@ static int set_replicas(struct swarm_rt *s, const char *id, int replicas, struct
         if (r < 0)
             return r;
         json_t *spec = json_object_get(svc, "Spec");
+        json_t *have = json_object_get(json_object_get(json_object_get(spec, "Mode"), "Replicated"),
+                                       "Replicas");
+        if (json_integer_value(have) == replicas)
+            return 0; /* a new service starts at once: its start has nothing to do */
         json_object_set_new(json_object_get(json_object_get(spec, "Mode"), "Replicated"),
                             "Replicas", json_integer(replicas));
         json_int_t version =
@@ -689,6 +738,7 @@ struct runtime *runtime_swarm_new(struct engine *manager, const char *cluster_di
 {
     struct swarm_rt *s = xcalloc(1, sizeof(*s));
     s->e = manager;
+    pthread_mutex_init(&s->place_lock, NULL);
     s->cluster_dir = xstrdup(cluster_dir);
     /* one relay per berthd (data dir): two berthds may share a Swarm */
     uint32_t h = 2166136261u;
