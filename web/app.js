@@ -15,7 +15,8 @@
     stopped: 'Stopped',
     rebuilding: 'Rebuilding',
     deleting: 'Deleting',
-    failed: 'Failed'
+    failed: 'Failed',
+    unavailable: 'Unavailable'
   };
   var MAX_LOG_LINES = 5000;
 
@@ -243,6 +244,10 @@
     var lifeText = s !== 'running' ? ''
       : life.indexOf('running ') === 0 ? life.slice(8) + ' still running…'
       : life === 'interrupted' ? 'lifecycle commands interrupted; rebuild to run them again' : '';
+    if (s === 'unavailable')
+      lifeText = 'its node ' + (ws.node || '') + ' is down or drained: it comes back as it was when the node does';
+    else if (ws.node && !lifeText)
+      lifeText = 'on node ' + ws.node;
     c.lifeEl.textContent = lifeText;
     hidden(c.lifeEl, !lifeText);
     c.repoEl.textContent = ws.repo;
@@ -256,7 +261,8 @@
     renderIdle(c);
 
     var focused = c.li.contains(document.activeElement) ? document.activeElement : null;
-    hidden(c.ideBtn, s !== 'running');
+    // VS Code does not reach a workspace on a cluster yet (docs/cluster.md)
+    hidden(c.ideBtn, s !== 'running' || !!ws.node);
     hidden(c.termBtn, s !== 'running');
     hidden(c.startBtn, !(s === 'stopped' || s === 'failed'));
     c.startBtn.firstChild.nodeValue = s === 'failed' ? 'Retry' : 'Start';

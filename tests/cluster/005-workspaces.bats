@@ -18,7 +18,7 @@ start_berthd() {
 	for i in $(seq 1 20); do
 		port=$((20000 + RANDOM % 12000))
 		BERTH_ADMIN_PASSWORD=cluster-admin-pass "$BERTHD" --data "$WORK/data" \
-			--listen "127.0.0.1:$port" --ssh-listen none \
+			--listen "127.0.0.1:$port" --ssh-listen none --web-vendor "$ROOT/.berth-data/web-vendor/node_modules" \
 			--engine "swarm+unix://$("$CLUSTER" sock 1)" >>"$WORK/berthd.log" 2>&1 3>&- &
 		echo $! >"$WORK/berthd.pid"
 		BERTH_SERVER="http://127.0.0.1:$port"
@@ -88,6 +88,16 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	[ "${lines[1]}" = /workspaces/repo ]
 	[ "${lines[2]}" = vscode ]
 	[ "${lines[3]}" = cw2 ]
+}
+
+@test "the dashboard shows an admin the nodes with their load, and each workspace's node" {
+	[ -x /usr/bin/chromium ] && [ -d "$ROOT/tests/browser/node_modules/playwright-core" ] ||
+		skip "no chromium or playwright-core (scripts/setup.sh, scripts/web.sh)"
+	node=$(ws_node cw2)
+	run timeout 120 node "$CLUSTER_DIR/fixtures/nodes-panel.mjs" "$BERTH_SERVER" cluster-admin-pass cw2 "$node"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *"berth-node1"*"ready"*"active"*"manager (leader)"* ]]
 }
 
 @test "a terminal and a forwarded port work on a workspace on another node" {
