@@ -17,11 +17,14 @@
  * bound in: berthd connects to its unix socket and asks it for TCP_CONNECT with PASS_FD to the
  * task's address on the overlay (agent_address gives both), then runs the handshake itself.
  *
+ * - the agent binary as a Swarm config berth-agent-<hash> (at
+ *   /.berth-agent/berth-agent, 0555): Swarm carries it to every node, with no
+ *   host path and no registry.
+ *
  * What is not here yet (the create says so rather than half-do it): builds
  * (the manager's engine cannot build on a node), devices, privileged, binds
- * and host networks, and commits (prebuilds). The agent binary reaches the
- * tasks by a bind of the agent dir, which needs that path on every node (the
- * test harness's nodes share one filesystem); the registry image is next.
+ * and host networks, and commits (prebuilds). The IDE's tree is too big for
+ * a config (500 kB at most): it needs the registry image.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,6 +37,7 @@
 
 #include "engine/runtime.h"
 #include "util/buf.h"
+#include "util/fs.h"
 #include "util/xalloc.h"
 
 #define SERVICE_PREFIX "berth-"
@@ -42,6 +46,9 @@
 struct swarm_rt {
     struct engine *e; /* borrowed */
     pthread_mutex_t place_lock;
+    pthread_mutex_t config_lock;
+    char *agent_config_id; /* the Swarm config that carries berth-agent, once made */
+    char *agent_config_name;
     char *relay; /* the relay container's name: berth-relay-<hash of cluster_dir> */
     char *cluster_dir;
     char *agent_dir;
@@ -204,6 +211,72 @@ static void relay_detach(struct swarm_rt *s, const char *net)
     json_decref(body);
 }
 
+/* ---- the agent binary, as a Swarm config ---- */
+
+/* Swarm keeps configs in its Raft store and gives each task its own on its
+ * node: berth-agent reaches every node that way, with no host path and no
+ * registry. The config is named by the binary's hash, so a running
+ * workspace keeps the agent it started with when berthd is upgraded. */
+#define SWARM_CONFIG_MAX (500 * 1024)
+
+static int agent_config(struct swarm_rt *s, char **ret_id, char **ret_name, struct berr **reterr)
+{
+    pthread_mutex_lock(&s->config_lock);
+    int r = 0;
+    if (!s->agent_config_id) {
+        _cleanup_free_ char *path = xasprintf("%s/berth-agent", s->agent_dir);
+        _cleanup_buf_ struct buf bin = BUF_INIT;
+        r = read_file(path, SWARM_CONFIG_MAX, &bin);
+        if (r < 0) {
+            r = berr_make(reterr, -r, "cannot read the agent '%s' for the cluster: %s%s", path,
+                          strerror(-r),
+                          r == -EFBIG ? " (a Swarm config holds 500 kB at most)" : "");
+            goto out;
+        }
+        unsigned char h[crypto_hash_sha256_BYTES];
+        crypto_hash_sha256(h, (const unsigned char *)bin.buf, bin.len);
+        char hex[2 * sizeof(h) + 1];
+        sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+        _cleanup_free_ char *name = xasprintf("berth-agent-%.16s", hex);
+        _cleanup_free_ char *cpath = xasprintf("/configs/%s", name);
+        _cleanup_(json_decrefp) json_t *have = NULL;
+        if (engine_call(s->e, "GET", cpath, NULL, &have, "read the agent's config", NULL) < 0) {
+            size_t b64len = sodium_base64_ENCODED_LEN(bin.len, sodium_base64_VARIANT_ORIGINAL);
+            _cleanup_free_ char *b64 = xmalloc(b64len);
+            sodium_bin2base64(b64, b64len, (const unsigned char *)bin.buf, bin.len,
+                              sodium_base64_VARIANT_ORIGINAL);
+            json_t *body = json_pack("{s:s, s:s, s:{s:s}}", "Name", name, "Data", b64, "Labels",
+                                     RT_LABEL_MANAGED, "1");
+            struct berr *ce = NULL;
+            r = engine_call(s->e, "POST", "/configs/create", body, &have,
+                            "create the agent's config", &ce);
+            json_decref(body);
+            if (r == -EBUSY) /* another create made it meanwhile */
+                r = engine_call(s->e, "GET", cpath, NULL, &have, "read the agent's config", NULL);
+            if (r < 0) {
+                if (reterr)
+                    *reterr = ce;
+                else
+                    berr_free(ce);
+                goto out;
+            }
+            berr_free(ce);
+        }
+        const char *id = json_string_value(json_object_get(have, "ID"));
+        if (!id) {
+            r = berr_make(reterr, EIO, "the engine did not say the agent config's id");
+            goto out;
+        }
+        s->agent_config_id = xstrdup(id);
+        s->agent_config_name = TAKE_PTR(name);
+    }
+    *ret_id = xstrdup(s->agent_config_id);
+    *ret_name = xstrdup(s->agent_config_name);
+out:
+    pthread_mutex_unlock(&s->config_lock);
+    return r;
+}
+
 /* ---- the service ---- */
 
 static int refuse_unsupported(const struct rt_ws_spec *sp, struct berr **reterr)
@@ -240,10 +313,6 @@ static json_t *service_mounts(struct swarm_rt *s, const struct rt_ws_spec *sp, c
                                             "Source", json_sprintf("berth-%s-files", id), "Target",
                                             rm->target, "VolumeOptions", "Labels", RT_LABEL_MANAGED,
                                             "1", RT_LABEL_ID, id));
-        else if (rm->role == RT_ROLE_AGENT)
-            json_array_append_new(mounts,
-                                  json_pack("{s:s, s:s, s:s, s:b}", "Type", "bind", "Source",
-                                            s->agent_dir, "Target", rm->target, "ReadOnly", 1));
     }
     for (size_t i = 0; i < sp->n_mounts; i++) {
         const struct rt_mount *mt = &sp->mounts[i];
@@ -266,7 +335,8 @@ static json_t *run_label(const struct rt_ws_spec *sp)
 }
 
 static json_t *service_spec(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
-                            const char *node, const char *net_id, const char *secret_id)
+                            const char *node, const char *net_id, const char *secret_id,
+                            const char *cfg_id, const char *cfg_name)
 {
     /* the unix socket too, as on one host (the run dir is not there: /run) */
     json_t *args =
@@ -288,6 +358,15 @@ static json_t *service_spec(struct swarm_rt *s, const struct rt_ws_spec *sp, con
         json_string_value(json_object_get(labels, "berth.secret")), "Ulimits", "Name", "nofile",
         "Soft", RT_ULIMIT_NOFILE, "Hard", RT_ULIMIT_NOFILE, "Name", "nproc", "Soft",
         RT_ULIMIT_NPROC, "Hard", RT_ULIMIT_NPROC);
+    /* the agent, where the agent role's mount would be on one host */
+    for (size_t i = 0; i < sp->n_roles; i++)
+        if (sp->roles[i].role == RT_ROLE_AGENT) {
+            _cleanup_free_ char *target = xasprintf("%s/berth-agent", sp->roles[i].target);
+            json_object_set_new(container, "Configs",
+                                json_pack("[{s:{s:s, s:s, s:s, s:i}, s:s, s:s}]", "File", "Name",
+                                          target, "UID", "0", "GID", "0", "Mode", 0555, "ConfigID",
+                                          cfg_id, "ConfigName", cfg_name));
+        }
     if (sp->cap_add && sp->cap_add->n)
         json_object_set_new(container, "CapabilityAdd", strv_json(sp->cap_add));
     if (sp->cap_drop && sp->cap_drop->n)
@@ -392,7 +471,13 @@ static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, con
     json_object_set_new(labels, "berth.secret", json_string(secret));
     struct rt_ws_spec copy = *sp;
     copy.labels = labels;
-    json_t *spec = service_spec(s, &copy, id, node, net_id, secret_id);
+    _cleanup_free_ char *cfg_id = NULL, *cfg_name = NULL;
+    r = agent_config(s, &cfg_id, &cfg_name, reterr);
+    if (r < 0) {
+        json_decref(labels);
+        return r;
+    }
+    json_t *spec = service_spec(s, &copy, id, node, net_id, secret_id, cfg_id, cfg_name);
     json_decref(labels);
     _cleanup_(json_decrefp) json_t *ans = NULL;
     r = engine_call(s->e, "POST", "/services/create", spec, &ans, "create the service", reterr);
@@ -708,6 +793,8 @@ static void swarm_free(void *data)
     struct swarm_rt *s = data;
     free(s->cluster_dir);
     free(s->relay);
+    free(s->agent_config_id);
+    free(s->agent_config_name);
     free(s->agent_dir);
     free(s->relay_image);
     free(s);
@@ -739,6 +826,7 @@ struct runtime *runtime_swarm_new(struct engine *manager, const char *cluster_di
     struct swarm_rt *s = xcalloc(1, sizeof(*s));
     s->e = manager;
     pthread_mutex_init(&s->place_lock, NULL);
+    pthread_mutex_init(&s->config_lock, NULL);
     s->cluster_dir = xstrdup(cluster_dir);
     /* one relay per berthd (data dir): two berthds may share a Swarm */
     uint32_t h = 2166136261u;

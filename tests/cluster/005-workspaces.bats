@@ -82,6 +82,9 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	id=$(ws_id cw2)
 	[[ $(dk 1 service inspect -f '{{json .Spec.TaskTemplate.Placement.Constraints}}' "berth-$id") == *'node.id=='* ]]
 	[ "$(dk 1 service inspect -f '{{.Spec.EndpointSpec.Mode}}' "berth-$id")" = dnsrr ]
+	# nothing of this host's is mounted: the agent comes as a Swarm config
+	[[ $(dk 1 service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Mounts}}' "berth-$id") != *'"bind"'* ]]
+	[[ $(dk 1 service inspect -f '{{json .Spec.TaskTemplate.ContainerSpec.Configs}}' "berth-$id") == *'"ConfigName":"berth-agent-'* ]]
 	run "$BERTH" exec cw2 -- sh -c 'cat README.md; pwd; id -un; hostname'
 	[ "$status" -eq 0 ]
 	[ "${lines[0]}" = "# on the cluster" ]
