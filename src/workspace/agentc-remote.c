@@ -11,6 +11,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,6 +23,66 @@
 #include "util/fs.h"
 #include "workspace/agentc.h"
 #include "workspace/ws-internal.h"
+
+/* The agents' addresses, as the runtime last gave them: a connection tries
+ * the one it knows first (no engine call, which callers on the event loop
+ * would wait for), and asks the runtime again only when that fails (a task
+ * made anew has a new address). */
+struct addr_entry {
+    char id[64];
+    char host[64];
+    char relay[256];
+};
+#define ADDR_CACHE 256
+static struct addr_entry addr_cache[ADDR_CACHE];
+static pthread_mutex_t addr_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static bool addr_get(const char *id, char **ret_host, char **ret_relay)
+{
+    bool found = false;
+    pthread_mutex_lock(&addr_lock);
+    for (size_t i = 0; i < ADDR_CACHE && !found; i++)
+        if (strcmp(addr_cache[i].id, id) == 0) {
+            *ret_host = xstrdup(addr_cache[i].host);
+            *ret_relay = xstrdup(addr_cache[i].relay);
+            found = true;
+        }
+    pthread_mutex_unlock(&addr_lock);
+    return found;
+}
+
+/* host NULL: forgets id's */
+static void addr_put(const char *id, const char *host, const char *relay)
+{
+    if (strlen(id) >= sizeof(addr_cache[0].id) ||
+        (host && strlen(host) >= sizeof(addr_cache[0].host)) ||
+        (relay && strlen(relay) >= sizeof(addr_cache[0].relay)))
+        return;
+    pthread_mutex_lock(&addr_lock);
+    struct addr_entry *slot = NULL;
+    for (size_t i = 0; i < ADDR_CACHE && !slot; i++)
+        if (strcmp(addr_cache[i].id, id) == 0)
+            slot = &addr_cache[i];
+    if (!host) {
+        if (slot)
+            memset(slot, 0, sizeof(*slot));
+    } else {
+        for (size_t i = 0; i < ADDR_CACHE && !slot; i++)
+            if (!addr_cache[i].id[0])
+                slot = &addr_cache[i];
+        if (!slot) /* full: any one goes (it is only a hint) */
+            slot = &addr_cache[(unsigned char)id[0] % ADDR_CACHE];
+        snprintf(slot->id, sizeof(slot->id), "%s", id);
+        snprintf(slot->host, sizeof(slot->host), "%s", host);
+        snprintf(slot->relay, sizeof(slot->relay), "%s", relay);
+    }
+    pthread_mutex_unlock(&addr_lock);
+}
+
+void agentc_forget_address(const char *id)
+{
+    addr_put(id, NULL, NULL);
+}
 
 #define AGENT_KEY_FILE "agent.key"
 #define CONNECT_TIMEOUT_MS 10000
@@ -54,7 +117,8 @@ static int key_read(struct ws_manager *m, const char *id, unsigned char key[32],
 
 /* TCP_CONNECT PORT, HOST host, PASS_FD to the relay on fd; the socket it
  * passes back goes to *ret_fd. */
-static int relay_connect(int fd, const char *host, int *ret_fd, struct berr **reterr)
+static int relay_connect(int fd, const char *host, int timeout_ms, int *ret_fd,
+                         struct berr **reterr)
 {
     size_t hl = strlen(host);
     size_t len = 2 + 5 + hl + 5;
@@ -81,7 +145,7 @@ static int relay_connect(int fd, const char *host, int *ret_fd, struct berr **re
     int passed = -1;
     while (got < sizeof(h)) {
         struct pollfd pf = {.fd = fd, .events = POLLIN};
-        int pr = poll(&pf, 1, CONNECT_TIMEOUT_MS);
+        int pr = poll(&pf, 1, timeout_ms);
         if (pr == 0) {
             r = -ETIMEDOUT;
             break;
@@ -114,12 +178,34 @@ static int relay_connect(int fd, const char *host, int *ret_fd, struct berr **re
                      r < 0 ? strerror(-r) : "");
 }
 
+static int connect_at(struct ws_manager *m, const char *id, const char *host, const char *relay,
+                      int timeout_ms, int *ret_fd, struct berr **reterr);
+
 int agentc_connect_remote(struct ws_manager *m, const char *id, int *ret_fd, struct berr **reterr)
 {
     _cleanup_free_ char *host = NULL, *relay = NULL;
+    if (addr_get(id, &host, &relay)) {
+        /* a known address answers at once, or it is stale: not the full wait */
+        if (connect_at(m, id, host, relay, 1000, ret_fd, NULL) == 0)
+            return 0;
+        addr_put(id, NULL, NULL);
+        free(host);
+        free(relay);
+        host = relay = NULL;
+    }
     int r = rt_agent_address(m->rt, id, &host, &relay, reterr);
     if (r < 0)
         return r;
+    r = connect_at(m, id, host, relay, CONNECT_TIMEOUT_MS, ret_fd, reterr);
+    if (r == 0)
+        addr_put(id, host, relay);
+    return r;
+}
+
+static int connect_at(struct ws_manager *m, const char *id, const char *host, const char *relay,
+                      int timeout_ms, int *ret_fd, struct berr **reterr)
+{
+    int r;
     _cleanup_free_ char *dir = xstrdup(relay);
     char *slash = strrchr(dir, '/');
     if (!slash)
@@ -130,7 +216,7 @@ int agentc_connect_remote(struct ws_manager *m, const char *id, int *ret_fd, str
         return berr_make(reterr, -rfd, "cannot connect to the relay at %s: %s", relay,
                          strerror(-rfd));
     _cleanup_close_ int tcp = -1;
-    r = relay_connect(rfd, host, &tcp, reterr);
+    r = relay_connect(rfd, host, timeout_ms, &tcp, reterr);
     if (r < 0)
         return r;
     /* the passed socket may be non-blocking; the handshake polls anyway */

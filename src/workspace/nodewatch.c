@@ -40,6 +40,8 @@ static void check_one(struct nodewatch_work *w, const struct ws_record *r)
         return;
     struct rt_ws_info info = {0};
     if (rt_ws_inspect(m->rt, r->container_id, &info, NULL) == 0) {
+        if (s == WS_UNAVAILABLE)
+            agentc_forget_address(r->id); /* its task comes back anew */
         bool away = info.status && strcmp(info.status, "unavailable") == 0;
         if (s == WS_RUNNING && away) {
             _cleanup_free_ char *why = xasprintf(

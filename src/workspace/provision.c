@@ -323,6 +323,8 @@ int step_start_container(struct job_ctx *x, struct berr **reterr)
     int r = prebuild_mount(x, reterr);
     if (r < 0)
         return r;
+    if (rt_is_remote(x->m->rt))
+        agentc_forget_address(x->rec.id); /* a new task, a new address */
     r = rt_ws_start(x->m->rt, x->rec.container_id, reterr);
     if (r < 0)
         return r;

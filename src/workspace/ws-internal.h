@@ -288,5 +288,8 @@ extern const enum dc_hook lifecycle_hooks[WS_LIFECYCLE_HOOKS];
 int agent_key_make(struct ws_manager *m, const char *id, unsigned char key[32],
                    struct berr **reterr);
 int agentc_connect_remote(struct ws_manager *m, const char *id, int *ret_fd, struct berr **reterr);
+/* Forgets the address of id's agent that connections try first (its task is
+ * made anew). */
+void agentc_forget_address(const char *id);
 
 #endif
