@@ -73,6 +73,13 @@ struct http_conn {
     uint64_t reading_since; /* loop time PHASE_READING began */
     bool in_request;        /* part of a request has come since then */
     bool closing;
+    /* the last answer went out with "Connection: close": our side is shut,
+     * and what the client still sends is read and dropped until it closes
+     * (or HTTP_LINGER_MS), so that closing with its bytes unread does not
+     * reset the connection before it has read the answer */
+    bool lingering;
+    uint64_t linger_since;
+    uv_shutdown_t shutdown_req;
     bool keep_alive;
     bool last_was_value;
     size_t header_bytes;
@@ -215,6 +222,29 @@ void http_conn_close(struct http_conn *c)
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
+#define HTTP_LINGER_MS 2000
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
+
+static void shutdown_done(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+static void linger(struct http_conn *c)
+{
+    c->lingering = true;
+    c->linger_since = uv_now(c->server->loop);
+    if (c->paused) {
+        c->paused = false;
+        uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    }
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, shutdown_done) < 0)
+        http_conn_close(c);
+}
+
 static void on_written(uv_write_t *w, int status)
 {
     struct write_req *wr = (struct write_req *)w;
@@ -224,6 +254,10 @@ static void on_written(uv_write_t *w, int status)
     free(wr);
     if (c->closing)
         return;
+    if (status >= 0 && close_after && !c->tls && !c->lingering) {
+        linger(c);
+        return;
+    }
     if (status < 0 || close_after) {
         http_conn_close(c);
         return;
@@ -793,9 +827,6 @@ void http_conn_pause(struct http_conn *c)
     }
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);
-static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
-
 void http_conn_resume(struct http_conn *c)
 {
     if (c->paused && !c->closing) {
@@ -840,6 +871,12 @@ static void tls_input(struct http_conn *c, const char *bytes, size_t len)
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
 {
     struct http_conn *c = (struct http_conn *)s;
+    if (c->lingering) {
+        free(b->base);
+        if (n < 0) /* the client has closed (or reset): done */
+            http_conn_close(c);
+        return;
+    }
     if (n < 0) {
         free(b->base);
         http_conn_close(c);
@@ -910,6 +947,11 @@ static void sweep_idle(uv_timer_t *t)
     uint64_t now = uv_now(s->loop);
     for (struct http_conn *c = s->conns, *next; c; c = next) {
         next = c->next;
+        if (c->lingering) {
+            if (now - c->linger_since >= HTTP_LINGER_MS)
+                http_conn_close(c);
+            continue;
+        }
         if (c->phase != PHASE_READING || c->finished || c->write_pending ||
             now - c->reading_since < s->idle_ms)
             continue;
