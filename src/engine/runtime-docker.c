@@ -30,7 +30,7 @@ void rt_ws_entries_free(struct rt_ws_entry *list, size_t n)
     free(list);
 }
 
-static json_t *strv_json(const struct strv *v)
+json_t *rt_strv_json(const struct strv *v)
 {
     json_t *a = json_array();
     for (size_t i = 0; v && i < v->n; i++)
@@ -56,11 +56,11 @@ static void host_options(const struct rt_ws_spec *s, json_t *host)
     if (s->privileged)
         json_object_set_new(host, "Privileged", json_true());
     if (s->cap_add && s->cap_add->n)
-        json_object_set_new(host, "CapAdd", strv_json(s->cap_add));
+        json_object_set_new(host, "CapAdd", rt_strv_json(s->cap_add));
     if (s->cap_drop && s->cap_drop->n)
-        json_object_set_new(host, "CapDrop", strv_json(s->cap_drop));
+        json_object_set_new(host, "CapDrop", rt_strv_json(s->cap_drop));
     if (s->security_opt && s->security_opt->n)
-        json_object_set_new(host, "SecurityOpt", strv_json(s->security_opt));
+        json_object_set_new(host, "SecurityOpt", rt_strv_json(s->security_opt));
     if (s->network)
         json_object_set_new(host, "NetworkMode", json_string(s->network));
     if (s->shm_size)
@@ -104,9 +104,9 @@ json_t *runtime_docker_body(const struct rt_ws_spec *s)
                              RT_ULIMIT_NPROC, "Hard", RT_ULIMIT_NPROC);
     host_options(s, host);
     return json_pack("{s:s, s:[s], s:o, s:o, s:s, s:s, s:s, s:i, s:O, s:o}", "Image", s->image,
-                     "Entrypoint", s->entrypoint, "Cmd", strv_json(s->cmd), "Env",
-                     strv_json(s->env), "User", s->user, "WorkingDir", s->working_dir, "Hostname",
-                     s->hostname, "StopTimeout", s->stop_timeout_s, "Labels", s->labels,
+                     "Entrypoint", s->entrypoint, "Cmd", rt_strv_json(s->cmd), "Env",
+                     rt_strv_json(s->env), "User", s->user, "WorkingDir", s->working_dir,
+                     "Hostname", s->hostname, "StopTimeout", s->stop_timeout_s, "Labels", s->labels,
                      "HostConfig", host);
 }
 
@@ -242,12 +242,18 @@ static int docker_image_remove(void *data, const char *image, struct berr **rete
 
 /* The engine's socket's directory, and where the usual engines keep their
  * sockets and storage. */
-static void docker_host_paths(void *data, struct strv *ret)
+char *rt_socket_dir(struct engine *e)
 {
-    _cleanup_free_ char *sock = xstrdup(engine_socket(data));
+    char *sock = xstrdup(engine_socket(e));
     char *slash = strrchr(sock, '/');
     if (slash && slash != sock)
         *slash = 0;
+    return sock;
+}
+
+static void docker_host_paths(void *data, struct strv *ret)
+{
+    _cleanup_free_ char *sock = rt_socket_dir(data);
     strv_pushl(ret, sock, "/run/podman", "/run/docker.sock", "/var/run/docker.sock",
                "/var/lib/containers", "/run/containers", NULL);
 }

@@ -81,14 +81,6 @@ static const char *ws_id_of(const char *name)
                : name;
 }
 
-static json_t *strv_json(const struct strv *v)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; v && i < v->n; i++)
-        json_array_append_new(a, json_string(v->v[i]));
-    return a;
-}
-
 static void sleep_ms(long ms);
 
 /* ---- placement ---- */
@@ -203,12 +195,34 @@ static int relay_attach(struct swarm_rt *s, const char *net, struct berr **reter
     return r;
 }
 
+/* GET /services/{id}: the service's JSON into *ret. */
+static int service_get(struct swarm_rt *s, const char *id, json_t **ret, struct berr **reterr)
+{
+    _cleanup_free_ char *path = xasprintf("/services/%s", id);
+    return engine_call(s->e, "GET", path, NULL, ret, "read the service", reterr);
+}
+
 static void relay_detach(struct swarm_rt *s, const char *net)
 {
     _cleanup_free_ char *path = xasprintf("/networks/%s/disconnect", net);
     json_t *body = json_pack("{s:s, s:b}", "Container", s->relay, "Force", 1);
     (void)engine_call(s->e, "POST", path, body, NULL, "detach the relay", NULL);
     json_decref(body);
+}
+
+/* Removes overlay net (a name), detaching the relay first, and waits until
+ * the engine no longer shows it (a network on its way out cannot be used
+ * again, and its tasks leave it a moment after their service): at most 30 s. */
+static void overlay_remove(struct swarm_rt *s, const char *net)
+{
+    _cleanup_free_ char *path = xasprintf("/networks/%s", net);
+    for (int i = 0; i < 120; i++) {
+        if (engine_call(s->e, "GET", path, NULL, NULL, "read the overlay", NULL) == -ENOENT)
+            return;
+        relay_detach(s, net);
+        (void)engine_call(s->e, "DELETE", path, NULL, NULL, "remove the overlay", NULL);
+        sleep_ms(250);
+    }
 }
 
 /* ---- the agent binary, as a Swarm config ---- */
@@ -299,9 +313,9 @@ static int refuse_unsupported(const struct rt_ws_spec *sp, struct berr **reterr)
     return 0;
 }
 
-/* The mounts: the files volume at the checkout, the agent dir read-only, the
- * configuration's volumes and tmpfs. The run dir, the IDE and the .vsix
- * files are on this host only. */
+/* The mounts: the files volume at the checkout, the configuration's volumes
+ * and tmpfs (the agent comes as a config: service_spec). The run dir, the
+ * IDE and the .vsix files are on this host only. */
 static json_t *service_mounts(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id)
 {
     json_t *mounts = json_array();
@@ -351,7 +365,7 @@ static json_t *service_spec(struct swarm_rt *s, const struct rt_ws_spec *sp, con
         "{s:s, s:O, s:[s], s:o, s:o, s:s, s:s, s:s, s:o, s:b, s:I, s:[{s:{s:s, s:s, s:s, s:i}, "
         "s:s, s:s}], s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}]}",
         "Image", sp->image, "Labels", labels, "Command", sp->entrypoint, "Args", args, "Env",
-        strv_json(sp->env), "User", sp->user, "Dir", sp->working_dir ? sp->working_dir : "/",
+        rt_strv_json(sp->env), "User", sp->user, "Dir", sp->working_dir ? sp->working_dir : "/",
         "Hostname", sp->hostname, "Mounts", service_mounts(s, sp, id), "Init", 0, "StopGracePeriod",
         (json_int_t)sp->stop_timeout_s * 1000000000, "Secrets", "File", "Name", SECRET_FILE, "UID",
         "0", "GID", "0", "Mode", 0400, "SecretID", secret_id, "SecretName",
@@ -368,9 +382,9 @@ static json_t *service_spec(struct swarm_rt *s, const struct rt_ws_spec *sp, con
                                           cfg_id, "ConfigName", cfg_name));
         }
     if (sp->cap_add && sp->cap_add->n)
-        json_object_set_new(container, "CapabilityAdd", strv_json(sp->cap_add));
+        json_object_set_new(container, "CapabilityAdd", rt_strv_json(sp->cap_add));
     if (sp->cap_drop && sp->cap_drop->n)
-        json_object_set_new(container, "CapabilityDrop", strv_json(sp->cap_drop));
+        json_object_set_new(container, "CapabilityDrop", rt_strv_json(sp->cap_drop));
     json_t *limits = json_object();
     if (sp->nano_cpus)
         json_object_set_new(limits, "NanoCPUs", json_integer(sp->nano_cpus));
@@ -417,14 +431,7 @@ static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const c
     _cleanup_(json_decrefp) json_t *nans = NULL;
     /* one a create cut short (berthd killed) left goes first: its removal
      * may still be under way, and a network going away cannot be reused */
-    _cleanup_free_ char *npath = xasprintf("/networks/%s", net);
-    for (int i = 0; i < 120; i++) {
-        if (engine_call(s->e, "GET", npath, NULL, NULL, "read the overlay", NULL) == -ENOENT)
-            break;
-        relay_detach(s, net);
-        (void)engine_call(s->e, "DELETE", npath, NULL, NULL, "remove the old overlay", NULL);
-        sleep_ms(250);
-    }
+    overlay_remove(s, net);
     r = engine_call(s->e, "POST", "/networks/create", nbody, &nans, "create the overlay", reterr);
     json_decref(nbody);
     if (r < 0)
@@ -493,9 +500,8 @@ static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, con
 static int set_replicas(struct swarm_rt *s, const char *id, int replicas, struct berr **reterr)
 {
     for (int attempt = 0;; attempt++) {
-        _cleanup_free_ char *path = xasprintf("/services/%s", id);
         _cleanup_(json_decrefp) json_t *svc = NULL;
-        int r = engine_call(s->e, "GET", path, NULL, &svc, "read the service", reterr);
+        int r = service_get(s, id, &svc, reterr);
         if (r < 0)
             return r;
         json_t *spec = json_object_get(svc, "Spec");
@@ -586,27 +592,20 @@ static int swarm_ws_stop(void *data, const char *id, int timeout_s, struct berr 
 static int swarm_ws_remove(void *data, const char *name, struct berr **reterr)
 {
     struct swarm_rt *s = data;
-    _cleanup_free_ char *path = xasprintf("/services/%s", name);
     _cleanup_(json_decrefp) json_t *svc = NULL;
-    int r = engine_call(s->e, "GET", path, NULL, &svc, "read the service", reterr);
+    int r = service_get(s, name, &svc, reterr);
     if (r < 0)
         return r;
     const char *id = json_string_value(
         json_object_get(json_object_get(json_object_get(svc, "Spec"), "Labels"), RT_LABEL_ID));
     _cleanup_free_ char *ws = xstrdup(id ? id : ws_id_of(name));
+    _cleanup_free_ char *path = xasprintf("/services/%s", name);
     r = engine_call(s->e, "DELETE", path, NULL, NULL, "remove the service", reterr);
     if (r < 0)
         return r;
     /* the network goes once the task has left it; the secret with the service */
-    _cleanup_free_ char *net = xasprintf("/networks/berth-ws-%s", ws);
-    _cleanup_free_ char *netname = xasprintf("berth-ws-%s", ws);
-    relay_detach(s, netname);
-    for (int i = 0; i < 120; i++) {
-        int nr = engine_call(s->e, "DELETE", net, NULL, NULL, "remove the overlay", NULL);
-        if (nr == 0 || nr == -ENOENT)
-            break;
-        sleep_ms(250);
-    }
+    _cleanup_free_ char *net = xasprintf("berth-ws-%s", ws);
+    overlay_remove(s, net);
     _cleanup_free_ char *secret = xasprintf("/secrets/berth-%s-agent", ws);
     (void)engine_call(s->e, "DELETE", secret, NULL, NULL, "remove the agent's secret", NULL);
     return 0;
@@ -616,9 +615,8 @@ static int swarm_ws_inspect(void *data, const char *id, struct rt_ws_info *ret,
                             struct berr **reterr)
 {
     struct swarm_rt *s = data;
-    _cleanup_free_ char *path = xasprintf("/services/%s", id);
     _cleanup_(json_decrefp) json_t *svc = NULL;
-    int r = engine_call(s->e, "GET", path, NULL, &svc, "read the service", reterr);
+    int r = service_get(s, id, &svc, reterr);
     if (r < 0)
         return r;
     json_int_t replicas = json_integer_value(json_object_get(
@@ -752,10 +750,7 @@ static int swarm_image_remove(void *data, const char *image, struct berr **reter
 static void swarm_host_paths(void *data, struct strv *ret)
 {
     struct swarm_rt *s = data;
-    _cleanup_free_ char *sock = xstrdup(engine_socket(s->e));
-    char *slash = strrchr(sock, '/');
-    if (slash && slash != sock)
-        *slash = 0;
+    _cleanup_free_ char *sock = rt_socket_dir(s->e);
     strv_pushl(ret, sock, "/run/docker.sock", "/var/run/docker.sock", "/var/lib/docker",
                s->cluster_dir, NULL);
 }

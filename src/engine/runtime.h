@@ -165,6 +165,10 @@ static inline bool rt_is_remote(const struct runtime *rt)
     return rt->ops->agent_address != NULL;
 }
 struct runtime *runtime_free(struct runtime *rt);
+/* For the runtimes (runtime-docker.c): a JSON array of v's strings; the
+ * directory of e's socket (newly allocated), which no bind may reach. */
+json_t *rt_strv_json(const struct strv *v);
+char *rt_socket_dir(struct engine *e);
 /* The Docker API ContainerConfig that the docker runtime's ws_create sends
  * for spec (new reference); for tests. */
 json_t *runtime_docker_body(const struct rt_ws_spec *spec);
