@@ -14,26 +14,9 @@ setup_file() {
 	all_ready || "$CLUSTER" up >&3 2>&1
 	export RUN_ID="t$$"
 	export WORK="$BATS_FILE_TMPDIR"
-	local port i
-	for i in $(seq 1 20); do
-		port=$((20000 + RANDOM % 12000))
-		BERTH_ADMIN_PASSWORD=cluster-admin-pass "$BERTHD" --data "$WORK/data" \
-			--listen "127.0.0.1:$port" --ssh-listen "127.0.0.1:$((port + 1))" \
-			--engine "swarm+unix://$("$CLUSTER" sock 1)" >>"$WORK/berthd.log" 2>&1 3>&- &
-		echo $! >"$WORK/berthd.pid"
-		export BERTH_SERVER="http://127.0.0.1:$port"
-		for _ in $(seq 1 100); do
-			curl -sf "$BERTH_SERVER/api/v1/health" >/dev/null 2>&1 && break 2
-			kill -0 "$(cat "$WORK/berthd.pid")" 2>/dev/null || break
-			sleep 0.2
-		done
-		kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
-	done
-	curl -sf "$BERTH_SERVER/api/v1/health" >/dev/null
-	echo "$BERTH_SERVER" >"$WORK/url"
-	curl -sf -X POST -H 'Content-Type: application/json' \
-		--data-binary '{"username":"admin","password":"cluster-admin-pass","mode":"token","token_name":"t"}' \
-		"$BERTH_SERVER/api/v1/auth/login" | jq -r .token >"$WORK/token"
+	cluster_berthd
+	export BERTH_SERVER
+	cluster_admin_token
 }
 
 teardown_file() {

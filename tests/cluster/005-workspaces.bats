@@ -14,32 +14,14 @@ BERTH=${BERTH:-$ROOT/build/src/cli/berth}
 CLIENT=$CLUSTER_DIR/fixtures/agent-client.py
 
 start_berthd() {
-	local port i
-	for i in $(seq 1 20); do
-		port=$((20000 + RANDOM % 12000))
-		BERTH_ADMIN_PASSWORD=cluster-admin-pass "$BERTHD" --data "$WORK/data" \
-			--listen "127.0.0.1:$port" --ssh-listen none --web-vendor "$ROOT/.berth-data/web-vendor/node_modules" \
-			--engine "swarm+unix://$("$CLUSTER" sock 1)" >>"$WORK/berthd.log" 2>&1 3>&- &
-		echo $! >"$WORK/berthd.pid"
-		BERTH_SERVER="http://127.0.0.1:$port"
-		for _ in $(seq 1 100); do
-			curl -sf "$BERTH_SERVER/api/v1/health" >/dev/null 2>&1 && break 2
-			kill -0 "$(cat "$WORK/berthd.pid")" 2>/dev/null || break
-			sleep 0.2
-		done
-		kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
-	done
-	curl -sf "$BERTH_SERVER/api/v1/health" >/dev/null
-	echo "$BERTH_SERVER" >"$WORK/url"
+	cluster_berthd --web-vendor "$ROOT/.berth-data/web-vendor/node_modules"
 }
 
 setup_file() {
 	all_ready || "$CLUSTER" up >&3 2>&1
 	export WORK="$BATS_FILE_TMPDIR"
 	start_berthd
-	curl -sf -X POST -H 'Content-Type: application/json' \
-		--data-binary '{"username":"admin","password":"cluster-admin-pass","mode":"token","token_name":"t"}' \
-		"$(cat "$WORK/url")/api/v1/auth/login" | jq -r .token >"$WORK/token"
+	cluster_admin_token
 	local repo=$WORK/repo
 	mkdir -p "$repo"
 	git -C "$repo" init -q -b main

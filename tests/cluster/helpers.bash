@@ -71,3 +71,35 @@ answers() {
 	shift
 	[ "$(ask "$@" 2>/dev/null)" = "$want" ]
 }
+
+# cluster_berthd [ARGS...]: a berthd against node 1's manager socket (the
+# swarm runtime) with data in $WORK/data, on a free loopback port, and ARGS;
+# waits for its health; writes $WORK/berthd.pid and $WORK/url and sets
+# BERTH_SERVER. The admin's password is cluster-admin-pass.
+cluster_berthd() {
+	local port i
+	for i in $(seq 1 20); do
+		port=$((20000 + RANDOM % 12000))
+		BERTH_ADMIN_PASSWORD=cluster-admin-pass "$BERTHD" --data "$WORK/data" \
+			--listen "127.0.0.1:$port" --ssh-listen none \
+			--engine "swarm+unix://$("$CLUSTER" sock 1)" "$@" >>"$WORK/berthd.log" 2>&1 3>&- &
+		echo $! >"$WORK/berthd.pid"
+		BERTH_SERVER="http://127.0.0.1:$port"
+		for _ in $(seq 1 100); do
+			curl -sf "$BERTH_SERVER/api/v1/health" >/dev/null 2>&1 && break 2
+			kill -0 "$(cat "$WORK/berthd.pid")" 2>/dev/null || break
+			sleep 0.2
+		done
+		kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
+	done
+	curl -sf "$BERTH_SERVER/api/v1/health" >/dev/null || return 1
+	echo "$BERTH_SERVER" >"$WORK/url"
+}
+
+# cluster_admin_token: the admin's API token of cluster_berthd's berthd,
+# into $WORK/token.
+cluster_admin_token() {
+	curl -sf -X POST -H 'Content-Type: application/json' \
+		--data-binary '{"username":"admin","password":"cluster-admin-pass","mode":"token","token_name":"t"}' \
+		"$(cat "$WORK/url")/api/v1/auth/login" | jq -r .token >"$WORK/token"
+}
