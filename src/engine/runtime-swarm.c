@@ -42,6 +42,7 @@
 
 #define SERVICE_PREFIX "berth-"
 #define SECRET_FILE "berth-agent"
+#define NODE_LABEL_WORKSPACES "berth.workspaces"
 
 struct swarm_rt {
     struct engine *e; /* borrowed */
@@ -106,7 +107,18 @@ static long pinned_to(json_t *services, const char *id)
     return count;
 }
 
-/* The node for a new workspace: ready and active, then the fewest Berth
+/* Whether an admin left node n to workspaces: the label berth.workspaces=no
+ * keeps them off a node that stays active (the manager, whose relay must
+ * join each workspace's overlay). */
+static bool takes_workspaces(json_t *n)
+{
+    const char *v = json_string_value(json_object_get(
+        json_object_get(json_object_get(n, "Spec"), "Labels"), NODE_LABEL_WORKSPACES));
+    return !v || (strcmp(v, "no") != 0 && strcmp(v, "false") != 0);
+}
+
+/* The node for a new workspace: ready, active, not labelled
+ * berth.workspaces=no, then the fewest Berth
  * workspaces pinned there, then the most memory. The caller holds
  * s->place_lock until the service exists, so that creates at once see each
  * other. */
@@ -132,7 +144,8 @@ static int place(struct swarm_rt *s, char **ret_node, struct berr **reterr)
             json_string_value(json_object_get(json_object_get(n, "Status"), "State"));
         const char *avail =
             json_string_value(json_object_get(json_object_get(n, "Spec"), "Availability"));
-        if (!id || !state || strcmp(state, "ready") != 0 || !avail || strcmp(avail, "active") != 0)
+        if (!id || !state || strcmp(state, "ready") != 0 || !avail ||
+            strcmp(avail, "active") != 0 || !takes_workspaces(n))
             continue;
         long count = pinned_to(services, id);
         json_int_t mem = json_integer_value(json_object_get(
@@ -145,13 +158,65 @@ static int place(struct swarm_rt *s, char **ret_node, struct berr **reterr)
     }
     if (!best)
         return berr_make(reterr, EAGAIN,
-                         "no node of the Swarm takes workspaces now (none is ready and active: "
-                         "'berth admin nodes' shows them)");
+                         "no node of the Swarm takes workspaces now (none is ready, active and "
+                         "without the label " NODE_LABEL_WORKSPACES "=no: 'berth admin nodes' "
+                         "shows them)");
     *ret_node = xstrdup(best);
     return 0;
 }
 
+/* The id of node name (the workspace's own, its files there), which must be
+ * ready: a rebuild stays where the files are. */
+static int node_keep(struct swarm_rt *s, const char *name, char **ret_node, struct berr **reterr)
+{
+    _cleanup_free_ char *path = xasprintf("/nodes/%s", name);
+    _cleanup_(json_decrefp) json_t *node = NULL;
+    int r = engine_call(s->e, "GET", path, NULL, &node, "read the workspace's node", reterr);
+    if (r < 0)
+        return berr_wrap(reterr, "the workspace's files are on node %s", name);
+    const char *id = json_string_value(json_object_get(node, "ID"));
+    const char *state =
+        json_string_value(json_object_get(json_object_get(node, "Status"), "State"));
+    if (!id || !state || strcmp(state, "ready") != 0)
+        return berr_make(reterr, EAGAIN,
+                         "the workspace's node %s is %s: its files are there, so it is made "
+                         "there again once the node is back",
+                         name, state ? state : "unknown");
+    *ret_node = xstrdup(id);
+    return 0;
+}
+
 /* ---- the relay ---- */
+
+/* Before anything is made: the relay runs on the manager's node, and Swarm
+ * attaches no network there while that node is paused or drained (it waits
+ * 20 s and fails); and some node must take the workspace. */
+static int can_create(struct swarm_rt *s, struct berr **reterr)
+{
+    _cleanup_(json_decrefp) json_t *info = NULL;
+    int r = engine_call(s->e, "GET", "/info", NULL, &info, "read the manager", reterr);
+    if (r < 0)
+        return r;
+    const char *self = json_string_value(json_object_get(json_object_get(info, "Swarm"), "NodeID"));
+    _cleanup_free_ char *path = xasprintf("/nodes/%s", self ? self : "");
+    _cleanup_(json_decrefp) json_t *node = NULL;
+    r = engine_call(s->e, "GET", path, NULL, &node, "read the manager's node", reterr);
+    if (r < 0)
+        return r;
+    const char *avail =
+        json_string_value(json_object_get(json_object_get(node, "Spec"), "Availability"));
+    const char *host =
+        json_string_value(json_object_get(json_object_get(node, "Description"), "Hostname"));
+    if (avail && strcmp(avail, "active") != 0)
+        return berr_make(reterr, EAGAIN,
+                         "the manager's node %s is %s, and Swarm joins Berth's relay there to no "
+                         "workspace's network until it is active again ('berth admin node "
+                         "activate %s'); to keep workspaces off it, label it " NODE_LABEL_WORKSPACES
+                         "=no instead",
+                         host ? host : self, avail, host ? host : self);
+    _cleanup_free_ char *any = NULL;
+    return place(s, &any, reterr);
+}
 
 /* The relay container runs on the manager and is attached to net. */
 static int relay_attach(struct swarm_rt *s, const char *net, struct berr **reterr)
@@ -422,7 +487,9 @@ static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_i
 static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
                         char **ret_id, struct berr **reterr)
 {
-    int r;
+    int r = can_create(s, reterr);
+    if (r < 0)
+        return r;
     /* the overlay, attachable so that the relay can join it */
     _cleanup_free_ char *net = xasprintf("berth-ws-%s", id);
     json_t *nbody = json_pack("{s:s, s:s, s:b, s:b, s:{s:s, s:s}}", "Name", net, "Driver",
@@ -471,7 +538,7 @@ static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, con
                             char **ret_id, struct berr **reterr)
 {
     _cleanup_free_ char *node = NULL;
-    int r = place(s, &node, reterr);
+    int r = sp->node ? node_keep(s, sp->node, &node, reterr) : place(s, &node, reterr);
     if (r < 0)
         return r;
     json_t *labels = json_deep_copy(sp->labels);
@@ -594,21 +661,26 @@ static int swarm_ws_remove(void *data, const char *name, struct berr **reterr)
     struct swarm_rt *s = data;
     _cleanup_(json_decrefp) json_t *svc = NULL;
     int r = service_get(s, name, &svc, reterr);
-    if (r < 0)
+    /* no service (a create that failed before it): by its name, the
+     * overlay and the secret made before it go all the same */
+    bool by_name = strncmp(name, SERVICE_PREFIX, strlen(SERVICE_PREFIX)) == 0;
+    if (r < 0 && (r != -ENOENT || !by_name))
         return r;
     const char *id = json_string_value(
         json_object_get(json_object_get(json_object_get(svc, "Spec"), "Labels"), RT_LABEL_ID));
     _cleanup_free_ char *ws = xstrdup(id ? id : ws_id_of(name));
-    _cleanup_free_ char *path = xasprintf("/services/%s", name);
-    r = engine_call(s->e, "DELETE", path, NULL, NULL, "remove the service", reterr);
-    if (r < 0)
-        return r;
+    if (svc) {
+        _cleanup_free_ char *path = xasprintf("/services/%s", name);
+        r = engine_call(s->e, "DELETE", path, NULL, NULL, "remove the service", reterr);
+        if (r < 0)
+            return r;
+    }
     /* the network goes once the task has left it; the secret with the service */
     _cleanup_free_ char *net = xasprintf("berth-ws-%s", ws);
     overlay_remove(s, net);
     _cleanup_free_ char *secret = xasprintf("/secrets/berth-%s-agent", ws);
     (void)engine_call(s->e, "DELETE", secret, NULL, NULL, "remove the agent's secret", NULL);
-    return 0;
+    return r;
 }
 
 static int swarm_ws_inspect(void *data, const char *id, struct rt_ws_info *ret,

@@ -82,6 +82,9 @@ struct rt_ws_spec {
     /* a remote runtime's agent listens on TCP (RT_AGENT_PORT) and proves
      * itself with this key (32 bytes; agent-auth.h); NULL on one host */
     const unsigned char *agent_key;
+    /* a remote runtime: the node the workspace lives on (its files are
+     * there), which a rebuild keeps; NULL: placement picks one */
+    const char *node;
 };
 
 /* Where a remote runtime's agents listen, on the workspace's own network. */

@@ -194,6 +194,9 @@ int container_create(struct job_ctx *x, const struct dc_config *cfg,
         .nano_cpus = opts->nano_cpus,
         .memory = opts->memory,
     };
+    /* on a cluster a workspace stays on its node: its files are there */
+    _cleanup_(json_decrefp) json_t *rt = runtime_get(&x->rec);
+    spec.node = json_string_value(json_object_get(rt, "node"));
     unsigned char key[32];
     if (rt_is_remote(x->m->rt)) {
         int kr = agent_key_make(x->m, x->rec.id, key, reterr);

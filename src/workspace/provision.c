@@ -349,28 +349,43 @@ int step_start_container(struct job_ctx *x, struct berr **reterr)
 
 /* On a remote runtime the checkout made here goes into the workspace's files
  * volume on its node: a tar of it as the stdin of tar in the container, which
- * then gives it to the remote user. */
+ * then gives it to the remote user. Once: a mark in .git says the volume has
+ * it, so that a rebuild (or a create taken up again after berthd was killed)
+ * keeps what the user changed there. */
 static int ship_files(struct job_ctx *x, const char *dest, struct berr **reterr)
 {
+    _cleanup_free_ char *dir = repo_dir_name(x->rec.repo);
+    _cleanup_free_ char *target = xasprintf("/workspaces/%s", dir);
+    _cleanup_free_ char *uid = xasprintf("%lld", (long long)x->rec.uid);
+    _cleanup_free_ char *gid = xasprintf("%lld", (long long)x->rec.gid);
+    /* the volume has them already: they are the user's, as on one host */
+    _cleanup_strv_ struct strv kept = STRV_INIT;
+    strv_pushl(&kept, "/bin/sh", "-c",
+               "[ -e \"$1/.git/berth-checkout\" ] && chown -R \"$2:$3\" \"$1\"", "sh", target, uid,
+               gid, NULL);
+    int status = -1;
+    int r = exec_in(x, &kept, "root", "files: ", NULL, &status, reterr);
+    if (r < 0)
+        return r;
+    if (status == 0) {
+        jlog(x, "the files in the workspace's volume on its node are kept");
+        return 0;
+    }
     _cleanup_(run_cmd_releasep) struct run_cmd tar = RUN_CMD_INIT;
     strv_pushl(&tar.args, "tar", "-C", dest, "-cf", "-", ".", NULL);
     tar.capture = true;
     tar.max_output = 512u << 20;
     tar.timeout_ms = 300000;
-    int r = run_cmd(&tar, reterr);
+    r = run_cmd(&tar, reterr);
     if (r != 0)
         return r < 0 ? r : berr_make(reterr, EIO, "cannot pack the checkout '%s'", dest);
-    _cleanup_free_ char *dir = repo_dir_name(x->rec.repo);
-    _cleanup_free_ char *target = xasprintf("/workspaces/%s", dir);
-    _cleanup_free_ char *uid = xasprintf("%lld", (long long)x->rec.uid);
-    _cleanup_free_ char *gid = xasprintf("%lld", (long long)x->rec.gid);
     _cleanup_strv_ struct strv argv = STRV_INIT;
     strv_pushl(&argv, "/bin/sh", "-c",
-               "mkdir -p \"$1\" && tar -xf - -C \"$1\" && chown -R \"$2:$3\" \"$1\"", "sh", target,
-               uid, gid, NULL);
+               "mkdir -p \"$1\" && tar -xf - -C \"$1\" && chown -R \"$2:$3\" \"$1\" && "
+               ": >\"$1/.git/berth-checkout\"",
+               "sh", target, uid, gid, NULL);
     jlog(x, "copying the checkout (%zu kB) to the workspace's node", tar.output.len / 1024);
     x->limits.input = &tar.output;
-    int status = -1;
     r = exec_in(x, &argv, "root", "files: ", NULL, &status, reterr);
     x->limits.input = NULL;
     if (r < 0)

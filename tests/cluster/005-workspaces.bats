@@ -35,9 +35,11 @@ teardown_file() {
 	BERTH_SERVER=$(cat "$WORK/url")
 	BERTH_TOKEN=$(cat "$WORK/token")
 	local ws
-	for ws in cw1 cw2 cw3 cw5 cw6 cw-build; do "$BERTH" rm "$ws" >/dev/null 2>&1 || true; done
+	for ws in cw1 cw2 cw3 cw5 cw6 cw-build cw-none; do "$BERTH" rm "$ws" >/dev/null 2>&1 || true; done
 	kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
 	dk 1 ps -aq --filter "label=berth.relay=$WORK/data/cluster" | while read -r c; do dk 1 rm -f "$c"; done >/dev/null 2>&1 || true
+	dk 1 node update --availability active berth-node1 >/dev/null 2>&1 || true
+	dk 1 node update --label-rm berth.workspaces berth-node1 >/dev/null 2>&1 || true
 	dk 1 node update --availability active berth-node2 >/dev/null 2>&1 || true
 	dk 1 node update --availability active berth-node3 >/dev/null 2>&1 || true
 }
@@ -109,6 +111,30 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	[ "$(ws_node cw1)" = "$node" ]
 	run "$BERTH" exec cw1 -- cat notes.txt
 	[ "$output" = kept ]
+}
+
+@test "rebuild makes the service anew on the same node and keeps the files the user changed" {
+	node=$(ws_node cw1)
+	id=$(ws_id cw1)
+	old=$(dk 1 service inspect -f '{{.ID}}' "berth-$id")
+	"$BERTH" exec cw1 -- sh -c 'echo edited > README.md; echo mine > untracked.txt'
+	run timeout 300 "$BERTH" rebuild cw1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *"files in the workspace's volume on its node are kept"* ]]
+	[[ $output != *"copying the checkout"* ]]
+	[ "$(dk 1 service inspect -f '{{.ID}}' "berth-$id")" != "$old" ]
+	[ "$(ws_node cw1)" = "$node" ]
+	[ "$("$BERTH" show cw1 --json | jq -r .node)" = "$node" ]
+	run "$BERTH" exec cw1 -- sh -c 'cat README.md untracked.txt; git status --porcelain; stat -c %U untracked.txt'
+	echo "$output"
+	[ "${lines[0]}" = edited ]
+	[ "${lines[1]}" = mine ]
+	[[ $output == *$'\n M README.md\n'* ]]
+	[[ $output == *$'\n?? untracked.txt\n'* ]]
+	[[ $output != *berth-checkout* ]]
+	[ "${lines[-1]}" = vscode ]
+	"$BERTH" exec cw1 -- sh -c 'git checkout -q README.md && rm untracked.txt'
 }
 
 @test "each agent takes only its own workspace's key, through the relay" {
@@ -213,6 +239,43 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	run timeout 300 "$BERTH" create "$repo" --name cw-build
 	[ "$status" -ne 0 ]
 	[[ $output == *"on a Swarm cluster is not built yet"* ]]
+}
+
+@test "the manager's node paused, or no node left to workspaces: a create fails at once with the reason and leaves nothing" {
+	"$BERTH" admin node pause berth-node1 >/dev/null
+	SECONDS=0
+	run timeout 300 "$BERTH" create "$WORK/repo" --name cw-none
+	took=$SECONDS
+	"$BERTH" admin node activate berth-node1 >/dev/null
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ $output == *"the manager's node berth-node1 is pause"*"label it berth.workspaces=no"* ]]
+	# not Swarm's 20 s wait for an attachment that cannot come
+	[ "$took" -lt 15 ]
+	id=$(ws_id cw-none)
+	[ -z "$(dk 1 service ls -q --filter "label=berth.workspace=$id")" ]
+	[ -z "$(dk 1 network ls -q --filter "name=berth-ws-$id")" ]
+	! dk 1 secret inspect "berth-$id-agent" >/dev/null 2>&1
+	"$BERTH" rm cw-none
+	# the label keeps workspaces off an active node
+	"$BERTH" admin node label berth-node1 berth.workspaces=no >/dev/null
+	"$BERTH" admin node pause berth-node2 >/dev/null
+	run timeout 300 "$BERTH" create "$WORK/repo" --name cw-none
+	[ "$status" -eq 0 ]
+	[ "$("$BERTH" show cw-none --json | jq -r .node)" = berth-node3 ]
+	"$BERTH" rm cw-none
+	"$BERTH" admin node pause berth-node3 >/dev/null
+	run timeout 300 "$BERTH" create "$WORK/repo" --name cw-none
+	"$BERTH" admin node activate berth-node2 >/dev/null
+	"$BERTH" admin node activate berth-node3 >/dev/null
+	"$BERTH" admin node label berth-node1 berth.workspaces- >/dev/null
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ $output == *"no node of the Swarm takes workspaces now"* ]]
+	id=$(ws_id cw-none)
+	"$BERTH" rm cw-none
+	[ -z "$(dk 1 network ls -q --filter "name=berth-ws-$id")" ]
+	! dk 1 secret inspect "berth-$id-agent" >/dev/null 2>&1
 }
 
 @test "rm removes the service, its secret and its overlay" {
