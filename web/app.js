@@ -262,7 +262,7 @@
 
     var focused = c.li.contains(document.activeElement) ? document.activeElement : null;
     // VS Code does not reach a workspace on a cluster yet (docs/cluster.md)
-    hidden(c.ideBtn, s !== 'running' || !!ws.node);
+    hidden(c.ideBtn, s !== 'running' || ws.ide === false);
     hidden(c.termBtn, s !== 'running');
     hidden(c.startBtn, !(s === 'stopped' || s === 'failed'));
     c.startBtn.firstChild.nodeValue = s === 'failed' ? 'Retry' : 'Start';

@@ -558,6 +558,10 @@ int main(int argc, char **argv)
 
     if (argc >= 2 && strcmp(argv[1], "git-credential") == 0)
         return git_credential(argc, argv);
+    /* `berth-agent check PATH`: 0 when PATH is an executable, for images with
+     * no shell (the job that fills a node's IDE volume: swarm-ide.c) */
+    if (argc == 3 && strcmp(argv[1], "check") == 0)
+        return access(argv[2], X_OK) == 0 ? 0 : 1;
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) {

@@ -61,6 +61,7 @@ struct api *api_new(struct ws_manager *m, struct runtime *rt, const char *web_di
     a->terms = terminals_new(m);
     a->web = web_new(m, web_dir, vendor_dir);
     a->ports = ports_new(m, a->auth);
+    web_set_ports(a->web, a->ports);
     a->portproxy = portproxy_new(m, a->auth, a->ports);
     a->creds = creds_new(m);
     ws_manager_on_change(m, on_change, a);

@@ -445,14 +445,6 @@ static int check_access(struct portproxy *pp, struct http_conn *c, const struct 
 
 /* ---- relaying ---- */
 
-/* key: "WS_ID:PORT" */
-static void open_port(void *data, const char *key, proxy_opened_cb done, void *ctx)
-{
-    const char *colon = strrchr(key, ':');
-    _cleanup_free_ char *ws_id = xstrndup(key, (size_t)(colon - key));
-    ports_connect(data, ws_id, (int)strtol(colon + 1, NULL, 10), done, ctx);
-}
-
 static void enter_port(struct portproxy *pp, struct http_conn *c, struct http_request *req,
                        const struct port_url *u, const char *target)
 {
@@ -468,7 +460,7 @@ static void enter_port(struct portproxy *pp, struct http_conn *c, struct http_re
     struct proxy_route route = {.key = key,
                                 .target = target,
                                 .header = PORT_SANDBOX_CSP,
-                                .open = open_port,
+                                .open = ports_open,
                                 .data = pp->ports};
     proxy_request(c, req, &route);
 }

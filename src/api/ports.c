@@ -232,6 +232,9 @@ static void apply_line(struct watch *w, const char *line)
     if (strcmp(line, ".") == 0) {
         w->ready = true;
     } else if (line[0] == '+' && line[1] == ' ') {
+        /* on a cluster VS Code's own port (web.c) is Berth's, not the user's */
+        if (ws_manager_remote(w->owner->m) && strtol(line + 2, NULL, 10) == WS_IDE_PORT)
+            return;
         strv_push(&w->open, line + 2);
     } else if (line[0] == '-' && line[1] == ' ') {
         const char *key = line + 2; /* "PORT ADDR" */
@@ -854,4 +857,11 @@ void ports_connect(struct ports *p, const char *ws_id, int port, ports_connected
     /* the agent answers as soon as the loopback connect is done */
     uv_poll_start(&k->poll, UV_READABLE, connecting_readable);
     uv_timer_start(&k->timer, connecting_timeout, 3000, 0);
+}
+
+void ports_open(void *data, const char *key, ports_connected_cb done, void *ctx)
+{
+    const char *colon = strrchr(key, ':');
+    _cleanup_free_ char *ws_id = xstrndup(key, (size_t)(colon - key));
+    ports_connect(data, ws_id, (int)strtol(colon + 1, NULL, 10), done, ctx);
 }

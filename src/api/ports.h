@@ -52,5 +52,8 @@ typedef void (*ports_connected_cb)(void *data, int fd, const char *msg);
  * answers (within 3 s, else an error). cb runs exactly once, from the loop, or
  * before ports_connect returns when the agent cannot even be asked. */
 void ports_connect(struct ports *p, const char *ws_id, int port, ports_connected_cb cb, void *data);
+/* ports_connect as a proxy route's opener (proxy_open_cb): data is the ports,
+ * key "WS_ID:PORT". */
+void ports_open(void *data, const char *key, ports_connected_cb done, void *ctx);
 
 #endif

@@ -26,6 +26,7 @@
 #include "agent/agent-proto.h"
 #include "api/ide-activity.h"
 #include "api/ide-ttys.h"
+#include "api/ports.h"
 #include "proxy/proxy.h"
 #include "util/fs.h"
 #include "util/log.h"
@@ -52,6 +53,7 @@ struct ide {
     char *container_id;
     uv_pipe_t pipe;
     bool open;
+    bool listening; /* code-server said so (on a cluster: its port answers) */
     char *error;
     struct buf out; /* what code-server printed, for errors */
 };
@@ -64,10 +66,16 @@ struct web {
     struct sse *clients;
     struct ide *ides;
     struct ide_ttys *ttys; /* VS Code terminal output, while VS Code is open */
+    struct ports *ports;   /* borrowed: VS Code's port on a cluster */
     uv_timer_t keepalive;
 };
 
 static void on_keepalive(uv_timer_t *t);
+
+void web_set_ports(struct web *w, struct ports *p)
+{
+    w->ports = p;
+}
 
 struct web *web_new(struct ws_manager *m, const char *web_dir, const char *vendor_dir)
 {
@@ -347,6 +355,8 @@ static void ide_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
         buf_add(&i->out, b->base, (size_t)n);
         if (i->out.len > 65536)
             buf_remove_front(&i->out, i->out.len - 65536);
+        if (!i->listening && memmem(i->out.buf, i->out.len, "server listening on", 19))
+            i->listening = true;
     }
     free(b->base);
     if (n < 0) {
@@ -381,14 +391,17 @@ static char *ide_output_text(const struct buf *out)
 
 static int ide_start(struct web *w, const struct ws_record *rec)
 {
-    _cleanup_free_ char *run = ws_run_dir(w->m, rec->id);
-    _cleanup_free_ char *ide_dir = xasprintf("%s/ide", run);
-    /* a stale socket from an earlier IDE would answer nothing */
-    int dfd = open(ide_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dfd < 0)
-        return -errno;
-    (void)unlinkat(dfd, IDE_SOCKET, 0);
-    close(dfd);
+    bool remote = ws_manager_remote(w->m);
+    if (!remote) {
+        _cleanup_free_ char *run = ws_run_dir(w->m, rec->id);
+        _cleanup_free_ char *ide_dir = xasprintf("%s/ide", run);
+        /* a stale socket from an earlier IDE would answer nothing */
+        int dfd = open(ide_dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+            return -errno;
+        (void)unlinkat(dfd, IDE_SOCKET, 0);
+        close(dfd);
+    }
     int fd = -1;
     int r = ws_agent_connect(w->m, rec->id, &fd, NULL);
     if (r < 0)
@@ -408,10 +421,15 @@ static int ide_start(struct web *w, const struct ws_record *rec)
     i->open = true;
     i->next = w->ides;
     w->ides = i;
+    /* on one host its socket is in the run dir, which berthd reaches; on a
+     * cluster a port on the container's loopback, which the agent reaches */
+    _cleanup_free_ char *bind = xasprintf("127.0.0.1:%d", WS_IDE_PORT);
     _cleanup_strv_ struct strv argv = STRV_INIT;
-    strv_pushl(&argv, "/.berth-ide/bin/code-server", "--auth", "none", "--socket",
-               "/.berth/ide/" IDE_SOCKET, "--config", "/dev/null", "--disable-telemetry",
-               "--disable-update-check", "--disable-workspace-trust", rec->workspace_folder, NULL);
+    strv_pushl(&argv, "/.berth-ide/bin/code-server", "--auth", "none", NULL);
+    strv_pushl(&argv, remote ? "--bind-addr" : "--socket",
+               remote ? bind : "/.berth/ide/" IDE_SOCKET, NULL);
+    strv_pushl(&argv, "--config", "/dev/null", "--disable-telemetry", "--disable-update-check",
+               "--disable-workspace-trust", rec->workspace_folder, NULL);
     _cleanup_strv_ struct strv env = STRV_INIT;
     (void)ws_owner_env(w->m, rec, &env, NULL);
     struct agentc_exec ex = {
@@ -461,6 +479,44 @@ static void respond_starting(struct http_conn *c, const char *message, bool retr
     http_respond(c, retry ? 503 : 502, "text/html; charset=utf-8", html, strlen(html));
 }
 
+/* To code-server: through fd, its socket; or (fd -1, on a cluster) its port
+ * on the container's loopback, through the agent. */
+static void ide_proxy(struct web *w, struct http_conn *c, struct http_request *req,
+                      const struct ws_record *rec, int fd)
+{
+    /* "/w/ID/ide/x?y" -> "/x?y" */
+    const char *q = strstr(req->raw_target, "/ide/");
+    const char *target = q ? q + 4 : "/";
+    struct ide_tap *t = NULL;
+    if (!req->upgrade) {
+        /* opening the IDE (its page, not its assets) is someone's doing */
+        if (target[0] == '/' && (target[1] == 0 || target[1] == '?'))
+            ws_activity(w->m, rec->id, WS_ACT_IDE);
+    } else {
+        t = xcalloc(1, sizeof(*t));
+        t->m = w->m;
+        t->ttys = w->ttys;
+        snprintf(t->ws_id, sizeof(t->ws_id), "%s", rec->id);
+        ide_ttys_hold(t->ttys, t->ws_id);
+    }
+    if (fd >= 0) {
+        if (t)
+            proxy_forward_tapped(c, req, fd, target, ide_tap_bytes, ide_tap_free, t);
+        else
+            proxy_forward(c, req, fd, target);
+        return;
+    }
+    _cleanup_free_ char *key = xasprintf("%s:%d", rec->id, WS_IDE_PORT);
+    struct proxy_route route = {.key = key,
+                                .target = target,
+                                .open = ports_open,
+                                .data = w->ports,
+                                .tap = t ? ide_tap_bytes : NULL,
+                                .tap_free = t ? ide_tap_free : NULL,
+                                .tap_data = t};
+    proxy_request(c, req, &route);
+}
+
 void web_ide(struct web *w, struct http_conn *c, struct http_request *req,
              const struct auth_user *user, const struct ws_record *rec, const char *rest)
 {
@@ -483,26 +539,15 @@ void web_ide(struct web *w, struct http_conn *c, struct http_request *req,
         ide_forget(i); /* the workspace was rebuilt */
         i = NULL;
     }
-    _cleanup_free_ char *run = ws_run_dir(w->m, rec->id);
-    _cleanup_free_ char *ide_dir = xasprintf("%s/ide", run);
-    int fd = unix_connect_nofollow(ide_dir, IDE_SOCKET);
-    if (fd >= 0) {
-        /* "/w/ID/ide/x?y" -> "/x?y" */
-        const char *q = strstr(req->raw_target, "/ide/");
-        if (!req->upgrade) {
-            /* opening the IDE (its page, not its assets) is someone's doing */
-            const char *target = q ? q + 4 : "/";
-            if (target[0] == '/' && (target[1] == 0 || target[1] == '?'))
-                ws_activity(w->m, rec->id, WS_ACT_IDE);
-            proxy_forward(c, req, fd, target);
-            return;
-        }
-        struct ide_tap *t = xcalloc(1, sizeof(*t));
-        t->m = w->m;
-        t->ttys = w->ttys;
-        snprintf(t->ws_id, sizeof(t->ws_id), "%s", rec->id);
-        ide_ttys_hold(t->ttys, t->ws_id);
-        proxy_forward_tapped(c, req, fd, q ? q + 4 : "/", ide_tap_bytes, ide_tap_free, t);
+    bool remote = ws_manager_remote(w->m);
+    int fd = -1;
+    if (!remote) {
+        _cleanup_free_ char *run = ws_run_dir(w->m, rec->id);
+        _cleanup_free_ char *ide_dir = xasprintf("%s/ide", run);
+        fd = unix_connect_nofollow(ide_dir, IDE_SOCKET);
+    }
+    if (fd >= 0 || (remote && i && i->listening)) {
+        ide_proxy(w, c, req, rec, fd);
         return;
     }
     if (!i) {

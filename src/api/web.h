@@ -14,6 +14,9 @@ struct ws_manager;
  * (DATA/web-vendor/node_modules); either may be NULL. */
 struct web *web_new(struct ws_manager *m, const char *web_dir, const char *vendor_dir);
 void web_free(struct web *w);
+/* The ports module, through which VS Code is reached on a cluster. */
+struct ports;
+void web_set_ports(struct web *w, struct ports *p);
 
 /* Workspaces may have changed: update the live streams. */
 void web_changed(struct web *w);

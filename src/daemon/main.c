@@ -73,6 +73,7 @@ struct daemon {
     long idle_minute_ms; /* --test-idle-minute; 0: a real minute */
     bool embedded;       /* --engine embedded: always run our own podman service */
     bool swarm;          /* --engine swarm+unix://: a Swarm manager's socket */
+    char *registry;      /* --registry: where a Swarm's nodes pull VS Code from */
     bool reconciled;
     bool checking;
 };
@@ -107,6 +108,8 @@ static void usage(FILE *f)
                "                       podman service that berthd runs itself ('embedded'\n"
                "                       forces that); swarm+unix:///PATH: a Swarm manager's\n"
                "                       (its nodes only so far: docs/cluster.md)\n"
+               "  --registry HOST:PORT on a Swarm: a registry berthd pushes VS Code to and\n"
+               "                       the nodes pull it from (without it: no VS Code there)\n"
                "  --agent PATH         the berth-agent binary (default: beside berthd)\n"
                "  --default-image IMG  image for repositories without devcontainer.json\n"
                "                       (default " WS_DEFAULT_IMAGE ")\n"
@@ -466,6 +469,9 @@ int main(int argc, char **argv)
                 return 2;
             }
             i++;
+        } else if (strcmp(a, "--registry") == 0 && v) {
+            d.registry = xstrdup(v);
+            i++;
         } else if (strcmp(a, "--agent") == 0 && v) {
             d.agent_binary = xstrdup(v);
             i++;
@@ -589,9 +595,12 @@ int main(int argc, char **argv)
             return 1;
         }
         d.rt = runtime_swarm_new(d.engine, cluster, agents,
-                                 d.default_image ? d.default_image : WS_DEFAULT_IMAGE);
+                                 d.default_image ? d.default_image : WS_DEFAULT_IMAGE, d.registry);
         log_warn("workspaces run on the Swarm's nodes; their overlays are not encrypted and "
-                 "builds, prebuilds and the IDE are not available there yet (docs/cluster.md)");
+                 "builds and prebuilds are not available there yet (docs/cluster.md)");
+        if (!d.registry)
+            log_warn("no --registry: workspaces on the Swarm have no VS Code in the browser "
+                     "(terminals, SSH and ports work)");
     } else {
         d.rt = runtime_docker_new(d.engine);
     }

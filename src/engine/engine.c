@@ -98,9 +98,10 @@ static void curl_slist_free_allp(struct curl_slist **l)
 
 /* Performs one request. *ret_status is the HTTP status; the body is appended to
  * ret_body (if not NULL). A body_file uploads that file instead of JSON. */
-static int engine_request(struct engine *e, const char *method, const char *path, json_t *body,
-                          const char *body_file, long timeout_s, engine_line_cb cb, void *data,
-                          long *ret_status, struct buf *ret_body, struct berr **reterr)
+static int request_with(struct engine *e, const char *method, const char *path, json_t *body,
+                        const char *body_file, const char *header, long timeout_s,
+                        engine_line_cb cb, void *data, long *ret_status, struct buf *ret_body,
+                        struct berr **reterr)
 {
     _cleanup_(curl_easy_cleanupp) CURL *c = curl_easy_init();
     _cleanup_(curl_slist_free_allp) struct curl_slist *headers = NULL;
@@ -139,6 +140,8 @@ static int engine_request(struct engine *e, const char *method, const char *path
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
     }
     headers = curl_slist_append(headers, "Expect:");
+    if (header)
+        headers = curl_slist_append(headers, header);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 
     CURLcode rc = curl_easy_perform(c);
@@ -160,6 +163,14 @@ static int engine_request(struct engine *e, const char *method, const char *path
     buf_release(&r.body);
     buf_release(&r.pending);
     return ret;
+}
+
+static int engine_request(struct engine *e, const char *method, const char *path, json_t *body,
+                          const char *body_file, long timeout_s, engine_line_cb cb, void *data,
+                          long *ret_status, struct buf *ret_body, struct berr **reterr)
+{
+    return request_with(e, method, path, body, body_file, NULL, timeout_s, cb, data, ret_status,
+                        ret_body, reterr);
 }
 
 /* Turns a non-2xx answer into an error: the engine's "message", else the body. */
@@ -261,26 +272,48 @@ static void pull_line(const char *line, void *data)
     json_decref(j);
 }
 
+/* A pull or a push: a stream of JSON lines whose "error" is the failure. */
+static int image_stream(struct engine *e, const char *path, const char *header, const char *what,
+                        engine_line_cb cb, void *data, struct berr **reterr)
+{
+    struct pull_state p = {.cb = cb, .data = data};
+    long status = 0;
+    _cleanup_buf_ struct buf resp = BUF_INIT;
+    int r = request_with(e, "POST", path, NULL, NULL, header, 3600, pull_line, &p, &status, &resp,
+                         reterr);
+    _cleanup_free_ char *err = p.error;
+    if (r < 0)
+        return berr_wrap(reterr, "%s", what);
+    if (status < 200 || status >= 300)
+        return status_error(status, &resp, reterr, what);
+    if (err)
+        return berr_make(reterr, ENOENT, "%s: %s", what, err);
+    return 0;
+}
+
 int engine_image_pull(struct engine *e, const char *image, engine_line_cb cb, void *data,
                       struct berr **reterr)
 {
     _cleanup_free_ char *q = escape(image);
     _cleanup_free_ char *path = xasprintf("/images/create?fromImage=%s", q);
-    struct pull_state p = {.cb = cb, .data = data};
-    long status = 0;
-    _cleanup_buf_ struct buf resp = BUF_INIT;
-    int r =
-        engine_request(e, "POST", path, NULL, NULL, 3600, pull_line, &p, &status, &resp, reterr);
-    _cleanup_free_ char *err = p.error;
-    if (r < 0)
-        return berr_wrap(reterr, "pull image '%s'", image);
-    if (status < 200 || status >= 300) {
-        _cleanup_free_ char *what = xasprintf("pull image '%s'", image);
-        return status_error(status, &resp, reterr, what);
-    }
-    if (err)
-        return berr_make(reterr, ENOENT, "pull image '%s': %s", image, err);
-    return 0;
+    _cleanup_free_ char *what = xasprintf("pull image '%s'", image);
+    return image_stream(e, path, NULL, what, cb, data, reterr);
+}
+
+int engine_image_push(struct engine *e, const char *repo, const char *tag, struct berr **reterr)
+{
+    _cleanup_free_ char *q = escape(tag);
+    _cleanup_free_ char *path = xasprintf("/images/%s/push?tag=%s", repo, q);
+    _cleanup_free_ char *what = xasprintf("push image '%s:%s'", repo, tag);
+    /* the engine wants credentials even for a registry that needs none: {} */
+    return image_stream(e, path, "X-Registry-Auth: e30=", what, NULL, NULL, reterr);
+}
+
+char *engine_filter_path(const char *base, const char *key, const char *value)
+{
+    _cleanup_free_ char *json = xasprintf("{\"%s\":[\"%s\"]}", key, value);
+    _cleanup_free_ char *q = escape(json);
+    return xasprintf("%s?filters=%s", base, q);
 }
 
 int engine_image_load(struct engine *e, const char *archive_path, struct berr **reterr)

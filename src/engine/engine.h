@@ -67,6 +67,11 @@ int engine_volume_remove(struct engine *e, const char *name, struct berr **reter
 /* Lists the volumes that carry the label "key=value"; *ret is a JSON array. */
 int engine_volume_list(struct engine *e, const char *label, json_t **ret, struct berr **reterr);
 
+/* Pushes repo:tag to its registry (one that asks no credentials). */
+int engine_image_push(struct engine *e, const char *repo, const char *tag, struct berr **reterr);
+/* "BASE?filters=" with {"key": ["value"]} percent-encoded, newly allocated. */
+char *engine_filter_path(const char *base, const char *key, const char *value);
+
 /* Builds an image from a tar archive of the build context. */
 struct engine_build {
     const char *tag;

@@ -36,6 +36,7 @@
 #include <sodium.h>
 
 #include "engine/runtime.h"
+#include "engine/swarm-ide.h"
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
@@ -54,25 +55,9 @@ struct swarm_rt {
     char *cluster_dir;
     char *agent_dir;
     char *relay_image;
+    char *registry;        /* where the nodes pull VS Code from; NULL: no IDE */
+    struct swarm_ide *ide; /* once a workspace asked for the IDE (config_lock) */
 };
-
-/* "/PATH?filters=" with {"key": ["value"]} percent-encoded. */
-static char *filter_path(const char *base, const char *key, const char *value)
-{
-    _cleanup_free_ char *json = xasprintf("{\"%s\":[\"%s\"]}", key, value);
-    struct buf b = BUF_INIT;
-    buf_addf(&b, "%s?filters=", base);
-    for (const char *p = json; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '-' || c == '_' || c == '.')
-            buf_addch(&b, (char)c);
-        else
-            buf_addf(&b, "%%%02X", c);
-    }
-    size_t len;
-    return buf_detach(&b, &len);
-}
 
 /* The workspace id in a service name "berth-<id>", or in id itself. */
 static const char *ws_id_of(const char *name)
@@ -86,25 +71,32 @@ static void sleep_ms(long ms);
 
 /* ---- placement ---- */
 
-/* How many Berth workspaces (services, running or not: their files are
- * there) are pinned to node id. */
-static long pinned_to(json_t *services, const char *id)
+/* What the Berth workspaces pinned to a node hold there: services running
+ * or not (their files are there, and a start must find its room again). */
+struct node_load {
+    long count;
+    int64_t cpus, memory; /* reserved: NanoCPUs, bytes */
+};
+
+static struct node_load load_of(json_t *services, const char *id)
 {
-    long count = 0;
+    struct node_load l = {0};
     size_t i, k;
     json_t *svc, *c;
     json_array_foreach (services, i, svc) {
-        json_t *cs = json_object_get(
-            json_object_get(json_object_get(json_object_get(svc, "Spec"), "TaskTemplate"),
-                            "Placement"),
-            "Constraints");
+        json_t *tt = json_object_get(json_object_get(svc, "Spec"), "TaskTemplate");
+        json_t *cs = json_object_get(json_object_get(tt, "Placement"), "Constraints");
+        json_t *res = json_object_get(json_object_get(tt, "Resources"), "Reservations");
         json_array_foreach (cs, k, c) {
             const char *v = json_string_value(c);
-            if (v && strncmp(v, "node.id==", 9) == 0 && strcmp(v + 9, id) == 0)
-                count++;
+            if (v && strncmp(v, "node.id==", 9) == 0 && strcmp(v + 9, id) == 0) {
+                l.count++;
+                l.cpus += json_integer_value(json_object_get(res, "NanoCPUs"));
+                l.memory += json_integer_value(json_object_get(res, "MemoryBytes"));
+            }
         }
     }
-    return count;
+    return l;
 }
 
 /* Whether an admin left node n to workspaces: the label berth.workspaces=no
@@ -117,25 +109,51 @@ static bool takes_workspaces(json_t *n)
     return !v || (strcmp(v, "no") != 0 && strcmp(v, "false") != 0);
 }
 
+static double gib(int64_t bytes)
+{
+    return (double)bytes / (1024.0 * 1024 * 1024);
+}
+
+/* Whether the workspace's reservation (hostRequirements' cpus and memory)
+ * fits in what node n has unreserved; if not, says so
+ * into why. *ret_free: the memory left unreserved. */
+static bool fits(json_t *n, const struct node_load *l, const struct rt_ws_spec *sp,
+                 int64_t *ret_free, struct buf *why)
+{
+    json_t *res = json_object_get(json_object_get(n, "Description"), "Resources");
+    int64_t cpus = json_integer_value(json_object_get(res, "NanoCPUs")) - l->cpus;
+    int64_t mem = json_integer_value(json_object_get(res, "MemoryBytes")) - l->memory;
+    *ret_free = mem;
+    if (sp->need_cpus <= cpus && sp->need_memory <= mem)
+        return true;
+    const char *host =
+        json_string_value(json_object_get(json_object_get(n, "Description"), "Hostname"));
+    buf_addf(why, "%s%s has %.2g CPUs and %.1f GiB unreserved", why->len ? "; " : "",
+             host ? host : "?", (double)cpus / 1e9, gib(mem));
+    return false;
+}
+
 /* The node for a new workspace: ready, active, not labelled
- * berth.workspaces=no, then the fewest Berth
- * workspaces pinned there, then the most memory. The caller holds
+ * berth.workspaces=no, with room for its reservation; then the fewest Berth
+ * workspaces pinned there, then the most memory unreserved. The caller holds
  * s->place_lock until the service exists, so that creates at once see each
  * other. */
-static int place(struct swarm_rt *s, char **ret_node, struct berr **reterr)
+static int place(struct swarm_rt *s, const struct rt_ws_spec *sp, char **ret_node,
+                 struct berr **reterr)
 {
     _cleanup_(json_decrefp) json_t *nodes = NULL;
     int r = engine_call(s->e, "GET", "/nodes", NULL, &nodes, "list the Swarm's nodes", reterr);
     if (r < 0)
         return r;
-    _cleanup_free_ char *spath = filter_path("/services", "label", RT_LABEL_MANAGED "=1");
+    _cleanup_free_ char *spath = engine_filter_path("/services", "label", RT_LABEL_MANAGED "=1");
     _cleanup_(json_decrefp) json_t *services = NULL;
     r = engine_call(s->e, "GET", spath, NULL, &services, "list the workspaces' services", reterr);
     if (r < 0)
         return r;
     const char *best = NULL;
     long best_n = 0;
-    json_int_t best_mem = 0;
+    int64_t best_mem = 0;
+    _cleanup_buf_ struct buf why = BUF_INIT;
     size_t i;
     json_t *n;
     json_array_foreach (nodes, i, n) {
@@ -147,15 +165,21 @@ static int place(struct swarm_rt *s, char **ret_node, struct berr **reterr)
         if (!id || !state || strcmp(state, "ready") != 0 || !avail ||
             strcmp(avail, "active") != 0 || !takes_workspaces(n))
             continue;
-        long count = pinned_to(services, id);
-        json_int_t mem = json_integer_value(json_object_get(
-            json_object_get(json_object_get(n, "Description"), "Resources"), "MemoryBytes"));
-        if (!best || count < best_n || (count == best_n && mem > best_mem)) {
+        struct node_load l = load_of(services, id);
+        int64_t mem;
+        if (!fits(n, &l, sp, &mem, &why))
+            continue;
+        if (!best || l.count < best_n || (l.count == best_n && mem > best_mem)) {
             best = id;
-            best_n = count;
+            best_n = l.count;
             best_mem = mem;
         }
     }
+    if (!best && why.len)
+        return berr_make(reterr, EAGAIN,
+                         "no node of the Swarm has room for this workspace's %.2g CPUs and %.1f "
+                         "GiB (hostRequirements, reserved for it on its node): %s",
+                         (double)sp->need_cpus / 1e9, gib(sp->need_memory), why.buf);
     if (!best)
         return berr_make(reterr, EAGAIN,
                          "no node of the Swarm takes workspaces now (none is ready, active and "
@@ -182,6 +206,13 @@ static int node_keep(struct swarm_rt *s, const char *name, char **ret_node, stru
                          "the workspace's node %s is %s: its files are there, so it is made "
                          "there again once the node is back",
                          name, state ? state : "unknown");
+    const char *avail =
+        json_string_value(json_object_get(json_object_get(node, "Spec"), "Availability"));
+    if (avail && strcmp(avail, "active") != 0)
+        return berr_make(reterr, EAGAIN,
+                         "the workspace's node %s is %sd: it takes no new container, and the "
+                         "workspace's files are there ('berth admin node activate %s')",
+                         name, avail, name);
     *ret_node = xstrdup(id);
     return 0;
 }
@@ -191,7 +222,7 @@ static int node_keep(struct swarm_rt *s, const char *name, char **ret_node, stru
 /* Before anything is made: the relay runs on the manager's node, and Swarm
  * attaches no network there while that node is paused or drained (it waits
  * 20 s and fails); and some node must take the workspace. */
-static int can_create(struct swarm_rt *s, struct berr **reterr)
+static int can_create(struct swarm_rt *s, const struct rt_ws_spec *sp, struct berr **reterr)
 {
     _cleanup_(json_decrefp) json_t *info = NULL;
     int r = engine_call(s->e, "GET", "/info", NULL, &info, "read the manager", reterr);
@@ -209,13 +240,13 @@ static int can_create(struct swarm_rt *s, struct berr **reterr)
         json_string_value(json_object_get(json_object_get(node, "Description"), "Hostname"));
     if (avail && strcmp(avail, "active") != 0)
         return berr_make(reterr, EAGAIN,
-                         "the manager's node %s is %s, and Swarm joins Berth's relay there to no "
+                         "the manager's node %s is %sd, and Swarm joins Berth's relay there to no "
                          "workspace's network until it is active again ('berth admin node "
                          "activate %s'); to keep workspaces off it, label it " NODE_LABEL_WORKSPACES
                          "=no instead",
                          host ? host : self, avail, host ? host : self);
     _cleanup_free_ char *any = NULL;
-    return place(s, &any, reterr);
+    return place(s, sp, &any, reterr);
 }
 
 /* The relay container runs on the manager and is attached to net. */
@@ -356,6 +387,24 @@ out:
     return r;
 }
 
+/* The IDE's distribution when sp asks for the IDE and the nodes have a
+ * registry to pull it from; else NULL (the workspace has no VS Code). */
+static struct swarm_ide *ide_for(struct swarm_rt *s, const struct rt_ws_spec *sp)
+{
+    const char *tree = NULL;
+    for (size_t i = 0; i < sp->n_roles; i++)
+        if (sp->roles[i].role == RT_ROLE_IDE)
+            tree = sp->roles[i].source;
+    if (!s->registry || !tree)
+        return NULL;
+    pthread_mutex_lock(&s->config_lock);
+    if (!s->ide)
+        s->ide = swarm_ide_new(s->e, s->registry, tree, s->cluster_dir);
+    struct swarm_ide *ide = s->ide;
+    pthread_mutex_unlock(&s->config_lock);
+    return ide;
+}
+
 /* ---- the service ---- */
 
 static int refuse_unsupported(const struct rt_ws_spec *sp, struct berr **reterr)
@@ -392,6 +441,13 @@ static json_t *service_mounts(struct swarm_rt *s, const struct rt_ws_spec *sp, c
                                             "Source", json_sprintf("berth-%s-files", id), "Target",
                                             rm->target, "VolumeOptions", "Labels", RT_LABEL_MANAGED,
                                             "1", RT_LABEL_ID, id));
+        /* the node's copy of the tree, which swarm_ide_fill made */
+        struct swarm_ide *ide = rm->role == RT_ROLE_IDE ? ide_for(s, sp) : NULL;
+        if (ide)
+            json_array_append_new(mounts,
+                                  json_pack("{s:s, s:s, s:s, s:b, s:{s:b}}", "Type", "volume",
+                                            "Source", swarm_ide_volume(ide), "Target", rm->target,
+                                            "ReadOnly", 1, "VolumeOptions", "NoCopy", 1));
     }
     for (size_t i = 0; i < sp->n_mounts; i++) {
         const struct rt_mount *mt = &sp->mounts[i];
@@ -455,13 +511,19 @@ static json_t *service_spec(struct swarm_rt *s, const struct rt_ws_spec *sp, con
         json_object_set_new(limits, "NanoCPUs", json_integer(sp->nano_cpus));
     if (sp->memory)
         json_object_set_new(limits, "MemoryBytes", json_integer(sp->memory));
+    json_t *reserve = json_object();
+    if (sp->need_cpus)
+        json_object_set_new(reserve, "NanoCPUs", json_integer(sp->need_cpus));
+    if (sp->need_memory)
+        json_object_set_new(reserve, "MemoryBytes", json_integer(sp->need_memory));
     json_t *spec = json_pack(
-        "{s:s, s:o, s:{s:o, s:{s:o}, s:{s:s, s:I}, s:{s:[o]}, s:[{s:s}]}, s:{s:{s:i}}, "
+        "{s:s, s:o, s:{s:o, s:{s:o, s:o}, s:{s:s, s:I}, s:{s:[o]}, s:[{s:s}]}, s:{s:{s:i}}, "
         "s:{s:s}}",
         "Name", sp->name, "Labels", labels, "TaskTemplate", "ContainerSpec", container, "Resources",
-        "Limits", limits, "RestartPolicy", "Condition", "any", "Delay", (json_int_t)1000000000,
-        "Placement", "Constraints", json_sprintf("node.id==%s", node), "Networks", "Target", net_id,
-        "Mode", "Replicated", "Replicas", 1, "EndpointSpec", "Mode", "dnsrr");
+        "Limits", limits, "Reservations", reserve, "RestartPolicy", "Condition", "any", "Delay",
+        (json_int_t)1000000000, "Placement", "Constraints", json_sprintf("node.id==%s", node),
+        "Networks", "Target", net_id, "Mode", "Replicated", "Replicas", 1, "EndpointSpec", "Mode",
+        "dnsrr");
     return spec;
 }
 
@@ -487,7 +549,7 @@ static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_i
 static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
                         char **ret_id, struct berr **reterr)
 {
-    int r = can_create(s, reterr);
+    int r = can_create(s, sp, reterr);
     if (r < 0)
         return r;
     /* the overlay, attachable so that the relay can join it */
@@ -538,7 +600,7 @@ static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, con
                             char **ret_id, struct berr **reterr)
 {
     _cleanup_free_ char *node = NULL;
-    int r = sp->node ? node_keep(s, sp->node, &node, reterr) : place(s, &node, reterr);
+    int r = sp->node ? node_keep(s, sp->node, &node, reterr) : place(s, sp, &node, reterr);
     if (r < 0)
         return r;
     json_t *labels = json_deep_copy(sp->labels);
@@ -547,6 +609,10 @@ static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, con
     copy.labels = labels;
     _cleanup_free_ char *cfg_id = NULL, *cfg_name = NULL;
     r = agent_config(s, &cfg_id, &cfg_name, reterr);
+    /* VS Code on the node first (once: later creates there find it) */
+    struct swarm_ide *ide = ide_for(s, sp);
+    if (r == 0 && ide)
+        r = swarm_ide_fill(ide, node, cfg_id, cfg_name, reterr);
     if (r < 0) {
         json_decref(labels);
         return r;
@@ -600,7 +666,7 @@ static int set_replicas(struct swarm_rt *s, const char *id, int replicas, struct
 static int task_state(struct swarm_rt *s, const char *svc, char **ret_state, json_t **ret_task,
                       struct berr **reterr)
 {
-    _cleanup_free_ char *path = filter_path("/tasks", "service", svc);
+    _cleanup_free_ char *path = engine_filter_path("/tasks", "service", svc);
     _cleanup_(json_decrefp) json_t *tasks = NULL;
     int r = engine_call(s->e, "GET", path, NULL, &tasks, "list the service's tasks", reterr);
     if (r < 0)
@@ -742,7 +808,7 @@ static int swarm_ws_list(void *data, const char *label, struct rt_ws_entry **ret
                          struct berr **reterr)
 {
     struct swarm_rt *s = data;
-    _cleanup_free_ char *path = filter_path("/services", "label", label);
+    _cleanup_free_ char *path = engine_filter_path("/services", "label", label);
     _cleanup_(json_decrefp) json_t *list = NULL;
     int r = engine_call(s->e, "GET", path, NULL, &list, "list the services", reterr);
     if (r < 0)
@@ -864,6 +930,8 @@ static void swarm_free(void *data)
     free(s->agent_config_name);
     free(s->agent_dir);
     free(s->relay_image);
+    free(s->registry);
+    swarm_ide_free(s->ide);
     free(s);
 }
 
@@ -888,7 +956,7 @@ static const struct runtime_ops swarm_ops = {
 };
 
 struct runtime *runtime_swarm_new(struct engine *manager, const char *cluster_dir,
-                                  const char *agent_dir, const char *image)
+                                  const char *agent_dir, const char *image, const char *registry)
 {
     struct swarm_rt *s = xcalloc(1, sizeof(*s));
     s->e = manager;
@@ -902,7 +970,8 @@ struct runtime *runtime_swarm_new(struct engine *manager, const char *cluster_di
     s->relay = xasprintf("berth-relay-%08x", h);
     s->agent_dir = xstrdup(agent_dir);
     s->relay_image = xstrdup(image);
+    s->registry = registry ? xstrdup(registry) : NULL;
     struct runtime *rt = xmalloc(sizeof(*rt));
-    *rt = (struct runtime){.ops = &swarm_ops, .data = s};
+    *rt = (struct runtime){.ops = &swarm_ops, .data = s, .no_ide = !registry};
     return rt;
 }

@@ -79,6 +79,10 @@ struct rt_ws_spec {
     int64_t shm_size;    /* bytes, 0: default */
     int64_t nano_cpus;   /* 0: no limit */
     int64_t memory;      /* bytes, 0: no limit */
+    /* hostRequirements: what it needs of its node (a remote runtime places
+     * by them and reserves them); 0: nothing asked */
+    int64_t need_cpus; /* NanoCPUs */
+    int64_t need_memory;
     /* a remote runtime's agent listens on TCP (RT_AGENT_PORT) and proves
      * itself with this key (32 bytes; agent-auth.h); NULL on one host */
     const unsigned char *agent_key;
@@ -151,6 +155,7 @@ struct runtime_ops {
 struct runtime {
     const struct runtime_ops *ops;
     void *data;
+    bool no_ide; /* its workspaces cannot have VS Code (a Swarm without a registry) */
 };
 
 /* The runtime of one host's engine, which it borrows (e outlives it). */
@@ -158,9 +163,11 @@ struct runtime *runtime_docker_new(struct engine *e);
 /* The runtime of a Docker Swarm, through a manager's engine, which it borrows
  * (runtime-swarm.c, docs/cluster.md): a workspace is a one-replica service
  * pinned to a node, with its files in a volume there. cluster_dir (on this
- * host) holds the relay's socket; image is the relay's image. */
+ * host) holds the relay's socket; image is the relay's image; registry
+ * (host:port, may be NULL) is where the nodes pull VS Code from
+ * (swarm-ide.h). */
 struct runtime *runtime_swarm_new(struct engine *manager, const char *cluster_dir,
-                                  const char *agent_dir, const char *image);
+                                  const char *agent_dir, const char *image, const char *registry);
 /* True when workspaces do not run on this host (their files and run dir are
  * not here). */
 static inline bool rt_is_remote(const struct runtime *rt)

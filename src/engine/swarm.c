@@ -39,8 +39,8 @@ static json_t *running_tasks(struct engine *e)
 {
     json_t *counts = json_object();
     json_t *tasks = NULL;
-    if (engine_call(e, "GET", "/tasks?filters=%7B%22desired-state%22%3A%5B%22running%22%5D%7D",
-                    NULL, &tasks, "list the tasks", NULL) < 0)
+    _cleanup_free_ char *path = engine_filter_path("/tasks", "desired-state", "running");
+    if (engine_call(e, "GET", path, NULL, &tasks, "list the tasks", NULL) < 0)
         return counts;
     size_t i;
     json_t *t;

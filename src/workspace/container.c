@@ -108,8 +108,11 @@ int container_create(struct job_ctx *x, const struct dc_config *cfg,
     size_t n_roles = 3;
     /* VS Code in the browser, when the set-up installed it */
     _cleanup_free_ char *ide_bin = xasprintf("%s/bin/code-server", x->m->ide_dir);
-    if (access(ide_bin, X_OK) == 0)
+    bool ide = !x->m->rt->no_ide && access(ide_bin, X_OK) == 0;
+    if (ide)
         roles[n_roles++] = (struct rt_role_mount){RT_ROLE_IDE, x->m->ide_dir, "/.berth-ide"};
+    if (rt_is_remote(x->m->rt))
+        runtime_set(x, "ide", json_boolean(ide));
     _cleanup_free_ char *vsix = xasprintf("%s/vsix", x->m->data_dir);
     if (access(vsix, R_OK | X_OK) == 0)
         roles[n_roles++] = (struct rt_role_mount){RT_ROLE_VSIX, vsix, "/.berth-vsix"};
@@ -193,6 +196,8 @@ int container_create(struct job_ctx *x, const struct dc_config *cfg,
         .shm_size = opts->shm_size,
         .nano_cpus = opts->nano_cpus,
         .memory = opts->memory,
+        .need_cpus = cfg->host_cpus * 1000000000LL,
+        .need_memory = cfg->host_memory,
     };
     /* on a cluster a workspace stays on its node: its files are there */
     _cleanup_(json_decrefp) json_t *rt = runtime_get(&x->rec);

@@ -106,6 +106,11 @@ struct store *ws_manager_store(struct ws_manager *m)
     return m->store;
 }
 
+bool ws_manager_remote(struct ws_manager *m)
+{
+    return rt_is_remote(m->rt);
+}
+
 const char *ws_manager_data_dir(struct ws_manager *m)
 {
     return m->data_dir;
@@ -740,6 +745,9 @@ json_t *ws_record_json(const struct ws_record *r)
     json_t *node = json_object_get(rt, "node");
     if (node)
         json_object_set(j, "node", node);
+    /* on a cluster VS Code is there only where the nodes get it (--registry) */
+    if (node && !json_is_true(json_object_get(rt, "ide")))
+        json_object_set_new(j, "ide", json_false());
     json_t *pb = json_object_get(rt, "prebuild");
     json_object_set(j, "prebuild", pb ? pb : json_null());
     /* "tasks": the names of the terminals its tasks run in */

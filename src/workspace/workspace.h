@@ -78,6 +78,10 @@ int ws_manager_new(uv_loop_t *loop, struct store *store, struct runtime *rt,
 void ws_manager_free(struct ws_manager *m);
 
 struct store *ws_manager_store(struct ws_manager *m);
+/* True when workspaces run elsewhere (a Swarm's nodes): no run dir of theirs
+ * is on this host, and VS Code listens on WS_IDE_PORT in the container. */
+bool ws_manager_remote(struct ws_manager *m);
+#define WS_IDE_PORT 7881
 const char *ws_manager_data_dir(struct ws_manager *m);
 
 /* What a user asks for when creating a workspace. */

@@ -13,8 +13,14 @@ BERTHD=${BERTHD:-$ROOT/build/src/daemon/berthd}
 BERTH=${BERTH:-$ROOT/build/src/cli/berth}
 CLIENT=$CLUSTER_DIR/fixtures/agent-client.py
 
+IDE=$ROOT/.berth-data/ide
+
 start_berthd() {
-	cluster_berthd --web-vendor "$ROOT/.berth-data/web-vendor/node_modules"
+	local ide=() registry
+	registry=$("$CLUSTER" registry 2>/dev/null || true)
+	# VS Code reaches the nodes through the harness's registry
+	[ -x "$IDE/bin/code-server" ] && [ -n "$registry" ] && ide=(--ide "$IDE" --registry "$registry")
+	cluster_berthd --web-vendor "$ROOT/.berth-data/web-vendor/node_modules" --max-running 20 "${ide[@]}"
 }
 
 setup_file() {
@@ -35,7 +41,7 @@ teardown_file() {
 	BERTH_SERVER=$(cat "$WORK/url")
 	BERTH_TOKEN=$(cat "$WORK/token")
 	local ws
-	for ws in cw1 cw2 cw3 cw5 cw6 cw-build cw-none; do "$BERTH" rm "$ws" >/dev/null 2>&1 || true; done
+	for ws in cw1 cw2 cw3 cw5 cw6 cw-build cw-none cw-big1 cw-big2 cw-big3 cw-big4; do "$BERTH" rm "$ws" >/dev/null 2>&1 || true; done
 	kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
 	dk 1 ps -aq --filter "label=berth.relay=$WORK/data/cluster" | while read -r c; do dk 1 rm -f "$c"; done >/dev/null 2>&1 || true
 	dk 1 node update --availability active berth-node1 >/dev/null 2>&1 || true
@@ -97,6 +103,38 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	[[ $output != *"127.0.0.11"* ]]
 	run curl -sS -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/cw3/ports/8765/"
 	[ "$output" = "hello from cw3" ]
+}
+
+@test "VS Code opens on a workspace on another node: its tree comes through the registry into a read-only volume there" {
+	[ -x "$IDE/bin/code-server" ] && [ -n "$("$CLUSTER" registry)" ] || skip "no code-server tree or no registry in the harness"
+	id=$(ws_id cw3)
+	[ "$("$BERTH" show cw3 --json | jq -r .ide)" != false ]
+	code=
+	for _ in $(seq 1 240); do
+		code=$(curl -s -o "$WORK/ide" -w '%{http_code}' -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/$id/ide/")
+		[ "$code" = 302 ] || [ "$code" = 200 ] && break
+		sleep 0.5
+	done
+	echo "last: $code $(head -c 300 "$WORK/ide")"
+	[ "$code" = 302 ] || [ "$code" = 200 ]
+	run curl -s -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/$id/ide/?folder=/workspaces/repo"
+	[[ $output == *workbench* ]]
+	# a static file of the workbench, through the same relay
+	asset=$(grep -o '[^"]*/out/vs/code/browser/workbench/workbench\.js' <<<"$output" | head -1)
+	asset=${asset#./}
+	[ -n "$asset" ]
+	run curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/$id/ide/$asset"
+	[ "$output" = 200 ]
+	# the node's copy: the workspace reads it and cannot change it
+	run "$BERTH" exec cw3 -- sh -c 'test -x /.berth-ide/bin/code-server && touch /.berth-ide/x'
+	[ "$status" -ne 0 ]
+	[[ $output == *"Read-only file system"* ]]
+	[ "$(dk 1 service inspect -f '{{range .Spec.TaskTemplate.ContainerSpec.Mounts}}{{if eq .Target "/.berth-ide"}}{{.Source}} {{.ReadOnly}}{{end}}{{end}}' "berth-$id")" = "$(dk 1 service inspect -f '{{range .Spec.TaskTemplate.ContainerSpec.Mounts}}{{if eq .Target "/.berth-ide"}}{{.Source}}{{end}}{{end}}' "berth-$id") true" ]
+	# VS Code's own port is not listed as the user's
+	run "$BERTH" ports cw3
+	[[ $output != *7881* ]]
+	# no fill job is left behind
+	[ -z "$(dk 1 service ls -q --filter name=berth-ide-fill)" ]
 }
 
 @test "stop leaves no task, start brings the workspace back on its node with its files" {
@@ -228,6 +266,39 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	"$BERTH" rm cw6
 }
 
+@test "hostRequirements are reserved on the node: each node takes as many as it has room for, then a clear refusal" {
+	repo=$WORK/big-repo
+	mkdir -p "$repo/.devcontainer"
+	printf '{"image": "localhost/berth/base:bookworm", "hostRequirements": {"cpus": 2, "memory": "1gb"}}\n' >"$repo/.devcontainer/devcontainer.json"
+	git -C "$repo" init -q -b main
+	git -C "$repo" add -A
+	git -C "$repo" -c user.name=T -c user.email=t@t commit -qm init
+	for ws in cw-big1 cw-big2 cw-big3; do
+		run timeout 300 "$BERTH" create "$repo" --name "$ws"
+		echo "$output"
+		[ "$status" -eq 0 ]
+	done
+	# each node has two CPUs: one such workspace fills it
+	[ "$(for ws in cw-big1 cw-big2 cw-big3; do "$BERTH" show "$ws" --json | jq -r .node; done | sort -u | wc -l)" = 3 ]
+	id=$(ws_id cw-big2)
+	[ "$(dk 1 service inspect -f '{{.Spec.TaskTemplate.Resources.Reservations.NanoCPUs}}' "berth-$id")" = 2000000000 ]
+	run timeout 300 "$BERTH" create "$repo" --name cw-big4
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ $output == *"no node of the Swarm has room for this workspace's 2 CPUs and 1.0 GiB"*"berth-node1 has 0 CPUs"*"berth-node2 has 0 CPUs"*"berth-node3 has 0 CPUs"* ]]
+	"$BERTH" rm cw-big4
+	# a stopped one keeps its room on its node: its files are there
+	"$BERTH" stop cw-big1
+	run timeout 300 "$BERTH" create "$repo" --name cw-big4
+	[ "$status" -ne 0 ]
+	[[ $output == *"no node of the Swarm has room"* ]]
+	"$BERTH" rm cw-big4
+	"$BERTH" rm cw-big1
+	run timeout 300 "$BERTH" create "$repo" --name cw-big4
+	[ "$status" -eq 0 ]
+	for ws in cw-big2 cw-big3 cw-big4; do "$BERTH" rm "$ws"; done
+}
+
 @test "a configuration that needs an image built is refused with the reason" {
 	repo=$WORK/build-repo
 	mkdir -p "$repo/.devcontainer"
@@ -249,7 +320,7 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	"$BERTH" admin node activate berth-node1 >/dev/null
 	echo "$output"
 	[ "$status" -ne 0 ]
-	[[ $output == *"the manager's node berth-node1 is pause"*"label it berth.workspaces=no"* ]]
+	[[ $output == *"the manager's node berth-node1 is paused"*"label it berth.workspaces=no"* ]]
 	# not Swarm's 20 s wait for an attachment that cannot come
 	[ "$took" -lt 15 ]
 	id=$(ws_id cw-none)

@@ -1,0 +1,217 @@
+/* swarm-ide.c - VS Code's tree on the nodes of a Swarm (swarm-ide.h). */
+#include "engine/swarm-ide.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "util/buf.h"
+#include "util/fs.h"
+#include "util/run.h"
+#include "util/strv.h"
+#include "util/xalloc.h"
+
+#define IDE_LABEL "berth.ide"
+#define IDE_TARGET "/.berth-ide"
+#define FILL_TIMEOUT_MS (600 * 1000) /* a first pull of the tree on a slow node */
+
+struct swarm_ide {
+    struct engine *e; /* borrowed */
+    char *ide_dir;
+    char *work_dir;
+    char *repo;   /* REGISTRY/berth/ide */
+    char *tag;    /* the tree's hash */
+    char *volume; /* berth-ide-<tag> */
+    pthread_mutex_t lock;
+    bool pushed;
+    struct strv filled; /* node ids */
+};
+
+struct swarm_ide *swarm_ide_new(struct engine *manager, const char *registry, const char *ide_dir,
+                                const char *work_dir)
+{
+    /* the tree as setup.sh installs it: the launcher and the package's
+     * manifest name its version */
+    static const char *const parts[] = {"bin/code-server",
+                                        "lib/node_modules/code-server/package.json"};
+    _cleanup_buf_ struct buf text = BUF_INIT;
+    for (size_t k = 0; k < ELEMENTSOF(parts); k++) {
+        _cleanup_free_ char *path = xasprintf("%s/%s", ide_dir, parts[k]);
+        if (read_file(path, 1 << 20, &text) < 0)
+            return NULL;
+    }
+    unsigned char h[crypto_hash_sha256_BYTES];
+    crypto_hash_sha256(h, (const unsigned char *)text.buf, text.len);
+    char hex[2 * sizeof(h) + 1];
+    sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+    struct swarm_ide *i = xcalloc(1, sizeof(*i));
+    i->e = manager;
+    i->ide_dir = xstrdup(ide_dir);
+    i->work_dir = xstrdup(work_dir);
+    i->repo = xasprintf("%s/berth/ide", registry);
+    i->tag = xstrndup(hex, 12);
+    i->volume = xasprintf("berth-ide-%s", i->tag);
+    pthread_mutex_init(&i->lock, NULL);
+    i->filled = (struct strv)STRV_INIT;
+    return i;
+}
+
+void swarm_ide_free(struct swarm_ide *i)
+{
+    if (!i)
+        return;
+    pthread_mutex_destroy(&i->lock);
+    strv_release(&i->filled);
+    free(i->ide_dir);
+    free(i->work_dir);
+    free(i->repo);
+    free(i->tag);
+    free(i->volume);
+    free(i);
+}
+
+const char *swarm_ide_volume(const struct swarm_ide *i)
+{
+    return i->volume;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* The image, built from the tree and pushed, unless the registry has it. */
+static int push_image(struct swarm_ide *i, struct berr **reterr)
+{
+    _cleanup_free_ char *dpath = xasprintf("/distribution/%s:%s/json", i->repo, i->tag);
+    if (engine_call(i->e, "GET", dpath, NULL, NULL, "ask the registry", NULL) == 0)
+        return 0;
+    /* the context: a Dockerfile and the tree beside it */
+    _cleanup_free_ char *ctx = xasprintf("%s/ide-build", i->work_dir);
+    _cleanup_free_ char *tar = xasprintf("%s/ide-build.tar", i->work_dir);
+    (void)rm_rf(ctx);
+    int r = mkdir_p(ctx, 0700);
+    if (r < 0)
+        return berr_make(reterr, -r, "cannot create '%s': %s", ctx, strerror(-r));
+    _cleanup_free_ char *copy = xstrdup(i->ide_dir), *copy2 = xstrdup(i->ide_dir);
+    const char *base = basename(copy), *parent = dirname(copy2);
+    _cleanup_(json_decrefp) json_t *src = json_pack("[s, s]", base, IDE_TARGET);
+    _cleanup_free_ char *src_text = json_dumps(src, JSON_COMPACT);
+    _cleanup_free_ char *dockerfile = xasprintf("FROM scratch\nCOPY %s\n", src_text);
+    _cleanup_free_ char *dpath_file = xasprintf("%s/Dockerfile", ctx);
+    r = write_file_atomic(dpath_file, dockerfile, strlen(dockerfile), 0600);
+    if (r < 0)
+        return berr_make(reterr, -r, "cannot write '%s': %s", dpath_file, strerror(-r));
+    _cleanup_(run_cmd_releasep) struct run_cmd t = RUN_CMD_INIT;
+    strv_pushl(&t.args, "tar", "-cf", tar, "-C", ctx, "Dockerfile", "-C", parent, base, NULL);
+    t.timeout_ms = 600000;
+    t.capture = true;
+    r = run_cmd(&t, reterr);
+    if (r != 0) {
+        (void)unlink(tar);
+        return r < 0 ? r : berr_make(reterr, EIO, "cannot pack VS Code's tree '%s'", i->ide_dir);
+    }
+    _cleanup_free_ char *image = xasprintf("%s:%s", i->repo, i->tag);
+    struct engine_build b = {.tag = image};
+    r = engine_image_build(i->e, tar, &b, NULL, NULL, reterr);
+    (void)unlink(tar);
+    (void)rm_rf(ctx);
+    if (r < 0)
+        return r;
+    r = engine_image_push(i->e, i->repo, i->tag, reterr);
+    if (r < 0)
+        return berr_wrap(reterr, "the nodes pull VS Code from the registry");
+    return 0;
+}
+
+/* The job's answer: 1 done, 0 not yet, or an error. */
+static int job_state(struct swarm_ide *i, const char *name, struct berr **reterr)
+{
+    _cleanup_free_ char *path = engine_filter_path("/tasks", "service", name);
+    _cleanup_(json_decrefp) json_t *tasks = NULL;
+    int r = engine_call(i->e, "GET", path, NULL, &tasks, "list the job's tasks", reterr);
+    if (r < 0)
+        return r;
+    size_t k;
+    json_t *t;
+    json_array_foreach (tasks, k, t) {
+        json_t *st = json_object_get(t, "Status");
+        const char *state = json_string_value(json_object_get(st, "State"));
+        if (!state)
+            continue;
+        if (strcmp(state, "complete") == 0)
+            return 1;
+        if (strcmp(state, "failed") == 0 || strcmp(state, "rejected") == 0) {
+            const char *err = json_string_value(json_object_get(st, "Err"));
+            json_int_t code = json_integer_value(
+                json_object_get(json_object_get(st, "ContainerStatus"), "ExitCode"));
+            return berr_make(reterr, EIO, "%s",
+                             code == 1 ? "the tree is not whole in the volume"
+                             : err     ? err
+                                       : state);
+        }
+    }
+    return 0;
+}
+
+static int fill_node(struct swarm_ide *i, const char *node_id, const char *cfg_id,
+                     const char *cfg_name, struct berr **reterr)
+{
+    _cleanup_free_ char *name = xasprintf("berth-ide-fill-%.12s", node_id);
+    _cleanup_free_ char *spath = xasprintf("/services/%s", name);
+    /* one that a berthd killed meanwhile left */
+    (void)engine_call(i->e, "DELETE", spath, NULL, NULL, "remove the old job", NULL);
+    _cleanup_free_ char *image = xasprintf("%s:%s", i->repo, i->tag);
+    json_t *spec = json_pack(
+        "{s:s, s:{s:s}, s:{s:{s:s, s:[s], s:[s, s], s:[{s:s, s:s, s:s, s:{s:{s:s}}}], "
+        "s:[{s:{s:s, s:s, s:s, s:i}, s:s, s:s}]}, s:{s:[o]}, s:{s:s}}, s:{s:{s:i, s:i}}}",
+        "Name", name, "Labels", IDE_LABEL, i->tag, "TaskTemplate", "ContainerSpec", "Image", image,
+        "Command", "/.berth-agent/berth-agent", "Args", "check", IDE_TARGET "/bin/code-server",
+        "Mounts", "Type", "volume", "Source", i->volume, "Target", IDE_TARGET, "VolumeOptions",
+        "Labels", IDE_LABEL, i->tag, "Configs", "File", "Name", "/.berth-agent/berth-agent", "UID",
+        "0", "GID", "0", "Mode", 0555, "ConfigID", cfg_id, "ConfigName", cfg_name, "Placement",
+        "Constraints", json_sprintf("node.id==%s", node_id), "RestartPolicy", "Condition", "none",
+        "Mode", "ReplicatedJob", "MaxConcurrent", 1, "TotalCompletions", 1);
+    int r = engine_call(i->e, "POST", "/services/create", spec, NULL, "create the job", reterr);
+    json_decref(spec);
+    if (r < 0)
+        return r;
+    r = 0;
+    for (long waited = 0; r == 0 && waited < FILL_TIMEOUT_MS; waited += 250) {
+        r = job_state(i, name, reterr);
+        if (r == 0)
+            sleep_ms(250);
+    }
+    (void)engine_call(i->e, "DELETE", spath, NULL, NULL, "remove the job", NULL);
+    if (r == 0)
+        return berr_make(reterr, ETIMEDOUT, "the job did not finish in %d s",
+                         FILL_TIMEOUT_MS / 1000);
+    return r < 0 ? r : 0;
+}
+
+int swarm_ide_fill(struct swarm_ide *i, const char *node_id, const char *cfg_id,
+                   const char *cfg_name, struct berr **reterr)
+{
+    pthread_mutex_lock(&i->lock);
+    int r = 0;
+    if (!strv_contains(&i->filled, node_id)) {
+        if (!i->pushed)
+            r = push_image(i, reterr);
+        if (r == 0)
+            i->pushed = true;
+        if (r == 0)
+            r = fill_node(i, node_id, cfg_id, cfg_name, reterr);
+        if (r == 0)
+            strv_push(&i->filled, node_id);
+    }
+    pthread_mutex_unlock(&i->lock);
+    return r < 0 ? berr_wrap(reterr, "bring VS Code to the node") : 0;
+}
