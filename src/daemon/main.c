@@ -597,10 +597,10 @@ int main(int argc, char **argv)
         d.rt = runtime_swarm_new(d.engine, cluster, agents,
                                  d.default_image ? d.default_image : WS_DEFAULT_IMAGE, d.registry);
         log_warn("workspaces run on the Swarm's nodes; their overlays are not encrypted and "
-                 "builds and prebuilds are not available there yet (docs/cluster.md)");
+                 "prebuilds are not available there yet (docs/cluster.md)");
         if (!d.registry)
-            log_warn("no --registry: workspaces on the Swarm have no VS Code in the browser "
-                     "(terminals, SSH and ports work)");
+            log_warn("no --registry: workspaces on the Swarm have no VS Code in the browser and "
+                     "no image builds or features (terminals, SSH and ports work)");
     } else {
         d.rt = runtime_docker_new(d.engine);
     }

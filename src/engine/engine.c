@@ -309,6 +309,15 @@ int engine_image_push(struct engine *e, const char *repo, const char *tag, struc
     return image_stream(e, path, "X-Registry-Auth: e30=", what, NULL, NULL, reterr);
 }
 
+int engine_image_tag(struct engine *e, const char *image, const char *repo, const char *tag,
+                     struct berr **reterr)
+{
+    _cleanup_free_ char *qi = escape(image), *qr = escape(repo), *qt = escape(tag);
+    _cleanup_free_ char *path = xasprintf("/images/%s/tag?repo=%s&tag=%s", qi, qr, qt);
+    _cleanup_free_ char *what = xasprintf("tag image '%s' as '%s:%s'", image, repo, tag);
+    return engine_call(e, "POST", path, NULL, NULL, what, reterr);
+}
+
 char *engine_filter_path(const char *base, const char *key, const char *value)
 {
     _cleanup_free_ char *json = xasprintf("{\"%s\":[\"%s\"]}", key, value);

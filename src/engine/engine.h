@@ -67,6 +67,9 @@ int engine_volume_remove(struct engine *e, const char *name, struct berr **reter
 /* Lists the volumes that carry the label "key=value"; *ret is a JSON array. */
 int engine_volume_list(struct engine *e, const char *label, json_t **ret, struct berr **reterr);
 
+/* Gives image the further name repo:tag. */
+int engine_image_tag(struct engine *e, const char *image, const char *repo, const char *tag,
+                     struct berr **reterr);
 /* Pushes repo:tag to its registry (one that asks no credentials). */
 int engine_image_push(struct engine *e, const char *repo, const char *tag, struct berr **reterr);
 /* "BASE?filters=" with {"key": ["value"]} percent-encoded, newly allocated. */

@@ -21,10 +21,12 @@
  *   /.berth-agent/berth-agent, 0555): Swarm carries it to every node, with no
  *   host path and no registry.
  *
- * What is not here yet (the create says so rather than half-do it): builds
- * (the manager's engine cannot build on a node), devices, privileged, binds
- * and host networks, and commits (prebuilds). The IDE's tree is too big for
- * a config (500 kB at most): it needs the registry image.
+ * - with a registry (--registry): images berthd builds (on the manager's
+ *   engine) are pushed there for the nodes; VS Code's tree comes the same
+ *   way into a volume on each node (swarm-ide.h).
+ *
+ * What is not here yet (the create says so rather than half-do it): devices,
+ * privileged, binds and host networks, and commits (prebuilds).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -527,6 +529,34 @@ static json_t *service_spec(struct swarm_rt *s, const struct rt_ws_spec *sp, con
     return spec;
 }
 
+/* The name the nodes pull image by: one that berthd built (build.c's
+ * localhost/berth/build-* and features-*, on the manager only) is tagged
+ * into the registry and pushed (layers the registry has are not sent
+ * again); any other is the nodes' own or a registry's already. */
+static int image_for_nodes(struct swarm_rt *s, const char *image, char **ret, struct berr **reterr)
+{
+    static const char *const built[] = {"localhost/berth/build-", "localhost/berth/features-"};
+    bool ours = false;
+    for (size_t i = 0; i < ELEMENTSOF(built); i++)
+        ours = ours || strncmp(image, built[i], strlen(built[i])) == 0;
+    if (!ours || !s->registry) {
+        *ret = xstrdup(image);
+        return 0;
+    }
+    const char *rest = image + strlen("localhost/");
+    const char *colon = strrchr(rest, ':');
+    _cleanup_free_ char *repo =
+        xasprintf("%s/%.*s", s->registry, (int)(colon ? colon - rest : (long)strlen(rest)), rest);
+    const char *tag = colon ? colon + 1 : "latest";
+    int r = engine_image_tag(s->e, image, repo, tag, reterr);
+    if (r == 0)
+        r = engine_image_push(s->e, repo, tag, reterr);
+    if (r < 0)
+        return berr_wrap(reterr, "give the nodes the image built for the workspace");
+    *ret = xasprintf("%s:%s", repo, tag);
+    return 0;
+}
+
 static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
                         char **ret_id, struct berr **reterr);
 static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
@@ -543,7 +573,13 @@ static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_i
     const char *id = json_string_value(json_object_get(sp->labels, RT_LABEL_ID));
     if (!id)
         return berr_make(reterr, EINVAL, "a workspace's spec carries its id");
-    return create_parts(s, sp, id, ret_id, reterr);
+    _cleanup_free_ char *image = NULL;
+    r = image_for_nodes(s, sp->image, &image, reterr);
+    if (r < 0)
+        return r;
+    struct rt_ws_spec copy = *sp;
+    copy.image = image;
+    return create_parts(s, &copy, id, ret_id, reterr);
 }
 
 static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
@@ -871,13 +907,18 @@ static int swarm_image_pull(void *data, const char *image, engine_line_cb cb, vo
     return engine_image_pull(((struct swarm_rt *)data)->e, image, cb, cb_data, reterr);
 }
 
+/* Builds on the manager's engine; the create pushes the image to the
+ * registry the nodes pull from (image_for_nodes). */
 static int swarm_image_build(void *data, const char *context_tar, const struct engine_build *b,
                              engine_line_cb cb, void *cb_data, struct berr **reterr)
 {
-    (void)data, (void)context_tar, (void)b, (void)cb, (void)cb_data;
-    return berr_make(reterr, ENOTSUP,
-                     "building a devcontainer's image (build, Dockerfile, features) on a Swarm "
-                     "cluster is not built yet: use an image the nodes have");
+    struct swarm_rt *s = data;
+    if (!s->registry)
+        return berr_make(reterr, ENOTSUP,
+                         "building a devcontainer's image (build, Dockerfile, features) for a "
+                         "Swarm cluster needs a registry the nodes pull from: berthd --registry "
+                         "HOST:PORT (docs/cluster.md)");
+    return engine_image_build(s->e, context_tar, b, cb, cb_data, reterr);
 }
 
 static int swarm_image_remove(void *data, const char *image, struct berr **reterr)

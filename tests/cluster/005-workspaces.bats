@@ -299,17 +299,31 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	for ws in cw-big2 cw-big3 cw-big4; do "$BERTH" rm "$ws"; done
 }
 
-@test "a configuration that needs an image built is refused with the reason" {
+@test "a Dockerfile and a feature are built on the manager, pushed to the registry, and run on a node" {
+	[ -n "$("$CLUSTER" registry)" ] || skip "no registry in the harness"
 	repo=$WORK/build-repo
 	mkdir -p "$repo/.devcontainer"
-	printf '{"build": {"dockerfile": "Dockerfile"}}\n' >"$repo/.devcontainer/devcontainer.json"
-	printf 'FROM localhost/berth/base:bookworm\n' >"$repo/.devcontainer/Dockerfile"
+	printf '{"build": {"dockerfile": "Dockerfile"}, "features": {"./greet": {}}}\n' >"$repo/.devcontainer/devcontainer.json"
+	printf 'FROM localhost/berth/base:bookworm\nRUN echo built-for-the-cluster > /etc/berth-built\n' >"$repo/.devcontainer/Dockerfile"
+	mkdir -p "$repo/.devcontainer/greet"
+	printf '{"id": "greet", "version": "1.0.0"}\n' >"$repo/.devcontainer/greet/devcontainer-feature.json"
+	printf '#!/bin/sh\necho feature-on-the-cluster > /etc/berth-feature\n' >"$repo/.devcontainer/greet/install.sh"
 	git -C "$repo" init -q -b main
 	git -C "$repo" add -A
 	git -C "$repo" -c user.name=T -c user.email=t@t commit -qm init
 	run timeout 300 "$BERTH" create "$repo" --name cw-build
-	[ "$status" -ne 0 ]
-	[[ $output == *"on a Swarm cluster is not built yet"* ]]
+	echo "$output"
+	[ "$status" -eq 0 ]
+	id=$(ws_id cw-build)
+	image=$(dk 1 service inspect -f '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "berth-$id")
+	[[ $image == "$("$CLUSTER" registry)/berth/features-"* ]]
+	run "$BERTH" exec cw-build -- cat /etc/berth-built /etc/berth-feature
+	[ "${lines[0]}" = built-for-the-cluster ]
+	[ "${lines[1]}" = feature-on-the-cluster ]
+	# the node pulled it: the registry holds it
+	run curl -sf "http://$("$CLUSTER" registry)/v2/_catalog"
+	[[ $output == *'"berth/features-'* ]]
+	"$BERTH" rm cw-build
 }
 
 @test "the manager's node paused, or no node left to workspaces: a create fails at once with the reason and leaves nothing" {
