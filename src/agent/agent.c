@@ -28,6 +28,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -550,6 +551,32 @@ static int git_credential(int argc, char **argv)
     return 0;
 }
 
+static int wipe_status;
+
+static int wipe_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st, (void)flag;
+    if (f->level == 0)
+        return 0; /* the mount point itself stays */
+    if (remove(path) < 0 && errno != ENOENT) {
+        fprintf(stderr, "berth-agent: cannot remove '%s': %s\n", path, strerror(errno));
+        wipe_status = 1; /* the rest goes all the same */
+    }
+    return 0;
+}
+
+static int wipe(int n, char **dirs)
+{
+    int status = 0;
+    for (int i = 0; i < n; i++)
+        /* depth first, never following a symlink or crossing a mount */
+        if (nftw(dirs[i], wipe_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0) {
+            fprintf(stderr, "berth-agent: cannot wipe '%s': %s\n", dirs[i], strerror(errno));
+            status = 1;
+        }
+    return status | wipe_status;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = AGENT_DEFAULT_SOCKET;
@@ -562,6 +589,10 @@ int main(int argc, char **argv)
      * no shell (the job that fills a node's IDE volume: swarm-ide.c) */
     if (argc == 3 && strcmp(argv[1], "check") == 0)
         return access(argv[2], X_OK) == 0 ? 0 : 1;
+    /* `berth-agent wipe DIR...`: empties each DIR (a volume's mount point,
+     * which stays), for a removed workspace's volumes on a node */
+    if (argc >= 3 && strcmp(argv[1], "wipe") == 0)
+        return wipe(argc - 2, argv + 2);
 
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) {

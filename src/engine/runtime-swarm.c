@@ -39,6 +39,7 @@
 
 #include "engine/runtime.h"
 #include "engine/swarm-ide.h"
+#include "engine/swarm-job.h"
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
@@ -785,6 +786,75 @@ static int swarm_ws_remove(void *data, const char *name, struct berr **reterr)
     return r;
 }
 
+/* A deleted workspace's volumes on its node (its files, its configuration's
+ * named volumes) emptied by a job of `berth-agent wipe` in its own image,
+ * while the service still says where they are. The empty volumes stay: the
+ * manager's API cannot remove a node's volume. */
+#define WIPE_TIMEOUT_MS (120 * 1000)
+
+static int swarm_ws_wipe(void *data, const char *name, struct berr **reterr)
+{
+    struct swarm_rt *s = data;
+    _cleanup_(json_decrefp) json_t *svc = NULL;
+    int r = service_get(s, name, &svc, reterr);
+    if (r < 0)
+        return r;
+    json_t *spec = json_object_get(svc, "Spec");
+    json_t *tt = json_object_get(spec, "TaskTemplate");
+    json_t *cs = json_object_get(tt, "ContainerSpec");
+    const char *ws =
+        json_string_value(json_object_get(json_object_get(spec, "Labels"), RT_LABEL_ID));
+    const char *image = json_string_value(json_object_get(cs, "Image"));
+    const char *c = json_string_value(
+        json_array_get(json_object_get(json_object_get(tt, "Placement"), "Constraints"), 0));
+    if (!ws || !image || !c || strncmp(c, "node.id==", 9) != 0)
+        return berr_make(reterr, EINVAL, "the service '%s' does not say where its files are", name);
+    const char *node = c + 9;
+    _cleanup_free_ char *npath = xasprintf("/nodes/%s", node);
+    _cleanup_(json_decrefp) json_t *n = NULL;
+    r = engine_call(s->e, "GET", npath, NULL, &n, "read the workspace's node", reterr);
+    if (r < 0)
+        return r;
+    const char *host =
+        json_string_value(json_object_get(json_object_get(n, "Description"), "Hostname"));
+    const char *state = json_string_value(json_object_get(json_object_get(n, "Status"), "State"));
+    if (!state || strcmp(state, "ready") != 0)
+        return berr_make(reterr, EAGAIN,
+                         "the workspace's files stay on node %s, which is %s: remove its volumes "
+                         "berth-%s-* there",
+                         host ? host : node, state ? state : "unknown", ws);
+    _cleanup_free_ char *prefix = xasprintf("berth-%s-", ws);
+    json_t *mounts = json_array();
+    json_t *args = json_pack("[s]", "wipe");
+    size_t i;
+    json_t *m;
+    json_array_foreach (json_object_get(cs, "Mounts"), i, m) {
+        const char *type = json_string_value(json_object_get(m, "Type"));
+        const char *src = json_string_value(json_object_get(m, "Source"));
+        if (!type || strcmp(type, "volume") != 0 || !src ||
+            strncmp(src, prefix, strlen(prefix)) != 0)
+            continue;
+        json_t *target = json_sprintf("/wipe/%zu", json_array_size(mounts));
+        json_array_append(args, target);
+        json_array_append_new(mounts, json_pack("{s:s, s:s, s:o}", "Type", "volume", "Source", src,
+                                                "Target", target));
+    }
+    if (!json_array_size(mounts)) {
+        json_decref(mounts);
+        json_decref(args);
+        return 0;
+    }
+    json_t *container = json_pack("{s:s, s:[s], s:o, s:s, s:o, s:O}", "Image", image, "Command",
+                                  "/.berth-agent/berth-agent", "Args", args, "User", "root",
+                                  "Mounts", mounts, "Configs", json_object_get(cs, "Configs"));
+    _cleanup_free_ char *job = xasprintf("berth-wipe-%s", ws);
+    r = swarm_job_run(s->e, job, node, container, json_pack("{s:s}", "berth.wipe", ws),
+                      WIPE_TIMEOUT_MS, reterr);
+    if (r < 0)
+        return berr_wrap(reterr, "empty the workspace's volumes on node %s", host ? host : node);
+    return 0;
+}
+
 static int swarm_ws_inspect(void *data, const char *id, struct rt_ws_info *ret,
                             struct berr **reterr)
 {
@@ -983,6 +1053,7 @@ static const struct runtime_ops swarm_ops = {
     .ws_remove = swarm_ws_remove,
     .ws_inspect = swarm_ws_inspect,
     .ws_list = swarm_ws_list,
+    .ws_wipe = swarm_ws_wipe,
     .ws_commit = swarm_ws_commit,
     .volume_create = swarm_volume_create,
     .volume_remove = swarm_volume_remove,

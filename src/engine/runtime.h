@@ -125,6 +125,10 @@ struct runtime_ops {
     /* The containers, running or not, that carry the label "key=value". */
     int (*ws_list)(void *data, const char *label, struct rt_ws_entry **ret, size_t *ret_n,
                    struct berr **reterr);
+    /* Empties the volumes of a workspace that is being deleted where its
+     * node keeps them (NULL on one host, where berthd removes the files
+     * itself and the engine the volumes). */
+    int (*ws_wipe)(void *data, const char *id, struct berr **reterr);
     /* Makes image repo:tag of what the container's filesystem holds now. */
     int (*ws_commit)(void *data, const char *id, const char *repo, const char *tag,
                      struct berr **reterr);
@@ -211,6 +215,10 @@ static inline int rt_ws_list(struct runtime *rt, const char *label, struct rt_ws
                              size_t *ret_n, struct berr **reterr)
 {
     return rt->ops->ws_list(rt->data, label, ret, ret_n, reterr);
+}
+static inline int rt_ws_wipe(struct runtime *rt, const char *id, struct berr **reterr)
+{
+    return rt->ops->ws_wipe ? rt->ops->ws_wipe(rt->data, id, reterr) : 0;
 }
 static inline int rt_ws_commit(struct runtime *rt, const char *id, const char *repo,
                                const char *tag, struct berr **reterr)

@@ -1,12 +1,12 @@
 /* swarm-ide.c - VS Code's tree on the nodes of a Swarm (swarm-ide.h). */
 #include "engine/swarm-ide.h"
+#include "engine/swarm-job.h"
 
 #include <errno.h>
 #include <libgen.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -82,12 +82,6 @@ const char *swarm_ide_volume(const struct swarm_ide *i)
     return i->volume;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 /* The image, built from the tree and pushed, unless the registry has it. */
 static int push_image(struct swarm_ide *i, struct berr **reterr)
 {
@@ -132,69 +126,25 @@ static int push_image(struct swarm_ide *i, struct berr **reterr)
     return 0;
 }
 
-/* The job's answer: 1 done, 0 not yet, or an error. */
-static int job_state(struct swarm_ide *i, const char *name, struct berr **reterr)
-{
-    _cleanup_free_ char *path = engine_filter_path("/tasks", "service", name);
-    _cleanup_(json_decrefp) json_t *tasks = NULL;
-    int r = engine_call(i->e, "GET", path, NULL, &tasks, "list the job's tasks", reterr);
-    if (r < 0)
-        return r;
-    size_t k;
-    json_t *t;
-    json_array_foreach (tasks, k, t) {
-        json_t *st = json_object_get(t, "Status");
-        const char *state = json_string_value(json_object_get(st, "State"));
-        if (!state)
-            continue;
-        if (strcmp(state, "complete") == 0)
-            return 1;
-        if (strcmp(state, "failed") == 0 || strcmp(state, "rejected") == 0) {
-            const char *err = json_string_value(json_object_get(st, "Err"));
-            json_int_t code = json_integer_value(
-                json_object_get(json_object_get(st, "ContainerStatus"), "ExitCode"));
-            return berr_make(reterr, EIO, "%s",
-                             code == 1 ? "the tree is not whole in the volume"
-                             : err     ? err
-                                       : state);
-        }
-    }
-    return 0;
-}
-
 static int fill_node(struct swarm_ide *i, const char *node_id, const char *cfg_id,
                      const char *cfg_name, struct berr **reterr)
 {
     _cleanup_free_ char *name = xasprintf("berth-ide-fill-%.12s", node_id);
-    _cleanup_free_ char *spath = xasprintf("/services/%s", name);
-    /* one that a berthd killed meanwhile left */
-    (void)engine_call(i->e, "DELETE", spath, NULL, NULL, "remove the old job", NULL);
     _cleanup_free_ char *image = xasprintf("%s:%s", i->repo, i->tag);
-    json_t *spec = json_pack(
-        "{s:s, s:{s:s}, s:{s:{s:s, s:[s], s:[s, s], s:[{s:s, s:s, s:s, s:{s:{s:s}}}], "
-        "s:[{s:{s:s, s:s, s:s, s:i}, s:s, s:s}]}, s:{s:[o]}, s:{s:s}}, s:{s:{s:i, s:i}}}",
-        "Name", name, "Labels", IDE_LABEL, i->tag, "TaskTemplate", "ContainerSpec", "Image", image,
-        "Command", "/.berth-agent/berth-agent", "Args", "check", IDE_TARGET "/bin/code-server",
-        "Mounts", "Type", "volume", "Source", i->volume, "Target", IDE_TARGET, "VolumeOptions",
-        "Labels", IDE_LABEL, i->tag, "Configs", "File", "Name", "/.berth-agent/berth-agent", "UID",
-        "0", "GID", "0", "Mode", 0555, "ConfigID", cfg_id, "ConfigName", cfg_name, "Placement",
-        "Constraints", json_sprintf("node.id==%s", node_id), "RestartPolicy", "Condition", "none",
-        "Mode", "ReplicatedJob", "MaxConcurrent", 1, "TotalCompletions", 1);
-    int r = engine_call(i->e, "POST", "/services/create", spec, NULL, "create the job", reterr);
-    json_decref(spec);
-    if (r < 0)
-        return r;
-    r = 0;
-    for (long waited = 0; r == 0 && waited < FILL_TIMEOUT_MS; waited += 250) {
-        r = job_state(i, name, reterr);
-        if (r == 0)
-            sleep_ms(250);
-    }
-    (void)engine_call(i->e, "DELETE", spath, NULL, NULL, "remove the job", NULL);
-    if (r == 0)
-        return berr_make(reterr, ETIMEDOUT, "the job did not finish in %d s",
-                         FILL_TIMEOUT_MS / 1000);
-    return r < 0 ? r : 0;
+    json_t *container =
+        json_pack("{s:s, s:[s], s:[s, s], s:[{s:s, s:s, s:s, s:{s:{s:s}}}], "
+                  "s:[{s:{s:s, s:s, s:s, s:i}, s:s, s:s}]}",
+                  "Image", image, "Command", "/.berth-agent/berth-agent", "Args", "check",
+                  IDE_TARGET "/bin/code-server", "Mounts", "Type", "volume", "Source", i->volume,
+                  "Target", IDE_TARGET, "VolumeOptions", "Labels", IDE_LABEL, i->tag, "Configs",
+                  "File", "Name", "/.berth-agent/berth-agent", "UID", "0", "GID", "0", "Mode", 0555,
+                  "ConfigID", cfg_id, "ConfigName", cfg_name);
+    int r = swarm_job_run(i->e, name, node_id, container, json_pack("{s:s}", IDE_LABEL, i->tag),
+                          FILL_TIMEOUT_MS, reterr);
+    /* check's exit 1: code-server is not in the volume */
+    if (r < 0 && reterr && *reterr && strstr(berr_msg(*reterr), "(exit 1)"))
+        return berr_wrap(reterr, "the tree is not whole in the volume %s", i->volume);
+    return r;
 }
 
 int swarm_ide_fill(struct swarm_ide *i, const char *node_id, const char *cfg_id,

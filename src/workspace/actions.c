@@ -253,6 +253,12 @@ void do_rebuild(struct job_ctx *x)
 
 void do_delete(struct job_ctx *x)
 {
+    /* on a cluster the files are in volumes on the node: emptied there */
+    _cleanup_free_ char *name = xasprintf("berth-%s", x->rec.id);
+    _cleanup_berr_ struct berr *we = NULL;
+    int wr = rt_ws_wipe(x->m->rt, x->rec.container_id ? x->rec.container_id : name, &we);
+    if (wr < 0 && wr != -ENOENT)
+        jlog(x, "warning: %s", berr_msg(we));
     remove_container(x);
     remove_volumes(x);
     json_t *rt = runtime_get(&x->rec);

@@ -363,10 +363,19 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	! dk 1 secret inspect "berth-$id-agent" >/dev/null 2>&1
 }
 
-@test "rm removes the service, its secret and its overlay" {
+@test "rm removes the service, its secret and its overlay, and empties its files on the node" {
 	id=$(ws_id cw3)
+	node=$(ws_node cw3)
+	"$BERTH" exec cw3 -- sh -c 'mkdir -p deep/er && echo secret > deep/er/notes.txt && ln -s / deep/root'
+	dir=$(dk "${node#berth-node}" volume inspect -f '{{.Mountpoint}}' "berth-$id-files")
+	[ -e "$dir/deep/er/notes.txt" ]
 	run "$BERTH" rm cw3
+	echo "$output"
 	[ "$status" -eq 0 ]
+	# nothing of the user's is left on the node (the symlink was not followed)
+	[ -z "$(ls -A "$dir")" ]
+	[ -d /etc ] && [ -n "$(ls -A /etc)" ]
+	[ -z "$(dk 1 service ls -q --filter name=berth-wipe-)" ]
 	! dk 1 service inspect "berth-$id" >/dev/null 2>&1
 	! dk 1 secret inspect "berth-$id-agent" >/dev/null 2>&1
 	wait_until 60 "overlay berth-ws-$id removed" sh -c "! docker -H unix://$("$CLUSTER" sock 1) network inspect berth-ws-$id"
