@@ -64,6 +64,13 @@ struct ports {
 
 static void take_pending(uv_async_t *a);
 
+/* On a cluster VS Code listens on WS_IDE_PORT with no password of its own
+ * (berthd is its gate): never a port anyone may forward or share. */
+static bool is_berths(struct ports *p, int port)
+{
+    return port == WS_IDE_PORT && ws_manager_remote(p->m);
+}
+
 struct ports *ports_new(struct ws_manager *m, struct auth *auth)
 {
     struct ports *p = xcalloc(1, sizeof(*p));
@@ -692,6 +699,11 @@ void ports_api(struct ports *p, struct http_conn *c, struct http_request *req,
         http_respond_error(c, 404, "no route for %s %s", req->method, req->path);
         return;
     }
+    if (is_berths(p, (int)port)) {
+        http_respond_error(c, 403, "port %ld is Berth's own in a workspace on a cluster (VS Code)",
+                           port);
+        return;
+    }
     json_t *body = json_loadb(req->body.buf, req->body.len, 0, NULL);
     const char *vis = NULL;
     if (!body || json_unpack(body, "{s:s}", "visibility", &vis) < 0 ||
@@ -821,7 +833,26 @@ static char *bound_elsewhere(const struct watch *w, int port)
     return addr;
 }
 
+static void connect_port(struct ports *p, const char *ws_id, int port, ports_connected_cb cb,
+                         void *data);
+
 void ports_connect(struct ports *p, const char *ws_id, int port, ports_connected_cb cb, void *data)
+{
+    if (is_berths(p, port)) {
+        cb(data, -EACCES, "port 7881 is Berth's own in a workspace on a cluster (VS Code)");
+        return;
+    }
+    connect_port(p, ws_id, port, cb, data);
+}
+
+void ports_open_ide(void *data, const char *key, ports_connected_cb done, void *ctx)
+{
+    _cleanup_free_ char *ws_id = xstrndup(key, strcspn(key, ":"));
+    connect_port(data, ws_id, WS_IDE_PORT, done, ctx);
+}
+
+static void connect_port(struct ports *p, const char *ws_id, int port, ports_connected_cb cb,
+                         void *data)
 {
     _cleanup_close_ int fd = -1;
     (void)ws_agent_connect(p->m, ws_id, &fd, NULL);

@@ -50,10 +50,14 @@ typedef void (*ports_connected_cb)(void *data, int fd, const char *msg);
  * agent, without blocking: cb gets the connected socket (the TCP socket
  * itself, or the agent's relay when the agent does not pass it) once the agent
  * answers (within 3 s, else an error). cb runs exactly once, from the loop, or
- * before ports_connect returns when the agent cannot even be asked. */
+ * before ports_connect returns when the agent cannot even be asked. On a
+ * cluster WS_IDE_PORT is refused (it is VS Code's, reached by web.c). */
 void ports_connect(struct ports *p, const char *ws_id, int port, ports_connected_cb cb, void *data);
 /* ports_connect as a proxy route's opener (proxy_open_cb): data is the ports,
  * key "WS_ID:PORT". */
 void ports_open(void *data, const char *key, ports_connected_cb done, void *ctx);
+/* The same to VS Code's port on a cluster (WS_IDE_PORT), which ports_connect
+ * refuses: for web.c alone, behind its owner check. key "WS_ID:..." */
+void ports_open_ide(void *data, const char *key, ports_connected_cb done, void *ctx);
 
 #endif

@@ -509,7 +509,7 @@ static void ide_proxy(struct web *w, struct http_conn *c, struct http_request *r
     _cleanup_free_ char *key = xasprintf("%s:%d", rec->id, WS_IDE_PORT);
     struct proxy_route route = {.key = key,
                                 .target = target,
-                                .open = ports_open,
+                                .open = ports_open_ide,
                                 .data = w->ports,
                                 .tap = t ? ide_tap_bytes : NULL,
                                 .tap_free = t ? ide_tap_free : NULL,

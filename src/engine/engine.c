@@ -252,6 +252,7 @@ struct pull_state {
     engine_line_cb cb;
     void *data;
     char *error;
+    char *digest; /* a push's aux.Digest */
 };
 
 static void pull_line(const char *line, void *data)
@@ -262,6 +263,9 @@ static void pull_line(const char *line, void *data)
         return;
     const char *status = NULL, *error = NULL, *progress_id = NULL;
     (void)json_unpack(j, "{s?s, s?s, s?s}", "status", &status, "error", &error, "id", &progress_id);
+    const char *digest = json_string_value(json_object_get(json_object_get(j, "aux"), "Digest"));
+    if (digest && !p->digest)
+        p->digest = xstrdup(digest);
     if (error && !p->error)
         p->error = xstrdup(error);
     else if (status && p->cb) {
@@ -274,20 +278,27 @@ static void pull_line(const char *line, void *data)
 
 /* A pull or a push: a stream of JSON lines whose "error" is the failure. */
 static int image_stream(struct engine *e, const char *path, const char *header, const char *what,
-                        engine_line_cb cb, void *data, struct berr **reterr)
+                        engine_line_cb cb, void *data, char **ret_digest, struct berr **reterr)
 {
     struct pull_state p = {.cb = cb, .data = data};
+    _cleanup_free_ char *digest = NULL;
     long status = 0;
     _cleanup_buf_ struct buf resp = BUF_INIT;
     int r = request_with(e, "POST", path, NULL, NULL, header, 3600, pull_line, &p, &status, &resp,
                          reterr);
     _cleanup_free_ char *err = p.error;
+    digest = p.digest;
     if (r < 0)
         return berr_wrap(reterr, "%s", what);
     if (status < 200 || status >= 300)
         return status_error(status, &resp, reterr, what);
     if (err)
         return berr_make(reterr, ENOENT, "%s: %s", what, err);
+    if (ret_digest) {
+        if (!digest)
+            return berr_make(reterr, EIO, "%s: the registry gave no digest", what);
+        *ret_digest = TAKE_PTR(digest);
+    }
     return 0;
 }
 
@@ -297,16 +308,17 @@ int engine_image_pull(struct engine *e, const char *image, engine_line_cb cb, vo
     _cleanup_free_ char *q = escape(image);
     _cleanup_free_ char *path = xasprintf("/images/create?fromImage=%s", q);
     _cleanup_free_ char *what = xasprintf("pull image '%s'", image);
-    return image_stream(e, path, NULL, what, cb, data, reterr);
+    return image_stream(e, path, NULL, what, cb, data, NULL, reterr);
 }
 
-int engine_image_push(struct engine *e, const char *repo, const char *tag, struct berr **reterr)
+int engine_image_push(struct engine *e, const char *repo, const char *tag, char **ret_digest,
+                      struct berr **reterr)
 {
     _cleanup_free_ char *q = escape(tag);
     _cleanup_free_ char *path = xasprintf("/images/%s/push?tag=%s", repo, q);
     _cleanup_free_ char *what = xasprintf("push image '%s:%s'", repo, tag);
     /* the engine wants credentials even for a registry that needs none: {} */
-    return image_stream(e, path, "X-Registry-Auth: e30=", what, NULL, NULL, reterr);
+    return image_stream(e, path, "X-Registry-Auth: e30=", what, NULL, NULL, ret_digest, reterr);
 }
 
 int engine_image_tag(struct engine *e, const char *image, const char *repo, const char *tag,

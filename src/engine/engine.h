@@ -70,8 +70,10 @@ int engine_volume_list(struct engine *e, const char *label, json_t **ret, struct
 /* Gives image the further name repo:tag. */
 int engine_image_tag(struct engine *e, const char *image, const char *repo, const char *tag,
                      struct berr **reterr);
-/* Pushes repo:tag to its registry (one that asks no credentials). */
-int engine_image_push(struct engine *e, const char *repo, const char *tag, struct berr **reterr);
+/* Pushes repo:tag to its registry (one that asks no credentials); *ret_digest
+ * is what the registry stored ("sha256:..."), by which to pull exactly it. */
+int engine_image_push(struct engine *e, const char *repo, const char *tag, char **ret_digest,
+                      struct berr **reterr);
 /* "BASE?filters=" with {"key": ["value"]} percent-encoded, newly allocated. */
 char *engine_filter_path(const char *base, const char *key, const char *value);
 

@@ -70,8 +70,6 @@ static const char *ws_id_of(const char *name)
                : name;
 }
 
-static void sleep_ms(long ms);
-
 /* ---- placement ---- */
 
 /* What the Berth workspaces pinned to a node hold there: services running
@@ -192,10 +190,12 @@ static int place(struct swarm_rt *s, const struct rt_ws_spec *sp, char **ret_nod
     return 0;
 }
 
-/* The id of node name (the workspace's own, its files there), which must be
- * ready: a rebuild stays where the files are. */
-static int node_keep(struct swarm_rt *s, const char *name, char **ret_node, struct berr **reterr)
+/* The id of the workspace's own node sp->node (its files are there), which
+ * must be ready, active and have room: a rebuild stays where the files are. */
+static int node_keep(struct swarm_rt *s, const struct rt_ws_spec *sp, char **ret_node,
+                     struct berr **reterr)
 {
+    const char *name = sp->node;
     _cleanup_free_ char *path = xasprintf("/nodes/%s", name);
     _cleanup_(json_decrefp) json_t *node = NULL;
     int r = engine_call(s->e, "GET", path, NULL, &node, "read the workspace's node", reterr);
@@ -216,6 +216,20 @@ static int node_keep(struct swarm_rt *s, const char *name, char **ret_node, stru
                          "the workspace's node %s is %sd: it takes no new container, and the "
                          "workspace's files are there ('berth admin node activate %s')",
                          name, avail, name);
+    /* its hostRequirements may have grown */
+    _cleanup_free_ char *spath = engine_filter_path("/services", "label", RT_LABEL_MANAGED "=1");
+    _cleanup_(json_decrefp) json_t *services = NULL;
+    r = engine_call(s->e, "GET", spath, NULL, &services, "list the workspaces' services", reterr);
+    if (r < 0)
+        return r;
+    struct node_load l = load_of(services, id);
+    int64_t mem;
+    _cleanup_buf_ struct buf why = BUF_INIT;
+    if (!fits(node, &l, sp, &mem, &why))
+        return berr_make(reterr, EAGAIN,
+                         "the workspace's node has no room for its %.2g CPUs and %.1f GiB "
+                         "(hostRequirements; its files are there): %s",
+                         (double)sp->need_cpus / 1e9, gib(sp->need_memory), why.buf);
     *ret_node = xstrdup(id);
     return 0;
 }
@@ -249,7 +263,7 @@ static int can_create(struct swarm_rt *s, const struct rt_ws_spec *sp, struct be
                          "=no instead",
                          host ? host : self, avail, host ? host : self);
     _cleanup_free_ char *any = NULL;
-    return place(s, sp, &any, reterr);
+    return sp->node ? node_keep(s, sp, &any, reterr) : place(s, sp, &any, reterr);
 }
 
 /* The relay container runs on the manager and is attached to net. */
@@ -320,7 +334,7 @@ static void overlay_remove(struct swarm_rt *s, const char *net)
             return;
         relay_detach(s, net);
         (void)engine_call(s->e, "DELETE", path, NULL, NULL, "remove the overlay", NULL);
-        sleep_ms(250);
+        swarm_sleep_ms(250);
     }
 }
 
@@ -501,9 +515,7 @@ static json_t *service_spec(struct swarm_rt *s, const struct rt_ws_spec *sp, con
         if (sp->roles[i].role == RT_ROLE_AGENT) {
             _cleanup_free_ char *target = xasprintf("%s/berth-agent", sp->roles[i].target);
             json_object_set_new(container, "Configs",
-                                json_pack("[{s:{s:s, s:s, s:s, s:i}, s:s, s:s}]", "File", "Name",
-                                          target, "UID", "0", "GID", "0", "Mode", 0555, "ConfigID",
-                                          cfg_id, "ConfigName", cfg_name));
+                                swarm_agent_configs(target, cfg_id, cfg_name));
         }
     if (sp->cap_add && sp->cap_add->n)
         json_object_set_new(container, "CapabilityAdd", rt_strv_json(sp->cap_add));
@@ -533,7 +545,8 @@ static json_t *service_spec(struct swarm_rt *s, const struct rt_ws_spec *sp, con
 /* The name the nodes pull image by: one that berthd built (build.c's
  * localhost/berth/build-* and features-*, on the manager only) is tagged
  * into the registry and pushed (layers the registry has are not sent
- * again); any other is the nodes' own or a registry's already. */
+ * again), and named by the digest the push gave; any other is the nodes'
+ * own or a registry's already. */
 static int image_for_nodes(struct swarm_rt *s, const char *image, char **ret, struct berr **reterr)
 {
     static const char *const built[] = {"localhost/berth/build-", "localhost/berth/features-"};
@@ -549,12 +562,14 @@ static int image_for_nodes(struct swarm_rt *s, const char *image, char **ret, st
     _cleanup_free_ char *repo =
         xasprintf("%s/%.*s", s->registry, (int)(colon ? colon - rest : (long)strlen(rest)), rest);
     const char *tag = colon ? colon + 1 : "latest";
+    _cleanup_free_ char *digest = NULL;
     int r = engine_image_tag(s->e, image, repo, tag, reterr);
     if (r == 0)
-        r = engine_image_push(s->e, repo, tag, reterr);
+        r = engine_image_push(s->e, repo, tag, &digest, reterr);
     if (r < 0)
         return berr_wrap(reterr, "give the nodes the image built for the workspace");
-    *ret = xasprintf("%s:%s", repo, tag);
+    /* by digest: what this push stored, whatever the tag says later */
+    *ret = xasprintf("%s@%s", repo, digest);
     return 0;
 }
 
@@ -562,7 +577,7 @@ static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const c
                         char **ret_id, struct berr **reterr);
 static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
                             const char *net_id, const char *secret, const char *secret_id,
-                            char **ret_id, struct berr **reterr);
+                            char **ret_node, char **ret_id, struct berr **reterr);
 
 static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_id,
                            struct berr **reterr)
@@ -574,8 +589,15 @@ static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_i
     const char *id = json_string_value(json_object_get(sp->labels, RT_LABEL_ID));
     if (!id)
         return berr_make(reterr, EINVAL, "a workspace's spec carries its id");
+    r = can_create(s, sp, reterr);
+    if (r < 0)
+        return r;
+    /* what can take long goes before the placement lock */
     _cleanup_free_ char *image = NULL;
     r = image_for_nodes(s, sp->image, &image, reterr);
+    struct swarm_ide *ide = ide_for(s, sp);
+    if (r == 0 && ide)
+        r = swarm_ide_push(ide, reterr);
     if (r < 0)
         return r;
     struct rt_ws_spec copy = *sp;
@@ -586,9 +608,7 @@ static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_i
 static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
                         char **ret_id, struct berr **reterr)
 {
-    int r = can_create(s, sp, reterr);
-    if (r < 0)
-        return r;
+    int r;
     /* the overlay, attachable so that the relay can join it */
     _cleanup_free_ char *net = xasprintf("berth-ws-%s", id);
     json_t *nbody = json_pack("{s:s, s:s, s:b, s:b, s:{s:s, s:s}}", "Name", net, "Driver",
@@ -625,19 +645,37 @@ static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const c
         return r;
     /* placement and the service under one lock: creates at once see each
      * other's services */
+    _cleanup_free_ char *node = NULL;
     pthread_mutex_lock(&s->place_lock);
     r = place_and_create(s, sp, id, net_id, secret, json_string_value(json_object_get(sans, "ID")),
-                         ret_id, reterr);
+                         &node, ret_id, reterr);
     pthread_mutex_unlock(&s->place_lock);
+    if (r < 0)
+        return r;
+    /* VS Code into its volume on the node, once per node: the task mounts the
+     * volume now and sees the files when the job has copied them in */
+    struct swarm_ide *ide = ide_for(s, sp);
+    _cleanup_free_ char *cfg_id = NULL, *cfg_name = NULL;
+    if (ide)
+        r = agent_config(s, &cfg_id, &cfg_name, reterr);
+    if (ide && r == 0)
+        r = swarm_ide_fill(ide, node, cfg_id, cfg_name, reterr);
+    if (r < 0) {
+        /* nothing half made: the service goes (its overlay and secret with rm) */
+        _cleanup_free_ char *path = xasprintf("/services/%s", *ret_id);
+        (void)engine_call(s->e, "DELETE", path, NULL, NULL, "remove the service", NULL);
+        free(*ret_id);
+        *ret_id = NULL;
+    }
     return r;
 }
 
 static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
                             const char *net_id, const char *secret, const char *secret_id,
-                            char **ret_id, struct berr **reterr)
+                            char **ret_node, char **ret_id, struct berr **reterr)
 {
     _cleanup_free_ char *node = NULL;
-    int r = sp->node ? node_keep(s, sp->node, &node, reterr) : place(s, sp, &node, reterr);
+    int r = sp->node ? node_keep(s, sp, &node, reterr) : place(s, sp, &node, reterr);
     if (r < 0)
         return r;
     json_t *labels = json_deep_copy(sp->labels);
@@ -646,10 +684,6 @@ static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, con
     copy.labels = labels;
     _cleanup_free_ char *cfg_id = NULL, *cfg_name = NULL;
     r = agent_config(s, &cfg_id, &cfg_name, reterr);
-    /* VS Code on the node first (once: later creates there find it) */
-    struct swarm_ide *ide = ide_for(s, sp);
-    if (r == 0 && ide)
-        r = swarm_ide_fill(ide, node, cfg_id, cfg_name, reterr);
     if (r < 0) {
         json_decref(labels);
         return r;
@@ -663,6 +697,7 @@ static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, con
         return r;
     const char *sid = json_string_value(json_object_get(ans, "ID"));
     *ret_id = xstrdup(sid ? sid : sp->name);
+    *ret_node = TAKE_PTR(node);
     return 0;
 }
 
@@ -731,12 +766,6 @@ static int task_state(struct swarm_rt *s, const char *svc, char **ret_state, jso
     return 0;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
-}
-
 static int swarm_ws_start(void *data, const char *id, struct berr **reterr)
 {
     return set_replicas(data, id, 1, reterr);
@@ -754,7 +783,7 @@ static int swarm_ws_stop(void *data, const char *id, int timeout_s, struct berr 
         _cleanup_free_ char *state = NULL;
         if (task_state(s, id, &state, NULL, NULL) == 0 && strcmp(state, "exited") == 0)
             return 0;
-        sleep_ms(250);
+        swarm_sleep_ms(250);
     }
     return berr_make(reterr, ETIMEDOUT, "the service's task did not stop in %d s", timeout_s + 30);
 }

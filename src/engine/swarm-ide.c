@@ -30,7 +30,7 @@ struct swarm_ide {
     char *tag;    /* the tree's hash */
     char *volume; /* berth-ide-<tag> */
     pthread_mutex_t lock;
-    bool pushed;
+    char *ref;          /* REPO@DIGEST once pushed */
     struct strv filled; /* node ids */
 };
 
@@ -74,6 +74,7 @@ void swarm_ide_free(struct swarm_ide *i)
     free(i->repo);
     free(i->tag);
     free(i->volume);
+    free(i->ref);
     free(i);
 }
 
@@ -82,12 +83,29 @@ const char *swarm_ide_volume(const struct swarm_ide *i)
     return i->volume;
 }
 
-/* The image, built from the tree and pushed, unless the registry has it. */
-static int push_image(struct swarm_ide *i, struct berr **reterr)
+static int build_image(struct swarm_ide *i, const char *image, struct berr **reterr);
+
+/* The image built from the tree (on the manager, once: a later berthd finds
+ * it there) and pushed; *ret_ref pins what the registry stored, by digest,
+ * so that a tag someone else pushed there is never what a node runs. */
+static int push_image(struct swarm_ide *i, char **ret_ref, struct berr **reterr)
 {
-    _cleanup_free_ char *dpath = xasprintf("/distribution/%s:%s/json", i->repo, i->tag);
-    if (engine_call(i->e, "GET", dpath, NULL, NULL, "ask the registry", NULL) == 0)
-        return 0;
+    _cleanup_free_ char *image = xasprintf("%s:%s", i->repo, i->tag);
+    _cleanup_(json_decrefp) json_t *have = NULL;
+    int r = 0;
+    if (engine_image_inspect(i->e, image, &have, NULL) < 0)
+        r = build_image(i, image, reterr);
+    _cleanup_free_ char *digest = NULL;
+    if (r == 0)
+        r = engine_image_push(i->e, i->repo, i->tag, &digest, reterr);
+    if (r < 0)
+        return berr_wrap(reterr, "the nodes pull VS Code from the registry");
+    *ret_ref = xasprintf("%s@%s", i->repo, digest);
+    return 0;
+}
+
+static int build_image(struct swarm_ide *i, const char *image, struct berr **reterr)
+{
     /* the context: a Dockerfile and the tree beside it */
     _cleanup_free_ char *ctx = xasprintf("%s/ide-build", i->work_dir);
     _cleanup_free_ char *tar = xasprintf("%s/ide-build.tar", i->work_dir);
@@ -103,42 +121,35 @@ static int push_image(struct swarm_ide *i, struct berr **reterr)
     _cleanup_free_ char *dpath_file = xasprintf("%s/Dockerfile", ctx);
     r = write_file_atomic(dpath_file, dockerfile, strlen(dockerfile), 0600);
     if (r < 0)
-        return berr_make(reterr, -r, "cannot write '%s': %s", dpath_file, strerror(-r));
+        r = berr_make(reterr, -r, "cannot write '%s': %s", dpath_file, strerror(-r));
     _cleanup_(run_cmd_releasep) struct run_cmd t = RUN_CMD_INIT;
     strv_pushl(&t.args, "tar", "-cf", tar, "-C", ctx, "Dockerfile", "-C", parent, base, NULL);
     t.timeout_ms = 600000;
     t.capture = true;
-    r = run_cmd(&t, reterr);
-    if (r != 0) {
-        (void)unlink(tar);
-        return r < 0 ? r : berr_make(reterr, EIO, "cannot pack VS Code's tree '%s'", i->ide_dir);
+    if (r == 0) {
+        r = run_cmd(&t, reterr);
+        if (r > 0)
+            r = berr_make(reterr, EIO, "cannot pack VS Code's tree '%s'", i->ide_dir);
     }
-    _cleanup_free_ char *image = xasprintf("%s:%s", i->repo, i->tag);
-    struct engine_build b = {.tag = image};
-    r = engine_image_build(i->e, tar, &b, NULL, NULL, reterr);
+    if (r == 0) {
+        struct engine_build b = {.tag = image};
+        r = engine_image_build(i->e, tar, &b, NULL, NULL, reterr);
+    }
     (void)unlink(tar);
     (void)rm_rf(ctx);
-    if (r < 0)
-        return r;
-    r = engine_image_push(i->e, i->repo, i->tag, reterr);
-    if (r < 0)
-        return berr_wrap(reterr, "the nodes pull VS Code from the registry");
-    return 0;
+    return r;
 }
 
 static int fill_node(struct swarm_ide *i, const char *node_id, const char *cfg_id,
                      const char *cfg_name, struct berr **reterr)
 {
     _cleanup_free_ char *name = xasprintf("berth-ide-fill-%.12s", node_id);
-    _cleanup_free_ char *image = xasprintf("%s:%s", i->repo, i->tag);
     json_t *container =
-        json_pack("{s:s, s:[s], s:[s, s], s:[{s:s, s:s, s:s, s:{s:{s:s}}}], "
-                  "s:[{s:{s:s, s:s, s:s, s:i}, s:s, s:s}]}",
-                  "Image", image, "Command", "/.berth-agent/berth-agent", "Args", "check",
+        json_pack("{s:s, s:[s], s:[s, s], s:[{s:s, s:s, s:s, s:{s:{s:s}}}], s:o}", "Image", i->ref,
+                  "Command", "/.berth-agent/berth-agent", "Args", "check",
                   IDE_TARGET "/bin/code-server", "Mounts", "Type", "volume", "Source", i->volume,
                   "Target", IDE_TARGET, "VolumeOptions", "Labels", IDE_LABEL, i->tag, "Configs",
-                  "File", "Name", "/.berth-agent/berth-agent", "UID", "0", "GID", "0", "Mode", 0555,
-                  "ConfigID", cfg_id, "ConfigName", cfg_name);
+                  swarm_agent_configs("/.berth-agent/berth-agent", cfg_id, cfg_name));
     int r = swarm_job_run(i->e, name, node_id, container, json_pack("{s:s}", IDE_LABEL, i->tag),
                           FILL_TIMEOUT_MS, reterr);
     /* check's exit 1: code-server is not in the volume */
@@ -147,18 +158,21 @@ static int fill_node(struct swarm_ide *i, const char *node_id, const char *cfg_i
     return r;
 }
 
+int swarm_ide_push(struct swarm_ide *i, struct berr **reterr)
+{
+    pthread_mutex_lock(&i->lock);
+    int r = i->ref ? 0 : push_image(i, &i->ref, reterr);
+    pthread_mutex_unlock(&i->lock);
+    return r;
+}
+
 int swarm_ide_fill(struct swarm_ide *i, const char *node_id, const char *cfg_id,
                    const char *cfg_name, struct berr **reterr)
 {
     pthread_mutex_lock(&i->lock);
-    int r = 0;
-    if (!strv_contains(&i->filled, node_id)) {
-        if (!i->pushed)
-            r = push_image(i, reterr);
-        if (r == 0)
-            i->pushed = true;
-        if (r == 0)
-            r = fill_node(i, node_id, cfg_id, cfg_name, reterr);
+    int r = i->ref ? 0 : push_image(i, &i->ref, reterr);
+    if (r == 0 && !strv_contains(&i->filled, node_id)) {
+        r = fill_node(i, node_id, cfg_id, cfg_name, reterr);
         if (r == 0)
             strv_push(&i->filled, node_id);
     }

@@ -3,7 +3,9 @@
  * The code-server tree (hundreds of MB) is far too big for a Swarm config,
  * so it travels as an image through a registry the nodes pull from:
  * - once per tree, berthd builds REGISTRY/berth/ide:<hash of its
- *   launcher and package.json> FROM scratch on the manager and pushes it;
+ *   launcher and package.json> FROM scratch on the manager and pushes it
+ *   (each berthd pushes again, and the nodes pull by the digest that push
+ *   gave: a tag someone else pushed to the registry is never used);
  * - once per node (and per berthd run: a node that has it answers at once),
  *   a one-task job of that image, pinned to the node, mounts the empty
  *   volume berth-ide-<hash>: Docker copies the image's files into it, and the
@@ -30,9 +32,13 @@ void swarm_ide_free(struct swarm_ide *i);
 /* The name of the volume that holds the tree on a node once filled there. */
 const char *swarm_ide_volume(const struct swarm_ide *i);
 
-/* Makes sure node_id has the tree in its volume: pushes the image first if
- * the registry does not have it. The job gets berth-agent from the Swarm
- * config cfg_id/cfg_name. */
+/* Builds the image on the manager if it is not there and pushes it, once
+ * per berthd; the nodes then pull it by the digest the registry gave. */
+int swarm_ide_push(struct swarm_ide *i, struct berr **reterr);
+
+/* Makes sure node_id has the tree in its volume (after swarm_ide_push, or
+ * doing it). The job gets berth-agent from the Swarm config
+ * cfg_id/cfg_name. */
 int swarm_ide_fill(struct swarm_ide *i, const char *node_id, const char *cfg_id,
                    const char *cfg_name, struct berr **reterr);
 

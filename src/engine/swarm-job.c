@@ -7,7 +7,7 @@
 
 #include "util/xalloc.h"
 
-static void sleep_ms(long ms)
+void swarm_sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
@@ -46,11 +46,14 @@ int swarm_job_run(struct engine *e, const char *name, const char *node_id, json_
 {
     _cleanup_free_ char *spath = xasprintf("/services/%s", name);
     (void)engine_call(e, "DELETE", spath, NULL, NULL, "remove the old job", NULL);
-    json_t *spec = json_pack(
-        "{s:s, s:o, s:{s:o, s:{s:[o]}, s:{s:s}}, s:{s:{s:i, s:i}}}", "Name", name, "Labels",
-        labels ? labels : json_object(), "TaskTemplate", "ContainerSpec", container, "Placement",
-        "Constraints", json_sprintf("node.id==%s", node_id), "RestartPolicy", "Condition", "none",
-        "Mode", "ReplicatedJob", "MaxConcurrent", 1, "TotalCompletions", 1);
+    /* one replica that is never restarted, not a ReplicatedJob: removing a
+     * job leaves its task's container behind on the node (moby/moby#44312),
+     * holding the volumes it mounted */
+    json_t *spec =
+        json_pack("{s:s, s:o, s:{s:o, s:{s:[o]}, s:{s:s}}, s:{s:{s:i}}}", "Name", name, "Labels",
+                  labels ? labels : json_object(), "TaskTemplate", "ContainerSpec", container,
+                  "Placement", "Constraints", json_sprintf("node.id==%s", node_id), "RestartPolicy",
+                  "Condition", "none", "Mode", "Replicated", "Replicas", 1);
     if (!spec)
         return berr_make(reterr, EINVAL, "cannot make the job's spec");
     int r = engine_call(e, "POST", "/services/create", spec, NULL, "create the job", reterr);
@@ -61,10 +64,16 @@ int swarm_job_run(struct engine *e, const char *name, const char *node_id, json_
     for (long waited = 0; r == 0 && waited < timeout_ms; waited += 250) {
         r = job_state(e, name, reterr);
         if (r == 0)
-            sleep_ms(250);
+            swarm_sleep_ms(250);
     }
     (void)engine_call(e, "DELETE", spath, NULL, NULL, "remove the job", NULL);
     if (r == 0)
         return berr_make(reterr, ETIMEDOUT, "the job did not end in %ld s", timeout_ms / 1000);
     return r < 0 ? r : 0;
+}
+
+json_t *swarm_agent_configs(const char *path, const char *cfg_id, const char *cfg_name)
+{
+    return json_pack("[{s:{s:s, s:s, s:s, s:i}, s:s, s:s}]", "File", "Name", path, "UID", "0",
+                     "GID", "0", "Mode", 0555, "ConfigID", cfg_id, "ConfigName", cfg_name);
 }

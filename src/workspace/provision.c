@@ -358,16 +358,29 @@ static int ship_files(struct job_ctx *x, const char *dest, struct berr **reterr)
     _cleanup_free_ char *target = xasprintf("/workspaces/%s", dir);
     _cleanup_free_ char *uid = xasprintf("%lld", (long long)x->rec.uid);
     _cleanup_free_ char *gid = xasprintf("%lld", (long long)x->rec.gid);
-    /* the volume has them already: they are the user's, as on one host */
-    _cleanup_strv_ struct strv kept = STRV_INIT;
-    strv_pushl(&kept, "/bin/sh", "-c",
-               "[ -e \"$1/.git/berth-checkout\" ] && chown -R \"$2:$3\" \"$1\"", "sh", target, uid,
-               gid, NULL);
+    /* the volume has them already: kept, and the user's, as on one host
+     * (test exits 1 only when the mark is not there: anything else is an
+     * error, never a reason to unpack over the user's files) */
+    _cleanup_free_ char *mark = xasprintf("%s/.git/berth-checkout", target);
+    _cleanup_strv_ struct strv test = STRV_INIT;
+    strv_pushl(&test, "test", "-e", mark, NULL);
     int status = -1;
-    int r = exec_in(x, &kept, "root", "files: ", NULL, &status, reterr);
+    int r = exec_in(x, &test, "root", "files: ", NULL, &status, reterr);
     if (r < 0)
         return r;
+    if (status != 0 && status != 1)
+        return berr_make(reterr, EIO, "cannot tell whether the node has the files (exit %d)",
+                         status);
     if (status == 0) {
+        _cleanup_strv_ struct strv own = STRV_INIT;
+        _cleanup_free_ char *ids = xasprintf("%s:%s", uid, gid);
+        strv_pushl(&own, "chown", "-R", ids, target, NULL);
+        r = exec_in(x, &own, "root", "files: ", NULL, &status, reterr);
+        if (r < 0)
+            return r;
+        if (status != 0)
+            return berr_make(reterr, EIO, "cannot give %s to uid %s on the node (exit %d)", target,
+                             uid, status);
         jlog(x, "the files in the workspace's volume on its node are kept");
         return 0;
     }
@@ -381,8 +394,8 @@ static int ship_files(struct job_ctx *x, const char *dest, struct berr **reterr)
         return r < 0 ? r : berr_make(reterr, EIO, "cannot pack the checkout '%s'", dest);
     _cleanup_strv_ struct strv argv = STRV_INIT;
     strv_pushl(&argv, "/bin/sh", "-c",
-               "mkdir -p \"$1\" && tar -xf - -C \"$1\" && chown -R \"$2:$3\" \"$1\" && "
-               ": >\"$1/.git/berth-checkout\"",
+               "mkdir -p \"$1\" && tar -xf - -C \"$1\" && : >\"$1/.git/berth-checkout\" && "
+               "chown -R \"$2:$3\" \"$1\"",
                "sh", target, uid, gid, NULL);
     jlog(x, "copying the checkout (%zu kB) to the workspace's node", tar.output.len / 1024);
     x->limits.input = &tar.output;

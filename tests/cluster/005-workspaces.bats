@@ -130,11 +130,18 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	[ "$status" -ne 0 ]
 	[[ $output == *"Read-only file system"* ]]
 	[ "$(dk 1 service inspect -f '{{range .Spec.TaskTemplate.ContainerSpec.Mounts}}{{if eq .Target "/.berth-ide"}}{{.Source}} {{.ReadOnly}}{{end}}{{end}}' "berth-$id")" = "$(dk 1 service inspect -f '{{range .Spec.TaskTemplate.ContainerSpec.Mounts}}{{if eq .Target "/.berth-ide"}}{{.Source}}{{end}}{{end}}' "berth-$id") true" ]
-	# VS Code's own port is not listed as the user's
+	# VS Code's own port is not the user's: not listed, not forwarded, not shared
 	run "$BERTH" ports cw3
 	[[ $output != *7881* ]]
-	# no fill job is left behind
+	run curl -s -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/cw3/ports/7881/"
+	[[ $output == *"Berth's own"* ]]
+	run curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $BERTH_TOKEN" -H 'Content-Type: application/json' --data '{"visibility":"public"}' "$BERTH_SERVER/api/v1/workspaces/cw3/ports/7881/visibility"
+	[ "$output" = 403 ]
+	# no fill job is left behind, nor its containers
 	[ -z "$(dk 1 service ls -q --filter name=berth-ide-fill)" ]
+	for n in 1 2 3; do
+		wait_until 30 "node $n's fill containers removed" sh -c "[ -z \"\$(docker -H unix://$("$CLUSTER" sock $n) ps -aq --filter name=berth-ide-fill)\" ]"
+	done
 }
 
 @test "stop leaves no task, start brings the workspace back on its node with its files" {
@@ -316,7 +323,7 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	[ "$status" -eq 0 ]
 	id=$(ws_id cw-build)
 	image=$(dk 1 service inspect -f '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "berth-$id")
-	[[ $image == "$("$CLUSTER" registry)/berth/features-"* ]]
+	[[ $image == "$("$CLUSTER" registry)/berth/features-"*"@sha256:"* ]]
 	run "$BERTH" exec cw-build -- cat /etc/berth-built /etc/berth-feature
 	[ "${lines[0]}" = built-for-the-cluster ]
 	[ "${lines[1]}" = feature-on-the-cluster ]
@@ -376,6 +383,8 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	[ -z "$(ls -A "$dir")" ]
 	[ -d /etc ] && [ -n "$(ls -A /etc)" ]
 	[ -z "$(dk 1 service ls -q --filter name=berth-wipe-)" ]
+	# nor its container on the node, which would hold the volume
+	wait_until 30 "the wipe job's container removed" sh -c "[ -z \"\$(docker -H unix://$("$CLUSTER" sock "${node#berth-node}") ps -aq --filter name=berth-wipe-$id)\" ]"
 	! dk 1 service inspect "berth-$id" >/dev/null 2>&1
 	! dk 1 secret inspect "berth-$id-agent" >/dev/null 2>&1
 	wait_until 60 "overlay berth-ws-$id removed" sh -c "! docker -H unix://$("$CLUSTER" sock 1) network inspect berth-ws-$id"
