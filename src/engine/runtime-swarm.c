@@ -110,6 +110,13 @@ static bool takes_workspaces(json_t *n)
     return !v || (strcmp(v, "no") != 0 && strcmp(v, "false") != 0);
 }
 
+static const char *hostname_of(const json_t *n)
+{
+    const char *h =
+        json_string_value(json_object_get(json_object_get(n, "Description"), "Hostname"));
+    return h ? h : "";
+}
+
 static double gib(int64_t bytes)
 {
     return (double)bytes / (1024.0 * 1024 * 1024);
@@ -127,11 +134,30 @@ static bool fits(json_t *n, const struct node_load *l, const struct rt_ws_spec *
     *ret_free = mem;
     if (sp->need_cpus <= cpus && sp->need_memory <= mem)
         return true;
-    const char *host =
-        json_string_value(json_object_get(json_object_get(n, "Description"), "Hostname"));
     buf_addf(why, "%s%s has %.2g CPUs and %.1f GiB unreserved", why->len ? "; " : "",
-             host ? host : "?", (double)cpus / 1e9, gib(mem));
+             hostname_of(n), (double)cpus / 1e9, gib(mem));
     return false;
+}
+
+static int hostname_cmp(const void *pa, const void *pb)
+{
+    return strcmp(hostname_of(*(json_t *const *)pa), hostname_of(*(json_t *const *)pb));
+}
+
+/* The engine's node list in hostname order: placement's ties and its
+ * refusal read the same on every call. */
+static json_t *by_hostname(json_t *nodes)
+{
+    size_t count = json_array_size(nodes);
+    json_t **v = xcalloc(count ? count : 1, sizeof(*v));
+    for (size_t i = 0; i < count; i++)
+        v[i] = json_array_get(nodes, i);
+    qsort(v, count, sizeof(*v), hostname_cmp);
+    json_t *out = json_array();
+    for (size_t i = 0; i < count; i++)
+        json_array_append(out, v[i]);
+    free(v);
+    return out;
 }
 
 /* The node for a new workspace: ready, active, not labelled
@@ -142,10 +168,11 @@ static bool fits(json_t *n, const struct node_load *l, const struct rt_ws_spec *
 static int place(struct swarm_rt *s, const struct rt_ws_spec *sp, char **ret_node,
                  struct berr **reterr)
 {
-    _cleanup_(json_decrefp) json_t *nodes = NULL;
-    int r = engine_call(s->e, "GET", "/nodes", NULL, &nodes, "list the Swarm's nodes", reterr);
+    _cleanup_(json_decrefp) json_t *listed = NULL;
+    int r = engine_call(s->e, "GET", "/nodes", NULL, &listed, "list the Swarm's nodes", reterr);
     if (r < 0)
         return r;
+    _cleanup_(json_decrefp) json_t *nodes = by_hostname(listed);
     _cleanup_free_ char *spath = engine_filter_path("/services", "label", RT_LABEL_MANAGED "=1");
     _cleanup_(json_decrefp) json_t *services = NULL;
     r = engine_call(s->e, "GET", spath, NULL, &services, "list the workspaces' services", reterr);
