@@ -25,8 +25,11 @@
  *   engine) are pushed there for the nodes; VS Code's tree comes the same
  *   way into a volume on each node (swarm-ide.h).
  *
+ * - a prebuild runs on the manager's node, whose engine commits its task's
+ *   container; the image goes to the registry like a built one.
+ *
  * What is not here yet (the create says so rather than half-do it): devices,
- * privileged, binds and host networks, and commits (prebuilds).
+ * privileged, binds and host networks.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -263,17 +266,30 @@ static int node_keep(struct swarm_rt *s, const struct rt_ws_spec *sp, char **ret
 
 /* ---- the relay ---- */
 
-/* Before anything is made: the relay runs on the manager's node, and Swarm
- * attaches no network there while that node is paused or drained (it waits
- * 20 s and fails); and some node must take the workspace. */
-static int can_create(struct swarm_rt *s, const struct rt_ws_spec *sp, struct berr **reterr)
+/* The id of the node whose engine berthd talks to (the manager's). */
+static int manager_node(struct swarm_rt *s, char **ret, struct berr **reterr)
 {
     _cleanup_(json_decrefp) json_t *info = NULL;
     int r = engine_call(s->e, "GET", "/info", NULL, &info, "read the manager", reterr);
     if (r < 0)
         return r;
     const char *self = json_string_value(json_object_get(json_object_get(info, "Swarm"), "NodeID"));
-    _cleanup_free_ char *path = xasprintf("/nodes/%s", self ? self : "");
+    if (!self || !*self)
+        return berr_make(reterr, EIO, "the engine berthd talks to is not a Swarm node");
+    *ret = xstrdup(self);
+    return 0;
+}
+
+/* Before anything is made: the relay runs on the manager's node, and Swarm
+ * attaches no network there while that node is paused or drained (it waits
+ * 20 s and fails); and some node must take the workspace. */
+static int can_create(struct swarm_rt *s, const struct rt_ws_spec *sp, struct berr **reterr)
+{
+    _cleanup_free_ char *self = NULL;
+    int r = manager_node(s, &self, reterr);
+    if (r < 0)
+        return r;
+    _cleanup_free_ char *path = xasprintf("/nodes/%s", self);
     _cleanup_(json_decrefp) json_t *node = NULL;
     r = engine_call(s->e, "GET", path, NULL, &node, "read the manager's node", reterr);
     if (r < 0)
@@ -570,13 +586,15 @@ static json_t *service_spec(struct swarm_rt *s, const struct rt_ws_spec *sp, con
 }
 
 /* The name the nodes pull image by: one that berthd built (build.c's
- * localhost/berth/build-* and features-*, on the manager only) is tagged
+ * localhost/berth/build-* and features-*, or a prebuild's commit, on the
+ * manager only) is tagged
  * into the registry and pushed (layers the registry has are not sent
  * again), and named by the digest the push gave; any other is the nodes'
  * own or a registry's already. */
 static int image_for_nodes(struct swarm_rt *s, const char *image, char **ret, struct berr **reterr)
 {
-    static const char *const built[] = {"localhost/berth/build-", "localhost/berth/features-"};
+    static const char *const built[] = {"localhost/berth/build-", "localhost/berth/features-",
+                                        "localhost/berth/prebuild-"};
     bool ours = false;
     for (size_t i = 0; i < ELEMENTSOF(built); i++)
         ours = ours || strncmp(image, built[i], strlen(built[i])) == 0;
@@ -616,7 +634,22 @@ static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_i
     const char *id = json_string_value(json_object_get(sp->labels, RT_LABEL_ID));
     if (!id)
         return berr_make(reterr, EINVAL, "a workspace's spec carries its id");
-    r = can_create(s, sp, reterr);
+    struct rt_ws_spec copy = *sp;
+    _cleanup_free_ char *self = NULL;
+    if (sp->commit_later) {
+        /* a prebuild: the manager's engine commits it, so it runs there
+         * (whatever its label says), and the nodes get its image from the
+         * registry */
+        if (!s->registry)
+            return berr_make(reterr, ENOTSUP,
+                             "prebuilds on a Swarm cluster need berthd --registry HOST:PORT: the "
+                             "nodes pull a prebuild's image from it");
+        r = manager_node(s, &self, reterr);
+        if (r < 0)
+            return r;
+        copy.node = self;
+    }
+    r = can_create(s, &copy, reterr);
     if (r < 0)
         return r;
     /* what can take long goes before the placement lock */
@@ -627,7 +660,6 @@ static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_i
         r = swarm_ide_push(ide, reterr);
     if (r < 0)
         return r;
-    struct rt_ws_spec copy = *sp;
     copy.image = image;
     return create_parts(s, &copy, id, ret_id, reterr);
 }
@@ -995,11 +1027,30 @@ static int swarm_ws_list(void *data, const char *label, struct rt_ws_entry **ret
     return 0;
 }
 
+/* A prebuild runs on the manager's node (swarm_ws_create): its running
+ * task's container is the manager engine's own, which commits it. */
 static int swarm_ws_commit(void *data, const char *id, const char *repo, const char *tag,
                            struct berr **reterr)
 {
-    (void)data, (void)id, (void)repo, (void)tag;
-    return berr_make(reterr, ENOTSUP, "prebuilds on a Swarm cluster are not built yet");
+    struct swarm_rt *s = data;
+    _cleanup_free_ char *state = NULL, *self = NULL;
+    _cleanup_(json_decrefp) json_t *task = NULL;
+    int r = task_state(s, id, &state, &task, reterr);
+    if (r == 0)
+        r = manager_node(s, &self, reterr);
+    if (r < 0)
+        return r;
+    const char *node = json_string_value(json_object_get(task, "NodeID"));
+    const char *cid = json_string_value(json_object_get(
+        json_object_get(json_object_get(task, "Status"), "ContainerStatus"), "ContainerID"));
+    if (!task || strcmp(state, "running") != 0 || !cid)
+        return berr_make(reterr, EAGAIN,
+                         "the prebuild's task is '%s', not running: nothing to save", state);
+    if (!node || strcmp(node, self) != 0)
+        return berr_make(reterr, ENOTSUP,
+                         "the prebuild runs on another node than the manager's: its engine "
+                         "cannot be asked to save it");
+    return engine_container_commit(s->e, cid, repo, tag, reterr);
 }
 
 /* Swarm makes a service's volumes on its node when the task starts; the

@@ -89,6 +89,9 @@ struct rt_ws_spec {
     /* a remote runtime: the node the workspace lives on (its files are
      * there), which a rebuild keeps; NULL: placement picks one */
     const char *node;
+    /* a prebuild: rt_ws_commit saves it while it runs; a remote runtime puts
+     * it where its engine can commit (the manager's node) */
+    bool commit_later;
 };
 
 /* Where a remote runtime's agents listen, on the workspace's own network. */

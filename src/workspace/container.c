@@ -202,6 +202,7 @@ int container_create(struct job_ctx *x, const struct dc_config *cfg,
     /* on a cluster a workspace stays on its node: its files are there */
     _cleanup_(json_decrefp) json_t *rt = runtime_get(&x->rec);
     spec.node = json_string_value(json_object_get(rt, "node"));
+    spec.commit_later = x->prebuild;
     unsigned char key[32];
     if (rt_is_remote(x->m->rt)) {
         int kr = agent_key_make(x->m, x->rec.id, key, reterr);

@@ -11,11 +11,19 @@
  * prebuild's size, and what one workspace writes is never seen by the
  * prebuild or another workspace.
  *
+ * On a remote runtime (a cluster) the files are in a volume on a node, and
+ * the prebuild runs where the runtime can commit it (the manager's node):
+ * its checkout is kept as a tar, DATA/workspaces/ID/files.tar, which a
+ * workspace from it unpacks into its own volume on its node (ship_files;
+ * the overlay here only serves its configuration), and the nodes pull the
+ * image from the registry.
+ *
  * Rows live in the prebuilds table (the workspaces' shape); the runtime JSON
  * also holds config_hash, base_image, requested_path and size. States:
  * building, ready, failed, skipped, removed (kept while workspaces lie on it).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +38,7 @@
 #include "store/accounts.h"
 #include "util/fs.h"
 #include "util/log.h"
+#include "workspace/agentc.h"
 #include "workspace/ws-internal.h"
 
 #define PB_IMAGE_REPO "localhost/berth/prebuild-"
@@ -240,8 +249,8 @@ int prebuild_try(struct job_ctx *x, const char *mirror, const char *requested, b
 
 /* Brings the prebuild's checkout to the branch's head inside the container
  * (git on the host never runs in a .git a container has written): berthd
- * bundles the new commits from its mirror into the run dir, the remote user's
- * git fetches them from there. */
+ * bundles the new commits from its mirror, the remote user's git fetches
+ * them from that bundle, given as stdin. */
 int prebuild_update_checkout(struct job_ctx *x, char **ret_failure, struct berr **reterr)
 {
     _cleanup_free_ char *branch =
@@ -265,17 +274,28 @@ int prebuild_update_checkout(struct job_ctx *x, char **ret_failure, struct berr 
         (void)unlink(bundle);
         return 0;
     }
+    _cleanup_buf_ struct buf data = BUF_INIT;
+    r = read_file(bundle, 256u << 20, &data);
+    (void)unlink(bundle);
+    if (r < 0) {
+        *ret_failure = xasprintf("cannot read the bundle of the new commits: %s", strerror(-r));
+        return 0;
+    }
     _cleanup_free_ char *dir = repo_dir_name(x->rec.repo);
     _cleanup_free_ char *checkout = xasprintf("/workspaces/%s", dir);
     _cleanup_strv_ struct strv argv = STRV_INIT;
+    /* the bundle as stdin, into a file of the container's own (a cluster's
+     * nodes see nothing of berthd's run dir) */
     strv_pushl(&argv, "/bin/sh", "-c",
-               "cd \"$1\" && git fetch --quiet /.berth/update.bundle "
+               "b=$(mktemp) && cat >\"$b\" && cd \"$1\" && git fetch --quiet \"$b\" "
                "\"+refs/heads/$2:refs/remotes/origin/$2\" && "
-               "git merge --ff-only --quiet \"refs/remotes/origin/$2\"",
+               "git merge --ff-only --quiet \"refs/remotes/origin/$2\"; s=$?; rm -f \"$b\"; "
+               "exit $s",
                "sh", checkout, branch, NULL);
     int status = -1;
+    x->limits.input = &data;
     r = exec_in(x, &argv, x->rec.remote_user, "git: ", NULL, &status, reterr);
-    (void)unlink(bundle);
+    x->limits.input = NULL;
     if (r < 0)
         return r;
     if (status != 0) {
@@ -394,6 +414,78 @@ static int quota_check(struct ws_manager *m, struct berr **reterr)
                      (double)used / 1e6, (double)quota / 1e6, n);
 }
 
+char *prebuild_files_tar(struct ws_manager *m, const char *id)
+{
+    _cleanup_free_ char *files = ws_files_dir(m, id);
+    return xasprintf("%s/files.tar", files);
+}
+
+struct fetch_ctx {
+    struct job_ctx *x;
+    int fd;
+    int err; /* the first write's errno */
+    int64_t size;
+};
+
+static void fetch_output_cb(int type, const char *data, size_t len, void *userdata)
+{
+    struct fetch_ctx *f = userdata;
+    if (type != AGENT_STDOUT) {
+        _cleanup_free_ char *msg = xstrndup(data, len);
+        jlog(f->x, "files: %s", msg);
+        return;
+    }
+    while (len && !f->err) {
+        ssize_t n = write(f->fd, data, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            f->err = errno;
+            return;
+        }
+        data += n;
+        len -= (size_t)n;
+        f->size += n;
+    }
+}
+
+/* A remote prebuild's checkout, as the container left it, into its
+ * files.tar here (what berthd's clone, which stays for the configuration,
+ * lacks: what onCreateCommand wrote). */
+static int fetch_files(struct job_ctx *x, struct berr **reterr)
+{
+    _cleanup_free_ char *path = prebuild_files_tar(x->m, x->rec.id);
+    _cleanup_free_ char *part = xasprintf("%s.part", path);
+    _cleanup_free_ char *dir = repo_dir_name(x->rec.repo);
+    _cleanup_free_ char *target = xasprintf("/workspaces/%s", dir);
+    (void)unlink(part);
+    struct fetch_ctx f = {.x = x, .fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)};
+    if (f.fd < 0)
+        return berr_make(reterr, errno, "cannot create '%s': %s", part, strerror(errno));
+    _cleanup_strv_ struct strv argv = STRV_INIT;
+    strv_pushl(&argv, "tar", "-C", target, "-cf", "-", ".", NULL);
+    struct agentc_exec ex = {.argv = &argv, .env = &x->env, .user = "root", .timeout_ms = 1800000};
+    int status = -1;
+    jlog(x, "copying the checkout from the prebuild's node");
+    int r = agentc_run(x->m, x->rec.id, &ex, fetch_output_cb, &f, &status, reterr);
+    if (r == 0 && !f.err && fsync(f.fd) < 0)
+        f.err = errno;
+    close(f.fd);
+    if (r == 0 && f.err)
+        r = berr_make(reterr, f.err, "cannot write '%s': %s", part, strerror(f.err));
+    if (r == 0 && status != 0)
+        r = berr_make(reterr, EIO, "cannot pack the checkout on the prebuild's node (exit %d)",
+                      status);
+    if (r == 0 && rename(part, path) < 0)
+        r = berr_make(reterr, errno, "cannot rename '%s': %s", part, strerror(errno));
+    if (r < 0) {
+        (void)unlink(part);
+        return r;
+    }
+    jlog(x, "the prebuild's checkout: %.1f MB", (double)f.size / 1e6);
+    return 0;
+}
+
 void do_prebuild(struct job_ctx *x)
 {
     _cleanup_berr_ struct berr *e = NULL;
@@ -466,15 +558,30 @@ void do_prebuild(struct job_ctx *x)
     if (r == 0 && x->rec.error) /* a lifecycle command failed: not a good prebuild */
         r = berr_make(&e, EIO, "%s", x->rec.error);
     _cleanup_free_ char *img = image_name(x->rec.id);
+    bool remote = rt_is_remote(x->m->rt);
     if (r == 0) {
         runtime_set(x, "base_image", json_string(x->rec.image));
         jevent(x, "prebuild", "saving the container's filesystem as '%s'", img);
-        r = rt_ws_stop(x->m->rt, x->rec.container_id, WS_STOP_TIMEOUT_S, &e);
         _cleanup_free_ char *tag = xstrdup(img);
         char *colon = strrchr(tag, ':');
         *colon = 0;
-        if (r == 0)
-            r = rt_ws_commit(x->m->rt, x->rec.container_id, tag, colon + 1, &e);
+        if (remote) {
+            /* the files from the node, the container's filesystem by the
+             * manager's engine while it runs (the commit pauses it) */
+            r = fetch_files(x, &e);
+            if (r == 0)
+                r = rt_ws_commit(x->m->rt, x->rec.container_id, tag, colon + 1, &e);
+        } else {
+            r = rt_ws_stop(x->m->rt, x->rec.container_id, WS_STOP_TIMEOUT_S, &e);
+            if (r == 0)
+                r = rt_ws_commit(x->m->rt, x->rec.container_id, tag, colon + 1, &e);
+        }
+    }
+    if (remote && x->rec.container_id) {
+        /* its volume on the manager's node is not needed again */
+        _cleanup_berr_ struct berr *we = NULL;
+        if (rt_ws_wipe(x->m->rt, x->rec.container_id, &we) < 0)
+            jlog(x, "warning: %s", berr_msg(we));
     }
     remove_container(x);
     remove_volumes(x);

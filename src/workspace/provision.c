@@ -349,9 +349,12 @@ int step_start_container(struct job_ctx *x, struct berr **reterr)
 
 /* On a remote runtime the checkout made here goes into the workspace's files
  * volume on its node: a tar of it as the stdin of tar in the container, which
- * then gives it to the remote user. Once: a mark in .git says the volume has
+ * then gives it to the remote user (from a prebuild: the tar it kept). Once: a
+ * mark in .git says the volume has
  * it, so that a rebuild (or a create taken up again after berthd was killed)
  * keeps what the user changed there. */
+#define SHIP_MAX (512u << 20)
+
 static int ship_files(struct job_ctx *x, const char *dest, struct berr **reterr)
 {
     _cleanup_free_ char *dir = repo_dir_name(x->rec.repo);
@@ -385,19 +388,29 @@ static int ship_files(struct job_ctx *x, const char *dest, struct berr **reterr)
         return 0;
     }
     _cleanup_(run_cmd_releasep) struct run_cmd tar = RUN_CMD_INIT;
-    strv_pushl(&tar.args, "tar", "-C", dest, "-cf", "-", ".", NULL);
-    tar.capture = true;
-    tar.max_output = 512u << 20;
-    tar.timeout_ms = 300000;
-    r = run_cmd(&tar, reterr);
-    if (r != 0)
-        return r < 0 ? r : berr_make(reterr, EIO, "cannot pack the checkout '%s'", dest);
+    if (x->from) {
+        /* from a prebuild: the checkout it left, as its node packed it */
+        _cleanup_free_ char *pb_tar = prebuild_files_tar(x->m, x->from->id);
+        r = read_file(pb_tar, SHIP_MAX, &tar.output);
+        if (r < 0)
+            return berr_make(reterr, -r, "cannot read prebuild %s's files '%s': %s", x->from->id,
+                             pb_tar, strerror(-r));
+    } else {
+        strv_pushl(&tar.args, "tar", "-C", dest, "-cf", "-", ".", NULL);
+        tar.capture = true;
+        tar.max_output = SHIP_MAX;
+        tar.timeout_ms = 300000;
+        r = run_cmd(&tar, reterr);
+        if (r != 0)
+            return r < 0 ? r : berr_make(reterr, EIO, "cannot pack the checkout '%s'", dest);
+    }
     _cleanup_strv_ struct strv argv = STRV_INIT;
     strv_pushl(&argv, "/bin/sh", "-c",
                "mkdir -p \"$1\" && tar -xf - -C \"$1\" && : >\"$1/.git/berth-checkout\" && "
                "chown -R \"$2:$3\" \"$1\"",
                "sh", target, uid, gid, NULL);
-    jlog(x, "copying the checkout (%zu kB) to the workspace's node", tar.output.len / 1024);
+    jlog(x, "copying the %s (%zu kB) to the workspace's node",
+         x->from ? "prebuild's checkout" : "checkout", tar.output.len / 1024);
     x->limits.input = &tar.output;
     r = exec_in(x, &argv, "root", "files: ", NULL, &status, reterr);
     x->limits.input = NULL;

@@ -255,6 +255,9 @@ int prebuild_mount(struct job_ctx *x, struct berr **reterr);
 void prebuild_unmount(struct ws_manager *m, const struct ws_record *r);
 /* Fetches and checks out x->head over the prebuild's commit, in the container. */
 int prebuild_update_checkout(struct job_ctx *x, char **ret_failure, struct berr **reterr);
+/* Where a prebuild made on a remote runtime keeps its checkout, as a tar
+ * (newly allocated). */
+char *prebuild_files_tar(struct ws_manager *m, const char *id);
 /* Deletes a removed prebuild once no workspace lies on it. */
 void prebuild_collect(struct ws_manager *m, const char *id);
 void prebuild_reconcile(struct ws_manager *m);

@@ -4,7 +4,7 @@
 # three, its files in a volume on its node, reached through the relay and the
 # per-workspace handshake. What a user does on one host (create, exec, a
 # terminal, a forwarded port, stop, start, rm) works the same; what is not
-# built on a cluster yet (builds) is refused with the reason.
+# built on a cluster yet is refused with the reason.
 
 load helpers
 
@@ -41,7 +41,7 @@ teardown_file() {
 	BERTH_SERVER=$(cat "$WORK/url")
 	BERTH_TOKEN=$(cat "$WORK/token")
 	local ws
-	for ws in cw1 cw2 cw3 cw5 cw6 cw-build cw-none cw-big1 cw-big2 cw-big3 cw-big4; do "$BERTH" rm "$ws" >/dev/null 2>&1 || true; done
+	for ws in cw1 cw2 cw3 cw5 cw6 cw-build cw-pb cw-none cw-big1 cw-big2 cw-big3 cw-big4; do "$BERTH" rm "$ws" >/dev/null 2>&1 || true; done
 	kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
 	dk 1 ps -aq --filter "label=berth.relay=$WORK/data/cluster" | while read -r c; do dk 1 rm -f "$c"; done >/dev/null 2>&1 || true
 	dk 1 node update --availability active berth-node1 >/dev/null 2>&1 || true
@@ -331,6 +331,61 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	run curl -sf "http://$("$CLUSTER" registry)/v2/_catalog"
 	[[ $output == *'"berth/features-'* ]]
 	"$BERTH" rm cw-build
+}
+
+@test "a prebuild runs on the manager's node; a workspace from it on another node has what onCreateCommand wrote, and fetches the commits since" {
+	[ -n "$("$CLUSTER" registry)" ] || skip "no registry in the harness"
+	repo=$WORK/pb-repo
+	mkdir -p "$repo/.devcontainer"
+	cat >"$repo/.devcontainer/devcontainer.json" <<-'JSON'
+		{
+		  "image": "localhost/berth/base:bookworm",
+		  "onCreateCommand": "echo ONCREATE-RAN; echo built >$HOME/oncreate.txt; echo made >>oncreate.log",
+		  "updateContentCommand": "git rev-parse HEAD >>update.log"
+		}
+	JSON
+	git -C "$repo" init -q -b main
+	git -C "$repo" add -A
+	git -C "$repo" -c user.name=T -c user.email=t@t commit -qm init
+	# the manager takes no workspaces, and still makes the prebuild: its engine commits it
+	"$BERTH" admin node label berth-node1 berth.workspaces=no >/dev/null
+	run timeout 600 "$BERTH" prebuild "$repo" --branch main
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *ONCREATE-RAN* ]]
+	[[ $output == *"copying the checkout from the prebuild's node"* ]]
+	pb=$("$BERTH" prebuilds --json | jq -r '.[0].id')
+	[ "$("$BERTH" prebuilds --json | jq -r '.[0].state')" = ready ]
+	# nothing of the prebuild runs on, or is left on, the cluster
+	[ -z "$(dk 1 service ls -q --filter "label=berth.workspace=$pb")" ]
+	# the branch moves on after the prebuild
+	echo later >"$repo/later.txt"
+	git -C "$repo" add -A
+	git -C "$repo" -c user.name=T -c user.email=t@t commit -qm later
+	run timeout 300 "$BERTH" create "$repo" --branch main --name cw-pb
+	"$BERTH" admin node label berth-node1 berth.workspaces- >/dev/null
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ $output == *"starting from prebuild $pb"* ]]
+	[[ $output == *"copying the prebuild's checkout"* ]]
+	[[ $output != *ONCREATE-RAN* ]]
+	[ "$(ws_node cw-pb)" != berth-node1 ]
+	id=$(ws_id cw-pb)
+	[[ $(dk 1 service inspect -f '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "berth-$id") == "$("$CLUSTER" registry)/berth/prebuild-$pb@sha256:"* ]]
+	# what onCreateCommand wrote, outside the checkout (the image) and in it
+	# (the prebuild's files); updateContentCommand ran again for the new commit
+	run "$BERTH" exec cw-pb -- sh -c 'cat ~/oncreate.txt; wc -l <oncreate.log; wc -l <update.log; cat later.txt; git rev-parse HEAD'
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = built ]
+	[ "${lines[1]}" = 1 ]
+	[ "${lines[2]}" = 2 ]
+	[ "${lines[3]}" = later ]
+	[ "${lines[4]}" = "$(git -C "$repo" rev-parse HEAD)" ]
+	"$BERTH" rm cw-pb
+	run "$BERTH" prebuild rm "$pb"
+	[ "$status" -eq 0 ]
+	[ ! -e "$WORK/data/workspaces/$pb" ]
 }
 
 @test "the manager's node paused, or no node left to workspaces: a create fails at once with the reason and leaves nothing" {
