@@ -699,9 +699,6 @@ static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const c
     json_decref(sbody);
     if (r < 0)
         return r;
-    r = relay_attach(s, net_id, reterr);
-    if (r < 0)
-        return r;
     /* placement and the service under one lock: creates at once see each
      * other's services */
     _cleanup_free_ char *node = NULL;
@@ -711,11 +708,14 @@ static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const c
     pthread_mutex_unlock(&s->place_lock);
     if (r < 0)
         return r;
+    /* the relay joins the overlay while Swarm starts the task (each takes
+     * about half a second) */
+    r = relay_attach(s, net_id, reterr);
     /* VS Code into its volume on the node, once per node: the task mounts the
      * volume now and sees the files when the job has copied them in */
     struct swarm_ide *ide = ide_for(s, sp);
     _cleanup_free_ char *cfg_id = NULL, *cfg_name = NULL;
-    if (ide)
+    if (r == 0 && ide)
         r = agent_config(s, &cfg_id, &cfg_name, reterr);
     if (ide && r == 0)
         r = swarm_ide_fill(ide, node, cfg_id, cfg_name, reterr);
