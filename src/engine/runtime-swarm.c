@@ -144,7 +144,11 @@ static bool fits(json_t *n, const struct node_load *l, const struct rt_ws_spec *
 
 static int hostname_cmp(const void *pa, const void *pb)
 {
-    return strcmp(hostname_of(*(json_t *const *)pa), hostname_of(*(json_t *const *)pb));
+    const json_t *a = *(json_t *const *)pa, *b = *(json_t *const *)pb;
+    int c = strcmp(hostname_of(a), hostname_of(b));
+    const char *ia = json_string_value(json_object_get(a, "ID"));
+    const char *ib = json_string_value(json_object_get(b, "ID"));
+    return c ? c : strcmp(ia ? ia : "", ib ? ib : "");
 }
 
 /* The engine's node list in hostname order: placement's ties and its
@@ -1100,7 +1104,14 @@ static int swarm_image_build(void *data, const char *context_tar, const struct e
 
 static int swarm_image_remove(void *data, const char *image, struct berr **reterr)
 {
-    return engine_image_remove(((struct swarm_rt *)data)->e, image, reterr);
+    struct swarm_rt *s = data;
+    /* the tag image_for_nodes gave it for the registry goes too, or the
+     * manager keeps its layers */
+    if (s->registry && strncmp(image, "localhost/berth/", 16) == 0) {
+        _cleanup_free_ char *pushed = xasprintf("%s/%s", s->registry, image + 10);
+        (void)engine_image_remove(s->e, pushed, NULL);
+    }
+    return engine_image_remove(s->e, image, reterr);
 }
 
 static void swarm_host_paths(void *data, struct strv *ret)

@@ -43,6 +43,9 @@
 
 #define PB_IMAGE_REPO "localhost/berth/prebuild-"
 #define PB_KEEP_DEFAULT 3
+/* the most a prebuild on a cluster keeps of its checkout (files.tar): what
+ * a workspace from it takes in one piece (SHIP_MAX in provision.c) */
+#define PB_FILES_MAX (512u << 20)
 
 /* Choosing a prebuild and claiming it (the workspace's runtime names it) is
  * one step against removing one: a prebuild is never taken from under a
@@ -188,7 +191,10 @@ struct ws_record *prebuild_pick(struct job_ctx *x, const char *mirror, const cha
     for (size_t i = 0; i < n; i++) {
         struct ws_record *p = &list[i];
         _cleanup_free_ char *ph = rt_string(p, "config_hash");
-        if (!pick && strcmp(p->state, "ready") == 0 &&
+        json_t *prt = runtime_get(p);
+        bool same_rt = json_is_true(json_object_get(prt, "remote")) == rt_is_remote(x->m->rt);
+        json_decref(prt);
+        if (!pick && same_rt && strcmp(p->state, "ready") == 0 &&
             prebuild_is_of(p, x->rec.repo, branch, requested) && ph && strcmp(ph, hash) == 0 &&
             may_use(x->m, p, x->rec.owner)) {
             pick = xcalloc(1, sizeof(*pick));
@@ -435,6 +441,8 @@ static void fetch_output_cb(int type, const char *data, size_t len, void *userda
         jlog(f->x, "files: %s", msg);
         return;
     }
+    if (!f->err && f->size + (int64_t)len > PB_FILES_MAX)
+        f->err = EFBIG;
     while (len && !f->err) {
         ssize_t n = write(f->fd, data, len);
         if (n < 0 && errno == EINTR)
@@ -471,9 +479,18 @@ static int fetch_files(struct job_ctx *x, struct berr **reterr)
     if (r == 0 && !f.err && fsync(f.fd) < 0)
         f.err = errno;
     close(f.fd);
-    if (r == 0 && f.err)
+    if (r == 0 && f.err == EFBIG)
+        r = berr_make(reterr, EFBIG,
+                      "the prebuild's checkout is over %u MB, more than a workspace on the "
+                      "cluster takes from a prebuild",
+                      PB_FILES_MAX >> 20);
+    else if (r == 0 && f.err)
         r = berr_make(reterr, f.err, "cannot write '%s': %s", part, strerror(f.err));
-    if (r == 0 && status != 0)
+    /* exit 1: a file changed while tar read it (a process onCreateCommand
+     * left running); the copy is what was there */
+    if (r == 0 && status == 1)
+        jlog(x, "warning: files changed while the checkout was copied");
+    else if (r == 0 && status != 0)
         r = berr_make(reterr, EIO, "cannot pack the checkout on the prebuild's node (exit %d)",
                       status);
     if (r == 0 && rename(part, path) < 0)
@@ -559,6 +576,8 @@ void do_prebuild(struct job_ctx *x)
         r = berr_make(&e, EIO, "%s", x->rec.error);
     _cleanup_free_ char *img = image_name(x->rec.id);
     bool remote = rt_is_remote(x->m->rt);
+    if (remote) /* its files are a tar, which only a remote runtime takes */
+        runtime_set(x, "remote", json_true());
     if (r == 0) {
         runtime_set(x, "base_image", json_string(x->rec.image));
         jevent(x, "prebuild", "saving the container's filesystem as '%s'", img);
@@ -736,6 +755,7 @@ void prebuild_reconcile(struct ws_manager *m)
         if (strcmp(p->state, "building") == 0) {
             log_info("reconcile: prebuild '%s' was cut short by a restart: discarded", p->id);
             _cleanup_free_ char *cname = xasprintf("berth-%s", p->id);
+            (void)rt_ws_wipe(m->rt, cname, NULL); /* a cluster: its volume on the node */
             (void)rt_ws_remove(m->rt, cname, NULL);
             _cleanup_free_ char *files = ws_files_dir(m, p->id);
             _cleanup_free_ char *run = ws_run_dir(m, p->id);

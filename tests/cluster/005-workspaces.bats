@@ -386,6 +386,9 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	run "$BERTH" prebuild rm "$pb"
 	[ "$status" -eq 0 ]
 	[ ! -e "$WORK/data/workspaces/$pb" ]
+	# the manager keeps neither of the image's names
+	[ -z "$(dk 1 image ls -q "localhost/berth/prebuild-$pb")" ]
+	[ -z "$(dk 1 image ls -q "$("$CLUSTER" registry)/berth/prebuild-$pb")" ]
 }
 
 @test "the manager's node paused, or no node left to workspaces: a create fails at once with the reason and leaves nothing" {
