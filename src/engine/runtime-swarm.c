@@ -1107,8 +1107,9 @@ static int swarm_image_remove(void *data, const char *image, struct berr **reter
     struct swarm_rt *s = data;
     /* the tag image_for_nodes gave it for the registry goes too, or the
      * manager keeps its layers */
-    if (s->registry && strncmp(image, "localhost/berth/", 16) == 0) {
-        _cleanup_free_ char *pushed = xasprintf("%s/%s", s->registry, image + 10);
+    const char *local = "localhost/";
+    if (s->registry && strncmp(image, "localhost/berth/", strlen("localhost/berth/")) == 0) {
+        _cleanup_free_ char *pushed = xasprintf("%s/%s", s->registry, image + strlen(local));
         (void)engine_image_remove(s->e, pushed, NULL);
     }
     return engine_image_remove(s->e, image, reterr);

@@ -43,9 +43,6 @@
 
 #define PB_IMAGE_REPO "localhost/berth/prebuild-"
 #define PB_KEEP_DEFAULT 3
-/* the most a prebuild on a cluster keeps of its checkout (files.tar): what
- * a workspace from it takes in one piece (SHIP_MAX in provision.c) */
-#define PB_FILES_MAX (512u << 20)
 
 /* Choosing a prebuild and claiming it (the workspace's runtime names it) is
  * one step against removing one: a prebuild is never taken from under a
@@ -441,7 +438,7 @@ static void fetch_output_cb(int type, const char *data, size_t len, void *userda
         jlog(f->x, "files: %s", msg);
         return;
     }
-    if (!f->err && f->size + (int64_t)len > PB_FILES_MAX)
+    if (!f->err && f->size + (int64_t)len > WS_SHIP_MAX)
         f->err = EFBIG;
     while (len && !f->err) {
         ssize_t n = write(f->fd, data, len);
@@ -483,7 +480,7 @@ static int fetch_files(struct job_ctx *x, struct berr **reterr)
         r = berr_make(reterr, EFBIG,
                       "the prebuild's checkout is over %u MB, more than a workspace on the "
                       "cluster takes from a prebuild",
-                      PB_FILES_MAX >> 20);
+                      WS_SHIP_MAX >> 20);
     else if (r == 0 && f.err)
         r = berr_make(reterr, f.err, "cannot write '%s': %s", part, strerror(f.err));
     /* exit 1: a file changed while tar read it (a process onCreateCommand
@@ -584,17 +581,12 @@ void do_prebuild(struct job_ctx *x)
         _cleanup_free_ char *tag = xstrdup(img);
         char *colon = strrchr(tag, ':');
         *colon = 0;
-        if (remote) {
-            /* the files from the node, the container's filesystem by the
-             * manager's engine while it runs (the commit pauses it) */
-            r = fetch_files(x, &e);
-            if (r == 0)
-                r = rt_ws_commit(x->m->rt, x->rec.container_id, tag, colon + 1, &e);
-        } else {
-            r = rt_ws_stop(x->m->rt, x->rec.container_id, WS_STOP_TIMEOUT_S, &e);
-            if (r == 0)
-                r = rt_ws_commit(x->m->rt, x->rec.container_id, tag, colon + 1, &e);
-        }
+        /* remote: the files from the node, and the container committed
+         * while it runs (the commit pauses it); one host: stopped first */
+        r = remote ? fetch_files(x, &e)
+                   : rt_ws_stop(x->m->rt, x->rec.container_id, WS_STOP_TIMEOUT_S, &e);
+        if (r == 0)
+            r = rt_ws_commit(x->m->rt, x->rec.container_id, tag, colon + 1, &e);
     }
     if (remote && x->rec.container_id) {
         /* its volume on the manager's node is not needed again */

@@ -348,13 +348,10 @@ int step_start_container(struct job_ctx *x, struct berr **reterr)
 }
 
 /* On a remote runtime the checkout made here goes into the workspace's files
- * volume on its node: a tar of it as the stdin of tar in the container, which
- * then gives it to the remote user (from a prebuild: the tar it kept). Once: a
- * mark in .git says the volume has
- * it, so that a rebuild (or a create taken up again after berthd was killed)
- * keeps what the user changed there. */
-#define SHIP_MAX (512u << 20)
-
+ * volume on its node: a tar of it (from a prebuild: the tar it kept) as the
+ * stdin of tar in the container, which then gives it to the remote user.
+ * Once: a mark in .git says the volume has it, so that a rebuild (or a create
+ * taken up again after berthd was killed) keeps what the user changed there. */
 static int ship_files(struct job_ctx *x, const char *dest, struct berr **reterr)
 {
     _cleanup_free_ char *dir = repo_dir_name(x->rec.repo);
@@ -391,14 +388,14 @@ static int ship_files(struct job_ctx *x, const char *dest, struct berr **reterr)
     if (x->from) {
         /* from a prebuild: the checkout it left, as its node packed it */
         _cleanup_free_ char *pb_tar = prebuild_files_tar(x->m, x->from->id);
-        r = read_file(pb_tar, SHIP_MAX, &tar.output);
+        r = read_file(pb_tar, WS_SHIP_MAX, &tar.output);
         if (r < 0)
             return berr_make(reterr, -r, "cannot read prebuild %s's files '%s': %s", x->from->id,
                              pb_tar, strerror(-r));
     } else {
         strv_pushl(&tar.args, "tar", "-C", dest, "-cf", "-", ".", NULL);
         tar.capture = true;
-        tar.max_output = SHIP_MAX;
+        tar.max_output = WS_SHIP_MAX;
         tar.timeout_ms = 300000;
         r = run_cmd(&tar, reterr);
         if (r != 0)

@@ -31,6 +31,9 @@
 #define WS_AGENT_TIMEOUT_MS (60 * 1000)
 #define WS_STOP_TIMEOUT_S 10
 #define WS_LOG_BATCH 500
+/* the most of a checkout that goes to a workspace's node in one piece (a
+ * create on a remote runtime, and the tar a prebuild there keeps) */
+#define WS_SHIP_MAX (512u << 20)
 
 struct ws_log_follower;
 
