@@ -4,8 +4,9 @@
  * - a service berth-<id>: one replica at most (made with 1, so that its task
  *   is scheduled at once; stop is 0 replicas, start 1),
  *   pinned by node.id to the node placement chose at create, endpoint mode
- *   dnsrr (no IPVS), restart-condition any, berth-agent as its command with
- *   its TCP listener on;
+ *   dnsrr (no IPVS), restart-condition any (none for a prebuild, whose
+ *   restarted task would have lost what onCreateCommand wrote outside the
+ *   checkout), berth-agent as its command with its TCP listener on;
  * - a volume berth-<id>-files on that node at the checkout's path (Swarm makes
  *   it when the first task starts; it stays on the node, so a new task there
  *   has the same files), and the configuration's named volumes likewise;
@@ -50,6 +51,9 @@
 #define SERVICE_PREFIX "berth-"
 #define SECRET_FILE "berth-agent"
 #define NODE_LABEL_WORKSPACES "berth.workspaces"
+#define NO_PREBUILDS                                                                               \
+    "prebuilds on a Swarm cluster need berthd --registry HOST:PORT: the nodes pull a prebuild's "  \
+    "image from it"
 
 struct swarm_rt {
     struct engine *e; /* borrowed */
@@ -582,10 +586,10 @@ static json_t *service_spec(struct swarm_rt *s, const struct rt_ws_spec *sp, con
         "{s:s, s:o, s:{s:o, s:{s:o, s:o}, s:{s:s, s:I}, s:{s:[o]}, s:[{s:s}]}, s:{s:{s:i}}, "
         "s:{s:s}}",
         "Name", sp->name, "Labels", labels, "TaskTemplate", "ContainerSpec", container, "Resources",
-        "Limits", limits, "Reservations", reserve, "RestartPolicy", "Condition", "any", "Delay",
-        (json_int_t)1000000000, "Placement", "Constraints", json_sprintf("node.id==%s", node),
-        "Networks", "Target", net_id, "Mode", "Replicated", "Replicas", 1, "EndpointSpec", "Mode",
-        "dnsrr");
+        "Limits", limits, "Reservations", reserve, "RestartPolicy", "Condition",
+        sp->commit_later ? "none" : "any", "Delay", (json_int_t)1000000000, "Placement",
+        "Constraints", json_sprintf("node.id==%s", node), "Networks", "Target", net_id, "Mode",
+        "Replicated", "Replicas", 1, "EndpointSpec", "Mode", "dnsrr");
     return spec;
 }
 
@@ -645,9 +649,7 @@ static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_i
          * (whatever its label says), and the nodes get its image from the
          * registry */
         if (!s->registry)
-            return berr_make(reterr, ENOTSUP,
-                             "prebuilds on a Swarm cluster need berthd --registry HOST:PORT: the "
-                             "nodes pull a prebuild's image from it");
+            return berr_make(reterr, ENOTSUP, "%s", NO_PREBUILDS);
         r = manager_node(s, &self, reterr);
         if (r < 0)
             return r;
@@ -1203,6 +1205,9 @@ struct runtime *runtime_swarm_new(struct engine *manager, const char *cluster_di
     s->relay_image = xstrdup(image);
     s->registry = registry ? xstrdup(registry) : NULL;
     struct runtime *rt = xmalloc(sizeof(*rt));
-    *rt = (struct runtime){.ops = &swarm_ops, .data = s, .no_ide = !registry};
+    *rt = (struct runtime){.ops = &swarm_ops,
+                           .data = s,
+                           .no_ide = !registry,
+                           .no_prebuilds = registry ? NULL : NO_PREBUILDS};
     return rt;
 }

@@ -163,6 +163,8 @@ struct runtime {
     const struct runtime_ops *ops;
     void *data;
     bool no_ide; /* its workspaces cannot have VS Code (a Swarm without a registry) */
+    /* why it cannot keep prebuilds (a Swarm without a registry); NULL: it can */
+    const char *no_prebuilds;
 };
 
 /* The runtime of one host's engine, which it borrows (e outlives it). */

@@ -641,6 +641,8 @@ int ws_prebuild(struct ws_manager *m, const struct ws_prebuild_request *req, str
                                    .branch = req->branch,
                                    .owner = req->owner,
                                    .owner_is_admin = req->owner_is_admin};
+    if (m->rt->no_prebuilds) /* before the clone and the build, not after */
+        return berr_make(reterr, ENOTSUP, "%s", m->rt->no_prebuilds);
     int r = ws_check_request(m, &cr, reterr);
     if (r < 0)
         return r;

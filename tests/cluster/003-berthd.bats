@@ -91,3 +91,17 @@ nodes_json() { "$BERTH" admin nodes --json; }
 	run "$BERTH" admin audit
 	[[ $output == *"admin.node.update"* ]]
 }
+
+@test "without --registry a prebuild is refused at once with the reason, and nothing is made" {
+	mkdir -p "$WORK/pbrepo"
+	git -C "$WORK/pbrepo" init -q -b main
+	git -C "$WORK/pbrepo" -c user.name=T -c user.email=t@t commit -q --allow-empty -m init
+	run timeout 120 "$BERTH" prebuild "$WORK/pbrepo" --branch main
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ $output == *"prebuilds on a Swarm cluster need berthd --registry HOST:PORT"* ]]
+	# refused before the clone: no record, no service, no checkout
+	[ "$("$BERTH" prebuilds --json | jq length)" -eq 0 ]
+	[ -z "$(dk 1 service ls --format '{{.Name}}' | grep '^berth-pb' || true)" ]
+	[ -z "$(ls "$WORK/data/workspaces" 2>/dev/null)" ]
+}
