@@ -179,12 +179,12 @@ void conn_start_closing(struct conn *c, int64_t now)
     c->deadline = now + AGENT_IDLE_MS;
 }
 
-/* States that end by a deadline: no request yet, a connect(), a client that stopped
- * reading the last frames. */
+/* States that end by a deadline: no request yet, a connect(), a credential helper's
+ * request or its answer, a client that stopped reading the last frames. */
 bool conn_timed(const struct conn *c)
 {
     return c->state == CONN_AUTH || c->state == CONN_REQUEST || c->state == CONN_CONNECTING ||
-           c->state == CONN_CLOSING;
+           c->state == CONN_CRED_ASK || c->state == CONN_CRED_WAIT || c->state == CONN_CLOSING;
 }
 
 void conn_drop_client(struct conn *c, int64_t now)
@@ -259,6 +259,10 @@ static void conn_handle_frame(struct conn *c, int64_t now)
         auth_handle_frame(c, type, c->payload, c->payload_len, now);
         return;
     }
+    if (c->state == CONN_CRED_SERVE) {
+        creds_handle_frame(c, type, c->payload, c->payload_len, now);
+        return;
+    }
     if (c->state != CONN_REQUEST)
         return;
     switch (type) {
@@ -280,6 +284,9 @@ static void conn_handle_frame(struct conn *c, int64_t now)
         c->state = CONN_WATCH; /* the next turn's ttys_tick() sends the first time */
         c->watch_ttys = true;
         c->deadline = NEVER;
+        break;
+    case AGENT_CRED_SERVE:
+        creds_serve_start(c, c->payload, c->payload_len, now);
         break;
     default:
         conn_fail(c, now, "unsupported request type %u", type);
@@ -338,6 +345,10 @@ void conn_read(struct conn *c, int64_t now)
 {
     if (c->state == CONN_CONNECTING || c->state == CONN_RELAY) {
         relay_read_client(c, now);
+        return;
+    }
+    if (c->state == CONN_CRED_ASK) {
+        creds_read_ask(c, now);
         return;
     }
     ssize_t n = read(c->fd, scratch, sizeof(scratch));

@@ -7,6 +7,7 @@
  *   agent-ports.c   PORTS_WATCH: the listeners in /proc/net/tcp{,6} and their owners;
  *   agent-ttys.c    TTY_WATCH: when the container's other terminals last printed;
  *   agent-auth.c    the TCP listener and its handshake (AUTH);
+ *   agent-creds.c   CRED_SERVE: git's credential requests passed on to berthd;
  *   agent.c         the loop, PID 1's duties, main() and the git credential helper.
  * Every connection is a struct conn in agent.conns; the loop polls its fds and calls into the
  * part its state belongs to. Nothing here is thread-safe, and nothing needs to be.
@@ -82,6 +83,9 @@ enum conn_state {
     CONN_CONNECTING, /* TCP_CONNECT: connect() in progress; client bytes are queued raw */
     CONN_RELAY,      /* TCP_CONNECT: connected; raw bytes both ways, no frames */
     CONN_WATCH,      /* PORTS_WATCH or TTY_WATCH: frames go out; only the client's close comes in */
+    CONN_CRED_SERVE, /* CRED_SERVE: CRED_ASK frames go out, CRED_ANSWER frames come in */
+    CONN_CRED_ASK,   /* a helper on the credential socket: its raw request, up to its EOF */
+    CONN_CRED_WAIT,  /* its request went to berthd: waiting for the answer */
     CONN_CLOSING,    /* last frames queued; close once they are sent */
 };
 
@@ -141,6 +145,9 @@ struct conn {
     bool watch_ttys;   /* a TTY_WATCH (else a PORTS_WATCH) */
     bool watch_listed; /* the initial list (or time) was sent; from now on only changes */
     int64_t ttys_sent; /* TTY_WATCH: the newest output time sent */
+
+    /* A credential helper's connection: its request is in, its id that of the CRED_ASK */
+    uint32_t cred_id;
 };
 
 /* A listening TCP socket as PORTS_WATCH reports it. */
@@ -175,6 +182,9 @@ struct agent_state {
     size_t nports;
     int64_t ports_next_scan;
     int64_t ttys_next_scan;
+    int cred_listen_fd;      /* AGENT_CRED_SOCKET while a CRED_SERVE runs, else -1 */
+    struct conn *cred_serve; /* that session */
+    uint32_t cred_next_id;
 };
 
 extern struct agent_state agent;
@@ -249,6 +259,23 @@ void ports_tick(int64_t now, int64_t *next);
 /* Looks at the terminals when it is time and someone watches; lowers *next to the time of the
  * next look. */
 void ttys_tick(int64_t now, int64_t *next);
+
+/* ---- agent-creds.c: CRED_SERVE ---- */
+
+/* Parses a CRED_SERVE request and opens the credential socket; a failure is told to the
+ * client. */
+void creds_serve_start(struct conn *c, const unsigned char *p, size_t n, int64_t now);
+/* A frame from the serving client (CRED_ANSWER). */
+void creds_handle_frame(struct conn *c, unsigned type, const unsigned char *p, size_t n,
+                        int64_t now);
+/* Accepts helpers on the credential socket. */
+void creds_accept(int64_t now);
+/* A helper's connection is readable: its request, sent on at its EOF. */
+void creds_read_ask(struct conn *c, int64_t now);
+/* Notices a serving session that ended: the socket goes, and waiting helpers get nothing. */
+void creds_tick(int64_t now);
+/* A new connection in state, with every fd unset. */
+struct conn *conn_new(int fd, enum conn_state state, int64_t now);
 
 /* ---- agent-auth.c: the TCP listener (AUTH) ---- */
 

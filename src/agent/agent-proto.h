@@ -155,6 +155,24 @@
  *           not at all otherwise. The terminals of its own EXEC sessions (berth
  *           terminals, SSH sessions) are left out: berthd counts those itself.
  *
+ *   CRED_SERVE
+ *           berthd offers git credentials to a workspace whose run directory is not
+ *           on berthd's host (a cluster; on one host berthd listens on
+ *           credentials.sock in the run directory itself). Client sends CRED_SERVE
+ *           with the field USER (the numeric uid allowed to ask). The agent listens
+ *           on AGENT_CRED_SOCKET (/run/berth-credentials.sock, mode 0600, owned by
+ *           that uid) and answers CONNECTED, or ERROR and close. Then:
+ *           agent -> client: CRED_ASK, 4 bytes request id (BE) then git's request
+ *           as `berth-agent git-credential get` read it (key=value lines, at most
+ *           16 KiB), once per connection to the socket.
+ *           client -> agent: CRED_ANSWER, 4 bytes of an id it was asked, then the
+ *           answer for git (key=value lines; empty: nothing to offer). An id it
+ *           was not asked (or no longer waits) is ignored; any other frame yields
+ *           ERROR and close.
+ *           One CRED_SERVE at a time: a newer one replaces the older, which the
+ *           agent closes. When the session ends the socket goes, and requests
+ *           still waiting get an empty answer; so does one not answered in 30 s.
+ *
  *   AUTH    only on the TCP listener (berth-agent --tcp ADDR:PORT --key FILE --id ID,
  *           for workspaces that berthd reaches over a network, as on a cluster;
  *           the unix socket, reachable only through berthd's own run directory,
@@ -184,6 +202,8 @@
 #define AGENT_HEADER_SIZE 8
 #define AGENT_MAX_PAYLOAD (1024 * 1024)
 #define AGENT_SOCKET_NAME "agent.sock"
+/* Where a CRED_SERVE session's listener is, inside the container. */
+#define AGENT_CRED_SOCKET "/run/berth-credentials.sock"
 
 enum agent_frame_type {
     AGENT_HELLO = 1,
@@ -206,6 +226,9 @@ enum agent_frame_type {
     AGENT_AUTH_CHALLENGE = 18,
     AGENT_AUTH = 19,
     AGENT_AUTH_OK = 20,
+    AGENT_CRED_SERVE = 21,
+    AGENT_CRED_ASK = 22,
+    AGENT_CRED_ANSWER = 23,
 };
 
 enum agent_field_tag {

@@ -17,6 +17,8 @@
  *   - agent-ports.c: PORTS_WATCH, the listeners in /proc/net/tcp{,6} as they change;
  *   - agent-ttys.c: TTY_WATCH, when terminals the agent did not open last printed;
  *   - agent-auth.c: the TCP listener for berthd on another host, and its handshake;
+ *   - agent-creds.c: CRED_SERVE, git's credential requests passed on to berthd on another
+ *     host;
  *   - this file: the loop, one poll() over the listening socket, a signalfd and every
  *     connection's fds. As PID 1 it reaps every orphan, forwards signals to the image's own
  *     command, and on SIGTERM stops everything within about two seconds so a container stop
@@ -47,7 +49,8 @@
 
 #include "agent-internal.h"
 
-struct agent_state agent = {.listen_fd = -1, .tcp_listen_fd = -1, .signal_fd = -1};
+struct agent_state agent = {
+    .listen_fd = -1, .tcp_listen_fd = -1, .signal_fd = -1, .cred_listen_fd = -1};
 
 /* ---- processes ---- */
 
@@ -187,6 +190,28 @@ static void agent_read_signals(int64_t now)
     }
 }
 
+struct conn *conn_new(int fd, enum conn_state state, int64_t now)
+{
+    struct conn *c = xrealloc(NULL, sizeof(*c));
+    *c = (struct conn){.fd = fd,
+                       .state = state,
+                       .deadline = now + AGENT_IDLE_MS,
+                       .tcp_fd = -1,
+                       .in_fd = -1,
+                       .out_fd = -1,
+                       .err_fd = -1,
+                       .pty_fd = -1,
+                       .report_fd = -1,
+                       .drain_deadline = NEVER,
+                       .kill_deadline = NEVER};
+    if (agent.nconns == agent.conns_cap) {
+        agent.conns_cap = agent.conns_cap ? agent.conns_cap * 2 : 16;
+        agent.conns = xrealloc(agent.conns, agent.conns_cap * sizeof(*agent.conns));
+    }
+    agent.conns[agent.nconns++] = c;
+    return c;
+}
+
 /* Accepts on listen_fd; connections from the TCP listener (tcp) start with the handshake. */
 static void agent_accept(int listen_fd, bool tcp, int64_t now)
 {
@@ -199,23 +224,7 @@ static void agent_accept(int listen_fd, bool tcp, int64_t now)
                 agent.accept_resume = now + 100;
             return;
         }
-        struct conn *c = xrealloc(NULL, sizeof(*c));
-        *c = (struct conn){.fd = fd,
-                           .state = CONN_REQUEST,
-                           .deadline = now + AGENT_IDLE_MS,
-                           .tcp_fd = -1,
-                           .in_fd = -1,
-                           .out_fd = -1,
-                           .err_fd = -1,
-                           .pty_fd = -1,
-                           .report_fd = -1,
-                           .drain_deadline = NEVER,
-                           .kill_deadline = NEVER};
-        if (agent.nconns == agent.conns_cap) {
-            agent.conns_cap = agent.conns_cap ? agent.conns_cap * 2 : 16;
-            agent.conns = xrealloc(agent.conns, agent.conns_cap * sizeof(*agent.conns));
-        }
-        agent.conns[agent.nconns++] = c;
+        struct conn *c = conn_new(fd, CONN_REQUEST, now);
         if (tcp)
             auth_begin(c, now);
     }
@@ -230,6 +239,7 @@ static int64_t agent_tick(int64_t now)
         next = agent.accept_resume;
     ports_tick(now, &next);
     ttys_tick(now, &next);
+    creds_tick(now);
 
     for (size_t i = 0; i < agent.nconns;) {
         struct conn *c = agent.conns[i];
@@ -266,6 +276,7 @@ static int64_t agent_tick(int64_t now)
 enum watch_kind {
     WATCH_LISTEN,
     WATCH_LISTEN_TCP,
+    WATCH_LISTEN_CRED,
     WATCH_SIGNAL,
     WATCH_CLIENT,
     WATCH_IN,
@@ -305,6 +316,7 @@ static void agent_build_watches(int64_t now)
     if (agent.nconns < AGENT_MAX_CONNS && now >= agent.accept_resume) {
         watch(NULL, WATCH_LISTEN, agent.listen_fd, POLLIN);
         watch(NULL, WATCH_LISTEN_TCP, agent.tcp_listen_fd, POLLIN);
+        watch(NULL, WATCH_LISTEN_CRED, agent.cred_listen_fd, POLLIN);
     }
     for (size_t i = 0; i < agent.nconns; i++) {
         struct conn *c = agent.conns[i];
@@ -318,7 +330,8 @@ static void agent_build_watches(int64_t now)
         /* A closing connection reads (and discards) only once all is sent: an EOF from a
          * client that half-closed must not cut off its EXIT. */
         if (c->state == CONN_AUTH || c->state == CONN_REQUEST || c->state == CONN_WATCH ||
-            c->wr_shut || (c->state == CONN_SESSION && buf_pending(&c->in) < AGENT_IN_LIMIT))
+            c->state == CONN_CRED_SERVE || c->state == CONN_CRED_ASK || c->wr_shut ||
+            (c->state == CONN_SESSION && buf_pending(&c->in) < AGENT_IN_LIMIT))
             ev |= POLLIN;
         /* A relay stops reading a side whose bytes the other side does not take; once the
          * server's side broke, the client's bytes are read only to be dropped. */
@@ -366,6 +379,10 @@ static void agent_dispatch(size_t i, int64_t now)
     case WATCH_LISTEN_TCP:
         if (agent.tcp_listen_fd == w->fd)
             agent_accept(w->fd, true, now);
+        break;
+    case WATCH_LISTEN_CRED:
+        if (agent.cred_listen_fd == w->fd)
+            creds_accept(now);
         break;
     case WATCH_CLIENT:
         if (c->fd != w->fd)
@@ -498,12 +515,29 @@ static _noreturn_ void usage(void)
 }
 
 /* `berth-agent git-credential get`: git's credential helper inside a workspace.
- * It hands git's request (key=value lines on stdin) to berthd through the
- * socket berthd keeps in the remote user's run directory while the workspace
- * runs, and prints berthd's answer. Credentials thus come from berthd on
- * demand and are never written into the container. Other operations (store,
- * erase) are accepted and ignored, as git expects of a read-only helper. */
+ * It hands git's request (key=value lines on stdin) to berthd and prints
+ * berthd's answer: through the socket berthd keeps in the remote user's run
+ * directory while the workspace runs (one host), or else through the agent's
+ * AGENT_CRED_SOCKET, which a CRED_SERVE session from berthd opens (a
+ * workspace on another host). Credentials thus come from berthd on demand and
+ * are never written into the container. Other operations (store, erase) are
+ * accepted and ignored, as git expects of a read-only helper. */
 #define AGENT_CREDENTIAL_SOCKET "/.berth/ide/credentials.sock"
+
+static int credential_connect(void)
+{
+    static const char *const paths[] = {AGENT_CREDENTIAL_SOCKET, AGENT_CRED_SOCKET};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", paths[i]);
+        if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            return fd;
+        if (fd >= 0)
+            close(fd);
+    }
+    return -1;
+}
 
 static int git_credential(int argc, char **argv)
 {
@@ -521,10 +555,8 @@ static int git_credential(int argc, char **argv)
         if (n >= sizeof(req) - 1)
             return 1;
     }
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", AGENT_CREDENTIAL_SOCKET);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+    int fd = credential_connect();
+    if (fd < 0)
         return 0; /* no credentials offered: git goes on without */
     for (size_t off = 0; off < n;) {
         ssize_t w = write(fd, req + off, n - off);

@@ -1,9 +1,17 @@
 /* credentials.c - per-workspace credential sockets; see credentials.h.
  *
- * The socket lives in a directory the remote user owns, so berthd never
- * follows a name there: the directory is opened with O_NOFOLLOW and the socket
- * bound and chowned through that descriptor. One request per connection,
- * read to EOF (at most 16 KiB), answered, closed.
+ * One host: the socket lives in a directory the remote user owns, so berthd
+ * never follows a name there: the directory is opened with O_NOFOLLOW and the
+ * socket bound and chowned through that descriptor. One request per
+ * connection, read to EOF (at most 16 KiB), answered, closed.
+ *
+ * A remote runtime (a cluster): the run dir is not where the workspace runs,
+ * so berthd keeps a CRED_SERVE session (agent-proto.h) with each running
+ * workspace's agent, which listens inside the container in its place and
+ * passes each request on as a CRED_ASK; the answer goes back as a CRED_ANSWER.
+ * The connection (relay, then the handshake) is made on a worker thread; a
+ * session that ends while the workspace still runs (its task was replaced) is
+ * opened again after CRED_RETRY_MS.
  */
 #include "api/credentials.h"
 
@@ -17,14 +25,17 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "agent/agent-proto.h"
 #include "store/accounts.h"
 #include "util/log.h"
 #include "util/seal.h"
 #include "util/xalloc.h"
+#include "workspace/agentc.h"
 #include "workspace/workspace.h"
 
 #define CRED_SOCKET "credentials.sock"
 #define CRED_MAX_REQUEST 16384
+#define CRED_RETRY_MS 5000
 
 struct listener {
     struct listener *next;
@@ -35,10 +46,26 @@ struct listener {
     bool closing;
 };
 
+/* A remote workspace's CRED_SERVE session. */
+struct serve {
+    struct serve *next;
+    struct creds *owner;
+    char *ws_id;
+    bool connecting; /* the worker thread has it; pipe is not open yet */
+    bool closing;
+    uv_pipe_t pipe;
+    struct buf in;
+};
+
 struct creds {
     struct ws_manager *m;
     struct store *store;
+    bool remote;
     struct listener *list;
+    struct serve *serves;
+    uv_timer_t retry;
+    unsigned pending; /* connects on worker threads, and handles still closing */
+    bool freed;       /* creds_free ran: the last of pending frees it */
 };
 
 struct client {
@@ -49,12 +76,27 @@ struct client {
     bool answered;
 };
 
+static void retry_fire(uv_timer_t *t)
+{
+    creds_sync(t->data);
+}
+
 struct creds *creds_new(struct ws_manager *m)
 {
     struct creds *c = xcalloc(1, sizeof(*c));
     c->m = m;
     c->store = ws_manager_store(m);
+    c->remote = ws_manager_remote(m);
+    uv_timer_init(uv_default_loop(), &c->retry);
+    c->retry.data = c;
     return c;
+}
+
+/* One of pending is done; the last one after creds_free frees c. */
+static void pending_done(struct creds *c)
+{
+    if (--c->pending == 0 && c->freed)
+        free(c);
 }
 
 static void listener_freed(uv_handle_t *h)
@@ -79,13 +121,24 @@ static void listener_close(struct listener *l)
     uv_close((uv_handle_t *)&l->pipe, listener_freed);
 }
 
+static void serve_close(struct serve *v);
+
+static void retry_closed(uv_handle_t *h)
+{
+    pending_done(h->data);
+}
+
 void creds_free(struct creds *c)
 {
     if (!c)
         return;
     while (c->list)
         listener_close(c->list);
-    free(c);
+    while (c->serves)
+        serve_close(c->serves);
+    c->freed = true;
+    c->pending++;
+    uv_close((uv_handle_t *)&c->retry, retry_closed);
 }
 
 static void client_freed(uv_handle_t *h)
@@ -246,13 +299,205 @@ static void listener_start(struct creds *c, const struct ws_record *r)
         listener_close(l);
 }
 
+/* ---- a remote workspace: the CRED_SERVE session ---- */
+
+static void serve_freed(uv_handle_t *h)
+{
+    struct serve *v = h->data;
+    struct creds *c = v->owner;
+    buf_release(&v->in);
+    free(v->ws_id);
+    free(v);
+    pending_done(c);
+}
+
+/* Off the list at once; the pipe closes (if it was opened) and frees it.
+ * One still connecting is freed when its thread is done. */
+static void serve_close(struct serve *v)
+{
+    if (v->closing)
+        return;
+    v->closing = true;
+    for (struct serve **pp = &v->owner->serves; *pp; pp = &(*pp)->next)
+        if (*pp == v) {
+            *pp = v->next;
+            break;
+        }
+    if (!v->connecting)
+        uv_close((uv_handle_t *)&v->pipe, serve_freed);
+}
+
+/* The session ended on its own: it is opened again while the workspace runs. */
+static void serve_lost(struct serve *v)
+{
+    struct creds *c = v->owner;
+    serve_close(v);
+    if (!c->freed && !uv_is_active((uv_handle_t *)&c->retry))
+        uv_timer_start(&c->retry, retry_fire, CRED_RETRY_MS, 0);
+}
+
+static void serve_answer(struct serve *v, const unsigned char *p, size_t n)
+{
+    if (n < 4)
+        return;
+    _cleanup_free_ char *req = xstrndup((const char *)p + 4, n - 4);
+    char *answer = lookup(v->owner, v->ws_id, req);
+    size_t alen = answer ? strlen(answer) : 0;
+    struct buf out = BUF_INIT;
+    buf_add(&out, p, 4); /* the id */
+    if (answer)
+        buf_add(&out, answer, alen);
+    agentc_send_frame((uv_stream_t *)&v->pipe, AGENT_CRED_ANSWER, out.buf, out.len);
+    volatile char *z = out.buf;
+    for (size_t i = 0; i < out.len; i++)
+        z[i] = 0;
+    buf_release(&out);
+    if (answer) {
+        z = answer;
+        for (size_t i = 0; i < alen; i++)
+            z[i] = 0;
+        free(answer);
+    }
+}
+
+static void serve_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    struct serve *v = st->data;
+    if (n > 0)
+        buf_add(&v->in, b->base, (size_t)n);
+    free(b->base);
+    if (v->closing)
+        return;
+    if (n < 0) {
+        log_debug("workspace %s: the credential session ended", v->ws_id);
+        serve_lost(v);
+        return;
+    }
+    size_t off = 0;
+    struct agent_frame f;
+    int got;
+    while ((got = agent_next_frame(v->in.buf, v->in.len, &off, &f)) > 0) {
+        if (f.type == AGENT_CRED_ASK) {
+            serve_answer(v, f.payload, f.len);
+        } else if (f.type == AGENT_ERROR) {
+            _cleanup_free_ char *msg = xstrndup((const char *)f.payload, f.len);
+            log_warn("workspace %s: no git credentials from berthd: %s", v->ws_id, msg);
+        }
+    }
+    buf_remove_front(&v->in, off);
+    if (got < 0)
+        serve_lost(v);
+}
+
+struct serve_connect {
+    uv_work_t work;
+    struct serve *v;
+    int fd;
+    struct berr *err;
+};
+
+static void serve_connect_work(uv_work_t *w)
+{
+    struct serve_connect *sc = w->data;
+    sc->fd = -1;
+    (void)ws_agent_connect(sc->v->owner->m, sc->v->ws_id, &sc->fd, &sc->err);
+}
+
+static void serve_connect_done(uv_work_t *w, int status)
+{
+    struct serve_connect *sc = w->data;
+    struct serve *v = sc->v;
+    struct creds *c = v->owner;
+    v->connecting = false;
+    uv_pipe_init(uv_default_loop(), &v->pipe, 0);
+    v->pipe.data = v;
+    bool ok = status == 0 && sc->fd >= 0 && !v->closing;
+    if (ok && uv_pipe_open(&v->pipe, sc->fd) < 0) {
+        close(sc->fd);
+        ok = false;
+    } else if (!ok && sc->fd >= 0) {
+        close(sc->fd);
+    }
+    if (!ok && !v->closing)
+        log_debug("workspace %s: no credential session yet: %s", v->ws_id, berr_msg(sc->err));
+    berr_free(sc->err);
+    free(sc);
+    if (v->closing) { /* let go of while connecting */
+        uv_close((uv_handle_t *)&v->pipe, serve_freed);
+        return;
+    }
+    if (!ok) {
+        serve_lost(v);
+        return;
+    }
+    /* the uid that may ask: the remote user's, as credentials.sock is on one host */
+    struct ws_record rec = {0};
+    char uid[24] = "0";
+    if (store_ws_get(c->store, v->ws_id, &rec, NULL) == 0 && rec.uid >= 0)
+        snprintf(uid, sizeof(uid), "%lld", (long long)rec.uid);
+    ws_record_release(&rec);
+    struct buf req = BUF_INIT;
+    agentc_put_field(&req, AGENT_FIELD_USER, uid, strlen(uid));
+    agentc_send_frame((uv_stream_t *)&v->pipe, AGENT_CRED_SERVE, req.buf, req.len);
+    buf_release(&req);
+    uv_read_start((uv_stream_t *)&v->pipe, agentc_read_alloc, serve_read);
+}
+
+static void serve_start(struct creds *c, const char *ws_id)
+{
+    struct serve *v = xcalloc(1, sizeof(*v));
+    v->owner = c;
+    v->ws_id = xstrdup(ws_id);
+    v->in = (struct buf)BUF_INIT;
+    v->connecting = true;
+    v->next = c->serves;
+    c->serves = v;
+    c->pending++;
+    struct serve_connect *sc = xcalloc(1, sizeof(*sc));
+    sc->v = v;
+    sc->work.data = sc;
+    if (uv_queue_work(uv_default_loop(), &sc->work, serve_connect_work, serve_connect_done) < 0) {
+        free(sc);
+        v->connecting = false;
+        uv_pipe_init(uv_default_loop(), &v->pipe, 0);
+        v->pipe.data = v;
+        serve_close(v);
+    }
+}
+
+/* A session per running workspace, none for the others. */
+static void serves_sync(struct creds *c, const struct ws_record *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool running = strcmp(list[i].state, "running") == 0 && list[i].owner;
+        struct serve *v = c->serves;
+        while (v && strcmp(v->ws_id, list[i].id) != 0)
+            v = v->next;
+        if (v && !running)
+            serve_close(v);
+        else if (!v && running)
+            serve_start(c, list[i].id);
+    }
+    for (struct serve *v = c->serves, *next; v; v = next) {
+        next = v->next;
+        bool found = false;
+        for (size_t i = 0; i < n && !found; i++)
+            found = strcmp(list[i].id, v->ws_id) == 0;
+        if (!found)
+            serve_close(v);
+    }
+}
+
 void creds_sync(struct creds *c)
 {
     struct ws_record *list = NULL;
     size_t n = 0;
     if (store_ws_list(c->store, &list, &n, NULL) < 0)
         return;
-    for (size_t i = 0; i < n; i++) {
+    if (c->remote)
+        serves_sync(c, list, n);
+    size_t nl = c->remote ? 0 : n; /* no run dir here: no listeners */
+    for (size_t i = 0; i < nl; i++) {
         struct ws_record *r = &list[i];
         struct listener *l = NULL;
         for (struct listener *x = c->list; x; x = x->next)
@@ -268,7 +513,7 @@ void creds_sync(struct creds *c)
     for (struct listener *l = c->list, *next; l; l = next) {
         next = l->next;
         bool found = false;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < nl; i++)
             if (strcmp(list[i].id, l->ws_id) == 0)
                 found = true;
         if (!found)

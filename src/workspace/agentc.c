@@ -13,7 +13,7 @@
 #include "util/xalloc.h"
 #include "workspace/workspace.h"
 
-static void put_field(struct buf *b, enum agent_field_tag tag, const void *data, size_t len)
+void agentc_put_field(struct buf *b, enum agent_field_tag tag, const void *data, size_t len)
 {
     unsigned char h[5];
     h[0] = (unsigned char)tag;
@@ -26,18 +26,18 @@ void agentc_build_exec(struct buf *out, const struct agentc_exec *x)
 {
     struct buf p = BUF_INIT;
     for (size_t i = 0; i < x->argv->n; i++)
-        put_field(&p, AGENT_FIELD_ARG, x->argv->v[i], strlen(x->argv->v[i]));
+        agentc_put_field(&p, AGENT_FIELD_ARG, x->argv->v[i], strlen(x->argv->v[i]));
     if (x->env)
         for (size_t i = 0; i < x->env->n; i++)
-            put_field(&p, AGENT_FIELD_ENV, x->env->v[i], strlen(x->env->v[i]));
+            agentc_put_field(&p, AGENT_FIELD_ENV, x->env->v[i], strlen(x->env->v[i]));
     if (x->cwd)
-        put_field(&p, AGENT_FIELD_CWD, x->cwd, strlen(x->cwd));
+        agentc_put_field(&p, AGENT_FIELD_CWD, x->cwd, strlen(x->cwd));
     if (x->user)
-        put_field(&p, AGENT_FIELD_USER, x->user, strlen(x->user));
+        agentc_put_field(&p, AGENT_FIELD_USER, x->user, strlen(x->user));
     if (x->tty) {
         unsigned char sz[4] = {(unsigned char)(x->cols >> 8), (unsigned char)x->cols,
                                (unsigned char)(x->rows >> 8), (unsigned char)x->rows};
-        put_field(&p, AGENT_FIELD_TTY, sz, 4);
+        agentc_put_field(&p, AGENT_FIELD_TTY, sz, 4);
     }
     unsigned char h[AGENT_HEADER_SIZE];
     agent_put_header(h, AGENT_EXEC, (uint32_t)p.len);

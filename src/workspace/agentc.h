@@ -37,6 +37,8 @@ struct agentc_exec {
 /* Output callback: type is AGENT_STDOUT, AGENT_STDERR or AGENT_ERROR. */
 typedef void (*agentc_output_cb)(int type, const char *data, size_t len, void *userdata);
 
+/* Appends one field (tag, length, value) to a request's payload. */
+void agentc_put_field(struct buf *b, enum agent_field_tag tag, const void *data, size_t len);
 /* Appends a complete EXEC request frame to out. */
 void agentc_build_exec(struct buf *out, const struct agentc_exec *x);
 /* On the loop: writes an EXEC request to an agent connection. */

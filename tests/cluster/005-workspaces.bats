@@ -43,6 +43,7 @@ teardown_file() {
 	local ws
 	for ws in cw1 cw2 cw3 cw5 cw6 cw-build cw-pb cw-none cw-big1 cw-big2 cw-big3 cw-big4; do "$BERTH" rm "$ws" >/dev/null 2>&1 || true; done
 	kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
+	[ ! -f "$WORK/authserver.pid" ] || kill "$(cat "$WORK/authserver.pid")" 2>/dev/null || true
 	dk 1 ps -aq --filter "label=berth.relay=$WORK/data/cluster" | while read -r c; do dk 1 rm -f "$c"; done >/dev/null 2>&1 || true
 	dk 1 node update --availability active berth-node1 >/dev/null 2>&1 || true
 	dk 1 node update --label-rm berth.workspaces berth-node1 >/dev/null 2>&1 || true
@@ -59,6 +60,11 @@ setup() {
 ws_id() { "$BERTH" show "$1" --json | jq -r .id; }
 # the node where workspace WS's service runs now
 ws_node() { running_on "berth-$(ws_id "$1")"; }
+# WS's git gets the credential stored in the credentials test
+cred_served() {
+	"$BERTH" exec "$1" -- sh -c "printf 'protocol=http\nhost=$(cat "$WORK/cred-host")\n\n' | /.berth-agent/berth-agent git-credential get" |
+		grep -qx password=cluster-git-pass
+}
 
 @test "three workspaces become services pinned to the three nodes, with the repository's files" {
 	for ws in cw1 cw2 cw3; do
@@ -103,6 +109,39 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	[[ $output != *"127.0.0.11"* ]]
 	run curl -sS -H "Authorization: Bearer $BERTH_TOKEN" "$BERTH_SERVER/w/cw3/ports/8765/"
 	[ "$output" = "hello from cw3" ]
+}
+
+@test "git in a workspace on another node gets the owner's stored credential from berthd on demand, for that host only" {
+	mkdir -p "$WORK/repos/private"
+	git -C "$WORK/repos/private" init -q -b main
+	echo "# private" >"$WORK/repos/private/README.md"
+	git -C "$WORK/repos/private" add -A
+	git -C "$WORK/repos/private" -c user.name=T -c user.email=t@t commit -qm init
+	git -C "$WORK/repos/private" update-server-info
+	# on the harness's bridge, where the nodes' containers reach this host
+	port=$((20000 + RANDOM % 10000))
+	python3 "$ROOT/tests/system/fixtures/authserver.py" "$port" "$WORK/repos" ada:cluster-git-pass 10.77.0.1 >/dev/null 2>&1 3>&- &
+	echo $! >"$WORK/authserver.pid"
+	wait_until 30 "the git server answers" sh -c "curl -s -o /dev/null http://10.77.0.1:$port/"
+	url="http://10.77.0.1:$port/private/.git"
+	echo "10.77.0.1:$port" >"$WORK/cred-host"
+	run "$BERTH" exec cw1 -- env GIT_TERMINAL_PROMPT=0 git ls-remote "$url"
+	[ "$status" -ne 0 ]
+	printf 'cluster-git-pass\n' | "$BERTH" git-credentials add "http://10.77.0.1:$port" --username ada --password-stdin
+	run "$BERTH" exec cw1 -- sh -c "GIT_TERMINAL_PROMPT=0 git clone -q '$url' /tmp/private && cat /tmp/private/README.md && cat /tmp/private/.git/config; env"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "# private" ]
+	[[ $output != *cluster-git-pass* ]]
+	# another host gets nothing; the socket is the remote user's alone
+	run "$BERTH" exec cw1 -- sh -c 'printf "protocol=https\nhost=elsewhere.example\n\n" | /.berth-agent/berth-agent git-credential get'
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+	run "$BERTH" exec cw1 -- sh -c 'stat -c "%a %U" /run/berth-credentials.sock; id -un'
+	[ "${lines[0]}" = "600 ${lines[1]}" ]
+	run "$BERTH" admin audit
+	[[ $output == *"git-credential.use"* ]]
+	kill "$(cat "$WORK/authserver.pid")"
 }
 
 @test "VS Code opens on a workspace on another node: its tree comes through the registry into a read-only volume there" {
@@ -212,6 +251,8 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	[ "$("$BERTH" show cw2 --json | jq -r .state)" = running ]
 	run "$BERTH" exec cw2 -- cat README.md
 	[ "$output" = "# on the cluster" ]
+	# git's credentials come from the new berthd: it opened its sessions again
+	wait_until 60 "cw1's credentials served again" cred_served cw1
 }
 
 @test "a node that goes down shows its workspace unavailable; the others work on; it comes back with its files" {
@@ -234,6 +275,7 @@ ws_node() { running_on "berth-$(ws_id "$1")"; }
 	wait_until 240 "$ws running again" sh -c "[ \"\$('$BERTH' show $ws --json | jq -r .state)\" = running ]"
 	run "$BERTH" exec "$ws" -- cat fault.txt
 	[ "$output" = kept-on-node3 ]
+	wait_until 60 "$ws's credentials served on its new task" cred_served "$ws"
 	run "$BERTH" events "$ws"
 	[[ $output == *"its node berth-node3 is back"* ]]
 }
