@@ -609,6 +609,39 @@ static int wipe(int n, char **dirs)
     return status | wipe_status;
 }
 
+static unsigned long long tree_files, tree_bytes;
+
+static int tree_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)path, (void)f;
+    if (flag == FTW_F && S_ISREG(st->st_mode)) {
+        tree_files++;
+        tree_bytes += (unsigned long long)st->st_size;
+    }
+    return 0;
+}
+
+/* `berth-agent check-tree DIR FILES BYTES`: 0 when DIR holds FILES regular
+ * files of BYTES bytes in all (a node's copy of VS Code's tree is whole);
+ * else DIR is emptied, for Docker to copy into again at the next mount, and
+ * the status is 3. */
+static int check_tree(char **argv)
+{
+    char *end1, *end2;
+    unsigned long long files = strtoull(argv[3], &end1, 10), bytes = strtoull(argv[4], &end2, 10);
+    if (*end1 || *end2)
+        usage();
+    if (nftw(argv[2], tree_entry, 16, FTW_PHYS | FTW_MOUNT) < 0) {
+        fprintf(stderr, "berth-agent: cannot read '%s': %s\n", argv[2], strerror(errno));
+        return 1;
+    }
+    if (tree_files == files && tree_bytes == bytes)
+        return 0;
+    fprintf(stderr, "berth-agent: '%s' holds %llu files of %llu bytes, not %llu of %llu: emptied\n",
+            argv[2], tree_files, tree_bytes, files, bytes);
+    return wipe(1, argv + 2) == 0 ? 3 : 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = AGENT_DEFAULT_SOCKET;
@@ -621,6 +654,8 @@ int main(int argc, char **argv)
      * no shell (the job that fills a node's IDE volume: swarm-ide.c) */
     if (argc == 3 && strcmp(argv[1], "check") == 0)
         return access(argv[2], X_OK) == 0 ? 0 : 1;
+    if (argc == 5 && strcmp(argv[1], "check-tree") == 0)
+        return check_tree(argv);
     /* `berth-agent wipe DIR...`: empties each DIR (a volume's mount point,
      * which stays), for a removed workspace's volumes on a node */
     if (argc >= 3 && strcmp(argv[1], "wipe") == 0)

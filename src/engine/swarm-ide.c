@@ -3,6 +3,8 @@
 #include "engine/swarm-job.h"
 
 #include <errno.h>
+#include <ftw.h>
+#include <inttypes.h>
 #include <libgen.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -14,11 +16,16 @@
 
 #include "util/buf.h"
 #include "util/fs.h"
+#include "util/log.h"
 #include "util/run.h"
 #include "util/strv.h"
 #include "util/xalloc.h"
 
 #define IDE_LABEL "berth.ide"
+/* on the image: "FILES BYTES", the regular files of the tree and their size */
+#define IDE_TREE_LABEL "berth.ide.tree"
+/* check-tree's exit status when it found the volume partly filled and emptied it */
+#define CHECK_EMPTIED 3
 #define IDE_TARGET "/.berth-ide"
 #define FILL_TIMEOUT_MS (600 * 1000) /* a first pull of the tree on a slow node */
 
@@ -31,6 +38,7 @@ struct swarm_ide {
     char *volume; /* berth-ide-<tag> */
     pthread_mutex_t lock;
     char *ref;          /* REPO@DIGEST once pushed */
+    char *tree;         /* the image's IDE_TREE_LABEL; NULL for an image made without */
     struct strv filled; /* node ids */
 };
 
@@ -75,6 +83,7 @@ void swarm_ide_free(struct swarm_ide *i)
     free(i->tag);
     free(i->volume);
     free(i->ref);
+    free(i->tree);
     free(i);
 }
 
@@ -93,14 +102,36 @@ static int push_image(struct swarm_ide *i, char **ret_ref, struct berr **reterr)
     _cleanup_free_ char *image = xasprintf("%s:%s", i->repo, i->tag);
     _cleanup_(json_decrefp) json_t *have = NULL;
     int r = 0;
-    if (engine_image_inspect(i->e, image, &have, NULL) < 0)
+    if (engine_image_inspect(i->e, image, &have, NULL) < 0) {
         r = build_image(i, image, reterr);
+        if (r == 0)
+            r = engine_image_inspect(i->e, image, &have, reterr);
+    }
+    const char *tree = json_string_value(json_object_get(
+        json_object_get(json_object_get(have, "Config"), "Labels"), IDE_TREE_LABEL));
+    free(i->tree);
+    i->tree = tree && strchr(tree, ' ') ? xstrdup(tree) : NULL;
     _cleanup_free_ char *digest = NULL;
     if (r == 0)
         r = engine_image_push(i->e, i->repo, i->tag, &digest, reterr);
     if (r < 0)
         return berr_wrap(reterr, "the nodes pull VS Code from the registry");
     *ret_ref = xasprintf("%s@%s", i->repo, digest);
+    return 0;
+}
+
+/* The tree's regular files and their bytes, as a fill job counts them in
+ * the volume (nftw has no user data: the counts are the thread's, under
+ * i->lock). */
+static __thread uint64_t tree_files, tree_bytes;
+
+static int tree_count(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)path, (void)f;
+    if (flag == FTW_F && S_ISREG(st->st_mode)) {
+        tree_files++;
+        tree_bytes += (uint64_t)st->st_size;
+    }
     return 0;
 }
 
@@ -117,7 +148,13 @@ static int build_image(struct swarm_ide *i, const char *image, struct berr **ret
     const char *base = basename(copy), *parent = dirname(copy2);
     _cleanup_(json_decrefp) json_t *src = json_pack("[s, s]", base, IDE_TARGET);
     _cleanup_free_ char *src_text = json_dumps(src, JSON_COMPACT);
-    _cleanup_free_ char *dockerfile = xasprintf("FROM scratch\nCOPY %s\n", src_text);
+    tree_files = tree_bytes = 0;
+    if (nftw(i->ide_dir, tree_count, 16, FTW_PHYS) < 0)
+        return berr_make(reterr, errno, "cannot read VS Code's tree '%s': %s", i->ide_dir,
+                         strerror(errno));
+    _cleanup_free_ char *dockerfile =
+        xasprintf("FROM scratch\nCOPY %s\nLABEL " IDE_TREE_LABEL "=\"%" PRIu64 " %" PRIu64 "\"\n",
+                  src_text, tree_files, tree_bytes);
     _cleanup_free_ char *dpath_file = xasprintf("%s/Dockerfile", ctx);
     r = write_file_atomic(dpath_file, dockerfile, strlen(dockerfile), 0600);
     if (r < 0)
@@ -140,21 +177,62 @@ static int build_image(struct swarm_ide *i, const char *image, struct berr **ret
     return r;
 }
 
+/* One fill job on node_id: the volume is mounted empty the first time, so
+ * Docker copies the image's tree into it; the job checks that the tree is
+ * whole (check-tree: as many files and bytes as the image's label says), or,
+ * for an image without the label, that code-server is there. */
+static int fill_job(struct swarm_ide *i, const char *node_id, const char *cfg_id,
+                    const char *cfg_name, struct berr **reterr)
+{
+    _cleanup_free_ char *name = xasprintf("berth-ide-fill-%.12s", node_id);
+    json_t *args = json_pack("[s, s]", i->tree ? "check-tree" : "check",
+                             i->tree ? IDE_TARGET : IDE_TARGET "/bin/code-server");
+    if (i->tree) {
+        _cleanup_free_ char *files = xstrndup(i->tree, (size_t)(strchr(i->tree, ' ') - i->tree));
+        json_array_append_new(args, json_string(files));
+        json_array_append_new(args, json_string(strchr(i->tree, ' ') + 1));
+    }
+    json_t *container = json_pack(
+        "{s:s, s:[s], s:o, s:[{s:s, s:s, s:s, s:{s:{s:s}}}], s:o}", "Image", i->ref, "Command",
+        "/.berth-agent/berth-agent", "Args", args, "Mounts", "Type", "volume", "Source", i->volume,
+        "Target", IDE_TARGET, "VolumeOptions", "Labels", IDE_LABEL, i->tag, "Configs",
+        swarm_agent_configs("/.berth-agent/berth-agent", cfg_id, cfg_name));
+    return swarm_job_run(i->e, name, node_id, container, json_pack("{s:s}", IDE_LABEL, i->tag),
+                         FILL_TIMEOUT_MS, reterr);
+}
+
+static bool job_exited(struct berr *e, int status)
+{
+    char want[32];
+    snprintf(want, sizeof(want), "(exit %d)", status);
+    return e && strstr(berr_msg(e), want);
+}
+
 static int fill_node(struct swarm_ide *i, const char *node_id, const char *cfg_id,
                      const char *cfg_name, struct berr **reterr)
 {
-    _cleanup_free_ char *name = xasprintf("berth-ide-fill-%.12s", node_id);
-    json_t *container =
-        json_pack("{s:s, s:[s], s:[s, s], s:[{s:s, s:s, s:s, s:{s:{s:s}}}], s:o}", "Image", i->ref,
-                  "Command", "/.berth-agent/berth-agent", "Args", "check",
-                  IDE_TARGET "/bin/code-server", "Mounts", "Type", "volume", "Source", i->volume,
-                  "Target", IDE_TARGET, "VolumeOptions", "Labels", IDE_LABEL, i->tag, "Configs",
-                  swarm_agent_configs("/.berth-agent/berth-agent", cfg_id, cfg_name));
-    int r = swarm_job_run(i->e, name, node_id, container, json_pack("{s:s}", IDE_LABEL, i->tag),
-                          FILL_TIMEOUT_MS, reterr);
-    /* check's exit 1: code-server is not in the volume */
-    if (r < 0 && reterr && *reterr && strstr(berr_msg(*reterr), "(exit 1)"))
-        return berr_wrap(reterr, "the tree is not whole in the volume %s", i->volume);
+    struct berr *e = NULL;
+    int r = fill_job(i, node_id, cfg_id, cfg_name, &e);
+    /* a fill cut short (its node's dockerd killed in the middle) left part
+     * of the tree, which Docker never copies into again: check-tree emptied
+     * it, and the next job's mount fills it anew */
+    if (r < 0 && job_exited(e, CHECK_EMPTIED)) {
+        log_warn("VS Code's copy in the volume %s on node %.12s was not whole: emptied, and "
+                 "filled again",
+                 i->volume, node_id);
+        berr_free(e);
+        e = NULL;
+        r = fill_job(i, node_id, cfg_id, cfg_name, &e);
+    }
+    if (r < 0 && (job_exited(e, 1) || job_exited(e, CHECK_EMPTIED))) {
+        berr_free(e);
+        return berr_make(reterr, EIO, "the tree is not whole in the volume %s on node %.12s",
+                         i->volume, node_id);
+    }
+    if (r < 0 && reterr)
+        *reterr = e;
+    else
+        berr_free(e);
     return r;
 }
 

@@ -9,7 +9,9 @@
  * - once per node (and per berthd run: a node that has it answers at once),
  *   a one-task job of that image, pinned to the node, mounts the empty
  *   volume berth-ide-<hash>: Docker copies the image's files into it, and the
- *   job checks that code-server is there (berth-agent check);
+ *   job checks that the tree is whole (berth-agent check-tree, against the
+ *   image's count of its files and bytes); a copy cut short is emptied by
+ *   the check and filled again by one more job;
  * - each workspace on the node mounts that volume read-only where one host
  *   bind-mounts the tree.
  *

@@ -183,6 +183,37 @@ cred_served() {
 	done
 }
 
+@test "a node's copy of VS Code left half-filled (a fill cut short) is emptied and filled again by the next create there" {
+	[ -x "$IDE/bin/code-server" ] && [ -n "$("$CLUSTER" registry)" ] || skip "no code-server tree or no registry in the harness"
+	id=$(ws_id cw1)
+	vol=$(dk 1 service inspect -f '{{range .Spec.TaskTemplate.ContainerSpec.Mounts}}{{if eq .Target "/.berth-ide"}}{{.Source}}{{end}}{{end}}' "berth-$id")
+	[ -n "$vol" ]
+	node=$(ws_node cw1)
+	n=${node#berth-node}
+	"$BERTH" stop cw1
+	wait_until 60 "cw1's container gone from $node" sh -c "[ -z \"\$(docker -H unix://$("$CLUSTER" sock "$n") ps -aq --filter volume=$vol)\" ]"
+	# the volume as a fill killed half-way leaves it: code-server there, the rest not
+	docker -H "unix://$("$CLUSTER" sock "$n")" volume rm "$vol" >/dev/null
+	docker -H "unix://$("$CLUSTER" sock "$n")" run --rm -v "$vol:/v" localhost/berth/base:bookworm \
+		sh -c 'mkdir -p /v/bin && cp /bin/true /v/bin/code-server'
+	# a new berthd, which has not filled that node yet
+	kill "$(cat "$WORK/berthd.pid")"
+	for _ in $(seq 1 100); do
+		kill -0 "$(cat "$WORK/berthd.pid")" 2>/dev/null || break
+		sleep 0.1
+	done
+	start_berthd
+	BERTH_SERVER=$(cat "$WORK/url")
+	run timeout 600 "$BERTH" rebuild cw1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$(ws_node cw1)" = "$node" ]
+	want=$(find "$IDE" -type f | wc -l)
+	run "$BERTH" exec cw1 -- sh -c 'find /.berth-ide -type f | wc -l'
+	[ "$output" = "$want" ]
+	grep -q "VS Code's copy in the volume $vol on node .* was not whole: emptied, and filled again" "$WORK/berthd.log"
+}
+
 @test "stop leaves no task, start brings the workspace back on its node with its files" {
 	node=$(ws_node cw1)
 	"$BERTH" exec cw1 -- sh -c 'echo kept > notes.txt'
