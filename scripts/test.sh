@@ -94,6 +94,16 @@ if [ $UNIT_ONLY -eq 0 ]; then
 	export BERTH_TEST_ENGINE="unix://$SUITE/engine/podman.sock"
 
 	tap="$SUITE/bats.tap"
+	# a file BERTH_BATS names that is not there would make bats run nothing
+	# (and "0 failed" would read as green)
+	missing=0
+	for b in ${BERTH_BATS:-}; do
+		if [ ! -e "$b" ]; then
+			echo "system: $b: no such test file"
+			missing=$((missing + 1))
+		fi
+	done
+	failed=$((failed + missing))
 	# shellcheck disable=SC2086 # BERTH_BATS may name several files
 	bats --tap ${BERTH_BATS_FILTER:+-f "$BERTH_BATS_FILTER"} ${BERTH_BATS:-tests/system} 2>&1 | tee "$tap"
 	p=$(grep -c '^ok ' "$tap")
@@ -101,6 +111,10 @@ if [ $UNIT_ONLY -eq 0 ]; then
 	passed=$((passed + p))
 	failed=$((failed + f))
 	planned=$(sed -n 's/^1\.\.\([0-9]*\)$/\1/p' "$tap" | head -1)
+	if [ -z "$planned" ] && [ "$missing" = 0 ]; then
+		echo "system: bats reported no plan"
+		failed=$((failed + 1))
+	fi
 	if [ -n "$planned" ] && [ $((p + f)) -lt "$planned" ]; then
 		echo "system: only $((p + f)) of $planned tests reported"
 		failed=$((failed + planned - p - f))
