@@ -5,9 +5,11 @@
  * CRED_SERVE session open instead and the agent listens on AGENT_CRED_SOCKET for it: each
  * connection there is one `berth-agent git-credential get`, whose request (read to its EOF)
  * goes to berthd as a CRED_ASK, and whose answer comes back as a CRED_ANSWER with the same
- * id. Nothing is kept: a credential passes through the agent's memory on its way to git.
- * The socket lives in /run, which only root may write, so nobody can put another file in its
- * place; it is 0600 and owned by the uid berthd names.
+ * id. Nothing is kept: a credential passes through the agent's memory on its way to git,
+ * and the buffers it was in are zeroed. The socket lives in /run, which must be a directory
+ * only root may write (else CRED_SERVE is refused), so nobody can put another file in its
+ * place; it is 0600 and owned by the uid berthd names. Helpers waiting at once are capped
+ * (CRED_ASKS_MAX), so the remote user cannot take the connections berthd needs.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,6 +23,7 @@
 #include "agent-internal.h"
 
 #define CRED_REQUEST_MAX (16 * 1024)
+#define CRED_ASKS_MAX 32
 
 static void zero_buf(struct buf *b)
 {
@@ -47,13 +50,27 @@ static void creds_stop(int64_t now)
     }
 }
 
+/* NULL when /run is a directory of root's that nobody else may write; else why not. */
+static const char *run_unsafe(void)
+{
+    struct stat st;
+
+    (void)mkdir("/run", 0755);
+    if (lstat("/run", &st) < 0)
+        return strerror(errno);
+    if (!S_ISDIR(st.st_mode))
+        return "/run is not a directory";
+    if (st.st_uid != 0 || (st.st_mode & 022))
+        return "/run is not root's alone (owner or mode)";
+    return NULL;
+}
+
 static int creds_listen(uid_t uid, int *ret_errno)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     struct stat st;
 
     memcpy(addr.sun_path, AGENT_CRED_SOCKET, sizeof(AGENT_CRED_SOCKET));
-    (void)mkdir("/run", 0755);
     if (lstat(AGENT_CRED_SOCKET, &st) == 0 && S_ISSOCK(st.st_mode))
         (void)unlink(AGENT_CRED_SOCKET);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -91,7 +108,7 @@ void creds_serve_start(struct conn *c, const unsigned char *p, size_t n, int64_t
         }
         if (tag != AGENT_FIELD_USER)
             continue;
-        bool digits = len > 0 && len < 10;
+        bool digits = len > 0 && len <= 10;
         for (size_t i = 0; digits && i < len; i++)
             digits = v[i] >= '0' && v[i] <= '9';
         if (!digits) {
@@ -101,6 +118,10 @@ void creds_serve_start(struct conn *c, const unsigned char *p, size_t n, int64_t
         uid = 0;
         for (size_t i = 0; i < len; i++)
             uid = uid * 10 + (v[i] - '0');
+        if (uid > 4294967294L) { /* (uid_t)-1 means "no change" to chown */
+            conn_fail(c, now, "CRED_SERVE: USER must be a numeric uid");
+            return;
+        }
     }
     if (uid < 0) {
         conn_fail(c, now, "CRED_SERVE: the USER field is required");
@@ -111,6 +132,11 @@ void creds_serve_start(struct conn *c, const unsigned char *p, size_t n, int64_t
     creds_stop(now);
     if (old && old->fd >= 0)
         conn_start_closing(old, now);
+    const char *why = run_unsafe();
+    if (why) {
+        conn_fail(c, now, "cannot offer git credentials: %s", why);
+        return;
+    }
     int err = 0;
     int fd = creds_listen((uid_t)uid, &err);
     if (fd < 0) {
@@ -141,10 +167,24 @@ void creds_handle_frame(struct conn *c, unsigned type, const unsigned char *p, s
             break;
         }
     }
+    /* the answer's other copies: the frame's payload, and where it was read */
+    explicit_bzero((void *)p, n);
+    explicit_bzero(scratch, sizeof(scratch));
+}
+
+void creds_conn_free(struct conn *c)
+{
+    if (c->cred_id && c->out.data)
+        explicit_bzero(c->out.data, c->out.cap);
 }
 
 void creds_accept(int64_t now)
 {
+    size_t asks = 0;
+    for (size_t i = 0; i < agent.nconns; i++)
+        if (agent.conns[i]->fd >= 0 &&
+            (agent.conns[i]->state == CONN_CRED_ASK || agent.conns[i]->state == CONN_CRED_WAIT))
+            asks++;
     while (agent.nconns < AGENT_MAX_CONNS) {
         int fd = accept4(agent.cred_listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
@@ -152,7 +192,12 @@ void creds_accept(int64_t now)
                 agent.accept_resume = now + 100;
             return;
         }
+        if (asks >= CRED_ASKS_MAX) {
+            close(fd); /* EOF at once: no credential this time */
+            continue;
+        }
         (void)conn_new(fd, CONN_CRED_ASK, now);
+        asks++;
     }
 }
 

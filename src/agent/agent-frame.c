@@ -189,6 +189,7 @@ bool conn_timed(const struct conn *c)
 
 void conn_drop_client(struct conn *c, int64_t now)
 {
+    creds_conn_free(c);
     close_fd(&c->fd);
     close_fd(&c->tcp_fd);
     buf_release(&c->in);
@@ -214,6 +215,7 @@ _printf_(3, 4) void conn_fail(struct conn *c, int64_t now, const char *fmt, ...)
 
 void conn_free(struct conn *c)
 {
+    creds_conn_free(c);
     close_fd(&c->fd);
     close_fd(&c->tcp_fd);
     session_close_fds(c);

@@ -274,6 +274,8 @@ void creds_accept(int64_t now);
 void creds_read_ask(struct conn *c, int64_t now);
 /* Notices a serving session that ended: the socket goes, and waiting helpers get nothing. */
 void creds_tick(int64_t now);
+/* Zeroes what a credential helper's connection holds, before it is freed. */
+void creds_conn_free(struct conn *c);
 /* A new connection in state, with every fd unset. */
 struct conn *conn_new(int fd, enum conn_state state, int64_t now);
 

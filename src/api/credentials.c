@@ -17,6 +17,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,6 +26,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
+
+#include <sodium.h>
 
 #include "agent/agent-proto.h"
 #include "store/accounts.h"
@@ -51,7 +55,9 @@ struct serve {
     struct serve *next;
     struct creds *owner;
     char *ws_id;
-    bool connecting; /* the worker thread has it; pipe is not open yet */
+    char *container_id; /* the record's when the session started */
+    int64_t uid;        /* who may ask: the remote user */
+    bool connecting;    /* the worker thread has it; pipe is not open yet */
     bool closing;
     uv_pipe_t pipe;
     struct buf in;
@@ -63,6 +69,9 @@ struct creds {
     bool remote;
     struct listener *list;
     struct serve *serves;
+    /* "ID CONTAINER": the agents that refused CRED_SERVE (an agent older than
+     * it, a /run not root's alone), asked again only by a new container */
+    struct strv refused;
     uv_timer_t retry;
     unsigned pending; /* connects on worker threads, and handles still closing */
     bool freed;       /* creds_free ran: the last of pending frees it */
@@ -70,7 +79,7 @@ struct creds {
 
 struct client {
     uv_pipe_t pipe;
-    struct listener *l; /* may be gone: only ws_id is used */
+    struct creds *c;
     char *ws_id;
     struct buf in;
     bool answered;
@@ -87,6 +96,7 @@ struct creds *creds_new(struct ws_manager *m)
     c->m = m;
     c->store = ws_manager_store(m);
     c->remote = ws_manager_remote(m);
+    c->refused = (struct strv)STRV_INIT;
     uv_timer_init(uv_default_loop(), &c->retry);
     c->retry.data = c;
     return c;
@@ -136,6 +146,7 @@ void creds_free(struct creds *c)
         listener_close(c->list);
     while (c->serves)
         serve_close(c->serves);
+    strv_release(&c->refused);
     c->freed = true;
     c->pending++;
     uv_close((uv_handle_t *)&c->retry, retry_closed);
@@ -235,9 +246,7 @@ static void client_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b)
     /* EOF (or too much): answer once */
     cl->answered = true;
     uv_read_stop(s);
-    char *answer = cl->in.len <= CRED_MAX_REQUEST && cl->l
-                       ? lookup(cl->l->owner, cl->ws_id, cl->in.buf)
-                       : NULL;
+    char *answer = cl->in.len <= CRED_MAX_REQUEST ? lookup(cl->c, cl->ws_id, cl->in.buf) : NULL;
     uv_write_t *w = xmalloc(sizeof(*w));
     w->data = answer ? answer : xstrdup("");
     uv_buf_t ub = uv_buf_init(w->data, (unsigned)strlen(w->data));
@@ -254,7 +263,7 @@ static void on_connection(uv_stream_t *server, int status)
     if (status < 0)
         return;
     struct client *cl = xcalloc(1, sizeof(*cl));
-    cl->l = l;
+    cl->c = l->owner;
     cl->ws_id = xstrdup(l->ws_id);
     cl->in = (struct buf)BUF_INIT;
     uv_pipe_init(uv_default_loop(), &cl->pipe, 0);
@@ -307,6 +316,7 @@ static void serve_freed(uv_handle_t *h)
     struct creds *c = v->owner;
     buf_release(&v->in);
     free(v->ws_id);
+    free(v->container_id);
     free(v);
     pending_done(c);
 }
@@ -347,15 +357,11 @@ static void serve_answer(struct serve *v, const unsigned char *p, size_t n)
     buf_add(&out, p, 4); /* the id */
     if (answer)
         buf_add(&out, answer, alen);
-    agentc_send_frame((uv_stream_t *)&v->pipe, AGENT_CRED_ANSWER, out.buf, out.len);
-    volatile char *z = out.buf;
-    for (size_t i = 0; i < out.len; i++)
-        z[i] = 0;
+    agentc_send_secret_frame((uv_stream_t *)&v->pipe, AGENT_CRED_ANSWER, out.buf, out.len);
+    sodium_memzero(out.buf, out.len);
     buf_release(&out);
     if (answer) {
-        z = answer;
-        for (size_t i = 0; i < alen; i++)
-            z[i] = 0;
+        sodium_memzero(answer, alen);
         free(answer);
     }
 }
@@ -380,8 +386,17 @@ static void serve_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
         if (f.type == AGENT_CRED_ASK) {
             serve_answer(v, f.payload, f.len);
         } else if (f.type == AGENT_ERROR) {
+            /* asked again only when the workspace has a new container (a
+             * rebuild brings an agent that has CRED_SERVE) */
             _cleanup_free_ char *msg = xstrndup((const char *)f.payload, f.len);
-            log_warn("workspace %s: no git credentials from berthd: %s", v->ws_id, msg);
+            log_warn("workspace %s: git inside gets no credentials from berthd until it is "
+                     "rebuilt: its agent says: %s",
+                     v->ws_id, msg);
+            _cleanup_free_ char *key =
+                xasprintf("%s %s", v->ws_id, v->container_id ? v->container_id : "");
+            strv_push(&v->owner->refused, key);
+            serve_close(v);
+            return;
         }
     }
     buf_remove_front(&v->in, off);
@@ -400,14 +415,21 @@ static void serve_connect_work(uv_work_t *w)
 {
     struct serve_connect *sc = w->data;
     sc->fd = -1;
-    (void)ws_agent_connect(sc->v->owner->m, sc->v->ws_id, &sc->fd, &sc->err);
+    if (ws_agent_connect(sc->v->owner->m, sc->v->ws_id, &sc->fd, &sc->err) < 0)
+        return;
+    /* the session is idle between requests: a path that died quietly (a node
+     * gone) shows within about a minute, and the session is opened again */
+    int on = 1, idle = 30, intvl = 10, cnt = 3;
+    (void)setsockopt(sc->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    (void)setsockopt(sc->fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    (void)setsockopt(sc->fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    (void)setsockopt(sc->fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
 static void serve_connect_done(uv_work_t *w, int status)
 {
     struct serve_connect *sc = w->data;
     struct serve *v = sc->v;
-    struct creds *c = v->owner;
     v->connecting = false;
     uv_pipe_init(uv_default_loop(), &v->pipe, 0);
     v->pipe.data = v;
@@ -431,11 +453,8 @@ static void serve_connect_done(uv_work_t *w, int status)
         return;
     }
     /* the uid that may ask: the remote user's, as credentials.sock is on one host */
-    struct ws_record rec = {0};
-    char uid[24] = "0";
-    if (store_ws_get(c->store, v->ws_id, &rec, NULL) == 0 && rec.uid >= 0)
-        snprintf(uid, sizeof(uid), "%lld", (long long)rec.uid);
-    ws_record_release(&rec);
+    char uid[24];
+    snprintf(uid, sizeof(uid), "%lld", (long long)v->uid);
     struct buf req = BUF_INIT;
     agentc_put_field(&req, AGENT_FIELD_USER, uid, strlen(uid));
     agentc_send_frame((uv_stream_t *)&v->pipe, AGENT_CRED_SERVE, req.buf, req.len);
@@ -443,11 +462,13 @@ static void serve_connect_done(uv_work_t *w, int status)
     uv_read_start((uv_stream_t *)&v->pipe, agentc_read_alloc, serve_read);
 }
 
-static void serve_start(struct creds *c, const char *ws_id)
+static void serve_start(struct creds *c, const struct ws_record *r)
 {
     struct serve *v = xcalloc(1, sizeof(*v));
     v->owner = c;
-    v->ws_id = xstrdup(ws_id);
+    v->ws_id = xstrdup(r->id);
+    v->container_id = r->container_id ? xstrdup(r->container_id) : NULL;
+    v->uid = r->uid;
     v->in = (struct buf)BUF_INIT;
     v->connecting = true;
     v->next = c->serves;
@@ -461,23 +482,31 @@ static void serve_start(struct creds *c, const char *ws_id)
         v->connecting = false;
         uv_pipe_init(uv_default_loop(), &v->pipe, 0);
         v->pipe.data = v;
-        serve_close(v);
+        serve_lost(v);
     }
 }
 
 /* A session per running workspace, none for the others. */
 static void serves_sync(struct creds *c, const struct ws_record *list, size_t n)
 {
+    struct strv refused = STRV_INIT; /* those that still apply */
     for (size_t i = 0; i < n; i++) {
-        bool running = strcmp(list[i].state, "running") == 0 && list[i].owner;
+        _cleanup_free_ char *key =
+            xasprintf("%s %s", list[i].id, list[i].container_id ? list[i].container_id : "");
+        bool refuses = strv_contains(&c->refused, key);
+        if (refuses)
+            strv_push(&refused, key);
+        bool running = strcmp(list[i].state, "running") == 0 && list[i].owner && list[i].uid >= 0;
         struct serve *v = c->serves;
         while (v && strcmp(v->ws_id, list[i].id) != 0)
             v = v->next;
         if (v && !running)
             serve_close(v);
-        else if (!v && running)
-            serve_start(c, list[i].id);
+        else if (!v && running && !refuses)
+            serve_start(c, &list[i]);
     }
+    strv_release(&c->refused);
+    c->refused = refused;
     for (struct serve *v = c->serves, *next; v; v = next) {
         next = v->next;
         bool found = false;

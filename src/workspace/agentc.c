@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "util/clock.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
@@ -157,29 +159,53 @@ int agentc_run(struct ws_manager *m, const char *id, const struct agentc_exec *x
     }
 }
 
+struct frame_write {
+    uv_write_t w;
+    char *bytes;
+    size_t len;
+    bool secret; /* zeroed once written */
+};
+
 static void frame_written(uv_write_t *w, int status)
 {
     (void)status;
-    free(w->data);
-    free(w);
+    struct frame_write *f = w->data;
+    if (f->secret)
+        sodium_memzero(f->bytes, f->len);
+    free(f->bytes);
+    free(f);
 }
 
-static void send_bytes(uv_stream_t *s, char *bytes, size_t len)
+/* Writes bytes (which it takes) to s. */
+static void send_bytes(uv_stream_t *s, char *bytes, size_t len, bool secret)
 {
-    uv_write_t *w = xmalloc(sizeof(*w));
-    w->data = bytes;
+    struct frame_write *f = xmalloc(sizeof(*f));
+    *f = (struct frame_write){.bytes = bytes, .len = len, .secret = secret};
+    f->w.data = f;
     uv_buf_t b = uv_buf_init(bytes, (unsigned)len);
-    if (uv_write(w, s, &b, 1, frame_written) < 0)
-        frame_written(w, UV_EPIPE);
+    if (uv_write(&f->w, s, &b, 1, frame_written) < 0)
+        frame_written(&f->w, UV_EPIPE);
 }
 
-void agentc_send_frame(uv_stream_t *s, enum agent_frame_type type, const void *payload, size_t len)
+static void send_frame(uv_stream_t *s, enum agent_frame_type type, const void *payload, size_t len,
+                       bool secret)
 {
     char *frame = xmalloc(AGENT_HEADER_SIZE + len);
     agent_put_header((unsigned char *)frame, type, (uint32_t)len);
     if (len)
         memcpy(frame + AGENT_HEADER_SIZE, payload, len);
-    send_bytes(s, frame, AGENT_HEADER_SIZE + len);
+    send_bytes(s, frame, AGENT_HEADER_SIZE + len, secret);
+}
+
+void agentc_send_frame(uv_stream_t *s, enum agent_frame_type type, const void *payload, size_t len)
+{
+    send_frame(s, type, payload, len, false);
+}
+
+void agentc_send_secret_frame(uv_stream_t *s, enum agent_frame_type type, const void *payload,
+                              size_t len)
+{
+    send_frame(s, type, payload, len, true);
 }
 
 void agentc_read_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b)
@@ -196,5 +222,5 @@ void agentc_send_exec(uv_stream_t *s, const struct agentc_exec *x)
     agentc_build_exec(&frame, x);
     size_t len;
     char *bytes = buf_detach(&frame, &len);
-    send_bytes(s, bytes, len);
+    send_bytes(s, bytes, len, false);
 }

@@ -46,6 +46,9 @@ void agentc_send_exec(uv_stream_t *s, const struct agentc_exec *x);
 /* On the loop: writes one frame (a copy of payload, len bytes) to an agent
  * connection; a write that fails is dropped (the read side sees the end). */
 void agentc_send_frame(uv_stream_t *s, enum agent_frame_type type, const void *payload, size_t len);
+/* The same, for a payload that holds a secret: the copy is zeroed once written. */
+void agentc_send_secret_frame(uv_stream_t *s, enum agent_frame_type type, const void *payload,
+                              size_t len);
 /* A uv_alloc_cb for reads from an agent connection: a 64 KiB buffer that the
  * read callback frees. */
 void agentc_read_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b);

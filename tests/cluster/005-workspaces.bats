@@ -384,7 +384,8 @@ cred_served() {
 	repo=$WORK/build-repo
 	mkdir -p "$repo/.devcontainer"
 	printf '{"build": {"dockerfile": "Dockerfile"}, "features": {"./greet": {}}}\n' >"$repo/.devcontainer/devcontainer.json"
-	printf 'FROM localhost/berth/base:bookworm\nRUN echo built-for-the-cluster > /etc/berth-built\n' >"$repo/.devcontainer/Dockerfile"
+	# an image whose /run anyone may write: its agent offers no credential socket there
+	printf 'FROM localhost/berth/base:bookworm\nRUN echo built-for-the-cluster > /etc/berth-built && chmod 1777 /run\n' >"$repo/.devcontainer/Dockerfile"
 	mkdir -p "$repo/.devcontainer/greet"
 	printf '{"id": "greet", "version": "1.0.0"}\n' >"$repo/.devcontainer/greet/devcontainer-feature.json"
 	printf '#!/bin/sh\necho feature-on-the-cluster > /etc/berth-feature\n' >"$repo/.devcontainer/greet/install.sh"
@@ -403,6 +404,13 @@ cred_served() {
 	# the node pulled it: the registry holds it
 	run curl -sf "http://$("$CLUSTER" registry)/v2/_catalog"
 	[[ $output == *'"berth/features-'* ]]
+	# the refusal is logged once and not asked again every few seconds
+	refusal="workspace $id: git inside gets no credentials from berthd until it is rebuilt: its agent says: cannot offer git credentials: /run is not root's alone"
+	wait_until 30 "the agent's refusal logged" grep -qF "$refusal" "$WORK/berthd.log"
+	run "$BERTH" exec cw-build -- sh -c 'test ! -e /run/berth-credentials.sock && echo none'
+	[ "$output" = none ]
+	sleep 7
+	[ "$(grep -cF "$refusal" "$WORK/berthd.log")" = 1 ]
 	"$BERTH" rm cw-build
 }
 
