@@ -11,12 +11,14 @@
  *   it when the first task starts; it stays on the node, so a new task there
  *   has the same files), and the configuration's named volumes likewise;
  * - a secret berth-<id>-agent: the agent's key, given to this service only;
- * - an attachable overlay berth-ws-<id> holding the workspace and the relay.
+ * - an attachable overlay of its own holding the workspace and the relay, one
+ *   made and joined ahead or berth-ws-<id> (swarm-net.h), named by the
+ *   service's label berth.net.
  *
- * The relay is one more berth-agent, in a container berth-relay-<hash> (one
- * per data dir, labelled berth.relay=<cluster dir>) on the manager with the cluster dir's relay/
- * bound in: berthd connects to its unix socket and asks it for TCP_CONNECT with PASS_FD to the
- * task's address on the overlay (agent_address gives both), then runs the handshake itself.
+ * The relay is one more berth-agent, in a container on the manager with the cluster dir's
+ * relay/ bound in (swarm-net.c): berthd connects to its unix socket and asks it for
+ * TCP_CONNECT with PASS_FD to the task's address on the overlay (agent_address gives both),
+ * then runs the handshake itself.
  *
  * - the agent binary as a Swarm config berth-agent-<hash> (at
  *   /.berth-agent/berth-agent, 0555): Swarm carries it to every node, with no
@@ -44,6 +46,7 @@
 #include "engine/runtime.h"
 #include "engine/swarm-ide.h"
 #include "engine/swarm-job.h"
+#include "engine/swarm-net.h"
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/xalloc.h"
@@ -61,10 +64,9 @@ struct swarm_rt {
     pthread_mutex_t config_lock;
     char *agent_config_id; /* the Swarm config that carries berth-agent, once made */
     char *agent_config_name;
-    char *relay; /* the relay container's name: berth-relay-<hash of cluster_dir> */
+    struct swarm_net *net; /* the overlays and the relay */
     char *cluster_dir;
     char *agent_dir;
-    char *relay_image;
     char *registry;        /* where the nodes pull VS Code from; NULL: no IDE */
     struct swarm_ide *ide; /* once a workspace asked for the IDE (config_lock) */
 };
@@ -317,76 +319,11 @@ static int can_create(struct swarm_rt *s, const struct rt_ws_spec *sp, struct be
     return sp->node ? node_keep(s, sp, &any, reterr) : place(s, sp, &any, reterr);
 }
 
-/* The relay container runs on the manager and is attached to net. */
-static int relay_attach(struct swarm_rt *s, const char *net, struct berr **reterr)
-{
-    _cleanup_(json_decrefp) json_t *info = NULL;
-    int r = engine_container_inspect(s->e, s->relay, &info, NULL);
-    if (r == -ENOENT) {
-        _cleanup_free_ char *relay_dir = xasprintf("%s/relay", s->cluster_dir);
-        if (mkdir(relay_dir, 0700) < 0 && errno != EEXIST)
-            return berr_make(reterr, errno, "cannot create '%s': %s", relay_dir, strerror(errno));
-        json_t *binds = json_array();
-        json_array_append_new(binds, json_sprintf("%s:/relay", relay_dir));
-        json_array_append_new(binds, json_sprintf("%s:/.berth-agent:ro", s->agent_dir));
-        json_t *body =
-            json_pack("{s:s, s:[s], s:[s, s], s:{s:s}, s:{s:o, s:{s:s}}}", "Image", s->relay_image,
-                      "Entrypoint", "/.berth-agent/berth-agent", "Cmd", "--socket",
-                      "/relay/agent.sock", "Labels", "berth.relay", s->cluster_dir, "HostConfig",
-                      "Binds", binds, "RestartPolicy", "Name", "always");
-        _cleanup_free_ char *id = NULL;
-        r = engine_container_create(s->e, s->relay, body, &id, reterr);
-        json_decref(body);
-        if (r < 0 && r != -EBUSY) /* EBUSY: another create made it meanwhile */
-            return r;
-    } else if (r < 0) {
-        return berr_make(reterr, -r, "cannot inspect the relay container");
-    }
-    r = engine_container_start(s->e, s->relay, reterr);
-    if (r < 0)
-        return r;
-    _cleanup_free_ char *path = xasprintf("/networks/%s/connect", net);
-    json_t *body = json_pack("{s:s}", "Container", s->relay);
-    struct berr *ce = NULL;
-    r = engine_call(s->e, "POST", path, body, NULL, "attach the relay", &ce);
-    json_decref(body);
-    if (r < 0 && ce && strstr(berr_msg(ce), "already")) /* attached before */
-        r = 0;
-    if (r < 0 && reterr)
-        *reterr = ce;
-    else
-        berr_free(ce);
-    return r;
-}
-
 /* GET /services/{id}: the service's JSON into *ret. */
 static int service_get(struct swarm_rt *s, const char *id, json_t **ret, struct berr **reterr)
 {
     _cleanup_free_ char *path = xasprintf("/services/%s", id);
     return engine_call(s->e, "GET", path, NULL, ret, "read the service", reterr);
-}
-
-static void relay_detach(struct swarm_rt *s, const char *net)
-{
-    _cleanup_free_ char *path = xasprintf("/networks/%s/disconnect", net);
-    json_t *body = json_pack("{s:s, s:b}", "Container", s->relay, "Force", 1);
-    (void)engine_call(s->e, "POST", path, body, NULL, "detach the relay", NULL);
-    json_decref(body);
-}
-
-/* Removes overlay net (a name), detaching the relay first, and waits until
- * the engine no longer shows it (a network on its way out cannot be used
- * again, and its tasks leave it a moment after their service): at most 30 s. */
-static void overlay_remove(struct swarm_rt *s, const char *net)
-{
-    _cleanup_free_ char *path = xasprintf("/networks/%s", net);
-    for (int i = 0; i < 120; i++) {
-        if (engine_call(s->e, "GET", path, NULL, NULL, "read the overlay", NULL) == -ENOENT)
-            return;
-        relay_detach(s, net);
-        (void)engine_call(s->e, "DELETE", path, NULL, NULL, "remove the overlay", NULL);
-        swarm_sleep_ms(250);
-    }
 }
 
 /* ---- the agent binary, as a Swarm config ---- */
@@ -629,8 +566,9 @@ static int image_for_nodes(struct swarm_rt *s, const char *image, char **ret, st
 static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
                         char **ret_id, struct berr **reterr);
 static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
-                            const char *net_id, const char *secret, const char *secret_id,
-                            char **ret_node, char **ret_id, struct berr **reterr);
+                            const char *net, const char *net_id, const char *secret,
+                            const char *secret_id, char **ret_node, char **ret_id,
+                            struct berr **reterr);
 
 static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_id,
                            struct berr **reterr)
@@ -673,23 +611,12 @@ static int swarm_ws_create(void *data, const struct rt_ws_spec *sp, char **ret_i
 static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
                         char **ret_id, struct berr **reterr)
 {
-    int r;
-    /* the overlay, attachable so that the relay can join it */
-    _cleanup_free_ char *net = xasprintf("berth-ws-%s", id);
-    json_t *nbody = json_pack("{s:s, s:s, s:b, s:b, s:{s:s, s:s}}", "Name", net, "Driver",
-                              "overlay", "Attachable", 1, "CheckDuplicate", 1, "Labels",
-                              RT_LABEL_MANAGED, "1", RT_LABEL_ID, id);
-    _cleanup_(json_decrefp) json_t *nans = NULL;
-    /* one a create cut short (berthd killed) left goes first: its removal
-     * may still be under way, and a network going away cannot be reused */
-    overlay_remove(s, net);
-    r = engine_call(s->e, "POST", "/networks/create", nbody, &nans, "create the overlay", reterr);
-    json_decref(nbody);
+    /* the overlay: one the relay joined ahead, or one made now */
+    _cleanup_free_ char *net = NULL, *net_id = NULL;
+    bool joined = false;
+    int r = swarm_net_take(s->net, id, &net, &net_id, &joined, reterr);
     if (r < 0)
         return r;
-    const char *net_id = json_string_value(json_object_get(nans, "Id"));
-    if (!net_id)
-        net_id = json_string_value(json_object_get(nans, "ID"));
     /* the key, as a secret of this service's alone */
     _cleanup_free_ char *secret = xasprintf("berth-%s-agent", id);
     char b64[sodium_base64_ENCODED_LEN(32, sodium_base64_VARIANT_ORIGINAL)];
@@ -703,20 +630,24 @@ static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const c
     r = engine_call(s->e, "POST", "/secrets/create", sbody, &sans, "create the agent's secret",
                     reterr);
     json_decref(sbody);
-    if (r < 0)
-        return r;
     /* placement and the service under one lock: creates at once see each
      * other's services */
     _cleanup_free_ char *node = NULL;
-    pthread_mutex_lock(&s->place_lock);
-    r = place_and_create(s, sp, id, net_id, secret, json_string_value(json_object_get(sans, "ID")),
-                         &node, ret_id, reterr);
-    pthread_mutex_unlock(&s->place_lock);
-    if (r < 0)
+    if (r == 0) {
+        pthread_mutex_lock(&s->place_lock);
+        r = place_and_create(s, sp, id, net, net_id, secret,
+                             json_string_value(json_object_get(sans, "ID")), &node, ret_id, reterr);
+        pthread_mutex_unlock(&s->place_lock);
+    }
+    if (r < 0) {
+        /* no service came to use the overlay */
+        swarm_net_give_back(s->net, net, net_id);
         return r;
-    /* the relay joins the overlay while Swarm starts the task (each takes
+    }
+    /* the relay joins a new overlay while Swarm starts the task (each takes
      * about half a second) */
-    r = relay_attach(s, net_id, reterr);
+    if (!joined)
+        r = swarm_net_join(s->net, net_id, reterr);
     /* VS Code into its volume on the node, once per node: the task mounts the
      * volume now and sees the files when the job has copied them in */
     struct swarm_ide *ide = ide_for(s, sp);
@@ -726,9 +657,11 @@ static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const c
     if (ide && r == 0)
         r = swarm_ide_fill(ide, node, cfg_id, cfg_name, reterr);
     if (r < 0) {
-        /* nothing half made: the service goes (its overlay and secret with rm) */
+        /* nothing half made: the service goes, and its overlay once its task
+         * left (its secret with rm) */
         _cleanup_free_ char *path = xasprintf("/services/%s", *ret_id);
         (void)engine_call(s->e, "DELETE", path, NULL, NULL, "remove the service", NULL);
+        swarm_net_remove(s->net, net);
         free(*ret_id);
         *ret_id = NULL;
     }
@@ -736,8 +669,9 @@ static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const c
 }
 
 static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, const char *id,
-                            const char *net_id, const char *secret, const char *secret_id,
-                            char **ret_node, char **ret_id, struct berr **reterr)
+                            const char *net, const char *net_id, const char *secret,
+                            const char *secret_id, char **ret_node, char **ret_id,
+                            struct berr **reterr)
 {
     _cleanup_free_ char *node = NULL;
     int r = sp->node ? node_keep(s, sp, &node, reterr) : place(s, sp, &node, reterr);
@@ -745,6 +679,7 @@ static int place_and_create(struct swarm_rt *s, const struct rt_ws_spec *sp, con
         return r;
     json_t *labels = json_deep_copy(sp->labels);
     json_object_set_new(labels, "berth.secret", json_string(secret));
+    json_object_set_new(labels, SWARM_NET_LABEL, json_string(net));
     struct rt_ws_spec copy = *sp;
     copy.labels = labels;
     _cleanup_free_ char *cfg_id = NULL, *cfg_name = NULL;
@@ -863,9 +798,12 @@ static int swarm_ws_remove(void *data, const char *name, struct berr **reterr)
     bool by_name = strncmp(name, SERVICE_PREFIX, strlen(SERVICE_PREFIX)) == 0;
     if (r < 0 && (r != -ENOENT || !by_name))
         return r;
-    const char *id = json_string_value(
-        json_object_get(json_object_get(json_object_get(svc, "Spec"), "Labels"), RT_LABEL_ID));
+    json_t *labels = json_object_get(json_object_get(svc, "Spec"), "Labels");
+    const char *id = json_string_value(json_object_get(labels, RT_LABEL_ID));
     _cleanup_free_ char *ws = xstrdup(id ? id : ws_id_of(name));
+    /* the overlay the service names (one of the pool), else berth-ws-<id> */
+    const char *named = json_string_value(json_object_get(labels, SWARM_NET_LABEL));
+    _cleanup_free_ char *net = named ? xstrdup(named) : xasprintf("berth-ws-%s", ws);
     if (svc) {
         _cleanup_free_ char *path = xasprintf("/services/%s", name);
         r = engine_call(s->e, "DELETE", path, NULL, NULL, "remove the service", reterr);
@@ -873,8 +811,7 @@ static int swarm_ws_remove(void *data, const char *name, struct berr **reterr)
             return r;
     }
     /* the network goes once the task has left it; the secret with the service */
-    _cleanup_free_ char *net = xasprintf("berth-ws-%s", ws);
-    overlay_remove(s, net);
+    swarm_net_remove(s->net, net);
     _cleanup_free_ char *secret = xasprintf("/secrets/berth-%s-agent", ws);
     (void)engine_call(s->e, "DELETE", secret, NULL, NULL, "remove the agent's secret", NULL);
     return r;
@@ -1137,31 +1074,29 @@ static int swarm_agent_address(void *data, const char *id, char **ret_host, char
         return r;
     if (!task || strcmp(state, "running") != 0)
         return berr_make(reterr, ENOTCONN, "the workspace's task is %s", state);
-    _cleanup_free_ char *net = xasprintf("berth-ws-%s", id);
     size_t i;
     json_t *att;
     json_array_foreach (json_object_get(task, "NetworksAttachments"), i, att) {
         const char *name = json_string_value(
             json_object_get(json_object_get(json_object_get(att, "Network"), "Spec"), "Name"));
         const char *addr = json_string_value(json_array_get(json_object_get(att, "Addresses"), 0));
-        if (!name || strcmp(name, net) != 0 || !addr)
+        if (!name || !swarm_net_is_workspace(name, id) || !addr)
             continue;
         *ret_host = xstrndup(addr, strcspn(addr, "/"));
         *ret_relay = xasprintf("%s/relay/agent.sock", s->cluster_dir);
         return 0;
     }
-    return berr_make(reterr, ENOTCONN, "the workspace's task has no address on %s yet", net);
+    return berr_make(reterr, ENOTCONN, "the workspace's task has no address on its overlay yet");
 }
 
 static void swarm_free(void *data)
 {
     struct swarm_rt *s = data;
+    swarm_net_free(s->net);
     free(s->cluster_dir);
-    free(s->relay);
     free(s->agent_config_id);
     free(s->agent_config_name);
     free(s->agent_dir);
-    free(s->relay_image);
     free(s->registry);
     swarm_ide_free(s->ide);
     free(s);
@@ -1196,13 +1131,8 @@ struct runtime *runtime_swarm_new(struct engine *manager, const char *cluster_di
     pthread_mutex_init(&s->place_lock, NULL);
     pthread_mutex_init(&s->config_lock, NULL);
     s->cluster_dir = xstrdup(cluster_dir);
-    /* one relay per berthd (data dir): two berthds may share a Swarm */
-    uint32_t h = 2166136261u;
-    for (const char *p = cluster_dir; *p; p++)
-        h = (h ^ (unsigned char)*p) * 16777619u;
-    s->relay = xasprintf("berth-relay-%08x", h);
+    s->net = swarm_net_new(manager, cluster_dir, agent_dir, image);
     s->agent_dir = xstrdup(agent_dir);
-    s->relay_image = xstrdup(image);
     s->registry = registry ? xstrdup(registry) : NULL;
     struct runtime *rt = xmalloc(sizeof(*rt));
     *rt = (struct runtime){.ops = &swarm_ops,

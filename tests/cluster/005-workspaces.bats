@@ -45,6 +45,7 @@ teardown_file() {
 	kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
 	[ ! -f "$WORK/authserver.pid" ] || kill "$(cat "$WORK/authserver.pid")" 2>/dev/null || true
 	dk 1 ps -aq --filter "label=berth.relay=$WORK/data/cluster" | while read -r c; do dk 1 rm -f "$c"; done >/dev/null 2>&1 || true
+	dk 1 network ls -q --filter "label=berth.pool=$WORK/data/cluster" | while read -r n; do dk 1 network rm "$n"; done >/dev/null 2>&1 || true
 	dk 1 node update --availability active berth-node1 >/dev/null 2>&1 || true
 	dk 1 node update --label-rm berth.workspaces berth-node1 >/dev/null 2>&1 || true
 	dk 1 node update --availability active berth-node2 >/dev/null 2>&1 || true
@@ -60,6 +61,19 @@ setup() {
 ws_id() { "$BERTH" show "$1" --json | jq -r .id; }
 # the node where workspace WS's service runs now
 ws_node() { running_on "berth-$(ws_id "$1")"; }
+# the overlay workspace WS's service names (berth.net)
+ws_net() { dk 1 service inspect -f '{{index .Spec.Labels "berth.net"}}' "berth-$(ws_id "$1")"; }
+# the overlays made ahead for this berthd, used or not
+pooled() { dk 1 network ls -q --filter "label=berth.pool=$WORK/data/cluster" | wc -l; }
+pooled_at_least() { [ "$(pooled)" -ge "$1" ]; }
+# those of them no service names: the pool itself, two at most
+pooled_unused() {
+	local n c=0
+	for n in $(dk 1 network ls --format '{{.Name}}' --filter "label=berth.pool=$WORK/data/cluster"); do
+		[ -n "$(dk 1 service ls -q --filter "label=berth.net=$n")" ] || c=$((c + 1))
+	done
+	echo "$c"
+}
 # WS's git gets the credential stored in the credentials test
 cred_served() {
 	"$BERTH" exec "$1" -- sh -c "printf 'protocol=http\nhost=$(cat "$WORK/cred-host")\n\n' | /.berth-agent/berth-agent git-credential get" |
@@ -67,12 +81,19 @@ cred_served() {
 }
 
 @test "three workspaces become services pinned to the three nodes, with the repository's files" {
+	local pooled_used=()
 	for ws in cw1 cw2 cw3; do
+		# from the first create on, berthd keeps two overlays made and joined ahead
+		[ "$ws" = cw1 ] || wait_until 120 "two overlays made ahead" pooled_at_least $((2 + ${#pooled_used[@]}))
 		run timeout 300 "$BERTH" create "$WORK/repo" --name "$ws"
 		echo "$output"
 		[ "$status" -eq 0 ]
 		[[ $output == *"copying the checkout"* ]]
+		[[ $(ws_net "$ws") == berth-pool-* ]] && pooled_used+=("$ws")
 	done
+	# the later two took an overlay of the pool, which made new ones
+	[ "${#pooled_used[@]}" -ge 2 ]
+	wait_until 120 "the pool made up again" pooled_at_least $((2 + ${#pooled_used[@]}))
 	nodes=$(for ws in cw1 cw2 cw3; do ws_node "$ws"; done | sort -u | wc -l)
 	[ "$nodes" = 3 ]
 	id=$(ws_id cw2)
@@ -256,7 +277,7 @@ cred_served() {
 	a=$(ws_id cw1)
 	b=$(ws_id cw2)
 	task=$(dk 1 service ps -q --filter desired-state=running "berth-$a" | head -1)
-	ipa=$(dk 1 inspect -f '{{range .NetworksAttachments}}{{if eq .Network.Spec.Name "berth-ws-'"$a"'"}}{{index .Addresses 0}}{{end}}{{end}}' "$task")
+	ipa=$(dk 1 inspect -f '{{range .NetworksAttachments}}{{if eq .Network.Spec.Name "'"$(ws_net cw1)"'"}}{{index .Addresses 0}}{{end}}{{end}}' "$task")
 	ipa=${ipa%/*}
 	[ -n "$ipa" ]
 	relay=$WORK/data/cluster/relay/agent.sock
@@ -342,8 +363,12 @@ cred_served() {
 	run "$BERTH" exec cw6 -- cat README.md
 	[ "$output" = "# on the cluster" ]
 	[ "$(dk 1 service ls -q --filter "label=berth.workspace=$id" | wc -l)" = 1 ]
-	[ "$(dk 1 network ls -q --filter "name=berth-ws-$id" | wc -l)" = 1 ]
+	# one overlay: the one its service names (made ahead, or berth-ws-<id>)
+	net=$(ws_net cw6)
+	dk 1 network inspect "$net" >/dev/null
+	[[ $net == berth-pool-* ]] || [ "$net" = "berth-ws-$id" ]
 	"$BERTH" rm cw6
+	wait_until 60 "overlay $net removed" sh -c "! docker -H unix://$("$CLUSTER" sock 1) network inspect $net"
 }
 
 @test "hostRequirements are reserved on the node: each node takes as many as it has room for, then a clear refusal" {
@@ -486,6 +511,7 @@ cred_served() {
 	id=$(ws_id cw-none)
 	[ -z "$(dk 1 service ls -q --filter "label=berth.workspace=$id")" ]
 	[ -z "$(dk 1 network ls -q --filter "name=berth-ws-$id")" ]
+	[ "$(pooled_unused)" -le 2 ]
 	! dk 1 secret inspect "berth-$id-agent" >/dev/null 2>&1
 	"$BERTH" rm cw-none
 	# the label keeps workspaces off an active node
@@ -506,12 +532,14 @@ cred_served() {
 	id=$(ws_id cw-none)
 	"$BERTH" rm cw-none
 	[ -z "$(dk 1 network ls -q --filter "name=berth-ws-$id")" ]
+	[ "$(pooled_unused)" -le 2 ]
 	! dk 1 secret inspect "berth-$id-agent" >/dev/null 2>&1
 }
 
 @test "rm removes the service, its secret and its overlay, and empties its files on the node" {
 	id=$(ws_id cw3)
 	node=$(ws_node cw3)
+	net=$(ws_net cw3)
 	"$BERTH" exec cw3 -- sh -c 'mkdir -p deep/er && echo secret > deep/er/notes.txt && ln -s / deep/root'
 	dir=$(dk "${node#berth-node}" volume inspect -f '{{.Mountpoint}}' "berth-$id-files")
 	[ -e "$dir/deep/er/notes.txt" ]
@@ -526,6 +554,6 @@ cred_served() {
 	wait_until 30 "the wipe job's container removed" sh -c "[ -z \"\$(docker -H unix://$("$CLUSTER" sock "${node#berth-node}") ps -aq --filter name=berth-wipe-$id)\" ]"
 	! dk 1 service inspect "berth-$id" >/dev/null 2>&1
 	! dk 1 secret inspect "berth-$id-agent" >/dev/null 2>&1
-	wait_until 60 "overlay berth-ws-$id removed" sh -c "! docker -H unix://$("$CLUSTER" sock 1) network inspect berth-ws-$id"
+	wait_until 60 "overlay $net removed" sh -c "! docker -H unix://$("$CLUSTER" sock 1) network inspect $net"
 	[ ! -e "$WORK/data/run/$id" ]
 }
