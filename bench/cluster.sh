@@ -44,6 +44,8 @@ cluster_cleanup() {
 		kill "$CLUSTER_PID" 2>/dev/null
 	fi
 	dk ps -aq --filter "label=berth.relay=$WORK/cluster-data/cluster" | while read -r c; do dk rm -f "$c"; done >/dev/null 2>&1
+	# the overlays it made ahead
+	dk network ls -q --filter "label=berth.pool=$WORK/cluster-data/cluster" | while read -r n; do dk network rm "$n"; done >/dev/null 2>&1
 	(exit "$rc")
 	bench_cleanup
 }

@@ -37,6 +37,8 @@ struct swarm_net {
     pthread_t filler;
 };
 
+static void *filler_main(void *data);
+
 struct swarm_net *swarm_net_new(struct engine *e, const char *cluster_dir, const char *agent_dir,
                                 const char *relay_image)
 {
@@ -54,6 +56,8 @@ struct swarm_net *swarm_net_new(struct engine *e, const char *cluster_dir, const
     pthread_cond_init(&n->wake, NULL);
     n->names = (struct strv)STRV_INIT;
     n->ids = (struct strv)STRV_INIT;
+    /* the pool from the start, so that the first create finds it made too */
+    n->started = pthread_create(&n->filler, NULL, filler_main, n) == 0;
     return n;
 }
 
@@ -275,19 +279,10 @@ static char *take_last(struct strv *v)
     return last;
 }
 
-/* The pool's thread, from the first create on. */
-static void filler_start(struct swarm_net *n)
-{
-    if (n->started || n->stop)
-        return;
-    n->started = pthread_create(&n->filler, NULL, filler_main, n) == 0;
-}
-
 int swarm_net_take(struct swarm_net *n, const char *ws_id, char **ret_name, char **ret_id,
                    bool *ret_joined, struct berr **reterr)
 {
     pthread_mutex_lock(&n->lock);
-    filler_start(n);
     bool pooled = n->names.n > 0;
     if (pooled) {
         *ret_name = take_last(&n->names);

@@ -6,7 +6,8 @@
  * the manager (one per data dir, labelled berth.relay=<cluster dir>), through
  * which berthd reaches the workspace's agent. The relay joining an overlay
  * takes half a second or more, longer than Swarm takes to start the task, so
- * a few overlays are made and joined ahead, by a thread of their own: a pool
+ * a few overlays are made and joined ahead, by a thread of their own from
+ * berthd's start on: a pool
  * of berth-pool-<random> networks (labelled berth.pool=<cluster dir>). A
  * create takes one of them when there is one, and makes berth-ws-<id> (and
  * joins it while Swarm starts the task) when there is none. The service
@@ -28,7 +29,8 @@
 
 struct swarm_net;
 
-/* Borrows e. relay_image runs the relay with agent_dir's berth-agent. */
+/* Borrows e. relay_image runs the relay with agent_dir's berth-agent. The
+ * pool's thread starts here. */
 struct swarm_net *swarm_net_new(struct engine *e, const char *cluster_dir, const char *agent_dir,
                                 const char *relay_image);
 /* Stops the pool's thread; the overlays stay for the next berthd. */

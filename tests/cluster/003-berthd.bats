@@ -21,6 +21,9 @@ setup_file() {
 
 teardown_file() {
 	kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
+	# what its berthd made ahead for workspaces: the relay and the overlays
+	dk 1 ps -aq --filter "label=berth.relay=$WORK/data/cluster" | while read -r c; do dk 1 rm -f "$c"; done >/dev/null 2>&1 || true
+	dk 1 network ls -q --filter "label=berth.pool=$WORK/data/cluster" | while read -r n; do dk 1 network rm "$n"; done >/dev/null 2>&1 || true
 	dk 1 service rm "berth-test-$RUN_ID-load" >/dev/null 2>&1 || true
 	dk 1 node update --label-rm "berth-test-$RUN_ID" berth-node2 >/dev/null 2>&1 || true
 	dk 1 node update --availability active berth-node3 >/dev/null 2>&1 || true

@@ -83,16 +83,16 @@ cred_served() {
 @test "three workspaces become services pinned to the three nodes, with the repository's files" {
 	local pooled_used=()
 	for ws in cw1 cw2 cw3; do
-		# from the first create on, berthd keeps two overlays made and joined ahead
-		[ "$ws" = cw1 ] || wait_until 120 "two overlays made ahead" pooled_at_least $((2 + ${#pooled_used[@]}))
+		# berthd keeps two overlays made and joined ahead
+		wait_until 120 "two overlays made ahead" pooled_at_least $((2 + ${#pooled_used[@]}))
 		run timeout 300 "$BERTH" create "$WORK/repo" --name "$ws"
 		echo "$output"
 		[ "$status" -eq 0 ]
 		[[ $output == *"copying the checkout"* ]]
 		[[ $(ws_net "$ws") == berth-pool-* ]] && pooled_used+=("$ws")
 	done
-	# the later two took an overlay of the pool, which made new ones
-	[ "${#pooled_used[@]}" -ge 2 ]
+	# each took an overlay of the pool, which made new ones
+	[ "${#pooled_used[@]}" = 3 ]
 	wait_until 120 "the pool made up again" pooled_at_least $((2 + ${#pooled_used[@]}))
 	nodes=$(for ws in cw1 cw2 cw3; do ws_node "$ws"; done | sort -u | wc -l)
 	[ "$nodes" = 3 ]
