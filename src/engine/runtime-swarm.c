@@ -640,8 +640,11 @@ static int create_parts(struct swarm_rt *s, const struct rt_ws_spec *sp, const c
         pthread_mutex_unlock(&s->place_lock);
     }
     if (r < 0) {
-        /* no service came to use the overlay */
-        swarm_net_give_back(s->net, net, net_id);
+        /* the overlay is not used again, even if it looks unused: a create
+         * that the engine did not answer may have made its service */
+        _cleanup_free_ char *path = xasprintf("/services/%s", sp->name);
+        (void)engine_call(s->e, "DELETE", path, NULL, NULL, "remove the service", NULL);
+        swarm_net_remove(s->net, net);
         return r;
     }
     /* the relay joins a new overlay while Swarm starts the task (each takes
@@ -1074,13 +1077,19 @@ static int swarm_agent_address(void *data, const char *id, char **ret_host, char
         return r;
     if (!task || strcmp(state, "running") != 0)
         return berr_make(reterr, ENOTCONN, "the workspace's task is %s", state);
+    /* the overlay the task's spec names, else one by its name */
+    const char *want = json_string_value(json_object_get(
+        json_array_get(json_object_get(json_object_get(task, "Spec"), "Networks"), 0), "Target"));
     size_t i;
     json_t *att;
     json_array_foreach (json_object_get(task, "NetworksAttachments"), i, att) {
-        const char *name = json_string_value(
-            json_object_get(json_object_get(json_object_get(att, "Network"), "Spec"), "Name"));
+        json_t *net = json_object_get(att, "Network");
+        const char *net_id = json_string_value(json_object_get(net, "ID"));
+        const char *name = json_string_value(json_object_get(json_object_get(net, "Spec"), "Name"));
         const char *addr = json_string_value(json_array_get(json_object_get(att, "Addresses"), 0));
-        if (!name || !swarm_net_is_workspace(name, id) || !addr)
+        bool ours =
+            want ? net_id && strcmp(net_id, want) == 0 : name && swarm_net_is_workspace(name, id);
+        if (!ours || !addr)
             continue;
         *ret_host = xstrndup(addr, strcspn(addr, "/"));
         *ret_relay = xasprintf("%s/relay/agent.sock", s->cluster_dir);

@@ -20,7 +20,8 @@
 #define POOL_PREFIX "berth-pool-"
 #define POOL_LABEL "berth.pool"
 #define POOL_SIZE 2
-#define POOL_RETRY_S 10 /* after a failure (the manager's node paused, say) */
+#define POOL_RETRY_S 10      /* after a failure (the manager's node paused, say), */
+#define POOL_RETRY_MAX_S 300 /* doubling up to this */
 
 struct swarm_net {
     struct engine *e; /* borrowed */
@@ -58,6 +59,8 @@ struct swarm_net *swarm_net_new(struct engine *e, const char *cluster_dir, const
     n->ids = (struct strv)STRV_INIT;
     /* the pool from the start, so that the first create finds it made too */
     n->started = pthread_create(&n->filler, NULL, filler_main, n) == 0;
+    if (!n->started)
+        log_warn("no overlays made ahead for workspaces: no thread for it");
     return n;
 }
 
@@ -204,9 +207,11 @@ static int pool_make(struct swarm_net *n, char **ret_name, char **ret_id, struct
     return 0;
 }
 
-/* The pool's overlays an earlier berthd of this data dir left, that no
- * service names: into the pool again (joined, in case the relay is new). */
-static void pool_adopt(struct swarm_net *n)
+/* The pool's overlays an earlier berthd of this data dir left that no
+ * service names (a create cut short, a berthd stopped) go: one of them may
+ * still hold the task of a workspace removed half-way, so none is used
+ * again, and the pool is made anew. */
+static void pool_sweep(struct swarm_net *n)
 {
     _cleanup_free_ char *label = xasprintf(POOL_LABEL "=%s", n->cluster_dir);
     _cleanup_free_ char *path = engine_filter_path("/networks", "label", label);
@@ -217,33 +222,22 @@ static void pool_adopt(struct swarm_net *n)
     json_t *net;
     json_array_foreach (list, i, net) {
         const char *name = json_string_value(json_object_get(net, "Name"));
-        const char *id = json_string_value(json_object_get(net, "Id"));
-        if (!name || !id)
+        if (!name)
             continue;
         _cleanup_free_ char *used = xasprintf(SWARM_NET_LABEL "=%s", name);
         _cleanup_free_ char *spath = engine_filter_path("/services", "label", used);
         _cleanup_(json_decrefp) json_t *svcs = NULL;
-        if (engine_call(n->e, "GET", spath, NULL, &svcs, "list the services", NULL) < 0 ||
-            json_array_size(svcs) > 0)
-            continue;
-        pthread_mutex_lock(&n->lock);
-        bool room = n->names.n < POOL_SIZE;
-        pthread_mutex_unlock(&n->lock);
-        if (!room || swarm_net_join(n, id, NULL) < 0) {
+        if (engine_call(n->e, "GET", spath, NULL, &svcs, "list the services", NULL) == 0 &&
+            json_array_size(svcs) == 0)
             swarm_net_remove(n, name);
-            continue;
-        }
-        pthread_mutex_lock(&n->lock);
-        strv_push(&n->names, name);
-        strv_push(&n->ids, id);
-        pthread_mutex_unlock(&n->lock);
     }
 }
 
 static void *filler_main(void *data)
 {
     struct swarm_net *n = data;
-    pool_adopt(n);
+    pool_sweep(n);
+    int backoff = POOL_RETRY_S;
     pthread_mutex_lock(&n->lock);
     while (!n->stop) {
         if (n->names.n >= POOL_SIZE) {
@@ -260,12 +254,18 @@ static void *filler_main(void *data)
             strv_push(&n->ids, id);
             free(name);
             free(id);
+            backoff = POOL_RETRY_S;
             continue;
         }
-        log_debug("no overlay made ahead: %s", berr_msg(e));
+        /* the manager's node paused, say: creates make their own meanwhile */
+        if (backoff == POOL_RETRY_S)
+            log_warn("no overlay made ahead for workspaces (tried again in %d s, then less "
+                     "often): %s",
+                     backoff, berr_msg(e));
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += POOL_RETRY_S;
+        until.tv_sec += backoff;
+        backoff = backoff * 2 > POOL_RETRY_MAX_S ? POOL_RETRY_MAX_S : backoff * 2;
         (void)pthread_cond_timedwait(&n->wake, &n->lock, &until);
     }
     pthread_mutex_unlock(&n->lock);
@@ -302,20 +302,4 @@ int swarm_net_take(struct swarm_net *n, const char *ws_id, char **ret_name, char
         return r;
     *ret_name = TAKE_PTR(name);
     return 0;
-}
-
-void swarm_net_give_back(struct swarm_net *n, const char *name, const char *id)
-{
-    if (strncmp(name, POOL_PREFIX, strlen(POOL_PREFIX)) == 0) {
-        pthread_mutex_lock(&n->lock);
-        bool room = n->names.n < POOL_SIZE;
-        if (room) {
-            strv_push(&n->names, name);
-            strv_push(&n->ids, id);
-        }
-        pthread_mutex_unlock(&n->lock);
-        if (room)
-            return;
-    }
-    swarm_net_remove(n, name);
 }

@@ -12,8 +12,8 @@
  * create takes one of them when there is one, and makes berth-ws-<id> (and
  * joins it while Swarm starts the task) when there is none. The service
  * names its overlay in the label berth.net; an overlay of the pool that no
- * service names (a create cut short, a berthd stopped) is taken back into
- * the pool by the next berthd of that data dir.
+ * service names (a create cut short, a berthd stopped) is removed by the
+ * next berthd of that data dir, never used again.
  *
  * The calls block (engine requests): worker threads only. */
 #ifndef BERTH_SWARM_NET_H
@@ -41,9 +41,6 @@ void swarm_net_free(struct swarm_net *n);
  * follow. */
 int swarm_net_take(struct swarm_net *n, const char *ws_id, char **ret_name, char **ret_id,
                    bool *ret_joined, struct berr **reterr);
-/* An overlay swarm_net_take gave that no service came to use: back to the
- * pool if it was one of it, else removed. */
-void swarm_net_give_back(struct swarm_net *n, const char *name, const char *id);
 /* The relay joins overlay net (a name or an id), starting the relay first
  * if it does not run. */
 int swarm_net_join(struct swarm_net *n, const char *net, struct berr **reterr);
@@ -51,7 +48,8 @@ int swarm_net_join(struct swarm_net *n, const char *net, struct berr **reterr);
  * the engine no longer shows it: at most 30 s. */
 void swarm_net_remove(struct swarm_net *n, const char *net);
 /* Whether a task's network attachment named name can be a workspace's
- * overlay (berth-ws-<ws_id>, or one of the pool). */
+ * overlay (berth-ws-<ws_id>, or one of the pool), for a task whose spec
+ * does not say. */
 bool swarm_net_is_workspace(const char *name, const char *ws_id);
 
 #endif

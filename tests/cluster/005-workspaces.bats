@@ -74,6 +74,7 @@ pooled_unused() {
 	done
 	echo "$c"
 }
+unused_at_least() { [ "$(pooled_unused)" -ge "$1" ]; }
 # WS's git gets the credential stored in the credentials test
 cred_served() {
 	"$BERTH" exec "$1" -- sh -c "printf 'protocol=http\nhost=$(cat "$WORK/cred-host")\n\n' | /.berth-agent/berth-agent git-credential get" |
@@ -293,6 +294,11 @@ cred_served() {
 }
 
 @test "a berthd restart finds its workspaces running and reachable" {
+	# the overlays made ahead and not used yet
+	ahead=$(for n in $(dk 1 network ls --format '{{.Name}}' --filter "label=berth.pool=$WORK/data/cluster"); do
+		[ -n "$(dk 1 service ls -q --filter "label=berth.net=$n")" ] || echo "$n"
+	done)
+	[ -n "$ahead" ]
 	kill "$(cat "$WORK/berthd.pid")"
 	for _ in $(seq 1 100); do
 		kill -0 "$(cat "$WORK/berthd.pid")" 2>/dev/null || break
@@ -305,6 +311,11 @@ cred_served() {
 	[ "$output" = "# on the cluster" ]
 	# git's credentials come from the new berthd: it opened its sessions again
 	wait_until 60 "cw1's credentials served again" cred_served cw1
+	# the new berthd removed those (never used again) and made its own
+	for n in $ahead; do
+		wait_until 60 "overlay $n removed" sh -c "! docker -H unix://$("$CLUSTER" sock 1) network inspect $n"
+	done
+	wait_until 120 "two overlays made ahead again" unused_at_least 2
 }
 
 @test "a node that goes down shows its workspace unavailable; the others work on; it comes back with its files" {
