@@ -32,7 +32,6 @@ struct swarm_net {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     struct strv names, ids; /* the pool: made, and joined by the relay */
-    bool adopted;           /* the overlays a berthd before left were looked for */
     bool stop;
     bool started;
     pthread_t filler;

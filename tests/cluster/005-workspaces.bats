@@ -23,6 +23,17 @@ start_berthd() {
 	cluster_berthd --web-vendor "$ROOT/.berth-data/web-vendor/node_modules" --max-running 20 "${ide[@]}"
 }
 
+# stops berthd (SIGTERM, up to 10 s) and starts it again on the same data
+restart_berthd() {
+	kill "$(cat "$WORK/berthd.pid")"
+	for _ in $(seq 1 100); do
+		kill -0 "$(cat "$WORK/berthd.pid")" 2>/dev/null || break
+		sleep 0.1
+	done
+	start_berthd
+	BERTH_SERVER=$(cat "$WORK/url")
+}
+
 setup_file() {
 	all_ready || "$CLUSTER" up >&3 2>&1
 	export WORK="$BATS_FILE_TMPDIR"
@@ -66,14 +77,14 @@ ws_net() { dk 1 service inspect -f '{{index .Spec.Labels "berth.net"}}' "berth-$
 # the overlays made ahead for this berthd, used or not
 pooled() { dk 1 network ls -q --filter "label=berth.pool=$WORK/data/cluster" | wc -l; }
 pooled_at_least() { [ "$(pooled)" -ge "$1" ]; }
-# those of them no service names: the pool itself, two at most
-pooled_unused() {
-	local n c=0
+# the names of those no service names: the pool itself, two at most
+pooled_unused_names() {
+	local n
 	for n in $(dk 1 network ls --format '{{.Name}}' --filter "label=berth.pool=$WORK/data/cluster"); do
-		[ -n "$(dk 1 service ls -q --filter "label=berth.net=$n")" ] || c=$((c + 1))
+		[ -n "$(dk 1 service ls -q --filter "label=berth.net=$n")" ] || echo "$n"
 	done
-	echo "$c"
 }
+pooled_unused() { pooled_unused_names | wc -l; }
 unused_at_least() { [ "$(pooled_unused)" -ge "$1" ]; }
 # WS's git gets the credential stored in the credentials test
 cred_served() {
@@ -219,13 +230,7 @@ cred_served() {
 	docker -H "unix://$("$CLUSTER" sock "$n")" run --rm -v "$vol:/v" localhost/berth/base:bookworm \
 		sh -c 'mkdir -p /v/bin && cp /bin/true /v/bin/code-server'
 	# a new berthd, which has not filled that node yet
-	kill "$(cat "$WORK/berthd.pid")"
-	for _ in $(seq 1 100); do
-		kill -0 "$(cat "$WORK/berthd.pid")" 2>/dev/null || break
-		sleep 0.1
-	done
-	start_berthd
-	BERTH_SERVER=$(cat "$WORK/url")
+	restart_berthd
 	run timeout 600 "$BERTH" rebuild cw1
 	echo "$output"
 	[ "$status" -eq 0 ]
@@ -295,17 +300,9 @@ cred_served() {
 
 @test "a berthd restart finds its workspaces running and reachable" {
 	# the overlays made ahead and not used yet
-	ahead=$(for n in $(dk 1 network ls --format '{{.Name}}' --filter "label=berth.pool=$WORK/data/cluster"); do
-		[ -n "$(dk 1 service ls -q --filter "label=berth.net=$n")" ] || echo "$n"
-	done)
+	ahead=$(pooled_unused_names)
 	[ -n "$ahead" ]
-	kill "$(cat "$WORK/berthd.pid")"
-	for _ in $(seq 1 100); do
-		kill -0 "$(cat "$WORK/berthd.pid")" 2>/dev/null || break
-		sleep 0.1
-	done
-	start_berthd
-	BERTH_SERVER=$(cat "$WORK/url")
+	restart_berthd
 	[ "$("$BERTH" show cw2 --json | jq -r .state)" = running ]
 	run "$BERTH" exec cw2 -- cat README.md
 	[ "$output" = "# on the cluster" ]
