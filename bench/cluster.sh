@@ -46,6 +46,7 @@ cluster_cleanup() {
 	dk ps -aq --filter "label=berth.relay=$WORK/cluster-data/cluster" | while read -r c; do dk rm -f "$c"; done >/dev/null 2>&1
 	# the overlays it made ahead
 	dk network ls -q --filter "label=berth.pool=$WORK/cluster-data/cluster" | while read -r n; do dk network rm "$n"; done >/dev/null 2>&1
+	floor_clean 2>/dev/null
 	(exit "$rc")
 	bench_cleanup
 }
@@ -90,20 +91,60 @@ run_side() {
 	echo "$name: API meanwhile: $(api_stats "$WORK/$name-api.txt")"
 }
 
-# ---- the floor: Swarm alone, a pinned one-replica service until its task runs ----
-: >"$WORK/swarm-floor.txt"
-node2=$(dk node inspect -f '{{.ID}}' berth-node2)
-for i in $(seq 1 "$SINGLES"); do
-	s=$(date +%s.%N)
-	dk service create -q --detach --no-resolve-image --name "berth-bench-$TAG-$i" --endpoint-mode dnsrr \
-		--constraint "node.id==$node2" "$IMAGE" sleep 600 >/dev/null || die "docker service create failed"
-	until [ "$(dk service ps -q --filter desired-state=running --format '{{.CurrentState}}' "berth-bench-$TAG-$i" |
-		grep -c '^Running')" -ge 1 ]; do sleep 0.02; done
-	e=$(date +%s.%N)
-	echo "$e - $s" | bc >>"$WORK/swarm-floor.txt"
-	dk service rm "berth-bench-$TAG-$i" >/dev/null
+# ---- the floor: Swarm alone, pinned one-replica services until their tasks run ----
+# Each Berth workspace has an overlay of its own (no other workspace reaches
+# its ports), so the floor is timed both ways: without a network, and with an
+# overlay made for the service, new to its node.
+nodes=($(dk node ls --format '{{.ID}}'))
+# floor_service NAME NODE [OVERLAY]: creates the service (and the overlay)
+floor_service() {
+	local net=()
+	if [ -n "${3:-}" ]; then
+		dk network create -d overlay --label "berth-bench=$TAG" "$3" >/dev/null || return 1
+		net=(--network "$3")
+	fi
+	dk service create -q --detach --no-resolve-image --name "$1" --label "berth-bench=$TAG" \
+		--endpoint-mode dnsrr --constraint "node.id==$2" "${net[@]}" "$IMAGE" sleep 600 >/dev/null
+}
+# floor_running COUNT: waits until COUNT of the bench's services run one task each
+floor_running() {
+	until [ "$(dk service ls --filter "label=berth-bench=$TAG" --format '{{.Replicas}}' | grep -c '^1/1')" -ge "$1" ]; do
+		sleep 0.02
+	done
+}
+floor_clean() {
+	dk service ls -q --filter "label=berth-bench=$TAG" | xargs -r docker -H "unix://$MANAGER" service rm >/dev/null
+	# an overlay goes once its tasks have left
+	for _ in $(seq 1 100); do
+		dk network ls -q --filter "label=berth-bench=$TAG" | xargs -r docker -H "unix://$MANAGER" network rm >/dev/null 2>&1
+		[ -z "$(dk network ls -q --filter "label=berth-bench=$TAG")" ] && break
+		sleep 0.2
+	done
+}
+for kind in plain overlay; do
+	: >"$WORK/swarm-floor-$kind.txt"
+	for i in $(seq 1 "$SINGLES"); do
+		net=
+		[ "$kind" = overlay ] && net="berth-bench-$TAG-net-$i"
+		s=$(date +%s.%N)
+		floor_service "berth-bench-$TAG-$kind-$i" "${nodes[1]}" $net || die "docker service create failed"
+		floor_running 1
+		e=$(date +%s.%N)
+		echo "$e - $s" | bc >>"$WORK/swarm-floor-$kind.txt"
+		floor_clean
+	done
 done
-echo "swarm alone: docker service create of a pinned service until Running ($SINGLES): $(stats <"$WORK/swarm-floor.txt")"
+echo "swarm alone: a pinned service until Running ($SINGLES): $(stats <"$WORK/swarm-floor-plain.txt")"
+echo "swarm alone: the same on an overlay of its own ($SINGLES): $(stats <"$WORK/swarm-floor-overlay.txt")"
+s=$(date +%s.%N)
+for i in $(seq 1 "$N"); do
+	floor_service "berth-bench-$TAG-burst-$i" "${nodes[$((i % ${#nodes[@]}))]}" "berth-bench-$TAG-bnet-$i" &
+done
+wait
+floor_running "$N"
+e=$(date +%s.%N)
+echo "swarm alone: $N at once over ${#nodes[@]} nodes, each on an overlay of its own: all running in $(echo "$e - $s" | bc) s"
+floor_clean
 
 # ---- one host: Berth's embedded Podman ----
 bench_start_berthd --max-running 1000 --max-workspaces 1000 --ssh-listen none || die "berthd does not start"
