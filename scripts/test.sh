@@ -49,8 +49,8 @@ if command -v clang >/dev/null && [ -z "${BERTH_BATS:-}" ]; then
 	FUZZ_FLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -std=gnu11 -Isrc"
 	declare -A FUZZ_SRC=(
 		[http]="tests/fuzz/fuzz-http.c src/http/server.c src/http/tls.c src/util/buf.c src/util/strv.c src/util/err.c src/util/xalloc.c src/util/log.c -ljansson -luv -lhttp_parser -lssl -lcrypto -lpthread"
-		[json]="tests/fuzz/fuzz-json.c src/devcontainer/devcontainer.c src/devcontainer/gitpod.c src/git/git.c src/util/buf.c src/util/strv.c src/util/err.c src/util/xalloc.c src/util/run.c src/util/fs.c src/util/path.c -lm -ljansson -lyaml -lpthread"
-		[yaml]="tests/fuzz/fuzz-yaml.c src/devcontainer/devcontainer.c src/devcontainer/gitpod.c src/util/buf.c src/util/strv.c src/util/err.c src/util/xalloc.c src/util/fs.c src/util/path.c -lm -ljansson -lyaml -lpthread"
+		[json]="tests/fuzz/fuzz-json.c src/devcontainer/devcontainer.c src/devcontainer/gitpod.c src/git/git.c src/util/buf.c src/util/strv.c src/util/err.c src/util/xalloc.c src/util/run.c src/util/fs.c src/util/path.c src/util/size.c -lm -ljansson -lyaml -lpthread"
+		[yaml]="tests/fuzz/fuzz-yaml.c src/devcontainer/devcontainer.c src/devcontainer/gitpod.c src/util/buf.c src/util/strv.c src/util/err.c src/util/xalloc.c src/util/fs.c src/util/path.c src/util/size.c -lm -ljansson -lyaml -lpthread"
 	)
 	for t in http json yaml; do
 		# shellcheck disable=SC2086

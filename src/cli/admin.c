@@ -11,6 +11,7 @@
 #include "workspace/idle-policy.h"
 #include "devcontainer/devcontainer.h"
 #include "cli/prompt.h"
+#include "util/size.h"
 #include "util/xalloc.h"
 
 #define AUDIT_MAX_LIMIT 100000
@@ -150,7 +151,7 @@ int cmd_admin_settings(struct client *c, const struct cli_args *a, struct berr *
         (void)json_object_set_new(change, limits[i].field, json_integer(n));
     }
     if (a->max_memory) {
-        int64_t bytes = dc_parse_size(a->max_memory);
+        int64_t bytes = size_parse(a->max_memory);
         if (bytes < 0)
             return berr_make(reterr, EINVAL, "--max-memory: '%s' is not a size such as 8gb",
                              a->max_memory);
@@ -170,7 +171,7 @@ int cmd_admin_settings(struct client *c, const struct cli_args *a, struct berr *
         (void)json_object_set_new(change, "idle_allow_never", json_integer(yes));
     }
     if (a->prebuild_quota) {
-        int64_t bytes = dc_parse_size(a->prebuild_quota);
+        int64_t bytes = size_parse(a->prebuild_quota);
         if (bytes < 0)
             return berr_make(reterr, EINVAL, "--prebuild-quota: '%s' is not a size such as 50gb",
                              a->prebuild_quota);

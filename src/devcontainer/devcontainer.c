@@ -22,6 +22,7 @@
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/path.h"
+#include "util/size.h"
 #include "util/xalloc.h"
 
 #define DC_MAX_FILE (1024 * 1024)
@@ -402,10 +403,10 @@ static void host_requirements(struct dc_config *c, json_t *o)
         max_field(&c->host_cpus, json_integer_value(cpus));
     const char *mem = json_string_value(json_object_get(hr, "memory"));
     if (mem)
-        max_field(&c->host_memory, dc_parse_size(mem));
+        max_field(&c->host_memory, size_parse(mem));
     const char *storage = json_string_value(json_object_get(hr, "storage"));
     if (storage)
-        max_field(&c->host_storage, dc_parse_size(storage));
+        max_field(&c->host_storage, size_parse(storage));
 }
 
 /* Applies one config object (from metadata or the file) on top of c, by the
@@ -553,7 +554,7 @@ static int validate(json_t *j, const char *name, struct berr **reterr)
     const char *sizes[] = {"memory", "storage"};
     for (size_t k = 0; k < ELEMENTSOF(sizes); k++) {
         json_t *sz = json_object_get(hr, sizes[k]);
-        if (sz && (!json_is_string(sz) || dc_parse_size(json_string_value(sz)) < 0))
+        if (sz && (!json_is_string(sz) || size_parse(json_string_value(sz)) < 0))
             return berr_make(reterr, EINVAL,
                              "'%s': \"hostRequirements.%s\" must be a size such as \"4gb\"", name,
                              sizes[k]);
@@ -578,27 +579,6 @@ static int validate(json_t *j, const char *name, struct berr **reterr)
                              name, hook_names[h]);
     }
     return 0;
-}
-
-int64_t dc_parse_size(const char *s)
-{
-    char *end = NULL;
-    double v = strtod(s, &end);
-    if (end == s || !isfinite(v) || v < 0 || v > 1e15)
-        return -1;
-    static const struct {
-        const char *unit;
-        double factor;
-    } units[] = {{"", 1},
-                 {"b", 1},
-                 {"kb", 1024.0},
-                 {"mb", 1024.0 * 1024},
-                 {"gb", 1024.0 * 1024 * 1024},
-                 {"tb", 1024.0 * 1024 * 1024 * 1024}};
-    for (size_t i = 0; i < ELEMENTSOF(units); i++)
-        if (strcasecmp(end, units[i].unit) == 0)
-            return (int64_t)(v * units[i].factor);
-    return -1;
 }
 
 int dc_load(const char *repo_dir, const char *relpath, const struct dc_vars *vars,

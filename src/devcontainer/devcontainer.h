@@ -127,9 +127,6 @@ void dc_commands_free(struct dc_command *cmds, size_t n);
  * --include-merged-configuration`'s "mergedConfiguration". */
 json_t *dc_config_merged_json(const struct dc_config *c);
 
-/* "4gb", "512mb", "1.5gb", "1024" (bytes) to bytes; -1 when malformed. */
-int64_t dc_parse_size(const char *s);
-
 /* The install order of features (the spec's rounds): `ids` is an array of the
  * features' ids as written, `after` maps an id to the ids it must follow
  * (installsAfter and dependsOn, only those present), and the ids in

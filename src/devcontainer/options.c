@@ -20,6 +20,7 @@
 
 #include "util/buf.h"
 #include "util/path.h"
+#include "util/size.h"
 #include "util/xalloc.h"
 
 void dc_run_options_release(struct dc_run_options *o)
@@ -400,11 +401,11 @@ static int set_memory(struct ctx *x, const char *what, int64_t bytes, struct ber
 /* Docker's size suffixes are single letters (512m, 2g); the spec's are "mb". */
 static int64_t parse_flag_size(const char *v)
 {
-    int64_t r = dc_parse_size(v);
+    int64_t r = size_parse(v);
     if (r >= 0)
         return r;
     _cleanup_free_ char *with_b = xasprintf("%sb", v);
-    return dc_parse_size(with_b);
+    return size_parse(with_b);
 }
 
 static void set_network(struct ctx *x, const char *what, const char *net)

@@ -47,13 +47,17 @@
 #include "engine/swarm-ide.h"
 #include "engine/swarm-job.h"
 #include "engine/swarm-net.h"
+#include "engine/swarm.h"
 #include "util/buf.h"
 #include "util/fs.h"
+#include "util/size.h"
 #include "util/xalloc.h"
 
 #define SERVICE_PREFIX "berth-"
 #define SECRET_FILE "berth-agent"
 #define NODE_LABEL_WORKSPACES "berth.workspaces"
+/* a workspace service's hostRequirements.storage, in bytes */
+#define SERVICE_LABEL_STORAGE "berth.reserve.storage"
 #define NO_PREBUILDS                                                                               \
     "prebuilds on a Swarm cluster need berthd --registry HOST:PORT: the nodes pull a prebuild's "  \
     "image from it"
@@ -85,7 +89,7 @@ static const char *ws_id_of(const char *name)
  * or not (their files are there, and a start must find its room again). */
 struct node_load {
     long count;
-    int64_t cpus, memory; /* reserved: NanoCPUs, bytes */
+    int64_t cpus, memory, storage; /* reserved: NanoCPUs, bytes, bytes */
 };
 
 static struct node_load load_of(json_t *services, const char *id)
@@ -103,6 +107,10 @@ static struct node_load load_of(json_t *services, const char *id)
                 l.count++;
                 l.cpus += json_integer_value(json_object_get(res, "NanoCPUs"));
                 l.memory += json_integer_value(json_object_get(res, "MemoryBytes"));
+                const char *st = json_string_value(
+                    json_object_get(json_object_get(json_object_get(svc, "Spec"), "Labels"),
+                                    SERVICE_LABEL_STORAGE));
+                l.storage += st && size_parse(st) > 0 ? size_parse(st) : 0;
             }
         }
     }
@@ -131,21 +139,46 @@ static double gib(int64_t bytes)
     return (double)bytes / (1024.0 * 1024 * 1024);
 }
 
-/* Whether the workspace's reservation (hostRequirements' cpus and memory)
- * fits in what node n has unreserved; if not, says so
- * into why. *ret_free: the memory left unreserved. */
+/* The disk node n gives workspaces (its label SWARM_LABEL_STORAGE), or -1
+ * when it does not say. */
+static int64_t storage_of(json_t *n)
+{
+    const char *v = json_string_value(json_object_get(
+        json_object_get(json_object_get(n, "Spec"), "Labels"), SWARM_LABEL_STORAGE));
+    return v ? size_parse(v) : -1;
+}
+
+/* Whether the workspace's reservation (hostRequirements' cpus and memory,
+ * and its storage on a node that says how much disk it has) fits in what
+ * node n has unreserved; if not, says so into why. *ret_free: the memory
+ * left unreserved. */
 static bool fits(json_t *n, const struct node_load *l, const struct rt_ws_spec *sp,
                  int64_t *ret_free, struct buf *why)
 {
     json_t *res = json_object_get(json_object_get(n, "Description"), "Resources");
     int64_t cpus = json_integer_value(json_object_get(res, "NanoCPUs")) - l->cpus;
     int64_t mem = json_integer_value(json_object_get(res, "MemoryBytes")) - l->memory;
+    int64_t disk = storage_of(n);
+    if (disk >= 0)
+        disk -= l->storage;
     *ret_free = mem;
-    if (sp->need_cpus <= cpus && sp->need_memory <= mem)
+    if (sp->need_cpus <= cpus && sp->need_memory <= mem && (disk < 0 || sp->need_storage <= disk))
         return true;
     buf_addf(why, "%s%s has %.2g CPUs and %.1f GiB unreserved", why->len ? "; " : "",
              hostname_of(n), (double)cpus / 1e9, gib(mem));
+    if (disk >= 0)
+        buf_addf(why, ", and %.1f GiB of disk (" SWARM_LABEL_STORAGE ")", gib(disk));
     return false;
+}
+
+/* "2 CPUs and 1.0 GiB of memory[ and 64.0 GiB of disk]": what sp reserves. */
+static char *needs_text(const struct rt_ws_spec *sp)
+{
+    if (!sp->need_storage)
+        return xasprintf("%.2g CPUs and %.1f GiB of memory", (double)sp->need_cpus / 1e9,
+                         gib(sp->need_memory));
+    return xasprintf("%.2g CPUs, %.1f GiB of memory and %.1f GiB of disk",
+                     (double)sp->need_cpus / 1e9, gib(sp->need_memory), gib(sp->need_storage));
 }
 
 static int hostname_cmp(const void *pa, const void *pb)
@@ -216,11 +249,13 @@ static int place(struct swarm_rt *s, const struct rt_ws_spec *sp, char **ret_nod
             best_mem = mem;
         }
     }
-    if (!best && why.len)
+    if (!best && why.len) {
+        _cleanup_free_ char *need = needs_text(sp);
         return berr_make(reterr, EAGAIN,
-                         "no node of the Swarm has room for this workspace's %.2g CPUs and %.1f "
-                         "GiB (hostRequirements, reserved for it on its node): %s",
-                         (double)sp->need_cpus / 1e9, gib(sp->need_memory), why.buf);
+                         "no node of the Swarm has room for this workspace's %s "
+                         "(hostRequirements, reserved for it on its node): %s",
+                         need, why.buf);
+    }
     if (!best)
         return berr_make(reterr, EAGAIN,
                          "no node of the Swarm takes workspaces now (none is ready, active and "
@@ -265,11 +300,13 @@ static int node_keep(struct swarm_rt *s, const struct rt_ws_spec *sp, char **ret
     struct node_load l = load_of(services, id);
     int64_t mem;
     _cleanup_buf_ struct buf why = BUF_INIT;
-    if (!fits(node, &l, sp, &mem, &why))
+    if (!fits(node, &l, sp, &mem, &why)) {
+        _cleanup_free_ char *need = needs_text(sp);
         return berr_make(reterr, EAGAIN,
-                         "the workspace's node has no room for its %.2g CPUs and %.1f GiB "
-                         "(hostRequirements; its files are there): %s",
-                         (double)sp->need_cpus / 1e9, gib(sp->need_memory), why.buf);
+                         "the workspace's node has no room for its %s (hostRequirements; its "
+                         "files are there): %s",
+                         need, why.buf);
+    }
     *ret_node = xstrdup(id);
     return 0;
 }
@@ -487,6 +524,9 @@ static json_t *service_spec(struct swarm_rt *s, const struct rt_ws_spec *sp, con
     json_t *labels = json_deep_copy(sp->labels);
     /* reconcile tells this data dir's workspaces by their run dir */
     json_object_set_new(labels, "berth.run", run_label(sp));
+    if (sp->need_storage)
+        json_object_set_new(labels, SERVICE_LABEL_STORAGE,
+                            json_sprintf("%lld", (long long)sp->need_storage));
     json_t *container = json_pack(
         "{s:s, s:O, s:[s], s:o, s:o, s:s, s:s, s:s, s:o, s:b, s:I, s:[{s:{s:s, s:s, s:s, s:i}, "
         "s:s, s:s}], s:[{s:s, s:i, s:i}, {s:s, s:i, s:i}]}",

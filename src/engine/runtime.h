@@ -83,6 +83,7 @@ struct rt_ws_spec {
      * by them and reserves them); 0: nothing asked */
     int64_t need_cpus; /* NanoCPUs */
     int64_t need_memory;
+    int64_t need_storage; /* bytes of disk */
     /* a remote runtime's agent listens on TCP (RT_AGENT_PORT) and proves
      * itself with this key (32 bytes; agent-auth.h); NULL on one host */
     const unsigned char *agent_key;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/size.h"
 #include "util/xalloc.h"
 
 int swarm_check_manager(struct engine *e, struct berr **reterr)
@@ -73,15 +74,18 @@ static json_t *node_json(const json_t *n, const json_t *tasks)
     const char *name = json_string_value(json_object_get(desc, "Hostname"));
     json_int_t nano_cpus = json_integer_value(json_object_get(res, "NanoCPUs"));
     json_t *labels = json_object_get(spec, "Labels");
+    const char *storage = json_string_value(json_object_get(labels, SWARM_LABEL_STORAGE));
+    int64_t storage_bytes = storage ? size_parse(storage) : -1;
     return json_pack(
-        "{s:s, s:s, s:s?, s:s?, s:s?, s:b, s:s?, s:f, s:I, s:O, s:s?, s:I}", "id", id ? id : "",
-        "name", name ? name : (id ? id : ""), "state",
+        "{s:s, s:s, s:s?, s:s?, s:s?, s:b, s:s?, s:f, s:I, s:o, s:O, s:s?, s:I}", "id",
+        id ? id : "", "name", name ? name : (id ? id : ""), "state",
         json_string_value(json_object_get(status, "State")), "availability",
         json_string_value(json_object_get(spec, "Availability")), "role",
         json_string_value(json_object_get(spec, "Role")), "leader",
         json_is_true(json_object_get(mgr, "Leader")), "address",
         json_string_value(json_object_get(status, "Addr")), "cpus", (double)nano_cpus / 1e9,
-        "memory_bytes", json_integer_value(json_object_get(res, "MemoryBytes")), "labels",
+        "memory_bytes", json_integer_value(json_object_get(res, "MemoryBytes")), "storage_bytes",
+        storage_bytes >= 0 ? json_integer(storage_bytes) : json_null(), "labels",
         labels ? labels : json_object(), "engine_version",
         json_string_value(json_object_get(json_object_get(desc, "Engine"), "EngineVersion")),
         "tasks", json_integer_value(json_object_get(tasks, id ? id : "")));
@@ -173,6 +177,13 @@ int swarm_node_update(struct engine *e, const char *node, json_t *labels, const 
             return berr_make(reterr, EINVAL, "label key '%s': give a name without '='", key);
         if (!json_is_null(value) && !json_is_string(value))
             return berr_make(reterr, EINVAL, "label '%s': its value must be a string or null", key);
+        if (strcmp(key, SWARM_LABEL_STORAGE) == 0 && json_is_string(value) &&
+            size_parse(json_string_value(value)) < 0)
+            return berr_make(reterr, EINVAL,
+                             "label " SWARM_LABEL_STORAGE
+                             " '%s': give the disk the node has for workspaces, as a size such "
+                             "as 500gb",
+                             json_string_value(value));
     }
     struct berr *first = NULL;
     int r = node_update_once(e, node, labels, availability, &first);

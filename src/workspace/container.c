@@ -198,6 +198,7 @@ int container_create(struct job_ctx *x, const struct dc_config *cfg,
         .memory = opts->memory,
         .need_cpus = cfg->host_cpus * 1000000000LL,
         .need_memory = cfg->host_memory,
+        .need_storage = cfg->host_storage,
     };
     /* on a cluster a workspace stays on its node: its files are there */
     _cleanup_(json_decrefp) json_t *rt = runtime_get(&x->rec);

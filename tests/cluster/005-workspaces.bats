@@ -52,13 +52,14 @@ teardown_file() {
 	BERTH_SERVER=$(cat "$WORK/url")
 	BERTH_TOKEN=$(cat "$WORK/token")
 	local ws
-	for ws in cw1 cw2 cw3 cw5 cw6 cw-build cw-pb cw-none cw-big1 cw-big2 cw-big3 cw-big4; do "$BERTH" rm "$ws" >/dev/null 2>&1 || true; done
+	for ws in cw1 cw2 cw3 cw5 cw6 cw-build cw-pb cw-none cw-big1 cw-big2 cw-big3 cw-big4 cw-disk1 cw-disk2 cw-disk3; do "$BERTH" rm "$ws" >/dev/null 2>&1 || true; done
 	kill "$(cat "$WORK/berthd.pid")" 2>/dev/null || true
 	[ ! -f "$WORK/authserver.pid" ] || kill "$(cat "$WORK/authserver.pid")" 2>/dev/null || true
 	dk 1 ps -aq --filter "label=berth.relay=$WORK/data/cluster" | while read -r c; do dk 1 rm -f "$c"; done >/dev/null 2>&1 || true
 	dk 1 network ls -q --filter "label=berth.pool=$WORK/data/cluster" | while read -r n; do dk 1 network rm "$n"; done >/dev/null 2>&1 || true
 	dk 1 node update --availability active berth-node1 >/dev/null 2>&1 || true
 	dk 1 node update --label-rm berth.workspaces berth-node1 >/dev/null 2>&1 || true
+	for n in 1 2 3; do dk 1 node update --label-rm berth.storage "berth-node$n" >/dev/null 2>&1 || true; done
 	dk 1 node update --availability active berth-node2 >/dev/null 2>&1 || true
 	dk 1 node update --availability active berth-node3 >/dev/null 2>&1 || true
 }
@@ -410,6 +411,44 @@ cred_served() {
 	run timeout 300 "$BERTH" create "$repo" --name cw-big4
 	[ "$status" -eq 0 ]
 	for ws in cw-big2 cw-big3 cw-big4; do "$BERTH" rm "$ws"; done
+}
+
+@test "hostRequirements.storage is placed on by the disk an admin gives a node (berth.storage); a node that does not say is not held to it" {
+	repo=$WORK/disk-repo
+	mkdir -p "$repo/.devcontainer"
+	printf '{"image": "localhost/berth/base:bookworm", "hostRequirements": {"storage": "8gb"}}\n' >"$repo/.devcontainer/devcontainer.json"
+	git -C "$repo" init -q -b main
+	git -C "$repo" add -A
+	git -C "$repo" -c user.name=T -c user.email=t@t commit -qm init
+	# a label that is not a size is refused, and nothing changes
+	run "$BERTH" admin node label berth-node2 berth.storage=lots
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ $output == *"berth.storage 'lots'"*"a size such as 500gb"* ]]
+	[ -z "$(dk 1 node inspect --format '{{index .Spec.Labels "berth.storage"}}' berth-node2)" ]
+	"$BERTH" admin node label berth-node1 berth.storage=10gb
+	"$BERTH" admin node label berth-node2 berth.storage=4gb
+	"$BERTH" admin node label berth-node3 berth.storage=4gb
+	[ "$("$BERTH" admin nodes --json | jq -r '.nodes[] | select(.name == "berth-node1") | .storage_bytes')" = $((10 << 30)) ]
+	# only node1 has 8 GiB of disk for it, whatever the other nodes' load
+	run timeout 300 "$BERTH" create "$repo" --name cw-disk1
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$("$BERTH" show cw-disk1 --json | jq -r .node)" = berth-node1 ]
+	# node1 has 2 GiB left of its 10: a second one fits nowhere, and the refusal says so
+	run timeout 300 "$BERTH" create "$repo" --name cw-disk2
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ $output == *"no node of the Swarm has room for this workspace's 0 CPUs, 0.0 GiB of memory and 8.0 GiB of disk"*"berth-node1 has"*"and 2.0 GiB of disk (berth.storage)"*"berth-node2 has"*"and 4.0 GiB of disk"* ]]
+	"$BERTH" rm cw-disk2
+	# a node that says nothing of its disk takes it
+	"$BERTH" admin node label berth-node3 berth.storage-
+	run timeout 300 "$BERTH" create "$repo" --name cw-disk3
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$("$BERTH" show cw-disk3 --json | jq -r .node)" = berth-node3 ]
+	for ws in cw-disk1 cw-disk3; do "$BERTH" rm "$ws"; done
+	for n in 1 2; do "$BERTH" admin node label "berth-node$n" berth.storage-; done
 }
 
 @test "a Dockerfile and a feature are built on the manager, pushed to the registry, and run on a node" {

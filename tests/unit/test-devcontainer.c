@@ -10,6 +10,7 @@
 
 #include "devcontainer/devcontainer.h"
 #include "devcontainer/options.h"
+#include "util/size.h"
 #include "util/xalloc.h"
 
 static void test_devcontainer__jsonc_comments_and_trailing_commas(void **state)
@@ -242,8 +243,8 @@ static void test_devcontainer__sizes(void **state)
         {"inf", -1},          {"1e30gb", -1},
     };
     for (size_t i = 0; i < ELEMENTSOF(cases); i++)
-        if (dc_parse_size(cases[i].text) != cases[i].bytes)
-            fail_msg("'%s': got %lld", cases[i].text, (long long)dc_parse_size(cases[i].text));
+        if (size_parse(cases[i].text) != cases[i].bytes)
+            fail_msg("'%s': got %lld", cases[i].text, (long long)size_parse(cases[i].text));
 }
 
 /* What a config may ask for against a policy: allowed or the refusal's text. */
