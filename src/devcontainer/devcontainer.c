@@ -10,12 +10,10 @@
 #include "devcontainer/devcontainer.h"
 
 #include <errno.h>
-#include <math.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 
 #include "devcontainer/gitpod.h"

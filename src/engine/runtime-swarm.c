@@ -36,6 +36,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,6 +52,7 @@
 #include "util/buf.h"
 #include "util/fs.h"
 #include "util/size.h"
+#include "util/strv.h"
 #include "util/xalloc.h"
 
 #define SERVICE_PREFIX "berth-"
@@ -110,7 +112,9 @@ static struct node_load load_of(json_t *services, const char *id)
                 const char *st = json_string_value(
                     json_object_get(json_object_get(json_object_get(svc, "Spec"), "Labels"),
                                     SERVICE_LABEL_STORAGE));
-                l.storage += st && size_parse(st) > 0 ? size_parse(st) : 0;
+                int64_t bytes = st ? size_parse(st) : 0;
+                if (bytes > 0) /* at most 10^18 each: the sum saturates */
+                    l.storage = l.storage > INT64_MAX - bytes ? INT64_MAX : l.storage + bytes;
             }
         }
     }
@@ -140,12 +144,19 @@ static double gib(int64_t bytes)
 }
 
 /* The disk node n gives workspaces (its label SWARM_LABEL_STORAGE), or -1
- * when it does not say. */
-static int64_t storage_of(json_t *n)
+ * when it does not say; a label that is not a size (set past berth, with
+ * docker node update) gives none, and *ret_bad names it. */
+static int64_t storage_of(json_t *n, const char **ret_bad)
 {
     const char *v = json_string_value(json_object_get(
         json_object_get(json_object_get(n, "Spec"), "Labels"), SWARM_LABEL_STORAGE));
-    return v ? size_parse(v) : -1;
+    *ret_bad = NULL;
+    if (!v)
+        return -1;
+    int64_t bytes = size_parse(v);
+    if (bytes < 0)
+        *ret_bad = v;
+    return bytes < 0 ? 0 : bytes;
 }
 
 /* Whether the workspace's reservation (hostRequirements' cpus and memory,
@@ -158,27 +169,37 @@ static bool fits(json_t *n, const struct node_load *l, const struct rt_ws_spec *
     json_t *res = json_object_get(json_object_get(n, "Description"), "Resources");
     int64_t cpus = json_integer_value(json_object_get(res, "NanoCPUs")) - l->cpus;
     int64_t mem = json_integer_value(json_object_get(res, "MemoryBytes")) - l->memory;
-    int64_t disk = storage_of(n);
+    const char *bad;
+    int64_t disk = storage_of(n, &bad);
     if (disk >= 0)
-        disk -= l->storage;
+        disk = disk > l->storage ? disk - l->storage : 0;
     *ret_free = mem;
     if (sp->need_cpus <= cpus && sp->need_memory <= mem && (disk < 0 || sp->need_storage <= disk))
         return true;
     buf_addf(why, "%s%s has %.2g CPUs and %.1f GiB unreserved", why->len ? "; " : "",
-             hostname_of(n), (double)cpus / 1e9, gib(mem));
-    if (disk >= 0)
+             hostname_of(n), (double)(cpus > 0 ? cpus : 0) / 1e9, gib(mem > 0 ? mem : 0));
+    if (bad)
+        buf_addf(why, ", and no disk: its " SWARM_LABEL_STORAGE " '%s' is not a size", bad);
+    else if (disk >= 0)
         buf_addf(why, ", and %.1f GiB of disk (" SWARM_LABEL_STORAGE ")", gib(disk));
     return false;
 }
 
-/* "2 CPUs and 1.0 GiB of memory[ and 64.0 GiB of disk]": what sp reserves. */
+/* What sp reserves, only what it asks: "2 CPUs, 1.0 GiB of memory and
+ * 64.0 GiB of disk". */
 static char *needs_text(const struct rt_ws_spec *sp)
 {
-    if (!sp->need_storage)
-        return xasprintf("%.2g CPUs and %.1f GiB of memory", (double)sp->need_cpus / 1e9,
-                         gib(sp->need_memory));
-    return xasprintf("%.2g CPUs, %.1f GiB of memory and %.1f GiB of disk",
-                     (double)sp->need_cpus / 1e9, gib(sp->need_memory), gib(sp->need_storage));
+    _cleanup_strv_ struct strv parts = STRV_INIT;
+    if (sp->need_cpus)
+        strv_push_owned(&parts, xasprintf("%.2g CPUs", (double)sp->need_cpus / 1e9));
+    if (sp->need_memory)
+        strv_push_owned(&parts, xasprintf("%.1f GiB of memory", gib(sp->need_memory)));
+    if (sp->need_storage)
+        strv_push_owned(&parts, xasprintf("%.1f GiB of disk", gib(sp->need_storage)));
+    struct buf b = BUF_INIT;
+    for (size_t i = 0; i < parts.n; i++)
+        buf_addf(&b, "%s%s", i == 0 ? "" : i + 1 == parts.n ? " and " : ", ", parts.v[i]);
+    return b.len ? buf_detach(&b, NULL) : xstrdup("reservation");
 }
 
 static int hostname_cmp(const void *pa, const void *pb)

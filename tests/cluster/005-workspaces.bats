@@ -426,23 +426,25 @@ cred_served() {
 	[ "$status" -ne 0 ]
 	[[ $output == *"berth.storage 'lots'"*"a size such as 500gb"* ]]
 	[ -z "$(dk 1 node inspect --format '{{index .Spec.Labels "berth.storage"}}' berth-node2)" ]
-	"$BERTH" admin node label berth-node1 berth.storage=10gb
-	"$BERTH" admin node label berth-node2 berth.storage=4gb
+	"$BERTH" admin node label berth-node1 berth.storage=4gb
+	"$BERTH" admin node label berth-node2 berth.storage=10gb
 	"$BERTH" admin node label berth-node3 berth.storage=4gb
-	[ "$("$BERTH" admin nodes --json | jq -r '.nodes[] | select(.name == "berth-node1") | .storage_bytes')" = $((10 << 30)) ]
-	# only node1 has 8 GiB of disk for it, whatever the other nodes' load
+	[ "$("$BERTH" admin nodes --json | jq -r '.nodes[] | select(.name == "berth-node2") | .storage_bytes')" = $((10 << 30)) ]
+	# only node2 has 8 GiB of disk for it (not the first by name, nor the least loaded)
 	run timeout 300 "$BERTH" create "$repo" --name cw-disk1
 	echo "$output"
 	[ "$status" -eq 0 ]
-	[ "$("$BERTH" show cw-disk1 --json | jq -r .node)" = berth-node1 ]
-	# node1 has 2 GiB left of its 10: a second one fits nowhere, and the refusal says so
+	[ "$("$BERTH" show cw-disk1 --json | jq -r .node)" = berth-node2 ]
+	# node2 has 2 GiB left of its 10, and a label set past berth that is not a
+	# size gives node3 none: a second one fits nowhere, and the refusal says why
+	dk 1 node update --label-add berth.storage=lots berth-node3 >/dev/null
 	run timeout 300 "$BERTH" create "$repo" --name cw-disk2
 	echo "$output"
 	[ "$status" -ne 0 ]
-	[[ $output == *"no node of the Swarm has room for this workspace's 0 CPUs, 0.0 GiB of memory and 8.0 GiB of disk"*"berth-node1 has"*"and 2.0 GiB of disk (berth.storage)"*"berth-node2 has"*"and 4.0 GiB of disk"* ]]
+	[[ $output == *"no node of the Swarm has room for this workspace's 8.0 GiB of disk (hostRequirements"*"berth-node1 has"*"and 4.0 GiB of disk (berth.storage)"*"berth-node2 has"*"and 2.0 GiB of disk (berth.storage)"*"berth-node3 has"*"no disk: its berth.storage 'lots' is not a size"* ]]
 	"$BERTH" rm cw-disk2
 	# a node that says nothing of its disk takes it
-	"$BERTH" admin node label berth-node3 berth.storage-
+	dk 1 node update --label-rm berth.storage berth-node3 >/dev/null
 	run timeout 300 "$BERTH" create "$repo" --name cw-disk3
 	echo "$output"
 	[ "$status" -eq 0 ]

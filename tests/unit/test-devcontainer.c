@@ -10,7 +10,6 @@
 
 #include "devcontainer/devcontainer.h"
 #include "devcontainer/options.h"
-#include "util/size.h"
 #include "util/xalloc.h"
 
 static void test_devcontainer__jsonc_comments_and_trailing_commas(void **state)
@@ -226,25 +225,6 @@ static void test_devcontainer__merge_rules_per_property(void **state)
         json_decref(merged);
         dc_config_release(&c);
     }
-}
-
-static void test_devcontainer__sizes(void **state)
-{
-    (void)state;
-    static const struct {
-        const char *text;
-        int64_t bytes;
-    } cases[] = {
-        {"4gb", 4LL << 30},   {"512mb", 512LL << 20},
-        {"1.5GB", 3LL << 29}, {"1024", 1024},
-        {"8kb", 8192},        {"2tb", 2LL << 40},
-        {"gb", -1},           {"4 parsecs", -1},
-        {"-1gb", -1},         {"nan", -1},
-        {"inf", -1},          {"1e30gb", -1},
-    };
-    for (size_t i = 0; i < ELEMENTSOF(cases); i++)
-        if (size_parse(cases[i].text) != cases[i].bytes)
-            fail_msg("'%s': got %lld", cases[i].text, (long long)size_parse(cases[i].text));
 }
 
 /* What a config may ask for against a policy: allowed or the refusal's text. */
@@ -553,7 +533,6 @@ int main(void)
         cmocka_unit_test(test_devcontainer__metadata_merges_under_the_file),
         cmocka_unit_test(test_devcontainer__variables),
         cmocka_unit_test(test_devcontainer__merge_rules_per_property),
-        cmocka_unit_test(test_devcontainer__sizes),
         cmocka_unit_test(test_devcontainer__feature_order),
         cmocka_unit_test(test_devcontainer__options_and_policy),
         cmocka_unit_test(test_devcontainer__policy_refuses_every_setting_at_once),

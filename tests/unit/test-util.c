@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/size.h"
 #include "util/urlscan.h"
 #include "util/path.h"
 #include "util/err.h"
@@ -175,6 +176,34 @@ static void test_util__path_normalize(void **state)
     }
 }
 
+static void test_util__size_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        int64_t bytes;
+    } cases[] = {
+        {"4gb", 4LL << 30},
+        {"512mb", 512LL << 20},
+        {"1.5GB", 3LL << 29},
+        {"1024", 1024},
+        {"8kb", 8192},
+        {"2tb", 2LL << 40},
+        {"gb", -1},
+        {"4 parsecs", -1},
+        {"-1gb", -1},
+        {"nan", -1},
+        {"inf", -1},
+        {"1e30gb", -1},
+        {"1e18", 1000000000000000000LL},
+        {"2e15", 2000000000000000LL},
+        {"1000000tb", -1},
+    };
+    for (size_t i = 0; i < ELEMENTSOF(cases); i++)
+        if (size_parse(cases[i].text) != cases[i].bytes)
+            fail_msg("'%s': got %lld", cases[i].text, (long long)size_parse(cases[i].text));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +216,7 @@ int main(void)
         cmocka_unit_test(test_util__run_times_out),
         cmocka_unit_test(test_util__urlscan_finds_local_urls),
         cmocka_unit_test(test_util__path_normalize),
+        cmocka_unit_test(test_util__size_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
